@@ -1,0 +1,226 @@
+"""The executor interface: the one narrow cut between the runtime and every backend.
+
+The runtime (``eager_rt.runtime``) only ever talks to a :class:`Session`; it never
+knows whether the code runs in a local subprocess, a container, a Jupyter kernel
+or a cloud sandbox. Like an httpx transport, this layer deals in plain values:
+code goes in as a string, an :class:`ExecResult` comes out, and output is
+streamed through a callback while the code runs. Everything friendlier lives
+above it.
+
+A backend is a factory of sessions (it may hold shared resources such as an
+engine client or a warm pool). Backends are discovered by name through the
+entry-point group ``eager_rt.backends`` (see :mod:`eager_rt.registry`).
+
+All methods are async; :mod:`eager_rt.sync` gives the blocking facade.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar, Literal
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "ErrorInfo",
+    "ExecResult",
+    "Output",
+    "OutputCallback",
+    "Session",
+    "SessionDead",
+    "Status",
+]
+
+
+class Status(str, enum.Enum):
+    """How one execution ended."""
+
+    OK = "ok"
+    ERROR = "error"  #: the code raised; ``ExecResult.error`` says what
+    TIMEOUT = "timeout"  #: the per-execution timeout fired (see ``state_lost``)
+    INTERRUPTED = "interrupted"  #: ``Session.interrupt()`` stopped it
+    DIED = "died"  #: the worker/kernel/container went away while it ran
+
+
+OutputKind = Literal["stdout", "stderr", "display", "clear"]
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One piece of output, in the order the code produced it.
+
+    ``stdout``/``stderr`` carry ``text``; ``display`` carries a MIME bundle in
+    ``data`` (``{"image/png": <base64 str>, "text/plain": ...}``, the Jupyter
+    convention, so bundles pass between backends unchanged); ``clear`` asks a
+    front end to clear what was displayed before (Jupyter ``clear_output``).
+    """
+
+    kind: OutputKind
+    text: str = ""
+    data: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+OutputCallback = Callable[[Output], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An exception raised by user code, as plain values.
+
+    ``lineno`` is the line, 1-based *within the executed code string*, of the
+    innermost frame that belongs to that code, when the backend can tell. The
+    runtime uses it to say which statement of a batch failed.
+    """
+
+    ename: str
+    evalue: str
+    traceback: list[str] = field(default_factory=list)
+    lineno: int | None = None
+
+
+@dataclass(slots=True)
+class ExecResult:
+    """The full outcome of one :meth:`Session.execute` call.
+
+    ``started``/``ended`` are ``time.perf_counter()`` readings taken on the host,
+    so they compare directly with the runtime's own timestamps.
+    ``state_lost`` is true when the session had to be restarted to recover (a
+    timeout the code ignored, a dead worker): variables defined before are gone.
+    """
+
+    status: Status
+    outputs: list[Output] = field(default_factory=list)
+    error: ErrorInfo | None = None
+    started: float = 0.0
+    ended: float = 0.0
+    state_lost: bool = False
+    detail: str = ""  #: a human sentence for non-ok results ("killed by SIGKILL (out of memory?)")
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    @property
+    def stdout(self) -> str:
+        return "".join(o.text for o in self.outputs if o.kind == "stdout")
+
+    @property
+    def stderr(self) -> str:
+        return "".join(o.text for o in self.outputs if o.kind == "stderr")
+
+    @property
+    def displays(self) -> list[dict[str, Any]]:
+        return [o.data for o in self.outputs if o.kind == "display" and o.data is not None]
+
+    @property
+    def duration(self) -> float:
+        return self.ended - self.started
+
+
+class BackendError(RuntimeError):
+    """A backend could not do what was asked (start, restart, reach its service)."""
+
+
+class SessionDead(BackendError):
+    """The session is not alive; start or restart it first."""
+
+
+class Session(ABC):
+    """One persistent interpreter state: imports and variables survive between executions.
+
+    Contract every backend honours (the conformance suite in ``tests/`` checks it):
+
+    * ``execute`` never raises for anything the *code* does. Exceptions, timeouts,
+      interrupts and a dying worker all come back as an :class:`ExecResult` with
+      the matching :class:`Status`. It raises :class:`SessionDead` only when
+      called on a session that is not alive, and :class:`BackendError` when the
+      backend itself fails (for example a service that cannot be reached).
+    * Output is delivered to ``on_output`` as it happens, and also collected in
+      ``ExecResult.outputs`` in the same order.
+    * On timeout the session first interrupts; if the code does not stop within
+      the backend's grace period the session is restarted and the result says
+      ``state_lost=True``. After a ``died`` result the session has been restarted
+      too (``state_lost=True``) when ``auto_restart`` is on, else it is not alive.
+    * ``execute`` calls are serial: one at a time per session.
+    * ``close`` is idempotent and leaves no process, container or kernel behind.
+    """
+
+    #: name of the backend that made this session (for reports)
+    backend_name: ClassVar[str] = "?"
+
+    @property
+    @abstractmethod
+    def alive(self) -> bool:
+        """True once started and until closed or dead."""
+
+    @abstractmethod
+    async def start(self, timeout: float | None = None) -> None:
+        """Bring the interpreter up; a no-op when already alive."""
+
+    @abstractmethod
+    async def execute(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> ExecResult:
+        """Run ``code`` in the session's global namespace and report how it ended."""
+
+    @abstractmethod
+    async def interrupt(self) -> None:
+        """Raise KeyboardInterrupt in the running code; state is kept. No-op when idle."""
+
+    @abstractmethod
+    async def restart(self, timeout: float | None = None) -> None:
+        """Throw the state away and start a fresh interpreter."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release everything the session holds. Idempotent."""
+
+    async def __aenter__(self) -> Session:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Backend(ABC):
+    """A named factory of sessions, configured once (image, URL, API key, pool size ...).
+
+    Subclasses are registered under the entry-point group ``eager_rt.backends``;
+    their constructor takes keyword options only, all with defaults, so
+    ``get_backend("local")()`` always works.
+    """
+
+    name: ClassVar[str] = "?"
+
+    @abstractmethod
+    def session(self, **options: Any) -> Session:
+        """A new, not yet started, session."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release shared resources (pools, clients). Sessions are closed by their owners."""
+
+    async def __aenter__(self) -> Backend:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

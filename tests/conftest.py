@@ -1,0 +1,53 @@
+"""Shared fixtures: the backend matrix of the conformance suite."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import AsyncIterator
+from types import ModuleType
+
+import pytest
+
+from eager_rt.executor import Backend, Session
+
+from tests import provision
+
+
+def _provision_modules() -> list[ModuleType]:
+    names = sorted(m.name for m in pkgutil.iter_modules(provision.__path__))
+    return [importlib.import_module(f"{provision.__name__}.{name}") for name in names]
+
+
+PROVISION_MODULES = _provision_modules()
+pytest_plugins = [m.__name__ for m in PROVISION_MODULES]
+
+#: variant name -> fixture yielding a ready Backend
+BACKEND_VARIANTS: dict[str, str] = {
+    variant: fixture for m in PROVISION_MODULES for variant, fixture in m.VARIANTS.items()
+}
+PROVISIONED_BACKENDS: set[str] = {m.BACKEND for m in PROVISION_MODULES}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=sorted(BACKEND_VARIANTS))
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Every provisioned backend variant in turn."""
+    result = request.getfixturevalue(BACKEND_VARIANTS[request.param])
+    assert isinstance(result, Backend)
+    return result
+
+
+@pytest.fixture
+async def session(backend: Backend) -> AsyncIterator[Session]:
+    """A started session of the current backend, closed after the test."""
+    s = backend.session()
+    await s.start(timeout=120)
+    try:
+        yield s
+    finally:
+        await s.close()
