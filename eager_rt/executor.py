@@ -147,6 +147,9 @@ class Session(ABC):
       ``state_lost=True``. After a ``died`` result the session has been restarted
       too (``state_lost=True``) when ``auto_restart`` is on, else it is not alive.
     * ``execute`` calls are serial: one at a time per session.
+    * If the task awaiting ``execute`` is cancelled, the session interrupts the
+      running code (killing and restarting the worker if it will not stop) before
+      the cancellation propagates, so no code keeps running behind the caller's back.
     * ``close`` is idempotent and leaves no process, container or kernel behind.
     """
 
