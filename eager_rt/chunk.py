@@ -35,7 +35,8 @@ class Chunk:
     index: int  #: 0-based position among the chunks of one stream
     start: int  #: offset of ``code[0]`` in the stream (characters)
     end: int  #: offset just past ``code[-1]``
-    body_end: int  #: offset just past the statement's last significant character (before trailing trivia)
+    #: offset just past the statement's last significant character (before trailing trivia)
+    body_end: int
     lineno: int  #: 1-based stream line where the chunk starts
     kind: ChunkKind
     declaration: bool = False  #: only def/class (with decorators): deferrable by gating

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """How one execution ended."""
 
     OK = "ok"

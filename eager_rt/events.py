@@ -1,0 +1,89 @@
+"""What a caller can watch while a stream runs.
+
+The runtime reports each step live, through a callback (``on_event=``) or as
+an async iterator (:func:`eager_rt.runtime.astream_events`). Times are
+``time.perf_counter()`` readings, comparable with ``ExecResult`` timestamps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from eager_rt.chunk import Chunk
+from eager_rt.executor import ExecResult, Output
+
+if TYPE_CHECKING:
+    from eager_rt.result import RunResult
+
+__all__ = [
+    "ChunkDetected",
+    "Event",
+    "EventCallback",
+    "ExecutionFinished",
+    "ExecutionStarted",
+    "Finished",
+    "Interrupted",
+    "OutputEvent",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkDetected:
+    """The chunker emitted a complete statement (or an invalid one)."""
+
+    type: ClassVar[str] = "chunk_detected"
+    chunk: Chunk
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionStarted:
+    """A batch of chunks was sent to the session."""
+
+    type: ClassVar[str] = "execution_started"
+    batch: int
+    chunk_indices: tuple[int, ...]
+    code: str
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutputEvent:
+    """The running batch produced output."""
+
+    type: ClassVar[str] = "output"
+    batch: int
+    output: Output
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFinished:
+    type: ClassVar[str] = "execution_finished"
+    batch: int
+    result: ExecResult
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The run stopped early: a statement failed and generation was cut off."""
+
+    type: ClassVar[str] = "interrupted"
+    reason: str
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Always the last event; carries the complete result."""
+
+    type: ClassVar[str] = "finished"
+    result: RunResult
+    t: float
+
+
+Event = ChunkDetected | ExecutionStarted | OutputEvent | ExecutionFinished | Interrupted | Finished
+EventCallback = Callable[[Event], None]

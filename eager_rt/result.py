@@ -1,0 +1,189 @@
+"""The outcome of one streamed run: what ran, what did not, and how long each part took.
+
+Everything a caller (or a model being asked to repair its code) needs is here
+as plain values: the generated code, each chunk with its timeline, each batch
+with its :class:`~eager_rt.executor.ExecResult`, and on failure a
+:class:`RunError` that separates the code that ran, the statement that failed
+and the code that never ran.
+
+Metric definitions follow the paper (all seconds, from the stream's start):
+
+* ``gen_s``  generation time: first request to last piece received;
+* ``exec_s`` time spent executing (sum of batch durations);
+* ``nel_s``  non-overlapped execution latency: execution that falls after
+  generation ended;
+* ``e2el_s`` end-to-end latency: stream start to last execution end
+  (= ``gen_s + nel_s`` when anything ran after generation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from eager_rt.chunk import Chunk
+from eager_rt.executor import ExecResult, Output
+
+__all__ = ["BatchRecord", "ChunkRecord", "RunError", "RunResult", "RunStatus"]
+
+RunStatus = Literal["ok", "error", "syntax_error", "timeout", "died", "interrupted"]
+
+
+@dataclass(slots=True)
+class ChunkRecord:
+    """One chunk and its timeline (seconds from the stream's start; None = never happened)."""
+
+    chunk: Chunk
+    t_generated: float  #: the piece that completed the statement arrived
+    t_detected: float  #: the chunker returned it
+    t_exec_start: float | None = None
+    t_exec_end: float | None = None
+    batch: int | None = None
+
+    @property
+    def ran(self) -> bool:
+        return self.t_exec_end is not None
+
+    @property
+    def delta_s(self) -> float:
+        """Residual detection delay δ: statement complete -> chunk returned."""
+        return self.t_detected - self.t_generated
+
+
+@dataclass(slots=True)
+class BatchRecord:
+    """One call to ``Session.execute``: the chunks it merged and how it ended."""
+
+    index: int
+    chunk_indices: list[int]
+    code: str
+    result: ExecResult
+    t_start: float  #: seconds from the stream's start
+    t_end: float
+
+
+@dataclass(slots=True)
+class RunError:
+    """Why a run stopped, and exactly where the program was cut."""
+
+    kind: Literal["runtime", "syntax", "timeout", "died", "interrupted"]
+    chunk_index: int | None  #: the failing statement's chunk, when it can be told
+    statement: str  #: its code ('' when unknown)
+    ename: str
+    evalue: str
+    traceback: list[str] = field(default_factory=list)
+    lineno: int | None = None  #: stream line of the failing statement
+    code_before: str = ""  #: code that ran before the failing statement
+    not_run: str = ""  #: code generated but never executed
+    state_lost: bool = False  #: the session was restarted: earlier variables are gone
+
+    def describe(self) -> str:
+        where = f" at line {self.lineno}" if self.lineno else ""
+        return f"{self.ename}: {self.evalue}{where}"
+
+
+@dataclass(slots=True)
+class RunResult:
+    code: str
+    status: RunStatus
+    mode: Literal["eager", "serial"]
+    backend: str
+    chunks: list[ChunkRecord]
+    batches: list[BatchRecord]
+    outputs: list[Output]
+    error: RunError | None
+    stream_closed_early: bool
+    pieces: int
+    ttft_s: float
+    gen_s: float
+    exec_s: float
+    nel_s: float
+    e2el_s: float
+    #: whatever the token source reported about itself (provider, unconsumed events ...)
+    source_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def stdout(self) -> str:
+        return "".join(o.text for o in self.outputs if o.kind == "stdout")
+
+    @property
+    def stderr(self) -> str:
+        return "".join(o.text for o in self.outputs if o.kind == "stderr")
+
+    @property
+    def displays(self) -> list[dict[str, Any]]:
+        return [o.data for o in self.outputs if o.kind == "display" and o.data is not None]
+
+    @property
+    def executed_code(self) -> str:
+        """The code of every chunk that was executed, in order."""
+        return "".join(r.chunk.code for r in self.chunks if r.ran)
+
+    def summary(self) -> dict[str, Any]:
+        """The flat, JSON-ready figures the CLI prints."""
+        return {
+            "mode": self.mode,
+            "backend": self.backend,
+            "status": self.status,
+            "gen_s": self.gen_s,
+            "exec_s": self.exec_s,
+            "nel_s": self.nel_s,
+            "e2el_s": self.e2el_s,
+            "ttft_s": self.ttft_s,
+            "chunks": sum(1 for r in self.chunks if r.chunk.runnable),
+            "batches": len(self.batches),
+            "stdout": self.stdout,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, as JSON-ready values (MIME bundles included)."""
+        return {
+            **self.summary(),
+            "code": self.code,
+            "stderr": self.stderr,
+            "stream_closed_early": self.stream_closed_early,
+            "pieces": self.pieces,
+            "outputs": [{"kind": o.kind, "text": o.text, "data": o.data} for o in self.outputs],
+            "error": None
+            if self.error is None
+            else {
+                "kind": self.error.kind,
+                "chunk_index": self.error.chunk_index,
+                "statement": self.error.statement,
+                "ename": self.error.ename,
+                "evalue": self.error.evalue,
+                "traceback": self.error.traceback,
+                "lineno": self.error.lineno,
+                "code_before": self.error.code_before,
+                "not_run": self.error.not_run,
+                "state_lost": self.error.state_lost,
+            },
+            "chunk_timeline": [
+                {
+                    "index": r.chunk.index,
+                    "kind": r.chunk.kind,
+                    "lineno": r.chunk.lineno,
+                    "t_generated": r.t_generated,
+                    "t_detected": r.t_detected,
+                    "t_exec_start": r.t_exec_start,
+                    "t_exec_end": r.t_exec_end,
+                    "batch": r.batch,
+                }
+                for r in self.chunks
+            ],
+            "batch_timeline": [
+                {
+                    "index": b.index,
+                    "chunks": b.chunk_indices,
+                    "status": b.result.status.value,
+                    "t_start": b.t_start,
+                    "t_end": b.t_end,
+                }
+                for b in self.batches
+            ],
+            "source": self.source_info,
+        }

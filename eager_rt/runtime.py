@@ -1,0 +1,553 @@
+"""The streaming runtime: run each statement while the model is still writing the next.
+
+Two tasks share one run. The *producer* pulls text pieces from the token
+source and feeds the :class:`~eager_rt.chunker.Chunker`; every complete
+statement it returns is queued. The *consumer* owns the session: whenever it is
+free it takes what is pending and executes it.
+
+* **Dynamic batching** (``batching=True``): a free consumer merges *all*
+  pending chunks into one execution, paying the per-call overhead once.
+* **Gating** (``gating=True``): chunks that only define functions or classes
+  cost almost nothing to run, so they wait and ride along with the next chunk
+  that does real work.
+* **Early error interruption** (``on_error="interrupt"``): the moment a
+  statement fails, the producer stops pulling and the token source is closed
+  (an HTTP stream is cancelled, generation and billing stop), and the result
+  says what ran, which statement failed and what never ran.
+  ``on_error="continue"`` keeps generating to the end but runs nothing after
+  the failure: the serial program's error semantics, with the prefix overlapped.
+* ``mode="serial"`` is the honest baseline: generate everything, then execute
+  the whole program once on the same session.
+
+Each batch is sent with its first line padded to its line in the stream, so
+tracebacks and ``ErrorInfo.lineno`` speak in stream lines on every backend, and
+a failure inside a batch is pinned to the exact statement.
+
+The runtime never knows which backend it drives: it only calls the
+:class:`~eager_rt.executor.Session` interface. Nothing it starts outlives the
+call: on return, exception or cancellation both tasks are finished, a sync
+source's thread is joined and the source is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from eager_rt.chunk import Chunk
+from eager_rt.chunker import Chunker
+from eager_rt.events import (
+    ChunkDetected,
+    Event,
+    EventCallback,
+    ExecutionFinished,
+    ExecutionStarted,
+    Finished,
+    Interrupted,
+    OutputEvent,
+)
+from eager_rt.executor import ExecResult, Output, Session, Status
+from eager_rt.result import BatchRecord, ChunkRecord, RunError, RunResult, RunStatus
+from eager_rt.sync import Portal, SyncSession
+
+__all__ = ["Mode", "OnError", "TokenSource", "arun_stream", "astream_events", "run_stream"]
+
+Mode = Literal["eager", "serial"]
+OnError = Literal["interrupt", "continue"]
+TokenSource = Iterable[str] | AsyncIterable[str]
+
+_STATUS_TO_KIND: dict[Status, Literal["runtime", "timeout", "died", "interrupted"]] = {
+    Status.ERROR: "runtime",
+    Status.TIMEOUT: "timeout",
+    Status.DIED: "died",
+    Status.INTERRUPTED: "interrupted",
+}
+_KIND_TO_RUN_STATUS: dict[str, RunStatus] = {
+    "runtime": "error",
+    "syntax": "syntax_error",
+    "timeout": "timeout",
+    "died": "died",
+    "interrupted": "interrupted",
+}
+
+
+class _Pieces:
+    """Pulls pieces from any token source; closing it closes the source.
+
+    An async iterable is iterated in the loop. A plain iterable may block
+    (``time.sleep``, a blocking HTTP read), so it is pulled on one dedicated
+    thread, which is also where it is closed; that thread is joined on close.
+    """
+
+    def __init__(self, tokens: TokenSource) -> None:
+        self._source = tokens
+        self._aiter: AsyncIterator[str] | None = None
+        self._iter: Iterator[str] | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        if isinstance(tokens, AsyncIterable):
+            self._aiter = aiter(tokens)
+        elif isinstance(tokens, Iterable):
+            self._iter = iter(tokens)
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="eager_rt-source")
+        else:
+            raise TypeError(f"tokens must be an iterable or async iterable of str, not {tokens!r}")
+
+    async def next(self) -> str | None:
+        """The next piece, or None at the end of the stream."""
+        if self._aiter is not None:
+            try:
+                return await anext(self._aiter)
+            except StopAsyncIteration:
+                return None
+        assert self._iter is not None and self._thread is not None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, next, self._iter, None)
+
+    async def aclose(self) -> None:
+        if self._aiter is not None:
+            closer = getattr(self._aiter, "aclose", None)
+            if closer is not None:
+                await closer()
+            return
+        assert self._thread is not None
+        closer_sync: Callable[[], object] | None = getattr(self._iter, "close", None)
+        loop = asyncio.get_running_loop()
+        try:
+            if closer_sync is not None:
+                # queued behind any in-flight next(): a generator is closed on its own thread
+                await asyncio.shield(loop.run_in_executor(self._thread, closer_sync))
+        finally:
+            await asyncio.shield(loop.run_in_executor(None, self._thread.shutdown, True))
+
+    def info(self) -> dict[str, Any]:
+        getter = getattr(self._source, "info", None)
+        if callable(getter):
+            info = getter()
+            if isinstance(info, dict):
+                return info
+        return {}
+
+
+class _StreamRun:
+    def __init__(
+        self,
+        tokens: TokenSource,
+        session: Session,
+        *,
+        mode: Mode,
+        batching: bool,
+        gating: bool,
+        on_error: OnError,
+        exec_timeout: float | None,
+        on_event: EventCallback | None,
+        chunker: Chunker | None,
+    ) -> None:
+        if mode not in ("eager", "serial"):
+            raise ValueError(f"mode must be 'eager' or 'serial', not {mode!r}")
+        if on_error not in ("interrupt", "continue"):
+            raise ValueError(f"on_error must be 'interrupt' or 'continue', not {on_error!r}")
+        self.session = session
+        self.mode = mode
+        self.batching = batching
+        self.gating = gating
+        self.on_error = on_error
+        self.exec_timeout = exec_timeout
+        self.on_event = on_event
+        self.chunker = chunker or Chunker()
+        started_at = getattr(tokens, "started_at", None)
+        self.t0 = started_at if isinstance(started_at, float) else time.perf_counter()
+        self.pieces = _Pieces(tokens)
+
+        self.text_parts: list[str] = []
+        self.piece_ends: list[int] = []  # stream offset just past each piece
+        self.piece_times: list[float] = []  # when each piece arrived (s from t0)
+        self.records: list[ChunkRecord] = []
+        self.pending: list[ChunkRecord] = []
+        self.batches: list[BatchRecord] = []
+        self.outputs: list[Output] = []
+        self.error: RunError | None = None
+        self.syntax_error: ChunkRecord | None = None  # first invalid chunk, run stops before it
+        self.generation_over = False
+        self.stream_closed_early = False
+        self.gen_end = 0.0
+        self.halted = False  # nothing more will be executed
+        self.stop_requested = False  # generation is being cut off
+        self.error_after = 0  # stream offset where the never-run code starts
+        self.changed = asyncio.Event()
+        self.producer: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- helpers
+    def now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def emit(self, event: Event) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    @property
+    def code(self) -> str:
+        return "".join(self.text_parts)
+
+    # ---------------------------------------------------------------- producer
+    async def produce(self) -> None:
+        offset = 0
+        try:
+            while True:
+                piece = await self.pieces.next()
+                if piece is None:
+                    break
+                if not isinstance(piece, str):
+                    raise TypeError(f"token source yielded {type(piece).__name__}, not str")
+                t = self.now()
+                if not piece:
+                    continue
+                offset += len(piece)
+                self.text_parts.append(piece)
+                self.piece_ends.append(offset)
+                self.piece_times.append(t)
+                self.accept(self.chunker.feed(piece))
+                if self.stop_requested:
+                    self.gen_end = t
+                    return
+            self.accept(self.chunker.close())
+            self.gen_end = self.piece_times[-1] if self.piece_times else self.now()
+        except asyncio.CancelledError:
+            self.gen_end = self.now()
+            raise
+        finally:
+            self.generation_over = True
+            self.changed.set()
+
+    def accept(self, chunks: list[Chunk]) -> None:
+        for chunk in chunks:
+            t = self.now()
+            last_char = max(chunk.body_end, chunk.start + 1) - 1
+            piece = bisect.bisect_right(self.piece_ends, last_char)
+            times = self.piece_times
+            generated = times[min(piece, len(times) - 1)] if times else t
+            record = ChunkRecord(chunk=chunk, t_generated=generated, t_detected=t)
+            self.records.append(record)
+            self.emit(ChunkDetected(chunk, t))
+            if chunk.kind == "statement":
+                if self.syntax_error is None:
+                    self.pending.append(record)
+            elif chunk.kind == "syntax_error" and self.syntax_error is None:
+                self.syntax_error = record
+                if self.mode == "eager" and self.on_error == "interrupt":
+                    self.stop_generation(f"syntax error at line {chunk.lineno}")
+            self.changed.set()
+
+    def stop_generation(self, reason: str) -> None:
+        """Stop pulling tokens now; the source is closed when the producer unwinds."""
+        if self.generation_over or self.producer is None or self.producer.done():
+            return
+        if self.stop_requested:
+            return
+        self.stop_requested = True
+        self.stream_closed_early = True
+        self.emit(Interrupted(reason, self.now()))
+        if asyncio.current_task() is not self.producer:
+            self.producer.cancel()  # it may be waiting on the network: don't wait for a token
+
+    # ---------------------------------------------------------------- consumer
+    async def consume(self) -> None:
+        if not self.session.alive:
+            await self.session.start()  # overlaps generation: the producer is already pulling
+        if self.mode == "serial":
+            await self.consume_serial()
+            return
+        while not self.halted:
+            batch = self.take_batch()
+            if batch is None:
+                if self.generation_over and not self.pending:
+                    break
+                self.changed.clear()
+                await self.changed.wait()
+                continue
+            await self.execute(batch)
+        if self.syntax_error is not None and self.error is None:
+            self.fail_syntax(self.syntax_error)
+
+    async def consume_serial(self) -> None:
+        while not self.generation_over:
+            self.changed.clear()
+            await self.changed.wait()
+        runnable = [r for r in self.records if r.chunk.kind != "trivia"]
+        if not self.code.strip():
+            return
+        await self.execute(runnable, whole_program=True)
+
+    def take_batch(self) -> list[ChunkRecord] | None:
+        pending = self.pending
+        if not pending:
+            return None
+        if self.gating:
+            real = [i for i, r in enumerate(pending) if not r.chunk.declaration]
+            if not real:
+                if not self.generation_over:
+                    return None  # only definitions so far: let them ride with the next chunk
+                k = len(pending) - 1
+            else:
+                k = real[-1] if self.batching else real[0]
+        else:
+            k = len(pending) - 1 if self.batching else 0
+        if self.batching and self.generation_over:
+            k = len(pending) - 1
+        batch = pending[: k + 1]
+        del pending[: k + 1]
+        return batch
+
+    async def execute(self, batch: list[ChunkRecord], whole_program: bool = False) -> None:
+        index = len(self.batches)
+        if whole_program:
+            code, sent = self.code, self.code
+        else:
+            code = "".join(r.chunk.code for r in batch)
+            # pad to the stream line, so tracebacks and ErrorInfo.lineno are stream lines
+            sent = "\n" * (batch[0].chunk.lineno - 1) + code
+        t_start = self.now()
+        self.emit(ExecutionStarted(index, tuple(r.chunk.index for r in batch), code, t_start))
+
+        def forward(output: Output) -> None:
+            self.emit(OutputEvent(index, output, self.now()))
+
+        result = await self.session.execute(sent, timeout=self.exec_timeout, on_output=forward)
+        t_end = self.now()
+        rel_start = result.started - self.t0 if result.started else t_start
+        rel_end = result.ended - self.t0 if result.ended else t_end
+        self.outputs.extend(result.outputs)
+        self.batches.append(
+            BatchRecord(index, [r.chunk.index for r in batch], code, result, rel_start, rel_end)
+        )
+        ran = batch
+        if not result.ok:
+            failing = self.locate_failure(batch, result)
+            ran = batch if failing is None else batch[: batch.index(failing) + 1]
+        for record in ran:
+            record.t_exec_start, record.t_exec_end, record.batch = rel_start, rel_end, index
+        self.emit(ExecutionFinished(index, result, self.now()))
+        if not result.ok:
+            self.fail_execution(batch, result, whole_program)
+
+    @staticmethod
+    def locate_failure(batch: list[ChunkRecord], result: ExecResult) -> ChunkRecord | None:
+        """The statement of ``batch`` that raised, from the stream line of the error."""
+        if len(batch) == 1:
+            return batch[0]
+        lineno = result.error.lineno if result.error is not None else None
+        if lineno is None:
+            return None
+        candidates = [r for r in batch if r.chunk.lineno <= lineno]
+        return candidates[-1] if candidates else None
+
+    def fail_execution(
+        self, batch: list[ChunkRecord], result: ExecResult, whole_program: bool
+    ) -> None:
+        failing = self.locate_failure(batch, result)
+        code = self.code
+        after_start: int
+        if failing is not None:
+            statement = failing.chunk.code
+            before_end, after_start = failing.chunk.start, failing.chunk.end
+            chunk_index: int | None = failing.chunk.index
+            lineno: int | None = failing.chunk.lineno
+        else:
+            statement = code if whole_program else "".join(r.chunk.code for r in batch)
+            before_end = 0 if whole_program else batch[0].chunk.start
+            after_start = len(code) if whole_program else batch[-1].chunk.end
+            chunk_index, lineno = None, None
+        err = result.error
+        if err is not None and err.lineno is not None:
+            lineno = err.lineno
+        kind = _STATUS_TO_KIND.get(result.status, "runtime")
+        if whole_program:
+            # a serial run executes everything at once: what "ran" is all the code up to the failure
+            code_before = code[:before_end]
+        else:
+            code_before = "".join(
+                r.chunk.code
+                for r in self.records
+                if r.ran and r is not failing and r.chunk.end <= before_end
+            )
+        self.error = RunError(
+            kind=kind,
+            chunk_index=chunk_index,
+            statement=statement,
+            ename=err.ename if err else result.status.value,
+            evalue=err.evalue if err else result.detail,
+            traceback=list(err.traceback) if err else [],
+            lineno=lineno,
+            code_before=code_before,
+            state_lost=result.state_lost,
+        )
+        self.error_after = after_start
+        self.halt(f"{self.error.describe()}")
+
+    def fail_syntax(self, record: ChunkRecord) -> None:
+        chunk = record.chunk
+        info = chunk.error
+        self.error = RunError(
+            kind="syntax",
+            chunk_index=chunk.index,
+            statement=chunk.code,
+            ename="SyntaxError",
+            evalue=info.msg if info else "invalid syntax",
+            lineno=info.lineno if info and info.lineno else chunk.lineno,
+            code_before="".join(r.chunk.code for r in self.records if r.ran),
+        )
+        self.error_after = chunk.start
+        self.halt(self.error.describe())
+
+    def halt(self, reason: str) -> None:
+        self.halted = True
+        if self.mode == "eager" and self.on_error == "interrupt":
+            self.stop_generation(reason)
+
+    # ------------------------------------------------------------------- run
+    async def run(self) -> RunResult:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self.producer = group.create_task(self.produce(), name="eager_rt-producer")
+                group.create_task(self.consume(), name="eager_rt-consumer")
+        except BaseExceptionGroup as group_error:
+            raise _unwrap(group_error) from None
+        finally:
+            await self.pieces.aclose()
+        return self.result()
+
+    def result(self) -> RunResult:
+        gen_s = self.gen_end
+        ends = [b.t_end for b in self.batches]
+        last_end = max(ends) if ends else gen_s
+        exec_s = sum(b.t_end - b.t_start for b in self.batches)
+        nel_s = sum(max(0.0, b.t_end - max(b.t_start, gen_s)) for b in self.batches)
+        status: RunStatus = "ok" if self.error is None else _KIND_TO_RUN_STATUS[self.error.kind]
+        if self.error is not None:
+            self.error.not_run = self.code[self.error_after :]
+        result = RunResult(
+            code=self.code,
+            status=status,
+            mode=self.mode,
+            backend=self.session.backend_name,
+            chunks=self.records,
+            batches=self.batches,
+            outputs=self.outputs,
+            error=self.error,
+            stream_closed_early=self.stream_closed_early,
+            pieces=len(self.piece_times),
+            ttft_s=self.piece_times[0] if self.piece_times else 0.0,
+            gen_s=gen_s,
+            exec_s=exec_s,
+            nel_s=nel_s,
+            e2el_s=max(gen_s, last_end),
+            source_info=self.pieces.info(),
+        )
+        self.emit(Finished(result, self.now()))
+        return result
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Report a task's own exception, not the group that carried it."""
+    while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
+        group = group.exceptions[0]  # type: ignore[assignment]
+    return group
+
+
+async def arun_stream(
+    tokens: TokenSource,
+    session: Session,
+    *,
+    mode: Mode = "eager",
+    batching: bool = True,
+    gating: bool = True,
+    on_error: OnError = "interrupt",
+    exec_timeout: float | None = None,
+    on_event: EventCallback | None = None,
+    chunker: Chunker | None = None,
+) -> RunResult:
+    """Run the code in ``tokens`` on ``session`` while it is being generated.
+
+    ``session`` is started if it is not alive yet; starting it then overlaps
+    generation. ``exec_timeout`` bounds each execution (the session reports a
+    timeout as a result; the run then stops like on any error).
+    """
+    run = _StreamRun(
+        tokens,
+        session,
+        mode=mode,
+        batching=batching,
+        gating=gating,
+        on_error=on_error,
+        exec_timeout=exec_timeout,
+        on_event=on_event,
+        chunker=chunker,
+    )
+    return await run.run()
+
+
+async def astream_events(
+    tokens: TokenSource,
+    session: Session,
+    **options: Any,
+) -> AsyncIterator[Event]:
+    """Yield the run's events as they happen; the last one is :class:`Finished`.
+
+    Leaving the loop early cancels the run and waits until it has cleaned up.
+    """
+    queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
+    task = asyncio.create_task(arun_stream(tokens, session, on_event=queue.put_nowait, **options))
+    task.add_done_callback(
+        lambda t: queue.put_nowait(t.exception() or _DONE) if not t.cancelled() else None
+    )
+    try:
+        while True:
+            item = await queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class _Done(Exception):
+    """Marks the end of the event queue."""
+
+
+_DONE = _Done()
+
+
+def run_stream(
+    tokens: TokenSource,
+    session: SyncSession | None = None,
+    *,
+    backend: str = "local",
+    timeout: float | None = None,
+    **options: Any,
+) -> RunResult:
+    """Blocking twin of :func:`arun_stream`.
+
+    Pass a :class:`~eager_rt.sync.SyncSession` to keep its state across runs;
+    without one, a fresh session of ``backend`` is opened and closed around the
+    run. ``timeout`` bounds the whole run (generation included); past it the run
+    is cancelled, cleaned up, and :class:`TimeoutError` is raised.
+    """
+    if session is not None:
+        return session.portal.call(arun_stream(tokens, session.session, **options), timeout)
+    from eager_rt.registry import open_backend
+
+    with Portal() as portal:
+        opened = open_backend(backend)
+        own = SyncSession(opened.session(), portal)
+        try:
+            return portal.call(arun_stream(tokens, own.session, **options), timeout)
+        finally:
+            own.close()
+            portal.call(opened.aclose(), 30.0)
