@@ -73,8 +73,10 @@ class ErrorInfo:
     """An exception raised by user code, as plain values.
 
     ``lineno`` is the line, 1-based *within the executed code string*, of the
-    innermost frame that belongs to that code, when the backend can tell. The
-    runtime uses it to say which statement of a batch failed.
+    *outermost* frame that belongs to that code, i.e. the top-level statement
+    that was running when it raised (for a SyntaxError of the code itself: the
+    error's line), when the backend can tell. The runtime pads each batch to
+    its stream line and uses ``lineno`` to say which statement failed.
     """
 
     ename: str
