@@ -1,0 +1,213 @@
+"""Cut a stream of LLM tokens into complete top-level statements, as they complete.
+
+Pipeline position: the runtime calls ``Chunker.feed(token)`` for every token
+and ``close()`` at the end; each returned :class:`~eager_rt.chunk.Chunk` is
+ready to schedule.  The scanner (``eager_rt.scanner``: Cython, or its pure
+twin) does the character work in one pass and says where a statement can no
+longer grow; this module slices the text, asks ``compile()`` once per
+candidate (the interpreter is the judge: a candidate that does not compile
+becomes a ``syntax_error`` chunk carrying the interpreter's own message), and
+keeps line numbers in stream coordinates.
+
+Trivia placement (deterministic, the same for both scanners): a chunk ends
+with the newline of its statement's last logical line, so a statement's
+same-line comment is in it, while blank lines and comment lines after it
+open the *next* chunk.  Whatever trivia is left at ``close()`` becomes a
+``trivia`` chunk.  A stream that starts with a BOM keeps it in the first
+chunk's ``code``; the BOM is skipped for compiling (as the tokenizer does for
+files), so a runner should strip a leading U+FEFF before executing.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import warnings
+
+from eager_rt.chunk import Chunk, ChunkKind, SyntaxErrorInfo
+from eager_rt.scanner import EV_CUT, Scanner
+from eager_rt.scanner_pure import W_ASYNC, W_AT, W_DEF
+from eager_rt.scanner_pure import Scanner as _ScannerType
+
+__all__ = ["Chunker"]
+
+#: The parser flags ``codeop`` uses (3.11+): report "incomplete input"
+#: instead of an error while the text could still be completed.
+_ALLOW_INCOMPLETE = 0x4000
+_DONT_IMPLY_DEDENT = 0x200
+_HAS_INCOMPLETE = sys.version_info >= (3, 11)
+_ASYNC_DEF = re.compile(r"async(?:[ \t\x0c]|\\(?:\r\n|\r|\n))+def(?![0-9A-Za-z_\x80-\U0010ffff])")
+
+
+def _count_lines(text: str) -> int:
+    """Newlines in ``text`` the way the tokenizer counts them (CRLF, CR, LF)."""
+    crlf = text.count("\r\n")
+    return text.count("\n") + text.count("\r") - crlf
+
+
+class Chunker:
+    """Incremental chunker: ``feed`` pieces of source, get finished statements.
+
+    ``scanner_cls`` picks the scanner implementation (tests force each one);
+    ``top_level_await`` compiles candidates with
+    ``ast.PyCF_ALLOW_TOP_LEVEL_AWAIT`` for runners that await at top level.
+    """
+
+    def __init__(
+        self,
+        *,
+        scanner_cls: type[_ScannerType] | None = None,
+        top_level_await: bool = False,
+    ) -> None:
+        self._scanner = (scanner_cls or Scanner)(_HAS_INCOMPLETE)
+        self._flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if top_level_await else 0
+        self._pieces: list[str] = []  # text from self._start on, not yet emitted
+        self._start = 0  # stream offset of the first pending character
+        self._size = 0  # characters received
+        self._lineno = 1  # stream line of self._start
+        self._index = 0
+        self._closed = False
+
+    @property
+    def offset(self) -> int:
+        """Characters consumed so far."""
+        return self._size
+
+    @property
+    def pending(self) -> str:
+        """Text received but not yet emitted in a chunk."""
+        return "".join(self._pieces)
+
+    def feed(self, text: str) -> list[Chunk]:
+        """Take the next piece of the stream; return the chunks it completed."""
+        if self._closed:
+            raise ValueError("Chunker.feed() after close()")
+        if not text:
+            return []
+        self._pieces.append(text)
+        self._size += len(text)
+        out: list[Chunk] = []
+        scanner = self._scanner
+        src, i = text, 0
+        n = len(src)
+        while True:
+            events = scanner.feed(src, i)
+            for ev in events:
+                if ev[0] == EV_CUT:
+                    out.append(self._emit(ev[1], ev[2], ev[3], ev[4]))
+                else:  # EV_PROBE: always the last event of a feed
+                    rest = self._probe(ev[1], ev[2], out)
+                    if rest is not None:
+                        src, n = rest, len(rest)
+                        scanner.restart(ev[1])
+                        i = 0
+                        break
+            else:
+                i = scanner.stop
+                if i >= n:
+                    return out
+
+    def close(self) -> list[Chunk]:
+        """End of stream: flush the open statement and any trailing trivia."""
+        if self._closed:
+            return []
+        self._closed = True
+        out = [self._emit(ev[1], ev[2], ev[3], ev[4]) for ev in self._scanner.close()]
+        if self._size > self._start:
+            start = self._start
+            out.append(self._chunk(self._take(self._size), start, start, "trivia"))
+        return out
+
+    # -- internals -------------------------------------------------------------
+
+    def _take(self, end: int) -> str:
+        """Remove and return the pending text up to stream offset ``end``."""
+        pieces = self._pieces
+        buf = pieces[0] if len(pieces) == 1 else "".join(pieces)
+        k = end - self._start
+        code, rest = buf[:k], buf[k:]
+        self._pieces = [rest] if rest else []
+        self._start = end
+        return code
+
+    def _chunk(
+        self,
+        code: str,
+        start: int,
+        body_end: int,
+        kind: ChunkKind,
+        declaration: bool = False,
+        error: SyntaxErrorInfo | None = None,
+    ) -> Chunk:
+        chunk = Chunk(
+            code=code,
+            index=self._index,
+            start=start,
+            end=start + len(code),
+            body_end=body_end,
+            lineno=self._lineno,
+            kind=kind,
+            declaration=declaration,
+            error=error,
+        )
+        self._index += 1
+        self._lineno += _count_lines(code)
+        return chunk
+
+    def _emit(self, end: int, body_end: int, stmt_start: int, word: int) -> Chunk:
+        start = self._start
+        code = self._take(end)
+        error = self._compile(code, start)
+        if error is not None:
+            return self._chunk(code, start, body_end, "syntax_error", error=error)
+        declaration = word == W_DEF or word == W_AT
+        if word == W_ASYNC:
+            declaration = _ASYNC_DEF.match(code, stmt_start - start) is not None
+        return self._chunk(code, start, body_end, "statement", declaration)
+
+    def _compile(self, code: str, start: int) -> SyntaxErrorInfo | None:
+        """The one confirmation: does this candidate compile on its own?"""
+        src = code[1:] if start == 0 and code.startswith("\ufeff") else code
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                compile(src, "<eager_rt>", "exec", self._flags, dont_inherit=True)
+        except SyntaxError as exc:
+            lineno = None if exc.lineno is None else exc.lineno + self._lineno - 1
+            return SyntaxErrorInfo(exc.msg, lineno, exc.offset, exc.text)
+        except (ValueError, RecursionError, MemoryError) as exc:
+            return SyntaxErrorInfo(str(exc) or type(exc).__name__, None, None, None)
+        return None
+
+    def _probe(self, line_start: int, word_end: int, out: list[Chunk]) -> str | None:
+        """A column-0 name inside brackets: is the open statement already dead?
+
+        Returns None when the parser says it can still be completed (scanning
+        resumes), else emits the statement before that line as a
+        ``syntax_error`` chunk and returns the text from ``line_start`` on,
+        which the restarted scanner reads again as a fresh line.
+        """
+        buf = "".join(self._pieces)
+        self._pieces = [buf]
+        src = buf[: word_end - self._start]
+        if self._start == 0 and src.startswith("\ufeff"):
+            src = src[1:]
+        flags = self._flags | _ALLOW_INCOMPLETE | _DONT_IMPLY_DEDENT
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                compile(src, "<eager_rt>", "exec", flags, dont_inherit=True)
+        except SyntaxError as exc:
+            if exc.msg == "incomplete input":
+                return None
+        except (ValueError, RecursionError, MemoryError):
+            pass
+        else:  # cannot happen with an open bracket; keep scanning to be safe
+            return None
+        start = self._start
+        code = self._take(line_start)
+        error = self._compile(code, start) or SyntaxErrorInfo("invalid syntax", None, None)
+        body_end = start + len(code.rstrip(" \t\x0c\r\n"))
+        out.append(self._chunk(code, start, body_end, "syntax_error", error=error))
+        return "".join(self._pieces)
