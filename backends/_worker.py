@@ -1,0 +1,685 @@
+"""The framed worker: one persistent Python interpreter that runs code for a host.
+
+This file is the other end of :mod:`eager_rt.backends._framed`. It is sent as
+source over the worker's stdin by a tiny ``-c`` bootstrap (see
+:func:`worker_command`), so the same launch works on a local interpreter, in a
+virtualenv, or inside a read-only container where nothing is installed. It
+therefore depends on the standard library only, runs on any CPython >= 3.8 and
+imports nothing from eager_rt. The host imports it too, for the framing
+helpers, so the wire format is defined once.
+
+Wire format, both directions: a 4-byte big-endian length, then that many bytes
+of UTF-8 JSON (one object per frame).
+
+* host -> worker: ``{"op": "init", "options": {...}}`` (once, answered by
+  ``ready``), ``{"op": "execute", "id": n, "code": str}``, ``{"op": "ping"}``
+  (answered by ``pong``), ``{"op": "shutdown"}``.
+* worker -> host: ``{"type": "ready", "pid", "python", "protocol"}``,
+  ``{"type": "stream", "id", "name": "stdout"|"stderr", "text"}``,
+  ``{"type": "display", "id", "data": {mime: value}, "metadata": {...}}``,
+  ``{"type": "done", "id", "status": "ok"|"error"|"interrupted", "error"}``,
+  ``{"type": "fatal", "reason"}`` (sent just before the worker ends itself).
+
+The channel is private: at start-up the worker moves its original stdin and
+stdout to high, close-on-exec descriptors, points fd 0 at /dev/null and fds 1
+and 2 at pipes it drains into ``stream`` frames. Nothing user code writes, at
+any level (print, ``os.write(1, ...)``, a child process, closing fd 1), can
+reach or corrupt the channel.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import contextlib
+import io
+import json
+import linecache
+import os
+import select
+import signal
+import sys
+import threading
+import traceback
+import types
+from typing import Any
+
+PROTOCOL = 1
+HEADER_SIZE = 4
+#: a frame larger than this is a protocol error (a corrupted length prefix)
+MAX_FRAME = 1 << 30
+
+_CHANNEL_FD_MIN = 200  # keep the channel away from the low fds user code tends to close
+_FLUSH_THRESHOLD = 1 << 16  # a line-buffered stream also flushes when this much is pending
+_READ_SIZE = 1 << 16
+
+# The bootstrap reads the worker's source, length-prefixed, from fd 0 with raw
+# reads (a buffered read could swallow the frames that follow), runs it as a
+# module named ``_eager_rt_worker`` and calls its ``main()``.
+BOOTSTRAP = (
+    "import os,sys,types\n"
+    "def _r(n):\n"
+    "    b=b''\n"
+    "    while len(b)<n:\n"
+    "        c=os.read(0,n-len(b))\n"
+    "        if not c: raise SystemExit(0)\n"
+    "        b+=c\n"
+    "    return b\n"
+    "_s=_r(int.from_bytes(_r(4),'big'))\n"
+    "_m=types.ModuleType('_eager_rt_worker')\n"
+    "sys.modules['_eager_rt_worker']=_m\n"
+    "exec(compile(_s,'<eager_rt worker>','exec'),_m.__dict__)\n"
+    "del _r,_s\n"
+    "_m.main()\n"
+)
+
+
+# --------------------------------------------------------------------------- framing
+
+
+def pack_frame(message: dict[str, Any]) -> bytes:
+    """One frame: length prefix + JSON. ASCII-escaped, so lone surrogates survive."""
+    body = json.dumps(message, separators=(",", ":")).encode("ascii")
+    return len(body).to_bytes(HEADER_SIZE, "big") + body
+
+
+def unpack_length(header: bytes) -> int:
+    n = int.from_bytes(header, "big")
+    if n > MAX_FRAME:
+        raise ValueError(f"frame length {n} exceeds the limit; the channel is corrupted")
+    return n
+
+
+def worker_command(python: str) -> list[str]:
+    """The argv that starts a worker; its source must then be written to its stdin."""
+    return [python, "-c", BOOTSTRAP]
+
+
+def worker_payload() -> bytes:
+    """The worker's own source, length-prefixed, as the bootstrap expects it."""
+    with open(os.path.abspath(__file__), "rb") as f:
+        source = f.read()
+    return len(source).to_bytes(HEADER_SIZE, "big") + source
+
+
+# --------------------------------------------------------------------------- channel
+
+
+class _Channel:
+    """The private framed channel. ``lock`` also orders fd output against frames."""
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
+        self.lock = threading.RLock()
+        self._buf = bytearray()
+
+    def recv(self) -> dict[str, Any] | None:
+        """The next host frame, or None at end of stream (the host went away)."""
+        buf = self._buf
+        while len(buf) < HEADER_SIZE:
+            if not self._fill():
+                return None
+        n = unpack_length(bytes(buf[:HEADER_SIZE]))
+        while len(buf) < HEADER_SIZE + n:
+            if not self._fill():
+                return None
+        body = bytes(buf[HEADER_SIZE : HEADER_SIZE + n])
+        del buf[: HEADER_SIZE + n]
+        message = json.loads(body.decode("utf-8"))
+        if not isinstance(message, dict):
+            raise ValueError("frame is not a JSON object")
+        return message
+
+    def _fill(self) -> bool:
+        chunk = os.read(self.rfd, _READ_SIZE)
+        if not chunk:
+            return False
+        self._buf += chunk
+        return True
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = pack_frame(message)
+        with self.lock:
+            view = memoryview(data)
+            while view:
+                written = os.write(self.wfd, view)
+                view = view[written:]
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+class _OutStream(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr``: line-buffered text that becomes stream frames.
+
+    Writing to one stream first flushes the other and drains the fd-level
+    pipes, so what the host receives is in the order the program produced it.
+    """
+
+    def __init__(self, worker: Worker, name: str, fd: int) -> None:
+        super().__init__()
+        self._worker = worker
+        self._name = name
+        self._fd = fd
+        self._parts: list[str] = []
+        self._size = 0
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    @property
+    def name(self) -> str:
+        return f"<{self._name}>"
+
+    @property
+    def buffer(self) -> io.FileIO:
+        # bytes written here go through the fd pipe, which is drained in order
+        self.flush()
+        return io.FileIO(self._fd, "w", closefd=False)
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        # user code closing sys.stdout must not cost the session its output
+        self.flush()
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        if not s:
+            return 0
+        worker = self._worker
+        if worker.forked:
+            os.write(self._fd, s.encode("utf-8", "replace"))
+            return len(s)
+        other = worker.stderr if self is worker.stdout else worker.stdout
+        if other._parts:
+            other.flush()
+        self._parts.append(s)
+        self._size += len(s)
+        if "\n" in s or self._size >= _FLUSH_THRESHOLD:
+            self.flush()
+        return len(s)
+
+    def flush(self) -> None:
+        worker = self._worker
+        if worker.forked:
+            return
+        with worker.channel.lock:
+            worker.drain_fds()
+            if not self._parts:
+                return
+            text = "".join(self._parts)
+            self._parts = []
+            self._size = 0
+            worker.emit({"type": "stream", "id": worker.exec_id, "name": self._name, "text": text})
+
+
+class Worker:
+    """State of the one interpreter: the user namespace, the streams, the channel."""
+
+    def __init__(self, channel: _Channel, private_stderr: int) -> None:
+        self.channel = channel
+        self.private_stderr = private_stderr
+        self.exec_id: Any = None
+        self.running = False  # SIGINT raises KeyboardInterrupt only while this is set
+        self.defer = 0  # >0 while a frame is being written: a SIGINT waits for the end
+        self.interrupt_pending = False
+        self.forked = False
+        self.memory_limit: int | None = None
+        self.flags = 0
+        self.pid = os.getpid()
+        self.namespace = self._make_main()
+        self._decoders: dict[int, Any] = {}
+        self._fd_names: dict[int, str] = {}
+        self._fd_keep: dict[int, int] = {}
+        self.stdout = _OutStream(self, "stdout", 1)
+        self.stderr = _OutStream(self, "stderr", 2)
+        self._future_mask = 0
+        import __future__
+
+        for feature in __future__.all_feature_names:
+            self._future_mask |= getattr(__future__, feature).compiler_flag
+
+    # -- set-up
+
+    @staticmethod
+    def _make_main() -> dict[str, Any]:
+        """A fresh ``__main__``, so user classes and functions pickle like a script's."""
+        main = types.ModuleType("__main__")
+        main.__dict__["__builtins__"] = builtins
+        sys.modules["__main__"] = main
+        return main.__dict__
+
+    def redirect_fds(self) -> None:
+        """Point fds 1 and 2 at pipes drained by a thread, fd 0 at /dev/null."""
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.dup2(w, fd)
+            # a spare write end: restores fd 1/2 if user code closes them, and
+            # keeps the pipe open so the drain never sees EOF
+            self._fd_keep[fd] = _high_fd(w)
+            os.close(w)
+            self._fd_names[r] = name
+            import codecs
+
+            self._decoders[r] = codecs.getincrementaldecoder("utf-8")("replace")
+        thread = threading.Thread(target=self._drain_loop, name="eager_rt-drain", daemon=True)
+        thread.start()
+
+    def install(self) -> None:
+        sys.stdout = sys.__stdout__ = self.stdout  # type: ignore[assignment,misc]
+        sys.stderr = sys.__stderr__ = self.stderr  # type: ignore[assignment,misc]
+        sys.stdin = sys.__stdin__ = open(os.devnull)  # type: ignore[misc]  # noqa: SIM115
+        sys.argv = [""]
+        builtins.input = _no_input
+        builtins.display = self.display  # type: ignore[attr-defined]
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        sys.meta_path.insert(0, _PyplotHook(self))
+        signal.signal(signal.SIGINT, self._on_sigint)
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def apply_options(self, options: dict[str, Any]) -> None:
+        limit = options.get("memory_limit")
+        if limit:
+            import resource
+
+            self.memory_limit = int(limit)
+            resource.setrlimit(resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
+
+    def _after_fork(self) -> None:
+        # a forked child (multiprocessing) must never write frames: its prints
+        # go to the fd pipes, which the parent drains
+        self.forked = True
+        for fd in (self.channel.rfd, self.channel.wfd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _on_sigint(self, signum: int, frame: types.FrameType | None) -> None:
+        if not self.running:
+            return
+        if self.defer:
+            self.interrupt_pending = True
+            return
+        raise KeyboardInterrupt
+
+    # -- output
+
+    def emit(self, message: dict[str, Any]) -> None:
+        """Send a frame; a SIGINT arriving meanwhile is held until it is whole."""
+        self.defer += 1
+        try:
+            self.channel.send(message)
+        finally:
+            self.defer -= 1
+        if self.interrupt_pending and not self.defer:
+            self.interrupt_pending = False
+            if self.running:
+                raise KeyboardInterrupt
+
+    def drain_fds(self) -> None:
+        """Forward whatever sits in the fd pipes now. Caller holds the channel lock."""
+        for r in self._fd_names:
+            self._drain_one(r)
+
+    def _drain_one(self, r: int) -> None:
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(r, _READ_SIZE)
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if chunks:
+            text = self._decoders[r].decode(b"".join(chunks))
+            if text:
+                name = self._fd_names[r]
+                self.channel.send(
+                    {"type": "stream", "id": self.exec_id, "name": name, "text": text}
+                )
+
+    def _drain_loop(self) -> None:
+        # SIGINT must reach the main thread, which runs the user code
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        fds = list(self._fd_names)
+        while True:
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            except OSError:
+                return
+            with self.channel.lock:
+                if self.stdout._parts or self.stderr._parts:
+                    # keep order: Python-level text written before this fd output
+                    # goes first (cannot flush from here: it would drain again)
+                    self._flush_text_locked()
+                for r in ready:
+                    self._drain_one(r)
+
+    def _flush_text_locked(self) -> None:
+        for stream in (self.stdout, self.stderr):
+            if stream._parts:
+                text = "".join(stream._parts)
+                stream._parts = []
+                stream._size = 0
+                self.channel.send(
+                    {"type": "stream", "id": self.exec_id, "name": stream._name, "text": text}
+                )
+
+    def display(self, *objs: Any, **kwargs: Any) -> None:
+        """The ``display()`` builtin: MIME bundles from the IPython ``_repr_*_`` protocol."""
+        for obj in objs:
+            data, metadata = _mime_bundle(obj)
+            self.send_display(data, metadata)
+
+    def send_display(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        self.stdout.flush()
+        self.stderr.flush()
+        self.emit({"type": "display", "id": self.exec_id, "data": data, "metadata": metadata})
+
+    def send_figures(self) -> None:
+        """Every open matplotlib figure as an ``image/png`` display, then closed."""
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is None:
+            return
+        try:
+            numbers = plt.get_fignums()
+        except Exception:  # noqa: BLE001 - a broken pyplot must not break the session
+            return
+        for num in numbers:
+            fig = plt.figure(num)
+            try:
+                data = _figure_bundle(fig)
+            except Exception as exc:  # noqa: BLE001
+                self.stderr.write(f"could not render figure {num}: {exc!r}\n")
+                continue
+            finally:
+                plt.close(fig)
+            self.send_display(data, {})
+
+    # -- execution
+
+    def execute(self, exec_id: Any, code: str) -> None:
+        self.exec_id = exec_id
+        for fd, keep in self._fd_keep.items():
+            os.dup2(keep, fd)  # user code may have closed fd 1 or 2
+        status, error = self._run(exec_id, code)
+        if "matplotlib.pyplot" in sys.modules:
+            try:
+                self.send_figures()
+            except Exception as exc:  # noqa: BLE001
+                if status == "ok":
+                    status, error = "error", _error_info(exc, None, "<worker>")
+        with self.channel.lock:
+            # one pass: fd output, pending text, then "done", all in order
+            self.drain_fds()
+            self._flush_text_locked()
+            self.channel.send({"type": "done", "id": exec_id, "status": status, "error": error})
+
+    def _run(self, exec_id: Any, code: str) -> tuple[str, dict[str, Any] | None]:
+        filename = f"<cell-{exec_id}>"
+        lines = code.splitlines(True)
+        linecache.cache[filename] = (len(code), None, lines, filename)
+        try:
+            self.running = True
+            try:
+                compiled = compile(code, filename, "exec", self.flags, True)
+                self.flags |= compiled.co_flags & self._future_mask
+                exec(compiled, self.namespace)
+            finally:
+                self.running = False
+        except KeyboardInterrupt as exc:
+            return "interrupted", _error_info(exc, exc.__traceback__, filename)
+        except MemoryError as exc:
+            if self.memory_limit:
+                self._die_of_memory(exc)
+            return "error", _error_info(exc, exc.__traceback__, filename)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit too: the worker lives on
+            return "error", _error_info(exc, exc.__traceback__, filename)
+        return "ok", None
+
+    def _die_of_memory(self, exc: MemoryError) -> None:
+        """Out of ``memory_limit``: end like an OOM-killed container would."""
+        said = f": {exc}" if str(exc) else ""
+        reason = (
+            f"out of memory: the code exceeded memory_limit={self.memory_limit} bytes "
+            f"(MemoryError{said})"
+        )
+        try:
+            self.channel.send({"type": "fatal", "reason": reason})
+        finally:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def serve(self) -> None:
+        channel = self.channel
+        while True:
+            message = channel.recv()
+            if message is None:
+                return
+            op = message.get("op")
+            if op == "execute":
+                self.execute(message.get("id"), message.get("code", ""))
+            elif op == "ping":
+                channel.send({"type": "pong"})
+            elif op == "shutdown":
+                return
+            else:
+                channel.send({"type": "fatal", "reason": f"unknown op {op!r}"})
+
+
+def _high_fd(fd: int) -> int:
+    import fcntl
+
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _CHANNEL_FD_MIN)
+
+
+def _no_input(prompt: object = "") -> str:
+    raise EOFError("input() is not available: the code runs without a terminal")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _error_info(
+    exc: BaseException, tb: types.TracebackType | None, filename: str
+) -> dict[str, Any]:
+    """``ename``/``evalue``/traceback lines/``lineno``, with the worker's own frames cut off."""
+    # the first entry is the worker frame that ran exec(); the user's start after it
+    while tb is not None and tb.tb_frame.f_globals is globals():
+        tb = tb.tb_next
+    lineno = None
+    walk = tb
+    while walk is not None:
+        if walk.tb_frame.f_code.co_filename == filename:
+            lineno = walk.tb_lineno
+        walk = walk.tb_next
+    if lineno is None and isinstance(exc, SyntaxError) and exc.filename == filename:
+        lineno = exc.lineno
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the error
+        text = f"{type(exc).__name__}: <unprintable>\n"
+    try:
+        evalue = str(exc)
+    except Exception:  # noqa: BLE001
+        evalue = "<unprintable>"
+    return {
+        "ename": type(exc).__name__,
+        "evalue": evalue,
+        "traceback": text.rstrip("\n").split("\n"),
+        "lineno": lineno,
+    }
+
+
+# --------------------------------------------------------------------------- rich output
+
+_REPR_METHODS = (
+    ("text/html", "_repr_html_"),
+    ("text/markdown", "_repr_markdown_"),
+    ("image/svg+xml", "_repr_svg_"),
+    ("image/png", "_repr_png_"),
+    ("image/jpeg", "_repr_jpeg_"),
+    ("text/latex", "_repr_latex_"),
+    ("application/json", "_repr_json_"),
+    ("application/javascript", "_repr_javascript_"),
+)
+
+
+def _jsonable(mime: str, value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        if mime.startswith("image/") and mime != "image/svg+xml":
+            return base64.b64encode(bytes(value)).decode("ascii")
+        return bytes(value).decode("utf-8", "replace")
+    return value
+
+
+def _mime_bundle(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    data: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    if _is_figure(obj):
+        return _figure_bundle(obj), metadata
+    method = getattr(obj, "_repr_mimebundle_", None)
+    if callable(method) and not isinstance(obj, type):
+        result = method(include=None, exclude=None)
+        if isinstance(result, tuple):
+            result, meta = result
+            metadata.update(meta or {})
+        for mime, value in (result or {}).items():
+            data[mime] = _jsonable(mime, value)
+    for mime, name in _REPR_METHODS:
+        if mime in data:
+            continue
+        method = getattr(obj, name, None)
+        if not callable(method) or isinstance(obj, type):
+            continue
+        value = method()
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            value, meta = value
+            metadata[mime] = meta
+        data[mime] = _jsonable(mime, value)
+    data.setdefault("text/plain", repr(obj))
+    json.dumps(data)  # fail here, in the caller's code, rather than in the channel
+    return data, metadata
+
+
+def _is_figure(obj: Any) -> bool:
+    return type(obj).__module__.startswith("matplotlib.") and hasattr(obj, "savefig")
+
+
+def _figure_bundle(fig: Any) -> dict[str, Any]:
+    out = io.BytesIO()
+    fig.savefig(out, format="png", bbox_inches="tight")
+    return {
+        "image/png": base64.b64encode(out.getvalue()).decode("ascii"),
+        "text/plain": repr(fig),
+    }
+
+
+class _PyplotHook:
+    """Import hook: once ``matplotlib.pyplot`` is loaded, ``plt.show()`` displays the figures.
+
+    Patching at import time (not after an execution) matters: a script that
+    imports pyplot and calls ``show()`` in one go must not hit Agg's "cannot
+    show" warning on stderr.
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self._busy = False
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "matplotlib.pyplot" or self._busy:
+            return None
+        import importlib.util
+
+        self._busy = True
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._busy = False
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _PatchingLoader(spec.loader, self._worker)  # type: ignore[assignment]
+        return spec
+
+
+class _PatchingLoader:
+    def __init__(self, loader: Any, worker: Worker) -> None:
+        self._loader = loader
+        self._worker = worker
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self._loader.exec_module(module)
+        worker = self._worker
+
+        def show(*args: Any, **kwargs: Any) -> None:
+            worker.send_figures()
+
+        show.__doc__ = "Display every open figure as an image/png output and close it."
+        module.show = show  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main() -> None:
+    # the original stdin/stdout become the private channel, out of user code's reach
+    rfd = _high_fd(0)
+    wfd = _high_fd(1)
+    private_stderr = _high_fd(2)
+    channel = _Channel(rfd, wfd)
+    init = channel.recv()
+    if init is None:
+        return
+    worker = Worker(channel, private_stderr)
+    worker.redirect_fds()
+    worker.install()
+    try:
+        worker.apply_options(init.get("options") or {})
+    except Exception as exc:  # noqa: BLE001
+        channel.send({"type": "fatal", "reason": f"bad worker options: {exc!r}"})
+        return
+    channel.send(
+        {
+            "type": "ready",
+            "pid": os.getpid(),
+            "python": sys.version.split()[0],
+            "executable": sys.executable,
+            "protocol": PROTOCOL,
+        }
+    )
+    try:
+        worker.serve()
+    except BaseException:  # noqa: BLE001 - a worker bug: say why on the private stderr
+        os.write(private_stderr, traceback.format_exc().encode("utf-8", "replace"))
+        os._exit(70)
+    os._exit(0)
