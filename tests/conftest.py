@@ -9,9 +9,11 @@ from types import ModuleType
 
 import pytest
 
-from eager_rt.executor import Backend, Session
+pytest.register_assert_rewrite("tests.provision")
 
-from tests import provision
+from eager_rt.executor import Backend, Session  # noqa: E402
+
+from tests import provision  # noqa: E402
 
 
 def _provision_modules() -> list[ModuleType]:
