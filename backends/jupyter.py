@@ -1,0 +1,441 @@
+"""The Jupyter backend: each session is one IPython kernel, on this machine or behind a gateway.
+
+``JupyterBackend()`` starts local kernels through ``jupyter_client``;
+``JupyterBackend(url=..., token=...)`` asks a Jupyter Kernel Gateway or
+Enterprise Gateway for them over its REST and websocket API. Both sides move
+messages through a small transport (``_jupyter_local`` / ``_jupyter_remote``);
+this module runs one execution over either: send an ``execute_request``, follow
+iopub for the messages whose parent it is, and finish when both its
+``execute_reply`` and its ``idle`` status are in.
+
+Kernels get *script* semantics by default. The runtime executes a program in
+chunks, and an eager run must print exactly what one serial run prints, so a
+bare expression does not echo its value and matplotlib figures appear only on
+``plt.show()``. ``notebook_semantics=True`` gives back IPython's notebook
+behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any, ClassVar, Protocol
+
+from eager_rt.executor import (
+    Backend,
+    BackendError,
+    ErrorInfo,
+    ExecResult,
+    Output,
+    OutputCallback,
+    Session,
+    SessionDead,
+    Status,
+)
+
+from ._jupyter_messages import KernelDied, KernelMessage, error_info, output_from_iopub, setup_code
+
+__all__ = ["JupyterBackend", "JupyterSession"]
+
+_SETTLE_S = 2.0  # how long the idle status may trail the execute_reply
+_PROBE_S = 1.0  # wait for the iopub echo of a setup request before asking again
+_PROBES = 30
+
+
+class KernelTransport(Protocol):
+    """What a session needs from a kernel, local or remote."""
+
+    @property
+    def alive(self) -> bool: ...
+
+    async def start(self, timeout: float | None) -> None: ...
+
+    async def send_execute(self, code: str, *, silent: bool = False) -> str: ...
+
+    async def recv(self, timeout: float | None) -> KernelMessage: ...
+
+    async def interrupt(self) -> None: ...
+
+    async def restart(self, timeout: float | None) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class JupyterSession(Session):
+    """A :class:`Session` over one Jupyter kernel.
+
+    A restart gives a fresh interpreter (a new local process, or the gateway's
+    restart of the same kernel id) behind a fresh message queue, so nothing of
+    the old state or stray messages can leak into the next execution.
+    """
+
+    backend_name: ClassVar[str] = "jupyter"
+
+    def __init__(
+        self,
+        *,
+        kernel_name: str = "python3",
+        url: str | None = None,
+        token: str | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        interrupt_grace: float = 2.0,
+        auto_restart: bool = True,
+        notebook_semantics: bool = False,
+        tcp_nodelay: bool = True,
+        tcp_quickack: bool = True,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.kernel_name = kernel_name
+        self.url = url
+        self.token = token
+        self.cwd = cwd
+        self.env = dict(env) if env else None
+        self.interrupt_grace = interrupt_grace
+        self.auto_restart = auto_restart
+        self.notebook_semantics = notebook_semantics
+        self.tcp_nodelay = tcp_nodelay
+        self.tcp_quickack = tcp_quickack
+        self.request_timeout = request_timeout
+        self._kernel: Any = None
+        self._running: str | None = None  # msg_id of the execution in flight
+        self._interrupted = False
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    # -- Session -----------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self._kernel is not None and bool(self._kernel.alive) and not self._closed
+
+    @property
+    def kernel(self) -> Any:
+        """The transport (``LocalKernel`` or ``GatewayKernel``) in use, for tests and tools."""
+        return self._kernel
+
+    async def start(self, timeout: float | None = None) -> None:
+        if self.alive:
+            return
+        if self._closed:
+            raise SessionDead("the session is closed")
+        await self._launch(timeout)
+
+    async def restart(self, timeout: float | None = None) -> None:
+        if self._closed:
+            raise SessionDead("the session is closed")
+        if self._kernel is None:
+            await self._launch(timeout)
+        else:
+            await self._relaunch(timeout)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._drop_kernel()
+
+    async def interrupt(self) -> None:
+        if self._running is None or not self.alive:
+            return
+        self._interrupted = True
+        await self._kernel.interrupt()
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> ExecResult:
+        if not self.alive:
+            raise SessionDead("the kernel session is not alive; start() or restart() it first")
+        async with self._lock:
+            return await self._execute(code, timeout, on_output)
+
+    # -- one execution -----------------------------------------------------
+
+    async def _execute(
+        self, code: str, timeout: float | None, on_output: OutputCallback | None
+    ) -> ExecResult:
+        result = ExecResult(status=Status.OK, started=time.perf_counter())
+        run = _Run(result, on_output)
+        self._interrupted = False
+        deadline = None if timeout is None else result.started + timeout
+        try:
+            self._running = await self._kernel.send_execute(code)
+            try:
+                await self._follow(run, self._running, deadline)
+            except TimeoutError:
+                await self._on_timeout(run)
+            else:
+                run.settle(interrupted=self._interrupted)
+        except KernelDied as died:
+            await self._on_death(result, str(died))
+        finally:
+            self._running = None
+            result.ended = time.perf_counter()
+        return result
+
+    async def _follow(self, run: _Run, msg_id: str, deadline: float | None) -> None:
+        """Collect the execution's messages until its reply and its idle status are both in.
+
+        Raises :class:`TimeoutError` at ``deadline`` and :class:`KernelDied` when
+        the kernel goes away first.
+        """
+        while not (run.replied and run.idle):
+            now = time.perf_counter()
+            wait = None if deadline is None else deadline - now
+            if run.replied:
+                # the idle status follows the reply within microseconds; if it
+                # were ever lost we must not wait for it forever
+                settle = (run.replied_at or now) + _SETTLE_S - now
+                wait = settle if wait is None else min(wait, settle)
+                if settle <= 0:
+                    return
+            if wait is not None and wait <= 0:
+                raise TimeoutError
+            try:
+                msg = await self._kernel.recv(wait)
+            except TimeoutError:
+                if run.replied:
+                    continue
+                raise
+            if msg.parent_id == msg_id:
+                run.take(msg)
+
+    async def _on_timeout(self, run: _Run) -> None:
+        result = run.result
+        result.status = Status.TIMEOUT
+        self._interrupted = True
+        await self._kernel.interrupt()
+        assert self._running is not None
+        try:
+            await self._follow(run, self._running, time.perf_counter() + self.interrupt_grace)
+        except TimeoutError:
+            result.detail = (
+                f"the code did not stop within {self.interrupt_grace:g} s of an interrupt; "
+                "the kernel was restarted and its state is lost"
+            )
+            await self._recover(result)
+            return
+        result.error = run.error_info
+        result.detail = "timed out; the code was interrupted and the session keeps its state"
+
+    async def _on_death(self, result: ExecResult, detail: str) -> None:
+        result.status = Status.DIED
+        result.detail = detail
+        if self.auto_restart and not self._closed:
+            await self._recover(result)
+        else:
+            result.state_lost = True
+
+    async def _recover(self, result: ExecResult) -> None:
+        """Restart after a timeout or a death; the result says what happened to the state."""
+        result.state_lost = True
+        try:
+            await self._relaunch(None)
+        except BackendError as exc:
+            result.detail += f"; the restart failed: {exc}"
+
+    # -- kernel lifecycle --------------------------------------------------
+
+    def _new_transport(self) -> KernelTransport:
+        if self.url:
+            from ._jupyter_remote import GatewayKernel
+
+            return GatewayKernel(
+                self.url,
+                token=self.token,
+                kernel_name=self.kernel_name,
+                env=self.env,
+                tcp_nodelay=self.tcp_nodelay,
+                tcp_quickack=self.tcp_quickack,
+                request_timeout=self.request_timeout,
+            )
+        from ._jupyter_local import LocalKernel
+
+        return LocalKernel(self.kernel_name, cwd=self.cwd, env=self.env)
+
+    async def _launch(self, timeout: float | None) -> None:
+        self._kernel = self._new_transport()
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        await self._kernel.start(timeout)
+        await self._configure(deadline)
+
+    async def _relaunch(self, timeout: float | None) -> None:
+        """Restart the kernel in place (a gateway keeps the kernel's id) and set it up again."""
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        await self._kernel.restart(timeout)
+        await self._configure(deadline)
+
+    async def _configure(self, deadline: float | None) -> None:
+        remote = bool(self.url)
+        code = setup_code(
+            script=not self.notebook_semantics,
+            cwd=self.cwd if remote else None,  # a local kernel is launched there already
+            env=self.env if remote else None,  # and with its environment
+        )
+        try:
+            await self._setup(code, deadline)
+        except (KernelDied, TimeoutError) as exc:
+            await self._drop_kernel()
+            raise BackendError(f"the kernel did not accept its setup code: {exc}") from exc
+
+    async def _setup(self, code: str, deadline: float | None) -> None:
+        """Run the setup code, then make sure iopub is flowing before anyone relies on it.
+
+        A ZeroMQ subscriber misses what is published before its subscription
+        lands, so the first execution's output could vanish. The setup request
+        doubles as a probe: it counts only once its idle status came back on
+        iopub; failing that a silent no-op is sent until one does.
+        """
+        msg_id = await self._kernel.send_execute(code, silent=True)
+        run = _Run(ExecResult(status=Status.OK), None)
+        await self._follow_until_replied(run, msg_id, deadline)
+        if run.reply_status == "error":
+            detail = run.error_info.evalue if run.error_info else "error"
+            raise KernelDied(f"setup failed: {detail}")
+        for _ in range(_PROBES):
+            if run.idle:
+                return
+            msg_id = await self._kernel.send_execute("", silent=True)
+            run = _Run(ExecResult(status=Status.OK), None)
+            probe_deadline = time.perf_counter() + _PROBE_S
+            limit = probe_deadline if deadline is None else min(deadline, probe_deadline)
+            try:
+                await self._follow(run, msg_id, limit)
+            except TimeoutError:
+                if deadline is not None and time.perf_counter() >= deadline:
+                    raise
+        raise TimeoutError(f"no output channel traffic after {_PROBES} probes")
+
+    async def _follow_until_replied(self, run: _Run, msg_id: str, deadline: float | None) -> None:
+        while not run.replied:
+            wait = None if deadline is None else deadline - time.perf_counter()
+            if wait is not None and wait <= 0:
+                raise TimeoutError("the kernel did not answer its setup request")
+            msg = await self._kernel.recv(wait)
+            if msg.parent_id == msg_id:
+                run.take(msg)
+        if not run.idle:  # usually right behind the reply
+            with contextlib.suppress(TimeoutError):
+                await self._follow(run, msg_id, time.perf_counter() + _PROBE_S)
+
+    async def _drop_kernel(self) -> None:
+        kernel, self._kernel = self._kernel, None
+        if kernel is not None:
+            await kernel.close()
+
+
+class _Run:
+    """The messages of one execution, gathered into its :class:`ExecResult`."""
+
+    def __init__(self, result: ExecResult, on_output: OutputCallback | None) -> None:
+        self.result = result
+        self.on_output = on_output
+        self.replied = False
+        self.replied_at: float | None = None
+        self.reply_status = ""
+        self.idle = False
+        self.execution_count: int | None = None
+        self._error_content: dict[str, Any] | None = None
+
+    def take(self, msg: KernelMessage) -> None:
+        if msg.channel == "shell":
+            if msg.msg_type == "execute_reply":
+                self.replied = True
+                self.replied_at = time.perf_counter()
+                self.reply_status = str(msg.content.get("status", ""))
+                count = msg.content.get("execution_count")
+                if isinstance(count, int):
+                    self.execution_count = count
+                if self.reply_status == "error" and self._error_content is None:
+                    self._error_content = msg.content
+            return
+        if msg.msg_type == "status":
+            if msg.content.get("execution_state") == "idle":
+                self.idle = True
+            return
+        if msg.msg_type == "execute_input":
+            count = msg.content.get("execution_count")
+            if isinstance(count, int):
+                self.execution_count = count
+            return
+        if msg.msg_type == "error":
+            self._error_content = msg.content
+            return
+        output = output_from_iopub(msg)
+        if output is not None:
+            self._emit(output)
+
+    def _emit(self, output: Output) -> None:
+        self.result.outputs.append(output)
+        if self.on_output is not None:
+            self.on_output(output)
+
+    @property
+    def error_info(self) -> ErrorInfo | None:
+        if self._error_content is None:
+            return None
+        return error_info(self._error_content, self.execution_count)
+
+    def settle(self, *, interrupted: bool) -> None:
+        """Set the status of an execution that ran to its reply."""
+        result = self.result
+        result.error = self.error_info
+        if self.reply_status == "ok":
+            result.status = Status.OK
+            return
+        if interrupted and (
+            self.reply_status == "aborted"
+            or (result.error is not None and result.error.ename == "KeyboardInterrupt")
+        ):
+            result.status = Status.INTERRUPTED
+            result.detail = "interrupted; the session keeps its state"
+            return
+        result.status = Status.ERROR
+        if result.error is None:
+            result.detail = f"the kernel replied {self.reply_status or 'without a status'}"
+
+
+class JupyterBackend(Backend):
+    """Sessions on Jupyter kernels.
+
+    Options (all keyword, all defaulted; :meth:`session` may override any):
+
+    ``kernel_name``
+        kernelspec to start (``python3``).
+    ``url``, ``token``
+        a Kernel Gateway / Enterprise Gateway base URL (``http://host:8888``) and
+        its auth token; without ``url`` kernels run on this machine.
+    ``cwd``, ``env``
+        working directory and extra environment variables of the kernel. A
+        gateway launches kernels its own way (Kernel Gateway passes on only
+        ``KERNEL_*`` variables), so for remote kernels both are also applied
+        inside the kernel as soon as it starts.
+    ``interrupt_grace``
+        seconds a timed-out execution gets to stop after the interrupt before
+        the kernel is restarted (``state_lost=True``).
+    ``auto_restart``
+        restart a kernel that died, so the session stays usable.
+    ``notebook_semantics``
+        IPython's notebook behaviour (echo of a bare expression, figures drawn
+        after every execution) instead of a script's.
+    ``tcp_nodelay``, ``tcp_quickack``
+        on the websocket to a gateway, disable Nagle's algorithm and ACK every
+        frame at once (both the default; see ``_jupyter_remote`` for why both,
+        and turn them off only to measure what they save).
+    ``request_timeout``
+        seconds for each REST call to a gateway.
+    """
+
+    name: ClassVar[str] = "jupyter"
+
+    def __init__(self, **options: Any) -> None:
+        JupyterSession(**options)  # reject unknown options here, not at the first session
+        self.options = options
+
+    def session(self, **options: Any) -> JupyterSession:
+        return JupyterSession(**{**self.options, **options})
