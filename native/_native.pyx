@@ -1,0 +1,441 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The incremental statement scanner, compiled: the hot loop of eager_rt.
+
+Same state machine, same events, same method names as
+``eager_rt/scanner_pure.py``, which is the specification (read it for the
+why).  Only the representation differs: typed integers for every piece of
+state and a character-by-character loop over the ``str`` buffer instead of
+regular-expression skips.  Any change must be made in both files; the
+differential tests compare them on every input they have.
+"""
+
+from eager_rt.scanner_pure import (
+    CONT_PREFIXES,
+    DECO_PREFIXES,
+    EV_CUT,
+    EV_PROBE,
+    MAX_WORD,
+    STMT_ONLY,
+    WORDS,
+)
+
+cdef enum:
+    W_OTHER = 0
+    W_COMPOUND = 1
+    W_DEF = 2
+    W_ASYNC = 3
+    W_CONT = 4
+    W_MATCH = 5
+    W_AT = 6
+
+cdef enum:
+    M_INDENT = 0
+    M_CODE = 1
+    M_COMMENT = 2
+    M_Q1 = 3
+    M_Q2 = 4
+    M_STR = 5
+    M_STR3 = 6
+    M_BINDENT = 7
+
+cdef enum:
+    S_IDLE = 0
+    S_COMPOUND = 1
+    S_DECO = 2
+    S_ANY = 3
+
+cdef Py_ssize_t C_MAX_WORD = MAX_WORD
+cdef object _WORDS = WORDS
+cdef object _CONT_PREFIXES = CONT_PREFIXES
+cdef object _DECO_PREFIXES = DECO_PREFIXES
+cdef object _STMT_ONLY = STMT_ONLY
+cdef int C_EV_CUT = EV_CUT
+cdef int C_EV_PROBE = EV_PROBE
+
+
+cdef inline bint is_name_start(Py_UCS4 c) noexcept:
+    return (c >= 97 and c <= 122) or (c >= 65 and c <= 90) or c == 95 or c >= 128
+
+
+cdef inline bint is_name_char(Py_UCS4 c) noexcept:
+    return ((c >= 97 and c <= 122) or (c >= 65 and c <= 90) or (c >= 48 and c <= 57)
+            or c == 95 or c >= 128)
+
+
+cdef class Scanner:
+    """Incremental lexer + top-level statement state machine (Cython)."""
+
+    cdef public bint probe
+    cdef public Py_ssize_t stop
+    cdef Py_ssize_t pos
+    cdef int mode
+    cdef Py_ssize_t depth
+    cdef Py_UCS4 quote
+    cdef int count
+    cdef bint esc
+    cdef bint cr
+    cdef bint lfskip
+    cdef bint indented
+    cdef bint bind
+    cdef bint in_line
+    cdef Py_ssize_t line_start
+    cdef Py_ssize_t body_end
+    cdef Py_UCS4 last_sig
+    cdef str word
+    cdef bint word_on
+    cdef bint pword
+    cdef bint decided
+    cdef bint new_stmt
+    cdef int state
+    cdef Py_ssize_t stmt_start
+    cdef int stmt_kind
+    cdef Py_ssize_t stmt_end
+    cdef Py_ssize_t stmt_body
+    cdef Py_ssize_t last_cut
+    cdef Py_ssize_t probe_min
+    cdef Py_ssize_t bline_start
+    cdef bint halt
+    cdef bint closing
+    cdef list events
+
+    def __init__(self, bint probe=True):
+        self.probe = probe
+        self.stop = 0
+        self.restart(0)
+
+    cpdef restart(self, Py_ssize_t pos):
+        self.pos = pos
+        self.mode = M_INDENT
+        self.depth = 0
+        self.quote = 0
+        self.count = 0
+        self.esc = False
+        self.cr = False
+        self.lfskip = False
+        self.indented = False
+        self.bind = False
+        self.in_line = False
+        self.line_start = pos
+        self.body_end = pos
+        self.last_sig = 0
+        self.word = ""
+        self.word_on = False
+        self.pword = False
+        self.decided = True
+        self.new_stmt = False
+        self.state = S_IDLE
+        self.stmt_start = pos
+        self.stmt_kind = W_OTHER
+        self.stmt_end = pos
+        self.stmt_body = pos
+        self.last_cut = pos
+        self.probe_min = 0
+        self.bline_start = pos
+        self.halt = False
+        self.closing = False
+        self.events = []
+
+    # -- statement state machine -------------------------------------------
+
+    cdef void _cut(self) except *:
+        self.events.append((C_EV_CUT, self.stmt_end, self.stmt_body, self.stmt_start,
+                            self.stmt_kind))
+        self.last_cut = self.stmt_end
+        self.state = S_IDLE
+        self.probe_min = 0
+
+    cdef inline void _start_stmt(self, int kind) noexcept:
+        self.decided = True
+        self.new_stmt = True
+        self.stmt_start = self.line_start
+        self.stmt_kind = kind
+
+    cdef void _decide(self, int kind) except *:
+        cdef int st = self.state
+        self.decided = True
+        if st == S_COMPOUND and kind == W_CONT:
+            return
+        if st == S_DECO:
+            if kind == W_AT:
+                return
+            if kind == W_DEF or kind == W_ASYNC:
+                self.state = S_COMPOUND
+                return
+        if st != S_IDLE:
+            self._cut()
+        self._start_stmt(kind)
+
+    cdef void _check_prefix(self) except *:
+        cdef int st = self.state
+        if (st == S_IDLE or st == S_ANY
+                or (st == S_COMPOUND and self.word not in _CONT_PREFIXES)
+                or (st == S_DECO and self.word not in _DECO_PREFIXES)):
+            if st != S_IDLE:
+                self._cut()
+            self._start_stmt(W_OTHER)
+
+    cdef void _word_done(self, Py_ssize_t p) except *:
+        cdef bint forced
+        cdef Py_ssize_t size
+        cdef int kind
+        self.word_on = False
+        if self.pword:
+            self.pword = False
+            if self.closing:
+                return
+            forced = self.word in _STMT_ONLY
+            size = p - self.last_cut
+            if forced or size >= self.probe_min:
+                self.probe_min = 2 * size
+                self.events.append((C_EV_PROBE, self.bline_start, p, int(forced), 0))
+                self.halt = True
+            return
+        kind = _WORDS.get(self.word, W_OTHER)
+        if not self.decided:
+            self._decide(kind)
+        elif self.new_stmt:
+            self.stmt_kind = kind
+
+    cdef void _line_begin(self, Py_ssize_t p, Py_UCS4 c) except *:
+        self.in_line = True
+        self.line_start = p
+        self.mode = M_CODE
+        if self.indented:
+            if self.state == S_IDLE:
+                self.state = S_ANY
+                self.stmt_start = p
+                self.stmt_kind = W_OTHER
+            self.decided = True
+            self.new_stmt = False
+        elif is_name_start(c):
+            self.decided = False
+            self.word_on = True
+            self.word = ""
+        else:
+            self._decide(W_AT if c == u'@' else W_OTHER)
+
+    cdef void _line_end(self, Py_ssize_t end) except *:
+        cdef int k
+        self.in_line = False
+        self.stmt_end = end
+        self.stmt_body = self.body_end
+        if self.new_stmt:
+            self.new_stmt = False
+            k = self.stmt_kind
+            if (k == W_COMPOUND or k == W_DEF or k == W_ASYNC or k == W_CONT
+                    or (k == W_MATCH and self.last_sig == u':')):
+                self.state = S_COMPOUND
+            elif k == W_AT:
+                self.state = S_DECO
+            else:
+                self._cut()
+
+    cdef void _newline(self, Py_ssize_t end) except *:
+        if self.depth > 0:
+            self.mode = M_BINDENT
+            self.bind = False
+            return
+        if self.in_line:
+            self._line_end(end)
+        self.mode = M_INDENT
+        self.indented = False
+
+    # -- lexer ----------------------------------------------------------------
+
+    def feed(self, str text, Py_ssize_t begin=0):
+        cdef Py_ssize_t n = len(text)
+        cdef Py_ssize_t i = begin
+        cdef Py_ssize_t base = self.pos - begin
+        cdef Py_ssize_t p
+        cdef Py_UCS4 c
+        cdef int mode
+        cdef list events = []
+        self.events = events
+        self.halt = False
+        while i < n:
+            c = text[i]
+            p = base + i
+            if self.cr:
+                self.cr = False
+                if c == u'\n':
+                    self._newline(p + 1)
+                    i += 1
+                    continue
+                self._newline(p)
+            elif self.lfskip:
+                self.lfskip = False
+                if c == u'\n':
+                    i += 1
+                    continue
+            mode = self.mode
+            if mode == M_CODE:
+                if self.word_on:
+                    if is_name_char(c):
+                        if len(self.word) <= C_MAX_WORD:
+                            self.word += c
+                        if not self.decided:
+                            self._check_prefix()
+                        self.body_end = p + 1
+                        self.last_sig = c
+                        i += 1
+                        continue
+                    self._word_done(p)
+                    if self.halt:
+                        break
+                if self.esc:
+                    self.esc = False
+                    if c == u'\n':
+                        i += 1
+                        continue
+                    if c == u'\r':
+                        self.lfskip = True
+                        i += 1
+                        continue
+                if c == u' ' or c == u'\t' or c == u'\x0c':
+                    pass
+                elif c == u'\n':
+                    self._newline(p + 1)
+                elif c == u'\r':
+                    self.cr = True
+                elif c == u'#':
+                    self.mode = M_COMMENT
+                elif c == u'(' or c == u'[' or c == u'{':
+                    self.depth += 1
+                    self.body_end = p + 1
+                    self.last_sig = c
+                elif c == u')' or c == u']' or c == u'}':
+                    if self.depth > 0:
+                        self.depth -= 1
+                    self.body_end = p + 1
+                    self.last_sig = c
+                elif c == u"'" or c == u'"':
+                    self.quote = c
+                    self.mode = M_Q1
+                    self.body_end = p + 1
+                    self.last_sig = c
+                elif c == u'\\':
+                    self.esc = True
+                    self.body_end = p + 1
+                    self.last_sig = c
+                else:
+                    self.body_end = p + 1
+                    self.last_sig = c
+                i += 1
+            elif mode == M_STR:
+                if self.esc:
+                    self.esc = False
+                    if c == u'\r':
+                        self.lfskip = True
+                elif c == u'\\':
+                    self.esc = True
+                elif c == self.quote:
+                    self.mode = M_CODE
+                    self.body_end = p + 1
+                    self.last_sig = c
+                elif c == u'\n':
+                    self.mode = M_CODE
+                    self.body_end = p
+                    self._newline(p + 1)
+                elif c == u'\r':
+                    self.mode = M_CODE
+                    self.body_end = p
+                    self.cr = True
+                i += 1
+            elif mode == M_STR3:
+                if self.esc:
+                    self.esc = False
+                    self.count = 0
+                elif c == u'\\':
+                    self.esc = True
+                    self.count = 0
+                elif c == self.quote:
+                    self.count += 1
+                    if self.count == 3:
+                        self.mode = M_CODE
+                        self.body_end = p + 1
+                        self.last_sig = c
+                else:
+                    self.count = 0
+                i += 1
+            elif mode == M_COMMENT:
+                if c == u'\n':
+                    self._newline(p + 1)
+                elif c == u'\r':
+                    self.cr = True
+                i += 1
+            elif mode == M_INDENT:
+                if c == u' ' or c == u'\t':
+                    self.indented = True
+                elif c == u'\x0c':
+                    self.indented = False
+                elif c == u'\n':
+                    self._newline(p + 1)
+                elif c == u'\r':
+                    self.cr = True
+                elif c == u'#':
+                    self.mode = M_COMMENT
+                else:
+                    self._line_begin(p, c)
+                    continue
+                i += 1
+            elif mode == M_BINDENT:
+                if c == u' ' or c == u'\t':
+                    self.bind = True
+                elif c == u'\x0c':
+                    self.bind = False
+                elif c == u'\n':
+                    self._newline(p + 1)
+                elif c == u'\r':
+                    self.cr = True
+                elif c == u'#':
+                    self.mode = M_COMMENT
+                else:
+                    self.mode = M_CODE
+                    if not self.bind and self.probe and is_name_start(c):
+                        self.word_on = True
+                        self.pword = True
+                        self.word = ""
+                        self.bline_start = p
+                    continue
+                i += 1
+            elif mode == M_Q1:
+                if c == self.quote:
+                    self.mode = M_Q2
+                    self.body_end = p + 1
+                    i += 1
+                else:
+                    self.mode = M_STR
+            else:
+                if c == self.quote:
+                    self.mode = M_STR3
+                    self.count = 0
+                    self.body_end = p + 1
+                    i += 1
+                else:
+                    self.mode = M_CODE
+        self.pos = base + i
+        self.stop = i
+        return events
+
+    def close(self):
+        cdef list events = []
+        cdef Py_ssize_t p = self.pos
+        self.events = events
+        self.closing = True
+        self.lfskip = False
+        if self.cr:
+            self.cr = False
+            self._newline(p)
+        if self.word_on:
+            self._word_done(p)
+        if self.mode == M_STR or self.mode == M_STR3 or self.mode == M_Q1:
+            self.body_end = p
+        if self.in_line:
+            self.in_line = False
+            self.new_stmt = False
+            self.stmt_end = p
+            self.stmt_body = self.body_end
+            self._cut()
+        elif self.state != S_IDLE:
+            self._cut()
+        return events
