@@ -83,8 +83,12 @@ class _Pieces:
     thread, which is also where it is closed; that thread is joined on close.
     """
 
+    #: how long a blocking source may take to return from next() and close
+    close_timeout = 10.0
+
     def __init__(self, tokens: TokenSource) -> None:
         self._source = tokens
+        self.close_failed = False
         self._aiter: AsyncIterator[str] | None = None
         self._iter: Iterator[str] | None = None
         self._thread: ThreadPoolExecutor | None = None
@@ -119,17 +123,23 @@ class _Pieces:
         try:
             if closer_sync is not None:
                 # queued behind any in-flight next(): a generator is closed on its own thread
-                await asyncio.shield(loop.run_in_executor(self._thread, closer_sync))
+                pending = loop.run_in_executor(self._thread, closer_sync)
+                await asyncio.wait_for(asyncio.shield(pending), self.close_timeout)
+        except TimeoutError:
+            self.close_failed = True  # next() is blocked in the source itself; reported in info()
         finally:
-            await asyncio.shield(loop.run_in_executor(None, self._thread.shutdown, True))
+            self._thread.shutdown(wait=not self.close_failed)
 
     def info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {}
         getter = getattr(self._source, "info", None)
         if callable(getter):
-            info = getter()
-            if isinstance(info, dict):
-                return info
-        return {}
+            reported = getter()
+            if isinstance(reported, dict):
+                info.update(reported)
+        if self.close_failed:
+            info["close_failed"] = f"the source did not return within {self.close_timeout} s"
+        return info
 
 
 class _StreamRun:
