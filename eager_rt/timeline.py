@@ -34,8 +34,8 @@ def draw_timeline(runs: Sequence[RunResult], path: str | Path, title: str = "") 
     labels: list[str] = []
     for row, run in enumerate(reversed(runs)):
         y = row * 2
-        labels.append(f"{run.mode}\ngeneration")
         labels.append(f"{run.mode}\nexecution")
+        labels.append(f"{run.mode}\ngeneration")
         ax.broken_barh([(0.0, run.gen_s)], (y + 1.05, 0.8), color="#a5d8ff")
         if run.ttft_s > 0:
             ax.broken_barh([(0.0, run.ttft_s)], (y + 1.05, 0.8), color="#d0ebff")
@@ -54,7 +54,7 @@ def draw_timeline(runs: Sequence[RunResult], path: str | Path, title: str = "") 
                 va="center",
                 fontsize=8,
             )
-    ax.set_yticks([i + 0.5 for i in range(2 * len(runs))])
+    ax.set_yticks([i + 0.5 - 0.05 * (i % 2) for i in range(2 * len(runs))])
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_xlabel("seconds from the LLM request")
     ax.set_xlim(0, max(r.e2el_s for r in runs) * 1.12 or 1.0)

@@ -10,12 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from eager_rt.cli import chat, run
-
 __all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from eager_rt.cli import chat, run
+
     parser = argparse.ArgumentParser(
         prog="eager",
         description="Run LLM-generated Python while the model is still writing it.",
