@@ -35,6 +35,7 @@ from eager_rt.sources.tool_json import MissingArgument, StreamingArgumentDecoder
 __all__ = [
     "Assembler",
     "AsyncModelSource",
+    "AutoReader",
     "EventReader",
     "ModelSource",
     "ModelStreamError",
@@ -42,6 +43,7 @@ __all__ = [
     "StreamStats",
     "ToolCallRecord",
     "get",
+    "model_source",
 ]
 
 #: ``connection``: the transport failed mid-stream; ``timeout``: a read timed out;
@@ -332,6 +334,51 @@ def classify(exc: BaseException) -> StreamErrorKind:
     return "api_error"
 
 
+_ANTHROPIC_EVENTS = frozenset(
+    {"message_start", "content_block_start", "content_block_delta", "content_block_stop",
+     "message_delta", "message_stop", "ping"}
+)
+
+
+class AutoReader:
+    """Tells the API from the first event it recognises, then reads like that API's reader.
+
+    For callers that hold "some model stream" (the agent helper, the CLI): a
+    ``chat.completion.chunk`` means Chat Completions, a ``response.*`` event
+    the Responses API, a ``message_start`` the Anthropic Messages API.
+    """
+
+    def __init__(self) -> None:
+        self._reader: EventReader | None = None
+
+    def read(self, event: Any, asm: Assembler) -> None:
+        if self._reader is None:
+            self._reader = self._detect(event, asm.stats)
+            if self._reader is None:
+                return
+        self._reader.read(event, asm)
+
+    @staticmethod
+    def _detect(event: Any, stats: StreamStats) -> EventReader | None:
+        from eager_rt.sources.anthropic import MessagesReader
+        from eager_rt.sources.openai import ChatCompletionsReader, ResponsesReader
+
+        kind = get(event, "type")
+        if get(event, "choices") is not None or kind == "chunk":
+            stats.provider, stats.api = "openai", "chat"
+            return ChatCompletionsReader()
+        if isinstance(kind, str) and (
+            kind.startswith("response.")
+            or (kind == "error" and get(event, "sequence_number") is not None)
+        ):
+            stats.provider, stats.api = "openai", "responses"
+            return ResponsesReader()
+        if kind in _ANTHROPIC_EVENTS or kind == "error":
+            stats.provider, stats.api = "anthropic", "messages"
+            return MessagesReader()
+        return None
+
+
 class _SourceBase:
     provider = "?"
     api = "?"
@@ -482,3 +529,15 @@ class AsyncModelSource(_SourceBase):
             await aclose_quietly(stream)
             if entered is not None:
                 await entered.__aexit__(None, None, None)
+
+
+def model_source(stream: Any, **options: Any) -> ModelSource | AsyncModelSource:
+    """A token source over any supported SDK stream, sync or async; the API is detected.
+
+    Options as for :func:`eager_rt.sources.openai.chat_completions`.
+    """
+    options.setdefault("provider", "auto")
+    options.setdefault("api", "auto")
+    if hasattr(stream, "__aiter__") or hasattr(stream, "__aenter__"):
+        return AsyncModelSource(stream, AutoReader(), **options)
+    return ModelSource(stream, AutoReader(), **options)
