@@ -319,6 +319,8 @@ class _StreamRun:
             code = "".join(r.chunk.code for r in batch)
             # pad to the stream line, so tracebacks and ErrorInfo.lineno are stream lines
             sent = "\n" * (batch[0].chunk.lineno - 1) + code
+        if sent.startswith("\ufeff"):
+            sent = sent[1:]  # a stream's byte-order mark is not code (the tokenizer skips it too)
         t_start = self.now()
         self.emit(ExecutionStarted(index, tuple(r.chunk.index for r in batch), code, t_start))
 

@@ -1,0 +1,95 @@
+"""Replayed token streams: faithful text, model-like pieces, a steady rate."""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import sysconfig
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eager_rt.sources.replay import approximate_pieces, replay, tokenize_pieces
+
+STDLIB = sorted(glob.glob(sysconfig.get_paths()["stdlib"] + "/*.py"))[:40]
+
+
+@given(st.text())
+def test_approximate_pieces_concatenate_to_the_text(text: str) -> None:
+    assert "".join(approximate_pieces(text)) == text
+
+
+@given(st.text())
+def test_tokenizer_pieces_concatenate_to_the_text(text: str) -> None:
+    assert "".join(tokenize_pieces(text)) == text
+
+
+def test_real_tokenizer_is_used_when_installed() -> None:
+    pytest.importorskip("tiktoken")
+    text = "import pandas as pd\ndf = pd.read_csv('data.csv')\n"
+    pieces = tokenize_pieces(text, "cl100k")
+    assert pieces[:4] == ["import", " pandas", " as", " pd"]
+
+
+def test_whitespace_glues_to_piece_starts_and_ends() -> None:
+    """Like BPE: a statement's newline often rides at the end of ':\n' or ')\n', and a
+    word carries its leading space, so boundaries rarely sit on neat line ends."""
+    for tokenizer in ("approx", "cl100k"):
+        if tokenizer == "cl100k":
+            pytest.importorskip("tiktoken")
+        text = "".join(open(path, encoding="utf-8").read() for path in STDLIB[:10])
+        pieces = tokenize_pieces(text, tokenizer)  # type: ignore[arg-type]
+        glued_newlines = sum(1 for p in pieces if p.endswith("\n") and p.strip())
+        bare_newlines = sum(1 for p in pieces if p.endswith("\n") and not p.strip())
+        spaced_words = sum(1 for p in pieces if p.startswith(" ") and p[1:2].isalpha())
+        assert glued_newlines > 0.2 * (glued_newlines + bare_newlines)
+        assert spaced_words > 0.2 * len(pieces)
+
+
+def test_approximation_has_about_as_many_pieces_as_cl100k() -> None:
+    pytest.importorskip("tiktoken")
+    text = "".join(open(path, encoding="utf-8").read() for path in STDLIB)
+    ratio = len(approximate_pieces(text)) / len(tokenize_pieces(text, "cl100k"))
+    assert 0.8 < ratio < 1.25
+
+
+def test_multibyte_characters_are_never_split() -> None:
+    text = "print('日本語 😀 héllo')\n"
+    for piece in tokenize_pieces(text):
+        piece.encode("utf-8")  # a lone surrogate or broken character would raise
+
+
+def test_sync_iteration_keeps_the_rate() -> None:
+    stream = replay("x = 1\n" * 10, tps=100, ttft=0.1)
+    start = time.perf_counter()
+    pieces = list(stream)
+    elapsed = time.perf_counter() - start
+    assert "".join(pieces) == "x = 1\n" * 10
+    assert stream.consumed == len(stream.pieces)
+    assert elapsed >= stream.duration  # never early: piece i waits for ttft + i/tps
+
+
+def test_async_iteration_and_partial_consumption() -> None:
+    stream = replay("y = 2\n" * 50, tps=1000)
+
+    async def take(n: int) -> list[str]:
+        out = []
+        async for piece in stream:
+            out.append(piece)
+            if len(out) == n:
+                break
+        return out
+
+    assert len(asyncio.run(take(5))) == 5
+    info = stream.info()
+    assert info["consumed"] == 5
+    assert info["unconsumed"] == len(stream.pieces) - 5
+
+
+def test_invalid_rates_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        replay("x", tps=0)
+    with pytest.raises(ValueError):
+        replay("x", tps=10, ttft=-1)
