@@ -213,7 +213,8 @@ class WorkerSession(Session):
             ended = time.perf_counter()
         except asyncio.CancelledError:
             # the caller gave up; stop the code rather than leave it running unseen
-            if self._running and not pending.future.done():
+            # (awaiting the future directly means the cancellation cancelled it too)
+            if self._running and (pending.future.cancelled() or not pending.future.done()):
                 self._spawn(self._send_interrupt())
             raise
         finally:

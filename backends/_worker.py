@@ -40,9 +40,13 @@ import select
 import signal
 import sys
 import threading
+import time
 import traceback
 import types
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 PROTOCOL = 1
 HEADER_SIZE = 4
@@ -52,6 +56,7 @@ MAX_FRAME = 1 << 30
 _CHANNEL_FD_MIN = 200  # keep the channel away from the low fds user code tends to close
 _FLUSH_THRESHOLD = 1 << 16  # a line-buffered stream also flushes when this much is pending
 _READ_SIZE = 1 << 16
+_COALESCE_S = 0.005  # at most one text frame per this interval while output is dense
 
 # The bootstrap reads the worker's source, length-prefixed, from fd 0 with raw
 # reads (a buffered read could swallow the frames that follow), runs it as a
@@ -151,22 +156,27 @@ class _Channel:
 
 
 class _OutStream(io.TextIOBase):
-    """``sys.stdout``/``sys.stderr``: line-buffered text that becomes stream frames.
+    """``sys.stdout``/``sys.stderr``: text that becomes ``stream`` frames.
 
-    Writing to one stream first flushes the other and drains the fd-level
-    pipes, so what the host receives is in the order the program produced it.
+    Line-buffered, and coalesced: a complete line goes out at once unless a
+    frame went out less than ``_COALESCE_S`` ago, in which case the drain
+    thread sends it when that interval is up (an explicit ``flush()`` always
+    sends at once). A sparse print is therefore
+    streamed immediately and a tight print loop costs one frame per interval,
+    not one per line. Writing to one stream first sends what the other holds,
+    so stdout/stderr interleaving is exact.
     """
+
+    encoding = "utf-8"
+    errors = "strict"
 
     def __init__(self, worker: Worker, name: str, fd: int) -> None:
         super().__init__()
         self._worker = worker
         self._name = name
         self._fd = fd
-        self._parts: list[str] = []
-        self._size = 0
-
-    encoding = "utf-8"
-    errors = "strict"
+        self.parts: list[str] = []
+        self.size = 0
 
     @property
     def name(self) -> str:
@@ -175,7 +185,7 @@ class _OutStream(io.TextIOBase):
     @property
     def buffer(self) -> io.FileIO:
         # bytes written here go through the fd pipe, which is drained in order
-        self.flush()
+        self._worker.guarded(self._worker.send_text)
         return io.FileIO(self._fd, "w", closefd=False)
 
     def writable(self) -> bool:
@@ -198,33 +208,19 @@ class _OutStream(io.TextIOBase):
     def write(self, s: str) -> int:
         if not isinstance(s, str):
             raise TypeError(f"write() argument must be str, not {type(s).__name__}")
-        if not s:
-            return 0
-        worker = self._worker
-        if worker.forked:
-            os.write(self._fd, s.encode("utf-8", "replace"))
-            return len(s)
-        other = worker.stderr if self is worker.stdout else worker.stdout
-        if other._parts:
-            other.flush()
-        self._parts.append(s)
-        self._size += len(s)
-        if "\n" in s or self._size >= _FLUSH_THRESHOLD:
-            self.flush()
+        if s:
+            worker = self._worker
+            if worker.forked:
+                os.write(self._fd, s.encode("utf-8", "replace"))
+            else:
+                worker.guarded(worker.write_text, self, s)
         return len(s)
 
     def flush(self) -> None:
+        # an explicit flush is a promise (print(..., flush=True) before os._exit)
         worker = self._worker
-        if worker.forked:
-            return
-        with worker.channel.lock:
-            worker.drain_fds()
-            if not self._parts:
-                return
-            text = "".join(self._parts)
-            self._parts = []
-            self._size = 0
-            worker.emit({"type": "stream", "id": worker.exec_id, "name": self._name, "text": text})
+        if not worker.forked and self.parts:
+            worker.guarded(worker.send_text)
 
 
 class Worker:
@@ -237,6 +233,12 @@ class Worker:
         self.running = False  # SIGINT raises KeyboardInterrupt only while this is set
         self.defer = 0  # >0 while a frame is being written: a SIGINT waits for the end
         self.interrupt_pending = False
+        self.main_ident = threading.get_ident()
+        self.last_emit = 0.0  # time.monotonic() of the last stream frame
+        self.timer_armed = False  # coalesced text is waiting for the drain thread
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self.forked = False
         self.memory_limit: int | None = None
         self.flags = 0
@@ -315,23 +317,64 @@ class Worker:
         if not self.running:
             return
         if self.defer:
-            self.interrupt_pending = True
+            self.interrupt_pending = True  # guarded() delivers it again when the frame is out
             return
         raise KeyboardInterrupt
 
-    # -- output
+    # -- output (every frame goes out under the channel lock, through guarded())
 
-    def emit(self, message: dict[str, Any]) -> None:
-        """Send a frame; a SIGINT arriving meanwhile is held until it is whole."""
-        self.defer += 1
-        try:
-            self.channel.send(message)
-        finally:
-            self.defer -= 1
-        if self.interrupt_pending and not self.defer:
-            self.interrupt_pending = False
-            if self.running:
-                raise KeyboardInterrupt
+    def guarded(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn`` holding the channel lock, with SIGINT held off until it returns.
+
+        A KeyboardInterrupt raised half-way through writing a frame would
+        corrupt the channel, so the handler only notes it while ``defer`` is
+        set; the interrupt is re-delivered to the main thread afterwards.
+        """
+        with self.channel.lock:
+            self.defer += 1
+            try:
+                return fn(*args)
+            finally:
+                self.defer -= 1
+                if self.interrupt_pending and not self.defer:
+                    self.interrupt_pending = False
+                    signal.pthread_kill(self.main_ident, signal.SIGINT)
+
+    def _send_stream(self, name: str, text: str) -> None:
+        self.channel.send({"type": "stream", "id": self.exec_id, "name": name, "text": text})
+        self.last_emit = time.monotonic()
+
+    def send_text(self) -> None:
+        """Send what both streams hold now (at most one holds text: see write_text)."""
+        self.timer_armed = False
+        for stream in (self.stdout, self.stderr):
+            if stream.parts:
+                text = "".join(stream.parts)
+                stream.parts = []
+                stream.size = 0
+                self._send_stream(stream._name, text)
+
+    def write_text(self, stream: _OutStream, text: str) -> None:
+        other = self.stderr if stream is self.stdout else self.stdout
+        if other.parts:
+            self.send_text()
+        if not stream.parts:
+            self.drain_fds()  # fd output written before this text goes first
+        stream.parts.append(text)
+        stream.size += len(text)
+        if stream.size >= _FLUSH_THRESHOLD:
+            self.send_text()
+        elif "\n" in text:
+            self.line_done()
+
+    def line_done(self) -> None:
+        """A line is complete: send it now, or when the coalescing interval is up."""
+        if time.monotonic() - self.last_emit >= _COALESCE_S:
+            self.send_text()
+        elif not self.timer_armed:
+            self.timer_armed = True
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wake_w, b"\0")
 
     def drain_fds(self) -> None:
         """Forward whatever sits in the fd pipes now. Caller holds the channel lock."""
@@ -353,39 +396,36 @@ class Worker:
         if chunks:
             text = self._decoders[r].decode(b"".join(chunks))
             if text:
-                name = self._fd_names[r]
-                self.channel.send(
-                    {"type": "stream", "id": self.exec_id, "name": name, "text": text}
-                )
+                self._send_stream(self._fd_names[r], text)
 
     def _drain_loop(self) -> None:
+        """Forward fd-level output as it comes, and coalesced text when its interval is up."""
         # SIGINT must reach the main thread, which runs the user code
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        fds = list(self._fd_names)
+        fds = [*self._fd_names, self._wake_r]
         while True:
+            timeout = None
+            if self.timer_armed:
+                timeout = max(0.0, self.last_emit + _COALESCE_S - time.monotonic())
             try:
-                ready, _, _ = select.select(fds, [], [])
+                ready, _, _ = select.select(fds, [], [], timeout)
             except InterruptedError:
                 continue
             except OSError:
                 return
-            with self.channel.lock:
-                if self.stdout._parts or self.stderr._parts:
-                    # keep order: Python-level text written before this fd output
-                    # goes first (cannot flush from here: it would drain again)
-                    self._flush_text_locked()
-                for r in ready:
-                    self._drain_one(r)
+            self.guarded(self._on_wake, ready)
 
-    def _flush_text_locked(self) -> None:
-        for stream in (self.stdout, self.stderr):
-            if stream._parts:
-                text = "".join(stream._parts)
-                stream._parts = []
-                stream._size = 0
-                self.channel.send(
-                    {"type": "stream", "id": self.exec_id, "name": stream._name, "text": text}
-                )
+    def _on_wake(self, ready: list[int]) -> None:
+        if self._wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, _READ_SIZE)
+        pipes = [r for r in ready if r != self._wake_r]
+        if pipes:
+            self.send_text()  # Python-level text written before this fd output
+            for r in pipes:
+                self._drain_one(r)
+        elif self.timer_armed and time.monotonic() - self.last_emit >= _COALESCE_S:
+            self.send_text()
 
     def display(self, *objs: Any, **kwargs: Any) -> None:
         """The ``display()`` builtin: MIME bundles from the IPython ``_repr_*_`` protocol."""
@@ -394,9 +434,14 @@ class Worker:
             self.send_display(data, metadata)
 
     def send_display(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
-        self.stdout.flush()
-        self.stderr.flush()
-        self.emit({"type": "display", "id": self.exec_id, "data": data, "metadata": metadata})
+        self.guarded(self._send_display, data, metadata)
+
+    def _send_display(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        self.send_text()
+        self.drain_fds()
+        self.channel.send(
+            {"type": "display", "id": self.exec_id, "data": data, "metadata": metadata}
+        )
 
     def send_figures(self) -> None:
         """Every open matplotlib figure as an ``image/png`` display, then closed."""
@@ -431,11 +476,13 @@ class Worker:
             except Exception as exc:  # noqa: BLE001
                 if status == "ok":
                     status, error = "error", _error_info(exc, None, "<worker>")
-        with self.channel.lock:
-            # one pass: fd output, pending text, then "done", all in order
-            self.drain_fds()
-            self._flush_text_locked()
-            self.channel.send({"type": "done", "id": exec_id, "status": status, "error": error})
+        self.guarded(self._finish, exec_id, status, error)
+
+    def _finish(self, exec_id: Any, status: str, error: dict[str, Any] | None) -> None:
+        # one pass under the lock: pending text, fd output, then "done", in order
+        self.send_text()
+        self.drain_fds()
+        self.channel.send({"type": "done", "id": exec_id, "status": status, "error": error})
 
     def _run(self, exec_id: Any, code: str) -> tuple[str, dict[str, Any] | None]:
         filename = f"<cell-{exec_id}>"
@@ -508,9 +555,10 @@ def _error_info(
     # the first entry is the worker frame that ran exec(); the user's start after it
     while tb is not None and tb.tb_frame.f_globals is globals():
         tb = tb.tb_next
+    # the outermost frame of the executed code: the top-level statement that ran
     lineno = None
     walk = tb
-    while walk is not None:
+    while walk is not None and lineno is None:
         if walk.tb_frame.f_code.co_filename == filename:
             lineno = walk.tb_lineno
         walk = walk.tb_next

@@ -25,7 +25,7 @@ __all__ = ["LocalBackend", "LocalSession"]
 _STDERR_KEEP = 4096  # bytes of the worker's private stderr kept for death reports
 
 _SIGNAL_WORDS = {
-    signal.SIGKILL: "killed by SIGKILL (out of memory?)",
+    signal.SIGKILL: "was killed by SIGKILL (out of memory?)",
     signal.SIGSEGV: "crashed with SIGSEGV (segmentation fault)",
     signal.SIGBUS: "crashed with SIGBUS (bus error)",
     signal.SIGABRT: "aborted (SIGABRT)",

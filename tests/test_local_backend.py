@@ -1,0 +1,633 @@
+"""What is specific to the local subprocess backend.
+
+The conformance suite checks the Session contract on every backend; these
+tests check what only a worker process on this machine can show: fd-level
+capture, the private channel, signals, crashes, resource limits, process
+clean-up, and the choice of interpreter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eager_rt.backends._worker import pack_frame
+from eager_rt.backends.local import LocalBackend, LocalSession, describe_exit
+
+from eager_rt.executor import BackendError, ExecResult, Output, SessionDead, Status
+from eager_rt.registry import get_backend
+from eager_rt.sync import SyncSession
+
+pytestmark = pytest.mark.anyio
+
+T = 60.0  # per-execution timeout: generous, only a backstop against a hang
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+async def make_session() -> AsyncIterator[Any]:
+    """Factory of started local sessions; every one is closed after the test."""
+    made: list[LocalSession] = []
+
+    async def make(**options: Any) -> LocalSession:
+        session = LocalBackend().session(**options)
+        made.append(session)
+        await session.start(timeout=60)
+        return session
+
+    try:
+        yield make
+    finally:
+        for session in made:
+            await session.close()
+
+
+@pytest.fixture
+async def s(make_session: Any) -> LocalSession:
+    session: LocalSession = await make_session()
+    return session
+
+
+def process_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (absent, or a zombie nobody reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" in status
+
+
+async def wait_until_gone(pid: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process_gone(pid):
+            return True
+        await asyncio.sleep(0.02)
+    return process_gone(pid)
+
+
+async def run_until_output(
+    session: LocalSession, code: str, marker: str, timeout: float = T
+) -> tuple[asyncio.Task[ExecResult], list[Output]]:
+    """Start ``code`` and return once its stdout shows ``marker`` (it is running then)."""
+    seen = asyncio.Event()
+    outputs: list[Output] = []
+
+    def on_output(output: Output) -> None:
+        outputs.append(output)
+        if marker in output.text:
+            seen.set()
+
+    task = asyncio.ensure_future(session.execute(code, timeout=timeout, on_output=on_output))
+    waiter = asyncio.ensure_future(seen.wait())
+    done, _ = await asyncio.wait({task, waiter}, timeout=T, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    assert waiter in done, (
+        f"the code never printed {marker!r}: {task.result() if task.done() else ''}"
+    )
+    return task, outputs
+
+
+# --------------------------------------------------------------------------- registration
+
+
+async def test_registered_as_default_local_backend() -> None:
+    assert get_backend("local") is LocalBackend
+    session = LocalBackend().session()
+    assert isinstance(session, LocalSession)
+    assert session.backend_name == "local"
+    assert not session.alive
+
+
+async def test_bad_options_fail_at_construction() -> None:
+    with pytest.raises(ValueError, match="memory_limit"):
+        LocalBackend(memory_limit=0)
+    with pytest.raises(ValueError, match="interrupt_grace"):
+        LocalBackend().session(interrupt_grace=-1)
+
+
+async def test_missing_interpreter_is_a_backend_error(tmp_path: Path) -> None:
+    session = LocalSession(python=str(tmp_path / "no-such-python"))
+    with pytest.raises(BackendError, match="failed to start"):
+        await session.start(timeout=30)
+    assert not session.alive
+    await session.close()
+
+
+# --------------------------------------------------------------------------- I/O
+
+
+async def test_input_raises_eof_at_once(s: LocalSession) -> None:
+    r = await s.execute(
+        "try:\n    input('name? ')\nexcept EOFError as e:\n    print('EOF:', e)\n"
+        "import sys\nprint(repr(sys.stdin.read()))",
+        timeout=T,
+    )
+    assert r.status is Status.OK, r
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("EOF: input() is not available")
+    assert lines[1] == "''"
+
+
+async def test_fd_level_and_subprocess_output_is_captured(s: LocalSession) -> None:
+    r = await s.execute(
+        "import os, subprocess\n"
+        "os.write(1, b'fd one\\n')\n"
+        "os.write(2, b'fd two\\n')\n"
+        "subprocess.run(['echo', 'from echo'], check=True)\n"
+        "subprocess.run(['sh', '-c', 'echo to-stderr >&2'], check=True)\n",
+        timeout=T,
+    )
+    assert r.status is Status.OK, r
+    assert r.stdout == "fd one\nfrom echo\n"
+    assert r.stderr == "fd two\nto-stderr\n"
+
+
+async def test_stdout_stderr_order(s: LocalSession) -> None:
+    r = await s.execute(
+        "import sys\n"
+        "print('a')\n"
+        "print('b', file=sys.stderr)\n"
+        "print('c', end='')\n"
+        "print('d', file=sys.stderr)\n"
+        "print('e')\n"
+        "sys.stderr.write('f')\n",
+        timeout=T,
+    )
+    joined: list[tuple[str, str]] = []
+    for o in r.outputs:  # consecutive frames of one stream may be split or merged
+        if joined and joined[-1][0] == o.kind:
+            joined[-1] = (o.kind, joined[-1][1] + o.text)
+        else:
+            joined.append((o.kind, o.text))
+    assert joined == [
+        ("stdout", "a\n"),
+        ("stderr", "b\n"),
+        ("stdout", "c"),
+        ("stderr", "d\n"),
+        ("stdout", "e\n"),
+        ("stderr", "f"),
+    ]
+
+
+async def test_dense_output_is_complete_and_coalesced(s: LocalSession) -> None:
+    r = await s.execute("for i in range(20000):\n    print(i)", timeout=T)
+    assert r.stdout == "".join(f"{i}\n" for i in range(20000))
+    assert len(r.outputs) < 20000  # lines are batched, not one frame each
+
+
+async def test_output_is_streamed_while_the_code_runs(s: LocalSession) -> None:
+    task, outputs = await run_until_output(
+        s, "import time\nprint('first', flush=True)\ntime.sleep(30)", "first"
+    )
+    assert not task.done()  # 'first' arrived while the code still runs
+    await s.interrupt()
+    r = await asyncio.wait_for(task, T)
+    assert r.status is Status.INTERRUPTED
+    assert r.outputs[0] == outputs[0]
+
+
+async def test_fake_frames_printed_by_user_code_cannot_break_the_channel(s: LocalSession) -> None:
+    fake = pack_frame({"type": "done", "id": 1, "status": "ok", "error": None})
+    r = await s.execute(
+        "import os, sys\n"
+        f"fake = {fake!r}\n"
+        "os.write(1, fake)\n"
+        "sys.stdout.write(fake.decode('latin-1'))\n"
+        "sys.__stdout__.write(fake.decode('latin-1'))\n"
+        "sys.stdout.buffer.write(fake)\n"
+        "x = 42\n",
+        timeout=T,
+    )
+    assert r.status is Status.OK, r
+    assert r.stdout.count('"type":"done"') == 4
+    r = await s.execute("print(x)", timeout=T)
+    assert r.stdout == "42\n"
+
+
+async def test_closing_fd1_and_sys_stdout_cannot_break_the_channel(s: LocalSession) -> None:
+    r = await s.execute("import os, sys\nsys.stdout.close()\nos.close(1)\nos.close(2)", timeout=T)
+    assert r.status is Status.OK, r
+    r = await s.execute(
+        "print('still here')\nos.write(1, b'fd works\\n')\nos.write(2, b'err works\\n')", timeout=T
+    )
+    assert r.status is Status.OK, r
+    assert r.stdout == "still here\nfd works\n"
+    assert r.stderr == "err works\n"
+
+
+async def test_forked_child_output_is_captured_and_channel_intact(s: LocalSession) -> None:
+    r = await s.execute(
+        "import os\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    print('from the child', flush=True)\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print('from the parent')\n",
+        timeout=T,
+    )
+    assert r.status is Status.OK, r
+    assert r.stdout == "from the child\nfrom the parent\n"
+    assert (await s.execute("print(1 + 1)", timeout=T)).stdout == "2\n"
+
+
+async def test_lone_surrogates_and_non_ascii_text_survive(s: LocalSession) -> None:
+    r = await s.execute("print('héllo ✓ \\udcff')", timeout=T)
+    assert r.stdout == "héllo ✓ \udcff\n"
+
+
+# --------------------------------------------------------------------------- script semantics
+
+
+async def test_namespace_is_main_and_classes_pickle(s: LocalSession) -> None:
+    await s.execute("class Point:\n    def __init__(self, x):\n        self.x = x", timeout=T)
+    r = await s.execute(
+        "import pickle\nprint(__name__, pickle.loads(pickle.dumps(Point(3))).x)\n1 + 1", timeout=T
+    )
+    assert r.stdout == "__main__ 3\n"  # the bare expression displays nothing: script semantics
+    assert r.displays == []
+
+
+async def test_future_imports_carry_over_like_in_one_script(s: LocalSession) -> None:
+    await s.execute("from __future__ import annotations", timeout=T)
+    r = await s.execute("def f(x: Undefined) -> None: pass\nprint(f.__annotations__)", timeout=T)
+    assert r.status is Status.OK, r
+    assert r.stdout == "{'x': 'Undefined', 'return': 'None'}\n"
+
+
+async def test_traceback_shows_user_source_and_no_worker_frames(s: LocalSession) -> None:
+    await s.execute("def inner():\n    return 1 / 0", timeout=T)
+    r = await s.execute("x = 1\ny = inner()\n", timeout=T)
+    assert r.status is Status.ERROR
+    assert r.error is not None
+    assert r.error.ename == "ZeroDivisionError"
+    assert r.error.lineno == 2  # the top-level statement of this code that was running
+    text = "\n".join(r.error.traceback)
+    assert "return 1 / 0" in text and "y = inner()" in text
+    assert "eager_rt worker" not in text and "_worker" not in text
+    assert r.error.traceback[-1] == "ZeroDivisionError: division by zero"
+
+
+async def test_syntax_error_line(s: LocalSession) -> None:
+    r = await s.execute("x = 1\ny = (\n", timeout=T)
+    assert r.status is Status.ERROR
+    assert r.error is not None and r.error.ename == "SyntaxError"
+    assert r.error.lineno == 2
+
+
+async def test_cwd_and_env_options(make_session: Any, tmp_path: Path) -> None:
+    (tmp_path / "data.txt").write_text("payload")
+    s = await make_session(cwd=tmp_path, env={"EAGER_RT_TEST_VAR": "set"})
+    r = await s.execute(
+        "import os\nprint(open('data.txt').read(), os.environ['EAGER_RT_TEST_VAR'])", timeout=T
+    )
+    assert r.stdout == "payload set\n", r
+
+
+# --------------------------------------------------------------------------- interrupts, timeouts
+
+
+async def test_interrupt_raises_keyboardinterrupt_and_keeps_state(s: LocalSession) -> None:
+    await s.execute("kept = 41", timeout=T)
+    task, _ = await run_until_output(
+        s, "import time\nprint('running', flush=True)\nwhile True:\n    time.sleep(0.01)", "running"
+    )
+    pid = s.pid
+    await s.interrupt()
+    r = await asyncio.wait_for(task, T)
+    assert r.status is Status.INTERRUPTED
+    assert r.error is not None and r.error.ename == "KeyboardInterrupt"
+    assert not r.state_lost
+    r = await s.execute("print(kept + 1)", timeout=T)
+    assert r.stdout == "42\n"
+    assert s.pid == pid
+
+
+async def test_sigint_while_idle_is_ignored(s: LocalSession) -> None:
+    await s.execute("kept = 'yes'", timeout=T)
+    pid = s.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGINT)
+    await s.interrupt()  # idle: a no-op
+    r = await s.execute("print(kept)", timeout=T)
+    assert r.status is Status.OK, r
+    assert r.stdout == "yes\n"
+    assert s.pid == pid and s.alive
+
+
+async def test_timeout_that_the_code_obeys_keeps_state(s: LocalSession) -> None:
+    await s.execute("kept = 1", timeout=T)
+    r = await s.execute("import time\ntime.sleep(30)", timeout=0.3)
+    assert r.status is Status.TIMEOUT
+    assert not r.state_lost
+    assert (await s.execute("print(kept)", timeout=T)).stdout == "1\n"
+
+
+async def test_timeout_ignoring_interrupt_kills_restarts_and_loses_state(
+    make_session: Any,
+) -> None:
+    s = await make_session(interrupt_grace=0.3)
+    await s.execute("kept = 1", timeout=T)
+    old = s.pid
+    r = await s.execute(
+        "import time\n"
+        "print('stubborn', flush=True)\n"
+        "while True:\n"
+        "    try:\n"
+        "        time.sleep(30)\n"
+        "    except KeyboardInterrupt:\n"
+        "        pass\n",
+        timeout=0.3,
+    )
+    assert r.status is Status.TIMEOUT
+    assert r.state_lost
+    assert "killed" in r.detail and "restarted" in r.detail
+    assert r.stdout == "stubborn\n"
+    assert s.alive and s.pid != old
+    assert await wait_until_gone(old)
+    r = await s.execute("print('kept' in globals())", timeout=T)
+    assert r.stdout == "False\n"
+
+
+async def test_timeout_with_sigint_ignored_at_the_os_level(make_session: Any) -> None:
+    s = await make_session(interrupt_grace=0.2)
+    r = await s.execute(
+        "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(30)",
+        timeout=0.3,
+    )
+    assert r.status is Status.TIMEOUT and r.state_lost
+    assert (await s.execute("print('fresh')", timeout=T)).stdout == "fresh\n"
+
+
+async def test_cancelled_execute_interrupts_the_code(s: LocalSession) -> None:
+    await s.execute("kept = 5", timeout=T)
+    task, _ = await run_until_output(
+        s, "import time\nprint('go', flush=True)\ntime.sleep(30)\nkept = 6", "go"
+    )
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    r = await s.execute("print(kept)", timeout=T)
+    assert r.stdout == "5\n"  # the abandoned code was stopped before its last line
+
+
+# --------------------------------------------------------------------------- death
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("import os\nos._exit(3)", "exited with code 3"),
+        ("import ctypes\nctypes.string_at(0)", "SIGSEGV (segmentation fault)"),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGABRT)", "aborted (SIGABRT)"),
+    ],
+    ids=["os._exit", "segfault", "abort"],
+)
+async def test_death_is_reported_and_the_worker_restarted(
+    s: LocalSession, code: str, words: str
+) -> None:
+    await s.execute("kept = 1\nprint('before')", timeout=T)
+    old = s.pid
+    r = await s.execute(f"print('last words', flush=True)\n{code}", timeout=T)
+    assert r.status is Status.DIED
+    assert words in r.detail
+    assert r.state_lost
+    assert r.stdout == "last words\n"
+    assert s.alive and s.pid != old
+    r = await s.execute("print('kept' in globals())", timeout=T)
+    assert r.stdout == "False\n"
+
+
+async def test_sigkill_from_outside_is_died_not_a_hang(s: LocalSession) -> None:
+    task, _ = await run_until_output(
+        s, "import time\nprint('busy', flush=True)\ntime.sleep(60)", "busy"
+    )
+    pid = s.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    r = await asyncio.wait_for(task, T)
+    assert r.status is Status.DIED
+    assert "killed by SIGKILL (out of memory?)" in r.detail
+    assert r.duration < 30  # reported at once, not at the 60 s timeout
+    assert s.alive
+
+
+async def test_memory_limit_kills_a_memory_hog_like_oom(make_session: Any) -> None:
+    s = await make_session(memory_limit=512 * 1024**2)
+    await s.execute("kept = 1", timeout=T)
+    r = await s.execute(
+        "hog = []\nwhile True:\n    hog.append(bytearray(16 * 1024 * 1024))", timeout=T
+    )
+    assert r.status is Status.DIED, r
+    assert "out of memory" in r.detail and "memory_limit=536870912" in r.detail
+    assert "SIGKILL" in r.detail
+    assert r.state_lost and s.alive
+    r = await s.execute("print('kept' in globals(), len(bytearray(1024)))", timeout=T)
+    assert r.stdout == "False 1024\n"
+
+
+async def test_memory_error_caught_by_the_code_is_not_death(make_session: Any) -> None:
+    s = await make_session(memory_limit=512 * 1024**2)
+    r = await s.execute(
+        "try:\n    b = bytearray(4 * 1024**3)\nexcept MemoryError:\n    print('caught')", timeout=T
+    )
+    assert r.status is Status.OK and r.stdout == "caught\n"
+
+
+async def test_no_auto_restart_leaves_session_dead(make_session: Any) -> None:
+    s = await make_session(auto_restart=False)
+    pid = s.pid
+    r = await s.execute("import os\nos._exit(7)", timeout=T)
+    assert r.status is Status.DIED and "exited with code 7" in r.detail
+    assert not s.alive
+    with pytest.raises(SessionDead):
+        await s.execute("pass", timeout=T)
+    assert await wait_until_gone(pid)
+    await s.restart(timeout=60)
+    assert s.alive
+    assert (await s.execute("print('back')", timeout=T)).stdout == "back\n"
+
+
+async def test_death_while_idle_is_noticed(make_session: Any) -> None:
+    for auto_restart in (True, False):
+        s = await make_session(auto_restart=auto_restart)
+        await s.execute("kept = 1", timeout=T)
+        pid = s.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + T
+        while s.alive and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert not s.alive
+        if auto_restart:
+            r = await s.execute("print('kept' in globals())", timeout=T)
+            assert r.status is Status.OK and r.state_lost
+            assert "died while idle" in r.detail and "SIGKILL" in r.detail
+            assert r.stdout == "False\n"
+        else:
+            with pytest.raises(SessionDead, match="SIGKILL"):
+                await s.execute("pass", timeout=T)
+
+
+# --------------------------------------------------------------------------- rich output
+
+
+async def test_matplotlib_figure_comes_back_as_png(s: LocalSession) -> None:
+    pytest.importorskip("matplotlib")
+    r = await s.execute(
+        "import matplotlib.pyplot as plt\n"
+        "plt.plot([1, 2, 3], [1, 4, 9])\n"
+        "plt.show()\n"
+        "print('after show')\n"
+        "fig, ax = plt.subplots()\n"
+        "ax.bar(['a', 'b'], [3, 5])\n",  # left open: sent when the execution ends
+        timeout=T,
+    )
+    assert r.status is Status.OK, r
+    assert r.stderr == ""  # no "non-interactive backend" warning
+    kinds = [o.kind for o in r.outputs]
+    assert kinds == ["display", "stdout", "display"]
+    for bundle in r.displays:
+        assert base64.b64decode(bundle["image/png"]).startswith(PNG_SIGNATURE)
+        assert bundle["text/plain"].startswith("<Figure")
+    r = await s.execute("print(plt.get_fignums())", timeout=T)
+    assert r.stdout == "[]\n" and r.displays == []  # figures are closed once shown
+
+
+async def test_display_uses_repr_methods(s: LocalSession) -> None:
+    r = await s.execute(
+        "class Table:\n"
+        "    def _repr_html_(self):\n"
+        "        return '<table><tr><td>1</td></tr></table>'\n"
+        "    def __repr__(self):\n"
+        "        return 'Table(1)'\n"
+        "print('before')\n"
+        "display(Table(), 7)\n",
+        timeout=T,
+    )
+    assert r.status is Status.OK, r
+    assert [o.kind for o in r.outputs] == ["stdout", "display", "display"]
+    assert r.displays[0] == {
+        "text/html": "<table><tr><td>1</td></tr></table>",
+        "text/plain": "Table(1)",
+    }
+    assert r.displays[1] == {"text/plain": "7"}
+
+
+# --------------------------------------------------------------------------- interpreter choice
+
+
+def _other_pythons() -> list[Any]:
+    candidates = [
+        "/usr/bin/python3",
+        *sorted(Path("/root/.pyenv/versions").glob("3.8*/bin/python3")),
+    ]
+    params = []
+    for c in candidates:
+        path = str(c)
+        usable = os.path.exists(path) and os.path.realpath(path) != os.path.realpath(sys.executable)
+        params.append(
+            pytest.param(
+                path,
+                id=path,
+                marks=[] if usable else pytest.mark.skip(reason=f"{path} is not on this machine"),
+            )
+        )
+    return params
+
+
+@pytest.mark.parametrize("python", _other_pythons())
+async def test_python_option_runs_another_interpreter(make_session: Any, python: str) -> None:
+    s = await make_session(python=python)
+    r = await s.execute(
+        "import sys\nprint(sys.executable)\nprint(sys.version_info >= (3, 8))", timeout=T
+    )
+    assert r.status is Status.OK, r
+    exe, ok = r.stdout.splitlines()
+    assert os.path.realpath(exe) == os.path.realpath(python) and ok == "True"
+    assert s.worker_info["executable"] == exe
+    r = await s.execute("import os\nos.write(1, b'fd\\n')\nprint('x')\n1/0", timeout=T)
+    assert r.stdout == "fd\nx\n" and r.error is not None and r.error.lineno == 4
+
+
+# --------------------------------------------------------------------------- clean-up
+
+
+async def test_close_leaves_no_process_behind(make_session: Any) -> None:
+    s = await make_session()
+    r = await s.execute(
+        "import subprocess\nchild = subprocess.Popen(['sleep', '60'])\nprint(child.pid)", timeout=T
+    )
+    child = int(r.stdout)
+    pid = s.pid
+    assert pid is not None and not process_gone(child)
+    await s.close()
+    await s.close()  # idempotent
+    assert not s.alive and s.pid is None
+    assert await wait_until_gone(pid)
+    assert await wait_until_gone(child)  # the whole process group went
+    with pytest.raises(SessionDead):
+        await s.execute("pass", timeout=T)
+
+
+async def test_close_while_executing_returns_the_execution(s: LocalSession) -> None:
+    task, _ = await run_until_output(
+        s, "import time\nprint('on', flush=True)\ntime.sleep(60)", "on"
+    )
+    pid = s.pid
+    await s.close()
+    r = await asyncio.wait_for(task, T)
+    assert r.status is Status.DIED and "closed" in r.detail
+    assert pid is not None and await wait_until_gone(pid)
+
+
+async def test_restart_gives_a_fresh_interpreter(s: LocalSession) -> None:
+    await s.execute("kept = 1", timeout=T)
+    old = s.pid
+    await s.restart(timeout=60)
+    assert s.pid != old and old is not None and await wait_until_gone(old)
+    assert (await s.execute("print('kept' in globals())", timeout=T)).stdout == "False\n"
+
+
+async def test_describe_exit() -> None:
+    assert describe_exit(3) == "the worker exited with code 3"
+    assert describe_exit(-9) == "the worker was killed by SIGKILL (out of memory?)"
+    assert describe_exit(-15) == "the worker was killed by SIGTERM"
+
+
+# --------------------------------------------------------------------------- sync facade
+
+
+def test_sync_session_facade() -> None:
+    seen: list[str] = []
+    with SyncSession(LocalBackend().session()) as s:
+        r = s.execute("x = 2\nprint(x * 21)", timeout=T, on_output=lambda o: seen.append(o.text))
+        assert r.status is Status.OK and r.stdout == "42\n" and seen == ["42\n"]
+        r = s.execute("import time\ntime.sleep(30)", timeout=0.3)
+        assert r.status is Status.TIMEOUT
+        assert s.execute("print(x)", timeout=T).stdout == "2\n"
+        pid = s.session.pid  # type: ignore[attr-defined]
+    assert not s.alive
+    assert (pid is not None and process_gone(pid)) or _eventually_gone(pid)
+
+
+def _eventually_gone(pid: int) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process_gone(pid):
+            return True
+        time.sleep(0.02)
+    return False
