@@ -36,16 +36,17 @@ feeds so a token may end anywhere):
 * An indented logical line with no statement open is an error in progress
   (unexpected indent); it is cut at the next column-0 line.
 * Inside brackets, a column-0 line starting with a name is where a missing
-  closing bracket usually shows.  The scanner stops there with ``EV_PROBE``
-  so the chunker can ask the parser whether the statement can still be
-  completed.  Probes are rate-limited (the pending text must have doubled
-  since the last probe) unless the name is a statement-only keyword, so a
-  flush-left literal never makes scanning quadratic.
+  closing bracket usually shows.  At the end of such a line the scanner
+  stops with ``EV_PROBE`` so the chunker can ask the parser whether the
+  statement can still be completed.  The first probe of a statement is
+  always made; later ones only once the pending text has doubled since the
+  previous probe, so a flush-left literal never makes scanning quadratic.
 
 Events are tuples ``(kind, a, b, c, d)`` in absolute stream offsets:
 ``(EV_CUT, end, body_end, stmt_start, first_word_kind)`` — the candidate is
 the text between the previous cut and ``end``; ``(EV_PROBE, line_start,
-word_end, forced, 0)`` — ask whether ``text[last_cut:word_end]`` is dead.
+line_end, 0, 0)`` — ask whether ``text[last_cut:line_end]`` is dead; if so
+the statement is cut at ``line_start`` and scanning restarts there.
 """
 
 from __future__ import annotations
@@ -105,11 +106,6 @@ def _prefixes(*words: str) -> frozenset[str]:
 
 CONT_PREFIXES = _prefixes("else", "elif", "except", "finally")
 DECO_PREFIXES = _prefixes("def", "class", "async")
-#: Keywords that can never appear inside brackets: a probe there is always due.
-STMT_ONLY = frozenset(
-    "def class import return while with try pass break continue raise global "
-    "nonlocal assert del elif except finally".split()
-)
 
 # Lexer modes.
 M_INDENT = 0  # start of a physical line at depth 0, inside its indentation
@@ -178,7 +174,7 @@ class Scanner:
         self.last_sig = ""
         self.word = ""
         self.word_on = False
-        self.pword = False  # the word is a probe word (inside brackets)
+        self.pline = False  # this line inside brackets started at column 0 with a name
         self.decided = True
         self.new_stmt = False
         self.state = S_IDLE
@@ -237,19 +233,8 @@ class Scanner:
                 self._cut()
             self._start_stmt(W_OTHER)  # the kind is filled in when the word ends
 
-    def _word_done(self, p: int) -> None:
+    def _word_done(self) -> None:
         self.word_on = False
-        if self.pword:
-            self.pword = False
-            if self.closing:
-                return
-            forced = self.word in STMT_ONLY
-            size = p - self.last_cut
-            if forced or size >= self.probe_min:
-                self.probe_min = 2 * size
-                self.events.append((EV_PROBE, self.bline_start, p, int(forced), 0))
-                self.halt = True
-            return
         kind = WORDS.get(self.word, W_OTHER)
         if not self.decided:
             self._decide(kind)
@@ -300,6 +285,13 @@ class Scanner:
         if self.depth > 0:
             self.mode = M_BINDENT
             self.bind = False
+            if self.pline:
+                self.pline = False
+                size = end - self.last_cut
+                if size >= self.probe_min and not self.closing:
+                    self.probe_min = 2 * size
+                    self.events.append((EV_PROBE, self.bline_start, end, 0, 0))
+                    self.halt = True
             return
         if self.in_line:
             self._line_end(end)
@@ -322,8 +314,12 @@ class Scanner:
                 if c == "\n":
                     self._newline(p + 1)
                     i += 1
+                    if self.halt:
+                        break
                     continue
                 self._newline(p)
+                if self.halt:
+                    break
             elif self.lfskip:
                 self.lfskip = False
                 if c == "\n":
@@ -344,9 +340,7 @@ class Scanner:
                         self.last_sig = text[j - 1]
                         i = j
                         continue
-                    self._word_done(p)
-                    if self.halt:
-                        break
+                    self._word_done()
                 if self.esc:
                     self.esc = False
                     if c == "\n":
@@ -363,7 +357,11 @@ class Scanner:
                     continue
                 if c == "\n":
                     self._newline(p + 1)
-                elif c == "\r":
+                    i += 1
+                    if self.halt:
+                        break
+                    continue
+                if c == "\r":
                     self.cr = True
                 elif c == "#":
                     self.mode = M_COMMENT
@@ -411,6 +409,10 @@ class Scanner:
                     self.mode = M_CODE
                     self.body_end = p
                     self._newline(p + 1)
+                    i += 1
+                    if self.halt:
+                        break
+                    continue
                 elif c == "\r":
                     self.mode = M_CODE
                     self.body_end = p
@@ -446,7 +448,11 @@ class Scanner:
             elif mode == M_COMMENT:
                 if c == "\n":
                     self._newline(p + 1)
-                elif c == "\r":
+                    i += 1
+                    if self.halt:
+                        break
+                    continue
+                if c == "\r":
                     self.cr = True
                 else:
                     m = _COMMENT.match(text, i)
@@ -483,9 +489,7 @@ class Scanner:
                 else:
                     self.mode = M_CODE
                     if not self.bind and self.probe and is_name_start(c):
-                        self.word_on = True
-                        self.pword = True
-                        self.word = ""
+                        self.pline = True
                         self.bline_start = p
                     continue  # scan c again as code
                 i += 1
@@ -518,7 +522,7 @@ class Scanner:
             self.cr = False
             self._newline(p)
         if self.word_on:
-            self._word_done(p)
+            self._word_done()
         if self.mode == M_STR or self.mode == M_STR3 or self.mode == M_Q1:
             self.body_end = p
         if self.in_line:

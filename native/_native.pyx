@@ -15,7 +15,6 @@ from eager_rt.scanner_pure import (
     EV_CUT,
     EV_PROBE,
     MAX_WORD,
-    STMT_ONLY,
     WORDS,
 )
 
@@ -48,7 +47,6 @@ cdef Py_ssize_t C_MAX_WORD = MAX_WORD
 cdef object _WORDS = WORDS
 cdef object _CONT_PREFIXES = CONT_PREFIXES
 cdef object _DECO_PREFIXES = DECO_PREFIXES
-cdef object _STMT_ONLY = STMT_ONLY
 cdef int C_EV_CUT = EV_CUT
 cdef int C_EV_PROBE = EV_PROBE
 
@@ -83,7 +81,7 @@ cdef class Scanner:
     cdef Py_UCS4 last_sig
     cdef str word
     cdef bint word_on
-    cdef bint pword
+    cdef bint pline
     cdef bint decided
     cdef bint new_stmt
     cdef int state
@@ -120,7 +118,7 @@ cdef class Scanner:
         self.last_sig = 0
         self.word = ""
         self.word_on = False
-        self.pword = False
+        self.pline = False
         self.decided = True
         self.new_stmt = False
         self.state = S_IDLE
@@ -174,22 +172,9 @@ cdef class Scanner:
                 self._cut()
             self._start_stmt(W_OTHER)
 
-    cdef void _word_done(self, Py_ssize_t p) except *:
-        cdef bint forced
-        cdef Py_ssize_t size
+    cdef void _word_done(self) except *:
         cdef int kind
         self.word_on = False
-        if self.pword:
-            self.pword = False
-            if self.closing:
-                return
-            forced = self.word in _STMT_ONLY
-            size = p - self.last_cut
-            if forced or size >= self.probe_min:
-                self.probe_min = 2 * size
-                self.events.append((C_EV_PROBE, self.bline_start, p, int(forced), 0))
-                self.halt = True
-            return
         kind = _WORDS.get(self.word, W_OTHER)
         if not self.decided:
             self._decide(kind)
@@ -231,9 +216,17 @@ cdef class Scanner:
                 self._cut()
 
     cdef void _newline(self, Py_ssize_t end) except *:
+        cdef Py_ssize_t size
         if self.depth > 0:
             self.mode = M_BINDENT
             self.bind = False
+            if self.pline:
+                self.pline = False
+                size = end - self.last_cut
+                if size >= self.probe_min and not self.closing:
+                    self.probe_min = 2 * size
+                    self.events.append((C_EV_PROBE, self.bline_start, end, 0, 0))
+                    self.halt = True
             return
         if self.in_line:
             self._line_end(end)
@@ -260,8 +253,12 @@ cdef class Scanner:
                 if c == u'\n':
                     self._newline(p + 1)
                     i += 1
+                    if self.halt:
+                        break
                     continue
                 self._newline(p)
+                if self.halt:
+                    break
             elif self.lfskip:
                 self.lfskip = False
                 if c == u'\n':
@@ -279,9 +276,7 @@ cdef class Scanner:
                         self.last_sig = c
                         i += 1
                         continue
-                    self._word_done(p)
-                    if self.halt:
-                        break
+                    self._word_done()
                 if self.esc:
                     self.esc = False
                     if c == u'\n':
@@ -295,6 +290,10 @@ cdef class Scanner:
                     pass
                 elif c == u'\n':
                     self._newline(p + 1)
+                    i += 1
+                    if self.halt:
+                        break
+                    continue
                 elif c == u'\r':
                     self.cr = True
                 elif c == u'#':
@@ -336,6 +335,10 @@ cdef class Scanner:
                     self.mode = M_CODE
                     self.body_end = p
                     self._newline(p + 1)
+                    i += 1
+                    if self.halt:
+                        break
+                    continue
                 elif c == u'\r':
                     self.mode = M_CODE
                     self.body_end = p
@@ -360,6 +363,10 @@ cdef class Scanner:
             elif mode == M_COMMENT:
                 if c == u'\n':
                     self._newline(p + 1)
+                    i += 1
+                    if self.halt:
+                        break
+                    continue
                 elif c == u'\r':
                     self.cr = True
                 i += 1
@@ -392,9 +399,7 @@ cdef class Scanner:
                 else:
                     self.mode = M_CODE
                     if not self.bind and self.probe and is_name_start(c):
-                        self.word_on = True
-                        self.pword = True
-                        self.word = ""
+                        self.pline = True
                         self.bline_start = p
                     continue
                 i += 1
@@ -427,7 +432,7 @@ cdef class Scanner:
             self.cr = False
             self._newline(p)
         if self.word_on:
-            self._word_done(p)
+            self._word_done()
         if self.mode == M_STR or self.mode == M_STR3 or self.mode == M_Q1:
             self.body_end = p
         if self.in_line:

@@ -1,0 +1,318 @@
+"""Conformance of the chunker: every construct of issue 2, on both scanners.
+
+Each case states the exact chunks a stream must give.  Every case is fed
+whole, one character at a time and in random pieces: the chunks must not
+depend on where the token boundaries fall.  ``TIMING`` cases also pin down
+*when* a chunk comes out: never before it is final, and no later than the
+token that makes it final.
+"""
+
+from __future__ import annotations
+
+import random
+import tokenize
+from io import StringIO
+
+import pytest
+
+from eager_rt.chunk import Chunk
+from eager_rt.chunker import Chunker
+from eager_rt.scanner_pure import Scanner as ScannerType
+from tests.chunker_helpers import SCANNERS, compile_chunk, feed_pieces, random_pieces, signature
+
+S = "statement"
+E = "syntax_error"
+T = "trivia"
+
+#: name -> (stream, [(code, kind), ...])
+CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "simple": ("x = 1\ny = 2\n", [("x = 1\n", S), ("y = 2\n", S)]),
+    "semicolons": ("a = 1; b = 2; c = 3\nd = 4;\n", [("a = 1; b = 2; c = 3\n", S), ("d = 4;\n", S)]),
+    "no final newline": ("x = 1\ny = 2", [("x = 1\n", S), ("y = 2", S)]),
+    "crlf": ("x = 1\r\nif x:\r\n    y\r\nz\r\n", [("x = 1\r\n", S), ("if x:\r\n    y\r\n", S), ("z\r\n", S)]),
+    "cr": ("x = 1\rif x:\r    y\relse:\r    w\rz\r", [("x = 1\r", S), ("if x:\r    y\relse:\r    w\r", S), ("z\r", S)]),
+    "mixed newlines": ("a\r\nb\nc\rd", [("a\r\n", S), ("b\n", S), ("c\r", S), ("d", S)]),
+    "tabs": ("if x:\n\ty = 1\n\tz = 2\nw = 3\n", [("if x:\n\ty = 1\n\tz = 2\n", S), ("w = 3\n", S)]),
+    "form feed at column 0": (
+        "def f():\n    pass\n\x0c\ndef g():\n    pass\n\x0cx = 1\n",
+        [("def f():\n    pass\n", S), ("\x0c\ndef g():\n    pass\n", S), ("\x0cx = 1\n", S)],
+    ),
+    "form feed then indent": ("if x:\n\x0c    y\nz\n", [("if x:\n\x0c    y\n", S), ("z\n", S)]),
+    "bom": ("\ufeffimport os\nx = 1\n", [("\ufeffimport os\n", S), ("x = 1\n", S)]),
+    "non-ascii identifiers": (
+        "π = 3.14\nif π:\n    ñ = 1\nélan = 2\n",
+        [("π = 3.14\n", S), ("if π:\n    ñ = 1\n", S), ("élan = 2\n", S)],
+    ),
+    "non-ascii after else": (
+        "if x:\n    y\nelseé = 1\nif z:\n    w\nelse\u00b7x = 2\n",
+        [("if x:\n    y\n", S), ("elseé = 1\n", S), ("if z:\n    w\n", S), ("else\u00b7x = 2\n", S)],
+    ),
+    "string prefixes": (
+        "a = r'\\'#(' + R\"[\" + u'{' + U\"#\"\n"
+        "b = b'(' + B\"[\" + br'\\'' + rb\"#\" + Rb'(' + bR\"[\" + BR'x' + rB\"y\"\n"
+        "c = f'{a}(' + F\"{b}[\" + fr'{a}\\'' + rf\"{b}#\" + Rf'{a}' + fR\"{b}\" + FR'' + rF\"\"\n"
+        "d = 1\n",
+        [
+            ("a = r'\\'#(' + R\"[\" + u'{' + U\"#\"\n", S),
+            ("b = b'(' + B\"[\" + br'\\'' + rb\"#\" + Rb'(' + bR\"[\" + BR'x' + rB\"y\"\n", S),
+            ("c = f'{a}(' + F\"{b}[\" + fr'{a}\\'' + rf\"{b}#\" + Rf'{a}' + fR\"{b}\" + FR'' + rF\"\"\n", S),
+            ("d = 1\n", S),
+        ],
+    ),
+    "empty strings": ("a = '' + \"\"\nb = ''''''\n", [("a = '' + \"\"\n", S), ("b = ''''''\n", S)]),
+    "triple-quoted": (
+        'doc = """\nelse:\n# not a comment\ndef f(\n"""\nx = \'\'\'a\'\'\' + """b\\""""\ny = 1\n',
+        [('doc = """\nelse:\n# not a comment\ndef f(\n"""\n', S), ("x = '''a''' + \"\"\"b\\\"\"\"\"\n", S), ("y = 1\n", S)],
+    ),
+    "triple quote with inner quotes": (
+        "s = '''it''s '' here'''\nt = 2\n",
+        [("s = '''it''s '' here'''\n", S), ("t = 2\n", S)],
+    ),
+    "nested f-strings": (
+        "w = 10\ns = f\"{w!r:>{w}} {f'{w}'} {'#'} {w:{'>'}{w}}\"\nt = f'''{\n'(' }'''\nu = 1\n",
+        [
+            ("w = 10\n", S),
+            ("s = f\"{w!r:>{w}} {f'{w}'} {'#'} {w:{'>'}{w}}\"\n", S),
+            ("t = f'''{\n'(' }'''\n", S),
+            ("u = 1\n", S),
+        ],
+    ),
+    "continuation inside strings": (
+        "s = 'abc\\\ndef'\nt = \"x\\\r\ny\"\nu = 1\n",
+        [("s = 'abc\\\ndef'\n", S), ('t = "x\\\r\ny"\n', S), ("u = 1\n", S)],
+    ),
+    "backslash continuation": (
+        "x = 1 + \\\n2\nif a and \\\n   b:\n    pass\ny = \\\r\n3\n",
+        [("x = 1 + \\\n2\n", S), ("if a and \\\n   b:\n    pass\n", S), ("y = \\\r\n3\n", S)],
+    ),
+    "brackets across lines": (
+        "x = [\n1,\n# else:\n2,\n]\nd = {'a': (1,\n  2)}\n",
+        [("x = [\n1,\n# else:\n2,\n]\n", S), ("d = {'a': (1,\n  2)}\n", S)],
+    ),
+    "if else trap": (
+        "if x:\n    a\nelse:\n    b\nc\n",
+        [("if x:\n    a\nelse:\n    b\n", S), ("c\n", S)],
+    ),
+    "elif chain": (
+        "if x:\n    a\nelif y:\n    b\nelif z: c\nelse: d\ne\n",
+        [("if x:\n    a\nelif y:\n    b\nelif z: c\nelse: d\n", S), ("e\n", S)],
+    ),
+    "try except trap": (
+        "try:\n    a\nexcept ValueError:\n    b\nexcept:\n    c\nelse:\n    d\nfinally:\n    e\nf\n",
+        [("try:\n    a\nexcept ValueError:\n    b\nexcept:\n    c\nelse:\n    d\nfinally:\n    e\n", S), ("f\n", S)],
+    ),
+    "except star": (
+        "try:\n    a\nexcept* ValueError:\n    b\nexcept *TypeError:\n    c\nd\n",
+        [("try:\n    a\nexcept* ValueError:\n    b\nexcept *TypeError:\n    c\n", S), ("d\n", S)],
+    ),
+    "for while else": (
+        "for i in x:\n    a\nelse:\n    b\nwhile y:\n    c\nelse:\n    d\ne\n",
+        [("for i in x:\n    a\nelse:\n    b\n", S), ("while y:\n    c\nelse:\n    d\n", S), ("e\n", S)],
+    ),
+    "elsewhere releases": (
+        "if x:\n    a\nelsewhere = 1\nelif_ = 2\nexcepted = 3\nfinally_ = 4\n",
+        [("if x:\n    a\n", S), ("elsewhere = 1\n", S), ("elif_ = 2\n", S), ("excepted = 3\n", S), ("finally_ = 4\n", S)],
+    ),
+    "one-line compound": ("if x: y\nz\n", [("if x: y\n", S), ("z\n", S)]),
+    "one-line compound with else": ("if x: y\nelse: w\nz\n", [("if x: y\nelse: w\n", S), ("z\n", S)]),
+    "with and class": (
+        "with open(p) as f:\n    f.read()\nclass A(B):\n    x = 1\n    def m(self): pass\ny\n",
+        [("with open(p) as f:\n    f.read()\n", S), ("class A(B):\n    x = 1\n    def m(self): pass\n", S), ("y\n", S)],
+    ),
+    "decorators": (
+        "@a\n@b(1,\n2)\n\n# c\n@c\ndef f():\n    pass\n@d\nclass K: pass\n@e\nasync def g(): pass\nx\n",
+        [
+            ("@a\n@b(1,\n2)\n\n# c\n@c\ndef f():\n    pass\n", S),
+            ("@d\nclass K: pass\n", S),
+            ("@e\nasync def g(): pass\n", S),
+            ("x\n", S),
+        ],
+    ),
+    "async compounds": (
+        "async def f():\n    async for a in b:\n        pass\n    async with c:\n        pass\nx\n",
+        [("async def f():\n    async for a in b:\n        pass\n    async with c:\n        pass\n", S), ("x\n", S)],
+    ),
+    "comments and blank lines never end a block": (
+        "def f():\n    a = 1\n\n# column-0 comment\n\n    return a\n   # odd comment\n\nx = f()\n",
+        [("def f():\n    a = 1\n\n# column-0 comment\n\n    return a\n", S), ("   # odd comment\n\nx = f()\n", S)],
+    ),
+    "match statement": (
+        "match p:\n    case 1:\n        a\n    case _:\n        b\nmatch = 3\nmatch(x)\nmatch[0]\n",
+        [("match p:\n    case 1:\n        a\n    case _:\n        b\n", S), ("match = 3\n", S), ("match(x)\n", S), ("match[0]\n", S)],
+    ),
+    "soft keywords as names": ("case = 1\ntype = 2\n_ = 3\n", [("case = 1\n", S), ("type = 2\n", S), ("_ = 3\n", S)]),
+    "comment on statement line": ("x = 1  # note\n# next\ny = 2\n", [("x = 1  # note\n", S), ("# next\ny = 2\n", S)]),
+    "head and tail trivia": (
+        "#!/usr/bin/env python\n\n# hi\nx = 1\n\n# bye\n   \n",
+        [("#!/usr/bin/env python\n\n# hi\nx = 1\n", S), ("\n# bye\n   \n", T)],
+    ),
+    "only trivia": ("# a\n\n  # b\n", [("# a\n\n  # b\n", T)]),
+    "empty stream": ("", []),
+    "docstring and future import": (
+        '"""Doc."""\nfrom __future__ import annotations\nx: int = 1\n',
+        [('"""Doc."""\n', S), ("from __future__ import annotations\n", S), ("x: int = 1\n", S)],
+    ),
+    # -- invalid code ---------------------------------------------------------
+    "syntax error in a simple statement": (
+        "x = = 1\ny = 2\n",
+        [("x = = 1\n", E), ("y = 2\n", S)],
+    ),
+    "syntax error in a block": (
+        "def f():\n    return )\nx = 1\n",
+        [("def f():\n    return )\n", E), ("x = 1\n", S)],
+    ),
+    "missing colon": ("if x\n    y\nz = 1\n", [("if x\n    y\n", E), ("z = 1\n", S)]),
+    "unexpected indent": ("x = 1\n    y = 2\nz = 3\n", [("x = 1\n", S), ("    y = 2\n", E), ("z = 3\n", S)]),
+    "decorator without def": ("@d\nx = 1\ny = 2\n", [("@d\n", E), ("x = 1\n", S), ("y = 2\n", S)]),
+    "still a valid prefix, not an error": (
+        "x = f(1,\nprint(2)\n)\n",
+        [("x = f(1,\nprint(2)\n)\n", S)],
+    ),
+    "unclosed bracket, next statement": (
+        "x = foo(1, 2\nprint(x)\ny = 3\n",
+        [("x = foo(1, 2\n", E), ("print(x)\n", S), ("y = 3\n", S)],
+    ),
+    "unclosed bracket, next def": (
+        "x = [1,\ndef f():\n    pass\ny\n",
+        [("x = [1,\n", E), ("def f():\n    pass\n", S), ("y\n", S)],
+    ),
+    "unterminated single-quoted string": ("s = 'abc\nt = 1\n", [("s = 'abc\n", E), ("t = 1\n", S)]),
+    "unterminated triple-quoted string": ("s = '''abc\nt = 1\n", [("s = '''abc\nt = 1\n", E)]),
+    "unclosed bracket at close": ("x = (1,\n2,\n", [("x = (1,\n2,\n", E)]),
+    "stray else": ("else:\n    x\ny = 1\n", [("else:\n    x\n", E), ("y = 1\n", S)]),
+    "return outside function": ("return 1\nx = 2\n", [("return 1\n", E), ("x = 2\n", S)]),
+    "null byte": ("x = 1\0\ny = 2\n", [("x = 1\0\n", E), ("y = 2\n", S)]),
+}
+
+
+def _expect(chunks: list[Chunk], expected: list[tuple[str, str]], src: str) -> None:
+    assert [(c.code, c.kind) for c in chunks] == expected
+    assert "".join(c.code for c in chunks) == src
+    offset, lineno = 0, 1
+    for i, c in enumerate(chunks):
+        assert (c.index, c.start, c.end, c.lineno) == (i, offset, offset + len(c.code), lineno)
+        assert c.start <= c.body_end <= c.end
+        offset = c.end
+        lineno += _lines(c.code)
+        if c.kind == S:
+            compile_chunk(c)
+            assert c.code[c.body_end - c.start - 1] not in " \t\r\n"
+        elif c.kind == E:
+            assert c.error is not None and c.error.msg
+            with pytest.raises((SyntaxError, ValueError)):
+                compile_chunk(c)
+        else:
+            assert not c.code.strip(" \t\x0c\r\n").replace("\n", "").startswith(("x", "y"))
+
+
+def _lines(code: str) -> int:
+    return len(code.replace("\r\n", "\n").replace("\r", "\n").split("\n")) - 1
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_case(name: str, scanner_cls: type[ScannerType]) -> None:
+    src, expected = CASES[name]
+    whole = feed_pieces([src], scanner_cls)
+    _expect(whole, expected, src)
+    by_char = feed_pieces(list(src), scanner_cls)
+    assert signature(by_char) == signature(whole)
+    for seed in range(5):
+        pieces = random_pieces(src, random.Random(seed), 1, 7)
+        assert signature(feed_pieces(pieces, scanner_cls)) == signature(whole)
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+def test_linenos_are_stream_lines(scanner_cls: type[ScannerType]) -> None:
+    src = "a = 1\r\n\r\nif x:\r    b = (\n1 +\n)\nc = 2\n"
+    chunks = feed_pieces([src], scanner_cls)
+    assert [(c.lineno, c.kind) for c in chunks] == [(1, S), (2, E), (7, S)]
+    err = chunks[1].error
+    assert err is not None and err.lineno == 6  # the ')' on stream line 6
+    assert chunks[1].lineno + _lines(chunks[1].code) == 7
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+def test_declaration_flag(scanner_cls: type[ScannerType]) -> None:
+    src = (
+        "def f(): pass\nclass A: pass\n@d\ndef g(): pass\nasync def h(): pass\n"
+        "async \\\n  def k(): pass\nx = 1\nif x:\n    def m(): pass\nimport os\n"
+    )
+    chunks = feed_pieces([src], scanner_cls)
+    flags = [c.declaration for c in chunks if c.kind == S]
+    assert flags == [True, True, True, True, True, False, False, False]
+    with_await = Chunker(scanner_cls=scanner_cls, top_level_await=True)
+    got = with_await.feed("async with a: pass\nasync for b in c: pass\nawait d\n") + with_await.close()
+    assert [(c.kind, c.declaration) for c in got] == [(S, False)] * 3
+
+
+# -- when chunks come out ------------------------------------------------------
+
+#: (pieces, number of chunks each feed must return; the last entry is close())
+TIMING: dict[str, tuple[list[str], list[int]]] = {
+    "simple statement at its newline": (["x = ", "1", "\n", "y"], [0, 0, 1, 0, 1]),
+    "compound waits for the next column-0 line": (
+        ["if x:", "\n", "    a\n", "\n", "# c\n", "p"],
+        [0, 0, 0, 0, 0, 1, 1],
+    ),
+    "else keeps the block open": (["if x:\n    a\n", "e", "l", "s", "e", ":", "\n  b\n", "z"], [0, 0, 0, 0, 0, 0, 0, 1, 1]),
+    "elsewhere releases at the w": (["if x:\n    a\n", "else", "w", "here = 1\n"], [0, 0, 1, 1, 0]),
+    "one-line compound waits": (["if x: y\n", "z"], [0, 1, 1]),
+    "decorator never alone": (["@d\n", "\n", "def", " f(): pass\n", "x"], [0, 0, 0, 0, 1, 1]),
+    "decorator: del is not def": (["@d\n", "de", "l x\n"], [0, 0, 2, 0]),
+    "indented line is not a boundary": (["def f():\n", "    a\n", "    b\n", "c"], [0, 0, 0, 1, 1]),
+    "cr waits for a possible lf": (["x = 1\r", "\n", "y"], [0, 1, 0, 1]),
+    "continuation is not a newline": (["x = 1 + \\\n", "2\n"], [0, 1, 0]),
+    "string newline is not a newline": (["s = '''\n", "'''\n"], [0, 1, 0]),
+    "error no later than next column-0 line": (["def f(x:\n    pass\n", "x", "\n"], [0, 0, 2, 0]),
+    "error in a block at the next column-0 line": (["def f():\n    x x\n", "y"], [0, 1, 1]),
+    "missing bracket found at the end of the next line": (
+        ["x = f(1\n", "print", "(1)", "\n"],
+        [0, 0, 0, 2, 0],
+    ),
+}
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+@pytest.mark.parametrize("name", sorted(TIMING))
+def test_timing(name: str, scanner_cls: type[ScannerType]) -> None:
+    pieces, counts = TIMING[name]
+    chunker = Chunker(scanner_cls=scanner_cls)
+    got = [len(chunker.feed(p)) for p in pieces] + [len(chunker.close())]
+    assert got == counts
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+def test_pending_and_offset(scanner_cls: type[ScannerType]) -> None:
+    chunker = Chunker(scanner_cls=scanner_cls)
+    assert (chunker.pending, chunker.offset) == ("", 0)
+    assert chunker.feed("x = 1\nif y:\n  z") != []
+    assert (chunker.pending, chunker.offset) == ("if y:\n  z", 15)
+    assert chunker.feed("\nw") != []
+    assert (chunker.pending, chunker.offset) == ("w", 17)
+    assert [c.code for c in chunker.close()] == ["w"]
+    assert (chunker.pending, chunker.offset) == ("", 17)
+    assert chunker.close() == []
+    with pytest.raises(ValueError):
+        chunker.feed("more")
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+def test_keeps_working_after_errors(scanner_cls: type[ScannerType]) -> None:
+    src = "".join(f"x{i} = (\n" if i % 3 == 0 else f"y{i} = {i}\n" for i in range(30))
+    chunks = feed_pieces(list(src), scanner_cls)
+    assert "".join(c.code for c in chunks) == src
+    assert [c.kind for c in chunks] == [E if i % 3 == 0 else S for i in range(30)]
+
+
+def test_first_word_rule_matches_tokenize() -> None:
+    """The scanner's NAME rule is tokenize's: where the first token of a line ends."""
+    from eager_rt.scanner_pure import is_name_char, is_name_start
+
+    for line in ["else:", "elsewhere", "elseé", "else1", "else_", "else(", "else.x", "é = 1"]:
+        tok = next(tokenize.generate_tokens(StringIO(line + "\n").readline))
+        n = 0
+        if is_name_start(line[0]):
+            while n < len(line) and is_name_char(line[n]):
+                n += 1
+        assert tok.type == tokenize.NAME and tok.string == line[:n]
