@@ -1,0 +1,629 @@
+"""E2B cloud sandboxes behind the executor interface, through the ``e2b-code-interpreter`` SDK.
+
+Each session owns one sandbox (``AsyncSandbox.create``) and one code context
+in it (``create_code_context``); every ``execute`` is one ``run_code`` call,
+that is one streamed ``POST /execute`` to the sandbox's code-interpreter
+server, whose NDJSON items come back through the SDK's ``on_stdout`` /
+``on_stderr`` / ``on_result`` / ``on_error`` callbacks and are turned into our
+:class:`~eager_rt.executor.Output` events as they arrive.
+
+Why the code looks the way it does (all checked against the SDK and the
+e2b-dev/code-interpreter server; see the report in the test suite):
+
+* **Timeouts are ours.** The SDK's ``timeout`` becomes an httpx timeout that
+  its pyqwest transport turns into a whole-request deadline equal to the *sum*
+  of the read and write phases, i.e. twice the value asked for, and raises the
+  same ``TimeoutException`` as for other failures. So the SDK deadline is
+  switched off (``timeout=0``) and the session keeps its own exact one.
+* **Interrupt = close the stream.** Cancelling the ``run_code`` call closes the
+  HTTP/1.1 connection the SDK pins for ``/execute``; the server sees the
+  client go and interrupts the kernel. The session then *probes* the context
+  (``pass``) until it answers, because an execution sent while the kernel is
+  still unwinding is aborted by ipykernel and the server never ends such a
+  stream. If the code ignores the interrupt for ``grace`` seconds, the context
+  is restarted and the result says ``state_lost``.
+* **A stream that ends badly is never taken for success.** The SDK drops the
+  ``end_of_execution`` and ``keepalive`` lines, so a truncated stream would
+  look like a finished one. A response hook on the SDK's own httpx client
+  watches the raw lines: no ``end_of_execution`` means the connection was lost;
+  no byte at all (not even the server's 5-second keepalive) for
+  ``stall_timeout`` means the same.
+* **Script semantics by default.** The server runs code as notebook cells, so
+  a bare expression would be displayed and inline matplotlib would show every
+  figure touched at the end of each cell. Eager execution cuts one script into
+  many cells, so by default the session sets
+  ``ast_node_interactivity = "none"``, holds figures until ``plt.show()``,
+  and makes ``input()`` raise ``EOFError``: chunk-by-chunk execution then
+  prints exactly what a serial run prints. ``semantics="notebook"`` keeps the
+  notebook behaviour.
+
+Configuration follows E2B's own settings: ``E2B_API_KEY``, ``E2B_DOMAIN``
+(and ``E2B_API_URL`` / ``E2B_SANDBOX_URL`` / ``E2B_DEBUG``) are read by the SDK
+when the matching option is not given; ``template`` picks the sandbox
+template (the SDK default is ``code-interpreter-v1``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from eager_rt.executor import (
+    Backend,
+    BackendError,
+    ErrorInfo,
+    ExecResult,
+    Output,
+    OutputCallback,
+    Session,
+    SessionDead,
+    Status,
+)
+
+__all__ = ["E2BBackend", "E2BSession"]
+
+Semantics = Literal["script", "notebook"]
+
+# Result attributes of the SDK and the MIME type each one came from on the server
+# (template/server/api/models/result.py lifts these keys out of the bundle).
+_MIME_OF = {
+    "text": "text/plain",
+    "html": "text/html",
+    "markdown": "text/markdown",
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "pdf": "application/pdf",
+    "latex": "text/latex",
+    "json": "application/json",
+    "javascript": "application/javascript",
+    "data": "e2b/data",
+}
+
+# Error names the code-interpreter server makes up itself (messaging.py): they
+# describe what happened to the kernel or its connection, not the user code.
+_LOST = {"UnexpectedEndOfExecution", "WebSocketError"}
+_RESTARTED = "ContextRestarting"
+_ABORTED = "ExecutionAborted"
+
+_SETUP = """\
+def __eager_rt_setup():
+    import os, sys
+    ip = get_ipython()
+    if {cwd!r} is None:
+        print(os.getcwd(), end="")
+    else:
+        os.chdir({cwd!r})
+    if {script!r}:
+        ip.ast_node_interactivity = "none"
+        def hold_figures():
+            inline = sys.modules.get("matplotlib_inline.backend_inline")
+            if inline is not None:
+                inline.show._draw_called = False
+        ip.events.register("post_execute", hold_figures)
+        def no_input(prompt=""):
+            raise EOFError("input() has no terminal here: the code runs unattended")
+        kernel = getattr(ip, "kernel", None)
+        if kernel is not None:
+            kernel.raw_input = no_input
+            kernel.getpass = no_input
+__eager_rt_setup()
+del __eager_rt_setup
+"""
+
+
+class _Tap:
+    """Watches the raw ``/execute`` stream under the SDK: status, liveness, proper end."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.status: int | None = None
+        self.ended = False
+        self.last_activity = time.monotonic()
+        self._partial = b""
+
+    async def on_response(self, response: Any) -> None:
+        if not str(response.request.url.path).endswith("/execute"):
+            return
+        self.status = int(response.status_code)
+        self.last_activity = time.monotonic()
+        response.stream = _tap_stream_class()(response.stream, self)
+
+    def feed(self, chunk: bytes) -> None:
+        self.last_activity = time.monotonic()
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if b"end_of_execution" in line:
+                with contextlib.suppress(ValueError):
+                    if json.loads(line).get("type") == "end_of_execution":
+                        self.ended = True
+
+
+_sandbox_class: type[Any] | None = None
+_stream_class: type[Any] | None = None
+
+
+def _tap_stream_class() -> type[Any]:
+    """An httpx async byte stream that reports every chunk to the tap on its way up."""
+    global _stream_class
+    if _stream_class is None:
+        import httpx
+
+        class TapStream(httpx.AsyncByteStream):
+            def __init__(self, inner: Any, tap: _Tap) -> None:
+                self._inner = inner
+                self._tap = tap
+
+            async def __aiter__(self) -> AsyncIterator[bytes]:
+                async for chunk in self._inner:
+                    self._tap.feed(chunk)
+                    yield chunk
+
+            async def aclose(self) -> None:
+                await self._inner.aclose()
+
+        _stream_class = TapStream
+    return _stream_class
+
+
+def _tapped_sandbox_class() -> type[Any]:
+    """``AsyncSandbox`` whose per-call httpx client also reports to the instance's tap.
+
+    Built lazily so importing this module does not import the SDK.
+    """
+    global _sandbox_class
+    if _sandbox_class is None:
+        from e2b_code_interpreter import AsyncSandbox
+
+        class TappedSandbox(AsyncSandbox):  # type: ignore[misc]
+            eager_tap: _Tap | None = None
+
+            @property
+            def _client(self) -> Any:
+                client = super()._client
+                if self.eager_tap is not None:
+                    hooks = client.event_hooks
+                    hooks["response"] = [*hooks.get("response", []), self.eager_tap.on_response]
+                    client.event_hooks = hooks
+                return client
+
+        _sandbox_class = TappedSandbox
+    return _sandbox_class
+
+
+@dataclass
+class _Run:
+    """What one ``run_code`` call produced, whichever way it ended."""
+
+    outputs: list[Output] = field(default_factory=list)
+    error: Any = None  # the SDK's ExecutionError
+    execution_count: int | None = None
+    exception: BaseException | None = None
+    stopped: str | None = None  # "timeout" | "interrupt" | "stall" when we closed the stream
+
+
+class E2BSession(Session):
+    """One sandbox, one code context in it, one execution at a time."""
+
+    backend_name: ClassVar[str] = "e2b"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        domain: str | None = None,
+        template: str | None = None,
+        api_url: str | None = None,
+        sandbox_url: str | None = None,
+        debug: bool | None = None,
+        request_timeout: float | None = None,
+        sandbox_timeout: int = 3600,
+        envs: dict[str, str] | None = None,
+        cwd: str | None = None,
+        semantics: Semantics = "script",
+        grace: float = 5.0,
+        stall_timeout: float = 30.0,
+        probe_timeout: float = 2.0,
+        auto_restart: bool = True,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        if semantics not in ("script", "notebook"):
+            raise ValueError("semantics must be 'script' or 'notebook'")
+        self._conn: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "api_key": api_key,
+                "domain": domain,
+                "api_url": api_url,
+                "sandbox_url": sandbox_url,
+                "debug": debug,
+                "request_timeout": request_timeout,
+            }.items()
+            if v is not None
+        }
+        self.template = template
+        self.sandbox_timeout = sandbox_timeout
+        self.envs = dict(envs or {})
+        self.cwd = cwd
+        self.semantics: Semantics = semantics
+        self.grace = grace
+        self.stall_timeout = stall_timeout
+        self.probe_timeout = probe_timeout
+        self.auto_restart = auto_restart
+        self.metadata = dict(metadata or {})
+        self._request_timeout = request_timeout
+        self.sandbox: Any = None  # the SDK AsyncSandbox, once started
+        self._context: Any = None
+        self._context_cwd: str | None = None
+        self._tap = _Tap()
+        self._alive = False
+        self._closed = False
+        self._starting: asyncio.Task[None] | None = None
+        self._running: asyncio.Task[Any] | None = None
+        self._interrupt = asyncio.Event()
+        self._exec_lock = asyncio.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self._alive and not self._closed
+
+    @property
+    def sandbox_id(self) -> str | None:
+        return None if self.sandbox is None else str(self.sandbox.sandbox_id)
+
+    async def start(self, timeout: float | None = None) -> None:
+        """Create the sandbox and the context. Safe to call early and concurrently.
+
+        Sandbox creation takes seconds on the real service, so callers start it
+        as soon as the LLM request is sent (``asyncio.create_task(s.start())``);
+        ``execute`` waits for a start in progress instead of failing.
+        """
+        if self._closed:
+            raise SessionDead("session is closed")
+        if self.alive:
+            return
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.ensure_future(self._boot())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._starting), timeout)
+        except (TimeoutError, asyncio.TimeoutError):  # noqa: UP041 - distinct on 3.10
+            raise BackendError(
+                f"E2B sandbox did not start within {timeout} s (still starting in the background)"
+            ) from None
+
+    async def _boot(self) -> None:
+        cls = _tapped_sandbox_class()
+        try:
+            sandbox = await cls.create(
+                template=self.template,
+                timeout=self.sandbox_timeout,
+                envs=self.envs or None,
+                metadata=self.metadata or None,
+                **self._conn,
+            )
+        except Exception as exc:
+            raise BackendError(f"could not create an E2B sandbox: {exc}") from exc
+        sandbox.eager_tap = self._tap
+        self.sandbox = sandbox
+        try:
+            self._context = await sandbox.create_code_context(
+                cwd=self.cwd, language="python", request_timeout=self._request_timeout
+            )
+            self._context_cwd = self.cwd
+            await self._setup()
+        except BaseException as exc:
+            await self._kill_sandbox()
+            if isinstance(exc, Exception) and not isinstance(exc, BackendError):
+                raise BackendError(f"E2B sandbox started but its context did not: {exc}") from exc
+            raise
+        if self._closed:  # closed while booting: nothing may outlive close()
+            await self._kill_sandbox()
+            raise SessionDead("session was closed while it started")
+        self._alive = True
+
+    async def _setup(self) -> None:
+        """Make a fresh context behave like a script run (see the module docstring)."""
+        code = _SETUP.format(cwd=self._context_cwd, script=self.semantics == "script")
+        run = await self._run(code, None, None)
+        if run.exception is not None or run.error is not None or not self._tap.ended:
+            what = run.exception or (run.error and f"{run.error.name}: {run.error.value}")
+            raise BackendError(f"setting up the E2B context failed: {what or 'stream cut'}")
+        if self._context_cwd is None:
+            # Remember where the context started, to come back there after a
+            # restart (the server does not restore a restarted context's cwd).
+            self._context_cwd = "".join(o.text for o in run.outputs if o.kind == "stdout")
+
+    async def restart(self, timeout: float | None = None) -> None:
+        """Restart the context's kernel (state gone); a sandbox that is gone is replaced."""
+        if self._closed:
+            raise SessionDead("session is closed")
+        try:
+            await asyncio.wait_for(self._restart(), timeout)
+        except (TimeoutError, asyncio.TimeoutError):  # noqa: UP041 - distinct on 3.10
+            raise BackendError(f"E2B restart did not finish within {timeout} s") from None
+
+    async def _restart(self) -> None:
+        self._alive = False
+        if self.sandbox is not None and await self._sandbox_running():
+            try:
+                await self.sandbox.restart_code_context(self._context)
+                await self._setup()
+                self._alive = True
+                return
+            except Exception:  # noqa: BLE001 - fall back to a new sandbox
+                pass
+        await self._kill_sandbox()
+        await self._boot()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._alive = False
+        for task in (self._running, self._starting):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        await self._kill_sandbox()
+
+    async def _kill_sandbox(self) -> None:
+        sandbox, self.sandbox = self.sandbox, None
+        if sandbox is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(sandbox.kill(), 30)
+
+    async def _sandbox_running(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self.sandbox.is_running(request_timeout=10), 15))
+        except Exception:  # noqa: BLE001 - unknown counts as not usable
+            return False
+
+    async def interrupt(self) -> None:
+        if self._running is not None and not self._running.done():
+            self._interrupt.set()
+
+    # -- execution ---------------------------------------------------------------
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> ExecResult:
+        if not self.alive and self._starting is not None and not self._starting.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._starting)
+        if not self.alive:
+            raise SessionDead("E2B session is not alive; start or restart it first")
+        async with self._exec_lock:
+            started = time.perf_counter()
+            run = await self._run(code, timeout, on_output)
+            result = await self._conclude(run)
+            result.started = started
+            result.ended = time.perf_counter()
+            return result
+
+    async def _run(
+        self, code: str, timeout: float | None, on_output: OutputCallback | None
+    ) -> _Run:
+        """One ``run_code``, watched: our deadline, interrupt requests, a stalled stream."""
+        run = _Run()
+
+        def emit(out: Output) -> None:
+            run.outputs.append(out)
+            if on_output is not None:
+                on_output(out)
+
+        def on_error(err: Any) -> None:
+            run.error = err
+
+        self._tap.reset()
+        self._interrupt.clear()
+        call = self.sandbox.run_code(
+            code,
+            context=self._context,
+            on_stdout=lambda m: emit(Output("stdout", text=m.line)),
+            on_stderr=lambda m: emit(Output("stderr", text=m.line)),
+            on_result=lambda r: emit(Output("display", data=_bundle(r))),
+            on_error=on_error,
+            timeout=0,  # no SDK deadline: it would be twice ours, see the module docstring
+            request_timeout=self._request_timeout,
+        )
+        task: asyncio.Task[Any] = asyncio.ensure_future(call)
+        self._running = task
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interrupted = asyncio.ensure_future(self._interrupt.wait())
+        try:
+            while not task.done():
+                now = time.monotonic()
+                waits = [self.stall_timeout - (now - self._tap.last_activity)]
+                if deadline is not None:
+                    waits.append(deadline - now)
+                if min(waits) <= 0:
+                    run.stopped = "timeout" if deadline is not None and now >= deadline else "stall"
+                    break
+                await asyncio.wait(
+                    {task, interrupted}, timeout=min(waits), return_when="FIRST_COMPLETED"
+                )
+                if interrupted.done() and not task.done():
+                    run.stopped = "interrupt"
+                    break
+        finally:
+            interrupted.cancel()
+            if not task.done():
+                task.cancel()  # closes the stream: the server interrupts the kernel
+            try:
+                execution = await task
+                run.execution_count = execution.execution_count
+            except asyncio.CancelledError:
+                if run.stopped is None:
+                    raise
+            except Exception as exc:  # noqa: BLE001 - classified by _conclude
+                run.exception = exc
+            self._running = None
+        return run
+
+    async def _conclude(self, run: _Run) -> ExecResult:
+        """Turn a watched run into an ExecResult, recovering the session where needed."""
+        outputs = run.outputs
+        if run.stopped in ("timeout", "interrupt"):
+            status = Status.TIMEOUT if run.stopped == "timeout" else Status.INTERRUPTED
+            settled = await self._settle()
+            if settled:
+                what = "the execution timed out" if run.stopped == "timeout" else "interrupted"
+                return ExecResult(status, outputs, detail=f"{what}; the kernel was interrupted")
+            lost = await self._recover()
+            return ExecResult(
+                status,
+                outputs,
+                state_lost=lost,
+                detail=f"the code ignored the interrupt for {self.grace} s; "
+                + ("the context was restarted" if self.alive else "the session could not recover"),
+            )
+        if run.stopped == "stall":
+            silence = f"no data from the sandbox for {self.stall_timeout} s (not even keepalives)"
+            return await self._died(outputs, silence)
+        if run.exception is not None:
+            return await self._failed(run)
+        error = run.error
+        if error is not None and error.name in _LOST:
+            why = f"the sandbox lost its kernel connection: {error.value}"
+            return await self._died(outputs, why)
+        if error is not None and error.name == _RESTARTED:
+            return await self._died(outputs, "the kernel died and was restarted by the sandbox")
+        if not self._tap.ended:
+            return await self._died(outputs, "the execution stream ended without end_of_execution")
+        if error is not None:
+            info = ErrorInfo(
+                ename=str(error.name),
+                evalue=str(error.value),
+                traceback=str(error.traceback or "").splitlines(),
+                lineno=_lineno(str(error.traceback or ""), run.execution_count),
+            )
+            return ExecResult(Status.ERROR, outputs, error=info)
+        return ExecResult(Status.OK, outputs)
+
+    async def _failed(self, run: _Run) -> ExecResult:
+        """The SDK raised. Either nothing ran (raise BackendError) or the stream broke (died)."""
+        exc = run.exception
+        assert exc is not None
+        status = self._tap.status
+        if status is not None and status >= 400:
+            # Refused before any code ran (502 from the proxy, 404 for the context ...).
+            gone = not await self._sandbox_running()
+            if gone:
+                self._alive = False
+            where = "the sandbox, which is no longer running" if gone else "the sandbox"
+            raise BackendError(f"HTTP {status} from {where}; the code did not run: {exc}") from exc
+        if status is None:
+            # No response head at all: the sandbox could not be reached.
+            if self.sandbox is not None and not await self._sandbox_running():
+                self._alive = False
+            why = f"the sandbox could not be reached; the code did not run: {exc}"
+            raise BackendError(why) from exc
+        why = f"the execution stream broke: {type(exc).__name__}: {exc}"
+        return await self._died(run.outputs, why)
+
+    async def _died(self, outputs: list[Output], why: str) -> ExecResult:
+        lost = await self._recover()
+        tail = "; the session was restarted" if self.alive else "; the session is not alive"
+        return ExecResult(Status.DIED, outputs, state_lost=lost, detail=why + tail)
+
+    async def _recover(self) -> bool:
+        """After a death: restart when allowed, else leave the session dead. True: state is gone."""
+        self._alive = False
+        if not self.auto_restart:
+            return True
+        try:
+            await self._restart()
+        except Exception:  # noqa: BLE001 - the result says the session is not alive
+            self._alive = False
+        return True
+
+    async def _settle(self) -> bool:
+        """Wait until the context runs code again after an interrupt (False: not within grace)."""
+        deadline = time.monotonic() + self.grace
+        # A probe that reaches the kernel before it has finished unwinding the
+        # interrupted cell is aborted (stop_on_error), and the server never
+        # ends an aborted execution; so give the interrupt a moment, and retry
+        # probes with growing patience (each cancelled probe re-interrupts).
+        await asyncio.sleep(min(0.1, self.grace))
+        patience = min(0.5, self.probe_timeout)
+        while (left := deadline - time.monotonic()) > 0:
+            probe = await self._run("pass", min(patience, left), None)
+            if probe.stopped is None and probe.exception is None and self._tap.ended:
+                if probe.error is None:
+                    return True
+                if probe.error.name != _ABORTED:
+                    return False
+            patience = min(patience * 2, self.probe_timeout)
+        return False
+
+
+def _bundle(result: Any) -> dict[str, Any]:
+    """An SDK ``Result`` back into the Jupyter MIME bundle the server took it from."""
+    bundle: dict[str, Any] = {}
+    for attr, mime in _MIME_OF.items():
+        value = getattr(result, attr, None)
+        if value is not None:
+            bundle[mime] = value
+    chart = getattr(result, "chart", None)
+    if chart is not None:
+        bundle["e2b/chart"] = chart.to_dict()
+    extra = getattr(result, "extra", None)
+    if isinstance(extra, dict):
+        bundle.update(extra)
+    return bundle
+
+
+def _lineno(traceback: str, execution_count: int | None) -> int | None:
+    """The innermost line of this cell in an IPython traceback (``Cell In[n], line k``)."""
+    if execution_count is None:
+        return None
+    hits = re.findall(rf"Cell In\[{execution_count}\], line (\d+)", traceback)
+    return int(hits[-1]) if hits else None
+
+
+class E2BBackend(Backend):
+    """Factory of :class:`E2BSession`; its options are the sessions' defaults.
+
+    Options: ``api_key``, ``domain``, ``template``, ``api_url``, ``sandbox_url``,
+    ``debug``, ``request_timeout`` (E2B connection settings, else the SDK reads
+    ``E2B_*`` variables), ``sandbox_timeout`` (seconds the sandbox may live),
+    ``envs``, ``cwd``, ``semantics`` (``"script"`` / ``"notebook"``), ``grace``
+    (seconds an interrupted execution may take to stop before the context is
+    restarted), ``stall_timeout``, ``probe_timeout``, ``auto_restart``,
+    ``metadata``.
+    """
+
+    name: ClassVar[str] = "e2b"
+
+    def __init__(self, **options: Any) -> None:
+        E2BSession(**options)  # validate the options now, not at the first session
+        self._options = options
+        self._sessions: weakref.WeakSet[E2BSession] = weakref.WeakSet()
+
+    def session(self, **options: Any) -> E2BSession:
+        session = E2BSession(**{**self._options, **options})
+        self._sessions.add(session)
+        return session
+
+    async def aclose(self) -> None:
+        """Close any session still open, so no sandbox outlives the backend."""
+        await asyncio.gather(*(s.close() for s in list(self._sessions)), return_exceptions=True)
+

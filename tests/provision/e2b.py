@@ -1,0 +1,62 @@
+"""The E2B backend, offline: the unmodified SDK against the local protocol server.
+
+``e2b`` starts ``tests.e2b_server`` (real ipykernels behind E2B's control-plane,
+envd and code-interpreter HTTP protocol on a loopback port) and points the
+SDK at it with its own connection settings (``api_url`` and ``sandbox_url``).
+``e2b-live`` runs the same suite against the real cloud, only when
+``E2B_API_KEY`` is set (``E2B_DOMAIN`` and ``EAGER_RT_E2B_TEMPLATE`` honoured).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from eager_rt.executor import Backend
+from eager_rt.registry import get_backend
+from tests.provision import unavailable
+
+BACKEND = "e2b"
+VARIANTS = {"e2b": "e2b_backend"}
+if os.environ.get("E2B_API_KEY"):
+    VARIANTS["e2b-live"] = "e2b_live_backend"
+
+REQUIRE_VAR = "EAGER_RT_REQUIRE_E2B"
+
+
+@pytest.fixture(scope="session")
+def e2b_server() -> Iterator[object]:
+    """One local E2B server for the whole test session (sandboxes isolate the tests)."""
+    if importlib.util.find_spec("e2b_code_interpreter") is None:
+        unavailable("e2b backend", "e2b-code-interpreter is not installed", REQUIRE_VAR)
+    if importlib.util.find_spec("ipykernel") is None:
+        unavailable("local E2B server", "ipykernel is not installed", REQUIRE_VAR)
+    from tests.e2b_server import LocalE2B
+
+    with LocalE2B(keepalive_s=1.0) as server:
+        yield server
+
+
+@pytest.fixture
+async def e2b_backend(e2b_server: object) -> AsyncIterator[Backend]:
+    from tests.e2b_server import LocalE2B
+
+    assert isinstance(e2b_server, LocalE2B)
+    backend = get_backend("e2b")(**e2b_server.sdk_options(), grace=3.0, stall_timeout=10.0)
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
+
+
+@pytest.fixture
+async def e2b_live_backend() -> AsyncIterator[Backend]:
+    template = os.environ.get("EAGER_RT_E2B_TEMPLATE")
+    backend = get_backend("e2b")(template=template) if template else get_backend("e2b")()
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
