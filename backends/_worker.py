@@ -56,7 +56,10 @@ MAX_FRAME = 1 << 30
 _CHANNEL_FD_MIN = 200  # keep the channel away from the low fds user code tends to close
 _FLUSH_THRESHOLD = 1 << 16  # a line-buffered stream also flushes when this much is pending
 _READ_SIZE = 1 << 16
-_COALESCE_S = 0.005  # at most one text frame per this interval while output is dense
+# output coalescing: up to _BURST text frames go out at once in any _COALESCE_S
+# window; beyond that, complete lines wait for the end of the window
+_COALESCE_S = 0.005
+_BURST = 8
 
 # The bootstrap reads the worker's source, length-prefixed, from fd 0 with raw
 # reads (a buffered read could swallow the frames that follow), runs it as a
@@ -158,13 +161,13 @@ class _Channel:
 class _OutStream(io.TextIOBase):
     """``sys.stdout``/``sys.stderr``: text that becomes ``stream`` frames.
 
-    Line-buffered, and coalesced: a complete line goes out at once unless a
-    frame went out less than ``_COALESCE_S`` ago, in which case the drain
-    thread sends it when that interval is up (an explicit ``flush()`` always
-    sends at once). A sparse print is therefore
-    streamed immediately and a tight print loop costs one frame per interval,
-    not one per line. Writing to one stream first sends what the other holds,
-    so stdout/stderr interleaving is exact.
+    Line-buffered, and coalesced: a complete line goes out at once unless
+    ``_BURST`` frames already went out in the current ``_COALESCE_S`` window;
+    then the drain thread sends it when the window ends. Sparse prints are
+    streamed immediately without waking any thread, and a tight print loop
+    costs a few frames per window, not one per line. An explicit ``flush()``
+    always sends at once. Writing to one stream first sends what the other
+    holds, so stdout/stderr interleaving is exact.
     """
 
     encoding = "utf-8"
@@ -234,7 +237,8 @@ class Worker:
         self.defer = 0  # >0 while a frame is being written: a SIGINT waits for the end
         self.interrupt_pending = False
         self.main_ident = threading.get_ident()
-        self.last_emit = 0.0  # time.monotonic() of the last stream frame
+        self.window_start = 0.0  # time.monotonic() when the current coalescing window began
+        self.window_frames = 0  # stream frames sent in that window
         self.timer_armed = False  # coalesced text is waiting for the drain thread
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -342,7 +346,11 @@ class Worker:
 
     def _send_stream(self, name: str, text: str) -> None:
         self.channel.send({"type": "stream", "id": self.exec_id, "name": name, "text": text})
-        self.last_emit = time.monotonic()
+        now = time.monotonic()
+        if now - self.window_start >= _COALESCE_S:
+            self.window_start = now
+            self.window_frames = 0
+        self.window_frames += 1
 
     def send_text(self) -> None:
         """Send what both streams hold now (at most one holds text: see write_text)."""
@@ -369,7 +377,7 @@ class Worker:
 
     def line_done(self) -> None:
         """A line is complete: send it now, or when the coalescing interval is up."""
-        if time.monotonic() - self.last_emit >= _COALESCE_S:
+        if self.window_frames < _BURST or time.monotonic() - self.window_start >= _COALESCE_S:
             self.send_text()
         elif not self.timer_armed:
             self.timer_armed = True
@@ -406,7 +414,7 @@ class Worker:
         while True:
             timeout = None
             if self.timer_armed:
-                timeout = max(0.0, self.last_emit + _COALESCE_S - time.monotonic())
+                timeout = max(0.0, self.window_start + _COALESCE_S - time.monotonic())
             try:
                 ready, _, _ = select.select(fds, [], [], timeout)
             except InterruptedError:
@@ -424,7 +432,7 @@ class Worker:
             self.send_text()  # Python-level text written before this fd output
             for r in pipes:
                 self._drain_one(r)
-        elif self.timer_armed and time.monotonic() - self.last_emit >= _COALESCE_S:
+        elif self.timer_armed and time.monotonic() - self.window_start >= _COALESCE_S:
             self.send_text()
 
     def display(self, *objs: Any, **kwargs: Any) -> None:
