@@ -1,0 +1,392 @@
+"""Provider adapters end to end: the unmodified SDKs, a fake server, the runtime, a local session.
+
+Every client runs with ``_strict_response_validation=True``, so each event the
+fake server sends must also parse as the SDK's own typed model: the fake cannot
+drift from the real wire format without these tests failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from eager_rt.executor import Session
+from eager_rt.registry import get_backend
+from eager_rt.runtime import arun_stream, run_stream
+from eager_rt.sources.anthropic import amessages, messages
+from eager_rt.sources.llm import AsyncModelSource, ModelSource, ModelStreamError, model_source
+from eager_rt.sources.openai import achat_completions, aresponses, chat_completions, responses
+from eager_rt.sources.tool_json import MalformedJSON
+from eager_rt.sync import SyncSession
+from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments
+
+APIS = ["chat", "responses", "messages"]
+FORMS = ["fences", "tool"]
+SYNC_ADAPTERS: dict[str, Callable[..., ModelSource]] = {
+    "chat": chat_completions, "responses": responses, "messages": messages,
+}
+ASYNC_ADAPTERS: dict[str, Callable[..., AsyncModelSource]] = {
+    "chat": achat_completions, "responses": aresponses, "messages": amessages,
+}
+CLIENT_TIMEOUT = 30.0
+
+
+def pieces(code: str, size: int = 6) -> list[str]:
+    return [code[i : i + size] for i in range(0, len(code), size)]
+
+
+def reply_for(form: str, code: str, **kw: Any) -> Reply:
+    if form == "tool":
+        return Reply(tools=[("python", tool_fragments(code))], **kw)
+    text = ["I will compute it.\n```py", "thon\n", *pieces(code), "```\nThat is the answer.\n"]
+    return Reply(text=text, **kw)
+
+
+@contextlib.contextmanager
+def sync_stream(api: str, llm: FakeLLM, timeout: float = CLIENT_TIMEOUT) -> Iterator[Any]:
+    messages_ = [{"role": "user", "content": "compute"}]
+    if api == "messages":
+        client: Any = anthropic.Anthropic(
+            base_url=llm.url, api_key="test", max_retries=0, timeout=timeout,
+            _strict_response_validation=True,
+        )
+        make = lambda: client.messages.create(  # noqa: E731
+            model="fake", max_tokens=1024, messages=messages_, stream=True)
+    else:
+        client = openai.OpenAI(
+            base_url=llm.openai_url, api_key="test", max_retries=0, timeout=timeout,
+            _strict_response_validation=True,
+        )
+        if api == "chat":
+            make = lambda: client.chat.completions.create(  # noqa: E731
+                model="fake", messages=messages_, stream=True,
+                stream_options={"include_usage": True})
+        else:
+            make = lambda: client.responses.create(  # noqa: E731
+                model="fake", input="compute", stream=True)
+    try:
+        yield make
+    finally:
+        client.close()
+
+
+@contextlib.asynccontextmanager
+async def async_stream(api: str, llm: FakeLLM, timeout: float = CLIENT_TIMEOUT
+                       ) -> AsyncIterator[Any]:
+    messages_ = [{"role": "user", "content": "compute"}]
+    if api == "messages":
+        client: Any = anthropic.AsyncAnthropic(
+            base_url=llm.url, api_key="test", max_retries=0, timeout=timeout,
+            _strict_response_validation=True,
+        )
+        make = lambda: client.messages.create(  # noqa: E731
+            model="fake", max_tokens=1024, messages=messages_, stream=True)
+    else:
+        client = openai.AsyncOpenAI(
+            base_url=llm.openai_url, api_key="test", max_retries=0, timeout=timeout,
+            _strict_response_validation=True,
+        )
+        if api == "chat":
+            make = lambda: client.chat.completions.create(  # noqa: E731
+                model="fake", messages=messages_, stream=True)
+        else:
+            make = lambda: client.responses.create(  # noqa: E731
+                model="fake", input="compute", stream=True)
+    try:
+        yield make
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def sync_session() -> Iterator[SyncSession]:
+    session = SyncSession(get_backend("local")().session())
+    session.start(timeout=60)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+async def local_session() -> AsyncIterator[Session]:
+    backend = get_backend("local")()
+    session = backend.session()
+    await session.start(timeout=60)
+    try:
+        yield session
+    finally:
+        await session.close()
+        await backend.aclose()
+
+
+def consumed_events(api: str, sent: int, reply: Reply) -> int:
+    """Events the SDK hands over out of those the server sent."""
+    if api == "chat":
+        return sent - 1  # data: [DONE] ends the stream inside the SDK
+    if api == "messages":
+        return sent - (1 if reply.text else 0)  # the SDK drops ping events
+    return sent
+
+
+CODE = "import math\nvalues = [1, 2, 3]\nprint(sum(values))\nprint(math.factorial(5))\n"
+
+
+# -- code runs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("api", APIS)
+def test_sync_stream_runs_its_code(api: str, form: str, sync_session: SyncSession) -> None:
+    reply = reply_for(form, CODE)
+    with FakeLLM(reply) as llm, sync_stream(api, llm) as make:
+        t0 = time.perf_counter()
+        source = SYNC_ADAPTERS[api](make(), started=t0)
+        result = run_stream(source, sync_session, timeout=60)
+        log = llm.wait_done(0)
+    assert result.status == "ok", result.error
+    assert result.stdout == "6\n120\n"
+    assert result.code == CODE
+    stats = source.stats
+    assert stats.complete and not stats.closed_early and stats.error is None
+    assert stats.code == result.code
+    assert stats.events == consumed_events(api, log.events_sent, reply)
+    assert stats.ttft_s is not None and stats.ttft_s > 0
+    assert result.source_info["provider"] == ("anthropic" if api == "messages" else "openai")
+    assert result.source_info["model"] == "fake-model-1"
+    assert log.finished and not log.client_closed and log.events_unsent == 0
+    if form == "tool":
+        assert [c.name for c in stats.tool_calls] == ["python"]
+        assert stats.tool_calls[0].runs and stats.tool_calls[0].call_id
+    else:
+        assert "I will compute it." in stats.prose and "That is the answer." in stats.prose
+        assert stats.text == "".join(reply.text)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("api", APIS)
+async def test_async_stream_runs_its_code(api: str, form: str, local_session: Session) -> None:
+    reply = reply_for(form, CODE)
+    with FakeLLM(reply) as llm:
+        async with async_stream(api, llm) as make:
+            source = ASYNC_ADAPTERS[api](await make())
+            result = await arun_stream(source, local_session)
+        log = llm.wait_done(0)
+    assert result.status == "ok", result.error
+    assert result.stdout == "6\n120\n"
+    assert source.stats.complete and not source.stats.closed_early
+    assert source.stats.events == consumed_events(api, log.events_sent, reply)
+    assert log.finished and not log.client_closed
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_detected_api_matches_the_explicit_adapter(api: str, sync_session: SyncSession) -> None:
+    with FakeLLM(reply_for("fences", CODE)) as llm, sync_stream(api, llm) as make:
+        source = model_source(make())
+        result = run_stream(source, sync_session, timeout=60)
+    assert result.stdout == "6\n120\n"
+    assert source.stats.api == {"chat": "chat", "responses": "responses",
+                                "messages": "messages"}[api]
+
+
+def test_anthropic_stream_helper_is_accepted(sync_session: SyncSession) -> None:
+    with FakeLLM(reply_for("tool", CODE)) as llm:
+        client = anthropic.Anthropic(base_url=llm.url, api_key="test", max_retries=0,
+                                     timeout=CLIENT_TIMEOUT)
+        try:
+            with client.messages.stream(model="fake", max_tokens=100,
+                                        messages=[{"role": "user", "content": "go"}]) as stream:
+                result = run_stream(messages(stream), sync_session, timeout=60)
+        finally:
+            client.close()
+    assert result.stdout == "6\n120\n"
+
+
+def test_two_blocks_and_two_tool_calls_run_in_order(sync_session: SyncSession) -> None:
+    reply = Reply(
+        text=["First:\n```python\n", "a = 2\n", "```\nthen\n```python\n", "print(a * 10)\n```\n"],
+        tools=[("python", tool_fragments("b = a + 1")), ("python", tool_fragments("print(b)"))],
+    )
+    with FakeLLM(reply) as llm, sync_stream("chat", llm) as make:
+        result = run_stream(chat_completions(make()), sync_session, timeout=60)
+    assert result.stdout == "20\n3\n"
+    assert result.code == "a = 2\nprint(a * 10)\nb = a + 1\nprint(b)"
+
+
+def test_tool_filter_skips_other_tools(sync_session: SyncSession) -> None:
+    reply = Reply(tools=[("search", tool_fragments("print('not me')")),
+                         ("python", tool_fragments("print('me')"))])
+    with FakeLLM(reply) as llm, sync_stream("responses", llm) as make:
+        source = responses(make(), tools={"python"}, fences=False)
+        result = run_stream(source, sync_session, timeout=60)
+    assert result.stdout == "me\n"
+    assert [(c.name, c.runs) for c in source.stats.tool_calls] == [("search", False),
+                                                                  ("python", True)]
+
+
+# -- early interruption --------------------------------------------------------------------
+
+FAILING = "x = 41\nprint(x + 1)\nraise ValueError('bad input')\n" + "y = x * 2\n" * 60
+# the server stops after these many output events until the client goes away; the
+# failing statement lies well before it in every form
+HOLD = Faults(hold_after=14, hold_timeout=1.0, interval=0.01)
+
+
+def _check_interrupted(result: Any, source: Any, log: Any) -> None:
+    assert result.status == "error"
+    assert result.error.ename == "ValueError"
+    assert result.stdout == "42\n"
+    assert result.stream_closed_early
+    assert source.stats.closed_early
+    assert log.client_closed, "the server never saw the stream closed"
+    assert not log.finished and log.events_unsent > 0
+    assert source.stats.events < log.events_total
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("api", APIS)
+def test_sync_early_interruption_closes_the_stream(
+    api: str, form: str, sync_session: SyncSession
+) -> None:
+    with FakeLLM(reply_for(form, FAILING, model="m"), HOLD) as llm, sync_stream(api, llm) as make:
+        source = SYNC_ADAPTERS[api](make())
+        result = run_stream(source, sync_session, timeout=60)
+        log = llm.wait_done(0)
+    _check_interrupted(result, source, log)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("api", APIS)
+async def test_async_early_interruption_closes_the_stream(
+    api: str, form: str, local_session: Session
+) -> None:
+    faults = Faults(hold_after=14, hold_timeout=30.0)  # async closes while the server holds
+    with FakeLLM(reply_for(form, FAILING), faults) as llm:
+        async with async_stream(api, llm) as make:
+            source = ASYNC_ADAPTERS[api](await make())
+            result = await arun_stream(source, local_session)
+        log = llm.wait_done(0)
+    _check_interrupted(result, source, log)
+    assert log.events_sent <= 14 + 4  # nothing was sent after the hold
+
+
+# -- faults --------------------------------------------------------------------------------
+
+CUT = ["a = 1\n", "b = 2", "2\n", "print(a, b)\n"]
+
+
+def _defined(session: SyncSession, name: str) -> bool:
+    out = session.execute(f"print({name!r} in globals())", timeout=30)
+    return out.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_dropped_connection_is_a_connection_error(api: str, sync_session: SyncSession) -> None:
+    reply = Reply(text=["```python\n", *CUT, "```\n"])
+    with FakeLLM(reply, Faults(drop_after=3)) as llm, sync_stream(api, llm) as make:
+        source = SYNC_ADAPTERS[api](make())
+        with pytest.raises(ModelStreamError) as info:
+            run_stream(source, sync_session, timeout=60)
+    assert info.value.kind == "connection"
+    assert source.stats.error is not None and not source.stats.complete
+    assert not _defined(sync_session, "b")  # "b = 2" was cut: it must never run
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_clean_end_without_final_event_is_truncated(api: str, sync_session: SyncSession) -> None:
+    reply = Reply(text=["```python\n", *CUT, "```\n"])
+    with FakeLLM(reply, Faults(truncate_after=3)) as llm, sync_stream(api, llm) as make:
+        source = SYNC_ADAPTERS[api](make())
+        with pytest.raises(ModelStreamError) as info:
+            run_stream(source, sync_session, timeout=60)
+    assert info.value.kind == "truncated"
+    assert not _defined(sync_session, "b")
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_error_event_is_an_api_error(api: str, sync_session: SyncSession) -> None:
+    faults = Faults(error_after=2, error_message="Overloaded, try later")
+    with FakeLLM(reply_for("fences", CODE), faults) as llm, sync_stream(api, llm) as make:
+        source = SYNC_ADAPTERS[api](make())
+        with pytest.raises(ModelStreamError) as info:
+            run_stream(source, sync_session, timeout=60)
+    assert info.value.kind == "api_error"
+    assert "Overloaded, try later" in str(info.value)
+    assert info.value.stats is source.stats
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("api", APIS)
+async def test_async_dropped_connection(api: str, local_session: Session) -> None:
+    reply = Reply(text=["```python\n", *CUT, "```\n"])
+    with FakeLLM(reply, Faults(drop_after=3)) as llm:
+        async with async_stream(api, llm) as make:
+            source = ASYNC_ADAPTERS[api](await make())
+            with pytest.raises(ModelStreamError) as info:
+                await arun_stream(source, local_session)
+    assert info.value.kind == "connection"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_slow_first_token_is_measured(api: str, sync_session: SyncSession) -> None:
+    delay = 0.4
+    with FakeLLM(reply_for("fences", CODE), Faults(first_token_delay=delay)) as llm, \
+            sync_stream(api, llm) as make:
+        t0 = time.perf_counter()
+        source = SYNC_ADAPTERS[api](make(), started=t0)
+        result = run_stream(source, sync_session, timeout=60)
+    assert result.status == "ok"
+    info = source.stats.to_dict()
+    assert info["ttft_s"] >= delay  # the server held the first token back this long
+    assert info["first_event_s"] < info["ttft_s"]  # the stream itself had started before
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_read_timeout_is_a_timeout_error(api: str, sync_session: SyncSession) -> None:
+    with FakeLLM(reply_for("fences", CODE), Faults(first_token_delay=5.0)) as llm, \
+            sync_stream(api, llm, timeout=0.3) as make:
+        source = SYNC_ADAPTERS[api](make())
+        with pytest.raises(ModelStreamError) as info:
+            run_stream(source, sync_session, timeout=60)
+    assert info.value.kind == "timeout"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_output_limit_inside_code_is_reported(api: str, sync_session: SyncSession) -> None:
+    reply = Reply(text=["```python\n", "a = 1\n", "b = "], finish="length")
+    with FakeLLM(reply) as llm, sync_stream(api, llm) as make:
+        source = SYNC_ADAPTERS[api](make())
+        with pytest.raises(ModelStreamError) as info:
+            run_stream(source, sync_session, timeout=60)
+    assert info.value.kind == "length"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_output_limit_in_prose_after_the_code_is_fine(api: str, sync_session: SyncSession
+                                                      ) -> None:
+    reply = Reply(text=["```python\n", "print(7)\n", "```\nAnd now a long expla"],
+                  finish="length")
+    with FakeLLM(reply) as llm, sync_stream(api, llm) as make:
+        source = SYNC_ADAPTERS[api](make())
+        result = run_stream(source, sync_session, timeout=60)
+    assert result.stdout == "7\n"
+    assert source.stats.finish_reason in ("length", "max_output_tokens", "max_tokens")
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_malformed_tool_arguments_fail_precisely(api: str, sync_session: SyncSession) -> None:
+    reply = Reply(tools=[("python", ['{"code": "print(1)\\n', 'x = 1"', " 2}"])])
+    with FakeLLM(reply) as llm, sync_stream(api, llm) as make:
+        source = SYNC_ADAPTERS[api](make())
+        with pytest.raises(MalformedJSON) as info:
+            run_stream(source, sync_session, timeout=60)
+    assert info.value.pos == len('{"code": "print(1)\\nx = 1" ')
+    assert source.stats.error is not None
