@@ -126,6 +126,7 @@ class WorkerSession(Session):
         self._writer: asyncio.StreamWriter | None = None
         self._generation = 0  # bumped at every launch; stale watchers check it
         self._running = False  # a worker is up and answering
+        self._closed = False  # close() was called and no start() since: never boot again
         self._idle_death: str | None = None  # why the worker died between executions
         self._fatal: str | None = None  # the worker's last words, from a "fatal" frame
         self._pending: _Pending | None = None
@@ -170,9 +171,11 @@ class WorkerSession(Session):
     async def start(self, timeout: float | None = None) -> None:
         if self._running:
             return
+        self._closed = False
         await self._boot(timeout)
 
     async def restart(self, timeout: float | None = None) -> None:
+        self._closed = False
         await self._shutdown_worker()
         await self._boot(timeout)
 
@@ -181,6 +184,7 @@ class WorkerSession(Session):
             await self._send_interrupt()
 
     async def close(self) -> None:
+        self._closed = True  # a recovery in flight must not start a new worker
         await self._shutdown_worker()
 
     async def execute(
@@ -275,7 +279,7 @@ class WorkerSession(Session):
             must_restart = self.auto_restart
             if must_restart:
                 result.detail += "; the worker was restarted"
-        if must_restart:
+        if must_restart and not self._closed:
             try:
                 await self._boot(self.start_timeout)
             except BackendError as exc:
@@ -312,11 +316,14 @@ class WorkerSession(Session):
         generation = self._generation
         self._idle_death = None
         self._fatal = None
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         try:
             reader, writer = await asyncio.wait_for(self._launch(timeout), timeout)
             writer.write(worker_payload())
             writer.write(pack_frame({"op": "init", "options": self._worker_options()}))
-            ready = await asyncio.wait_for(self._await_ready(reader), timeout)
+            left = None if deadline is None else max(deadline - loop.time(), 0.0)
+            ready = await asyncio.wait_for(self._await_ready(reader), left)
         except TIMEOUT_ERRORS:
             await self._terminate()
             raise BackendError(f"the worker did not start within {timeout} s") from None
@@ -327,6 +334,9 @@ class WorkerSession(Session):
         except BaseException:
             await self._terminate()
             raise
+        if generation != self._generation or self._closed:
+            await self._terminate()
+            raise SessionDead("the session was closed while its worker was starting")
         if ready.get("protocol") != PROTOCOL:
             await self._terminate()
             raise BackendError(f"worker speaks protocol {ready.get('protocol')}, not {PROTOCOL}")

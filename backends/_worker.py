@@ -103,11 +103,16 @@ def worker_command(python: str) -> list[str]:
     return [python, "-c", BOOTSTRAP]
 
 
+_payload: list[bytes] = []
+
+
 def worker_payload() -> bytes:
     """The worker's own source, length-prefixed, as the bootstrap expects it."""
-    with open(os.path.abspath(__file__), "rb") as f:
-        source = f.read()
-    return len(source).to_bytes(HEADER_SIZE, "big") + source
+    if not _payload:
+        with open(os.path.abspath(__file__), "rb") as f:
+            source = f.read()
+        _payload.append(len(source).to_bytes(HEADER_SIZE, "big") + source)
+    return _payload[0]
 
 
 # --------------------------------------------------------------------------- channel
