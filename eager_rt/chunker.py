@@ -161,7 +161,7 @@ class Chunker:
         error = self._compile(code, start)
         if error is not None:
             return self._chunk(code, start, body_end, "syntax_error", error=error)
-        declaration = word == W_DEF or word == W_AT
+        declaration = word in (W_DEF, W_AT)
         if word == W_ASYNC:
             declaration = _ASYNC_DEF.match(code, stmt_start - start) is not None
         return self._chunk(code, start, body_end, "statement", declaration)

@@ -22,7 +22,7 @@ PureScanner = scanner_pure.Scanner
 def native_scanner() -> type[scanner_pure.Scanner] | None:
     """The compiled scanner class, or None when the extension is not built."""
     try:
-        from eager_rt import _native  # type: ignore[attr-defined]
+        from eager_rt import _native
     except ImportError:
         return None
     cls: type[scanner_pure.Scanner] = _native.Scanner

@@ -56,8 +56,8 @@ import re
 __all__ = [
     "EV_CUT",
     "EV_PROBE",
-    "W_AT",
     "W_ASYNC",
+    "W_AT",
     "W_COMPOUND",
     "W_CONT",
     "W_DEF",
@@ -133,12 +133,12 @@ _STR3_BODY = {"'": re.compile(r"[^'\\]+"), '"': re.compile(r"[^\"\\]+")}
 
 def is_name_start(c: str) -> bool:
     """The C tokenizer's ``is_potential_identifier_start``."""
-    return c.isascii() and (c.isalpha() or c == "_") or c >= "\x80"
+    return (c.isascii() and (c.isalpha() or c == "_")) or c >= "\x80"
 
 
 def is_name_char(c: str) -> bool:
     """The C tokenizer's ``is_potential_identifier_char``."""
-    return c.isascii() and (c.isalnum() or c == "_") or c >= "\x80"
+    return (c.isascii() and (c.isalnum() or c == "_")) or c >= "\x80"
 
 
 class Scanner:
@@ -212,7 +212,7 @@ class Scanner:
         if st == S_DECO:
             if kind == W_AT:
                 return
-            if kind == W_DEF or kind == W_ASYNC:
+            if kind in (W_DEF, W_ASYNC):
                 self.state = S_COMPOUND
                 return
         if st != S_IDLE:
@@ -224,8 +224,7 @@ class Scanner:
         st = self.state
         w = self.word
         if (
-            st == S_IDLE
-            or st == S_ANY
+            st in (S_IDLE, S_ANY)
             or (st == S_COMPOUND and w not in CONT_PREFIXES)
             or (st == S_DECO and w not in DECO_PREFIXES)
         ):
@@ -267,13 +266,7 @@ class Scanner:
         if self.new_stmt:
             self.new_stmt = False
             k = self.stmt_kind
-            if (
-                k == W_COMPOUND
-                or k == W_DEF
-                or k == W_ASYNC
-                or k == W_CONT
-                or (k == W_MATCH and self.last_sig == ":")
-            ):
+            if k in (W_COMPOUND, W_DEF, W_ASYNC, W_CONT) or (k == W_MATCH and self.last_sig == ":"):
                 self.state = S_COMPOUND
             elif k == W_AT:
                 self.state = S_DECO
@@ -301,7 +294,8 @@ class Scanner:
     # -- lexer ----------------------------------------------------------------
 
     def feed(self, text: str, begin: int = 0) -> list[Event]:
-        self.events = events = []
+        events: list[Event] = []
+        self.events = events
         self.halt = False
         n = len(text)
         i = begin
@@ -463,7 +457,7 @@ class Scanner:
             elif mode == M_INDENT:
                 if c == " " or c == "\t":
                     self.indented = True
-                elif c == "\x0c":
+                elif c == "\x0c" or (c == "\ufeff" and p == 0):  # a BOM is not code
                     self.indented = False
                 elif c == "\n":
                     self._newline(p + 1)
@@ -514,7 +508,8 @@ class Scanner:
 
     def close(self) -> list[Event]:
         """End of stream: cut whatever statement is still open."""
-        self.events = events = []
+        events: list[Event] = []
+        self.events = events
         self.closing = True
         p = self.pos
         self.lfskip = False

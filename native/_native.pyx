@@ -373,7 +373,7 @@ cdef class Scanner:
             elif mode == M_INDENT:
                 if c == u' ' or c == u'\t':
                     self.indented = True
-                elif c == u'\x0c':
+                elif c == u'\x0c' or (c == 0xfeff and p == 0):
                     self.indented = False
                 elif c == u'\n':
                     self._newline(p + 1)

@@ -16,6 +16,19 @@ from eager_rt.chunker import Chunker
 from eager_rt.scanner import PureScanner, native_scanner
 from eager_rt.scanner_pure import Scanner as ScannerType
 
+__all__ = [
+    "SCANNERS",
+    "NativeScanner",
+    "PureScanner",
+    "compile_chunk",
+    "feed_pieces",
+    "random_pieces",
+    "signature",
+    "stdlib_files",
+    "stdlib_sources",
+    "top_level",
+]
+
 NativeScanner = native_scanner()
 
 #: Both implementations when the extension is built; a skip marks the native
@@ -30,9 +43,7 @@ SCANNERS = [
 ]
 
 
-def feed_pieces(
-    pieces: Iterable[str], scanner_cls: type[ScannerType] | None = None
-) -> list[Chunk]:
+def feed_pieces(pieces: Iterable[str], scanner_cls: type[ScannerType] | None = None) -> list[Chunk]:
     chunker = Chunker(scanner_cls=scanner_cls)
     out: list[Chunk] = []
     for piece in pieces:
@@ -72,7 +83,9 @@ def signature(chunks: list[Chunk]) -> list[tuple[object, ...]]:
 def compile_chunk(chunk: Chunk) -> None:
     """Compile a chunk on its own the way a runner would (BOM skipped)."""
     code = chunk.code[1:] if chunk.start == 0 and chunk.code.startswith("\ufeff") else chunk.code
-    compile(code, "<chunk>", "exec", dont_inherit=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compile(code, "<chunk>", "exec", dont_inherit=True)
 
 
 def stdlib_files() -> list[Path]:

@@ -27,25 +27,45 @@ T = "trivia"
 #: name -> (stream, [(code, kind), ...])
 CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "simple": ("x = 1\ny = 2\n", [("x = 1\n", S), ("y = 2\n", S)]),
-    "semicolons": ("a = 1; b = 2; c = 3\nd = 4;\n", [("a = 1; b = 2; c = 3\n", S), ("d = 4;\n", S)]),
+    "semicolons": (
+        "a = 1; b = 2; c = 3\nd = 4;\n",
+        [("a = 1; b = 2; c = 3\n", S), ("d = 4;\n", S)],
+    ),
     "no final newline": ("x = 1\ny = 2", [("x = 1\n", S), ("y = 2", S)]),
-    "crlf": ("x = 1\r\nif x:\r\n    y\r\nz\r\n", [("x = 1\r\n", S), ("if x:\r\n    y\r\n", S), ("z\r\n", S)]),
-    "cr": ("x = 1\rif x:\r    y\relse:\r    w\rz\r", [("x = 1\r", S), ("if x:\r    y\relse:\r    w\r", S), ("z\r", S)]),
+    "crlf": (
+        "x = 1\r\nif x:\r\n    y\r\nz\r\n",
+        [("x = 1\r\n", S), ("if x:\r\n    y\r\n", S), ("z\r\n", S)],
+    ),
+    "cr": (
+        "x = 1\rif x:\r    y\relse:\r    w\rz\r",
+        [("x = 1\r", S), ("if x:\r    y\relse:\r    w\r", S), ("z\r", S)],
+    ),
     "mixed newlines": ("a\r\nb\nc\rd", [("a\r\n", S), ("b\n", S), ("c\r", S), ("d", S)]),
-    "tabs": ("if x:\n\ty = 1\n\tz = 2\nw = 3\n", [("if x:\n\ty = 1\n\tz = 2\n", S), ("w = 3\n", S)]),
+    "tabs": (
+        "if x:\n\ty = 1\n\tz = 2\nw = 3\n",
+        [("if x:\n\ty = 1\n\tz = 2\n", S), ("w = 3\n", S)],
+    ),
     "form feed at column 0": (
         "def f():\n    pass\n\x0c\ndef g():\n    pass\n\x0cx = 1\n",
         [("def f():\n    pass\n", S), ("\x0c\ndef g():\n    pass\n", S), ("\x0cx = 1\n", S)],
     ),
     "form feed then indent": ("if x:\n\x0c    y\nz\n", [("if x:\n\x0c    y\n", S), ("z\n", S)]),
     "bom": ("\ufeffimport os\nx = 1\n", [("\ufeffimport os\n", S), ("x = 1\n", S)]),
+    "bom alone": ("\ufeff# hi\n", [("\ufeff# hi\n", T)]),
+    "bom before a block": ("\ufeffif x:\n    y\nz\n", [("\ufeffif x:\n    y\n", S), ("z\n", S)]),
+    "bom later is not a bom": ("x\n\ufeffy\n", [("x\n", S), ("\ufeffy\n", E)]),
     "non-ascii identifiers": (
         "π = 3.14\nif π:\n    ñ = 1\nélan = 2\n",
         [("π = 3.14\n", S), ("if π:\n    ñ = 1\n", S), ("élan = 2\n", S)],
     ),
     "non-ascii after else": (
         "if x:\n    y\nelseé = 1\nif z:\n    w\nelse\u00b7x = 2\n",
-        [("if x:\n    y\n", S), ("elseé = 1\n", S), ("if z:\n    w\n", S), ("else\u00b7x = 2\n", S)],
+        [
+            ("if x:\n    y\n", S),
+            ("elseé = 1\n", S),
+            ("if z:\n    w\n", S),
+            ("else\u00b7x = 2\n", S),
+        ],
     ),
     "string prefixes": (
         "a = r'\\'#(' + R\"[\" + u'{' + U\"#\"\n"
@@ -55,14 +75,22 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [
             ("a = r'\\'#(' + R\"[\" + u'{' + U\"#\"\n", S),
             ("b = b'(' + B\"[\" + br'\\'' + rb\"#\" + Rb'(' + bR\"[\" + BR'x' + rB\"y\"\n", S),
-            ("c = f'{a}(' + F\"{b}[\" + fr'{a}\\'' + rf\"{b}#\" + Rf'{a}' + fR\"{b}\" + FR'' + rF\"\"\n", S),
+            (
+                "c = f'{a}(' + F\"{b}[\" + fr'{a}\\'' + rf\"{b}#\" + Rf'{a}'"
+                ' + fR"{b}" + FR\'\' + rF""\n',
+                S,
+            ),
             ("d = 1\n", S),
         ],
     ),
     "empty strings": ("a = '' + \"\"\nb = ''''''\n", [("a = '' + \"\"\n", S), ("b = ''''''\n", S)]),
     "triple-quoted": (
         'doc = """\nelse:\n# not a comment\ndef f(\n"""\nx = \'\'\'a\'\'\' + """b\\""""\ny = 1\n',
-        [('doc = """\nelse:\n# not a comment\ndef f(\n"""\n', S), ("x = '''a''' + \"\"\"b\\\"\"\"\"\n", S), ("y = 1\n", S)],
+        [
+            ('doc = """\nelse:\n# not a comment\ndef f(\n"""\n', S),
+            ('x = \'\'\'a\'\'\' + """b\\""""\n', S),
+            ("y = 1\n", S),
+        ],
     ),
     "triple quote with inner quotes": (
         "s = '''it''s '' here'''\nt = 2\n",
@@ -98,8 +126,16 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [("if x:\n    a\nelif y:\n    b\nelif z: c\nelse: d\n", S), ("e\n", S)],
     ),
     "try except trap": (
-        "try:\n    a\nexcept ValueError:\n    b\nexcept:\n    c\nelse:\n    d\nfinally:\n    e\nf\n",
-        [("try:\n    a\nexcept ValueError:\n    b\nexcept:\n    c\nelse:\n    d\nfinally:\n    e\n", S), ("f\n", S)],
+        "try:\n    a\nexcept ValueError:\n    b\nexcept:\n    c\n"
+        "else:\n    d\nfinally:\n    e\nf\n",
+        [
+            (
+                "try:\n    a\nexcept ValueError:\n    b\nexcept:\n    c\n"
+                "else:\n    d\nfinally:\n    e\n",
+                S,
+            ),
+            ("f\n", S),
+        ],
     ),
     "except star": (
         "try:\n    a\nexcept* ValueError:\n    b\nexcept *TypeError:\n    c\nd\n",
@@ -107,20 +143,38 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     ),
     "for while else": (
         "for i in x:\n    a\nelse:\n    b\nwhile y:\n    c\nelse:\n    d\ne\n",
-        [("for i in x:\n    a\nelse:\n    b\n", S), ("while y:\n    c\nelse:\n    d\n", S), ("e\n", S)],
+        [
+            ("for i in x:\n    a\nelse:\n    b\n", S),
+            ("while y:\n    c\nelse:\n    d\n", S),
+            ("e\n", S),
+        ],
     ),
     "elsewhere releases": (
         "if x:\n    a\nelsewhere = 1\nelif_ = 2\nexcepted = 3\nfinally_ = 4\n",
-        [("if x:\n    a\n", S), ("elsewhere = 1\n", S), ("elif_ = 2\n", S), ("excepted = 3\n", S), ("finally_ = 4\n", S)],
+        [
+            ("if x:\n    a\n", S),
+            ("elsewhere = 1\n", S),
+            ("elif_ = 2\n", S),
+            ("excepted = 3\n", S),
+            ("finally_ = 4\n", S),
+        ],
     ),
     "one-line compound": ("if x: y\nz\n", [("if x: y\n", S), ("z\n", S)]),
-    "one-line compound with else": ("if x: y\nelse: w\nz\n", [("if x: y\nelse: w\n", S), ("z\n", S)]),
+    "one-line compound with else": (
+        "if x: y\nelse: w\nz\n",
+        [("if x: y\nelse: w\n", S), ("z\n", S)],
+    ),
     "with and class": (
         "with open(p) as f:\n    f.read()\nclass A(B):\n    x = 1\n    def m(self): pass\ny\n",
-        [("with open(p) as f:\n    f.read()\n", S), ("class A(B):\n    x = 1\n    def m(self): pass\n", S), ("y\n", S)],
+        [
+            ("with open(p) as f:\n    f.read()\n", S),
+            ("class A(B):\n    x = 1\n    def m(self): pass\n", S),
+            ("y\n", S),
+        ],
     ),
     "decorators": (
-        "@a\n@b(1,\n2)\n\n# c\n@c\ndef f():\n    pass\n@d\nclass K: pass\n@e\nasync def g(): pass\nx\n",
+        "@a\n@b(1,\n2)\n\n# c\n@c\ndef f():\n    pass\n"
+        "@d\nclass K: pass\n@e\nasync def g(): pass\nx\n",
         [
             ("@a\n@b(1,\n2)\n\n# c\n@c\ndef f():\n    pass\n", S),
             ("@d\nclass K: pass\n", S),
@@ -130,18 +184,39 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     ),
     "async compounds": (
         "async def f():\n    async for a in b:\n        pass\n    async with c:\n        pass\nx\n",
-        [("async def f():\n    async for a in b:\n        pass\n    async with c:\n        pass\n", S), ("x\n", S)],
+        [
+            (
+                "async def f():\n    async for a in b:\n        pass\n"
+                "    async with c:\n        pass\n",
+                S,
+            ),
+            ("x\n", S),
+        ],
     ),
     "comments and blank lines never end a block": (
         "def f():\n    a = 1\n\n# column-0 comment\n\n    return a\n   # odd comment\n\nx = f()\n",
-        [("def f():\n    a = 1\n\n# column-0 comment\n\n    return a\n", S), ("   # odd comment\n\nx = f()\n", S)],
+        [
+            ("def f():\n    a = 1\n\n# column-0 comment\n\n    return a\n", S),
+            ("   # odd comment\n\nx = f()\n", S),
+        ],
     ),
     "match statement": (
         "match p:\n    case 1:\n        a\n    case _:\n        b\nmatch = 3\nmatch(x)\nmatch[0]\n",
-        [("match p:\n    case 1:\n        a\n    case _:\n        b\n", S), ("match = 3\n", S), ("match(x)\n", S), ("match[0]\n", S)],
+        [
+            ("match p:\n    case 1:\n        a\n    case _:\n        b\n", S),
+            ("match = 3\n", S),
+            ("match(x)\n", S),
+            ("match[0]\n", S),
+        ],
     ),
-    "soft keywords as names": ("case = 1\ntype = 2\n_ = 3\n", [("case = 1\n", S), ("type = 2\n", S), ("_ = 3\n", S)]),
-    "comment on statement line": ("x = 1  # note\n# next\ny = 2\n", [("x = 1  # note\n", S), ("# next\ny = 2\n", S)]),
+    "soft keywords as names": (
+        "case = 1\ntype = 2\n_ = 3\n",
+        [("case = 1\n", S), ("type = 2\n", S), ("_ = 3\n", S)],
+    ),
+    "comment on statement line": (
+        "x = 1  # note\n# next\ny = 2\n",
+        [("x = 1  # note\n", S), ("# next\ny = 2\n", S)],
+    ),
     "head and tail trivia": (
         "#!/usr/bin/env python\n\n# hi\nx = 1\n\n# bye\n   \n",
         [("#!/usr/bin/env python\n\n# hi\nx = 1\n", S), ("\n# bye\n   \n", T)],
@@ -162,7 +237,10 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [("def f():\n    return )\n", E), ("x = 1\n", S)],
     ),
     "missing colon": ("if x\n    y\nz = 1\n", [("if x\n    y\n", E), ("z = 1\n", S)]),
-    "unexpected indent": ("x = 1\n    y = 2\nz = 3\n", [("x = 1\n", S), ("    y = 2\n", E), ("z = 3\n", S)]),
+    "unexpected indent": (
+        "x = 1\n    y = 2\nz = 3\n",
+        [("x = 1\n", S), ("    y = 2\n", E), ("z = 3\n", S)],
+    ),
     "decorator without def": ("@d\nx = 1\ny = 2\n", [("@d\n", E), ("x = 1\n", S), ("y = 2\n", S)]),
     "still a valid prefix, not an error": (
         "x = f(1,\nprint(2)\n)\n",
@@ -242,7 +320,10 @@ def test_declaration_flag(scanner_cls: type[ScannerType]) -> None:
     flags = [c.declaration for c in chunks if c.kind == S]
     assert flags == [True, True, True, True, True, False, False, False]
     with_await = Chunker(scanner_cls=scanner_cls, top_level_await=True)
-    got = with_await.feed("async with a: pass\nasync for b in c: pass\nawait d\n") + with_await.close()
+    got = (
+        with_await.feed("async with a: pass\nasync for b in c: pass\nawait d\n")
+        + with_await.close()
+    )
     assert [(c.kind, c.declaration) for c in got] == [(S, False)] * 3
 
 
@@ -255,7 +336,10 @@ TIMING: dict[str, tuple[list[str], list[int]]] = {
         ["if x:", "\n", "    a\n", "\n", "# c\n", "p"],
         [0, 0, 0, 0, 0, 1, 1],
     ),
-    "else keeps the block open": (["if x:\n    a\n", "e", "l", "s", "e", ":", "\n  b\n", "z"], [0, 0, 0, 0, 0, 0, 0, 1, 1]),
+    "else keeps the block open": (
+        ["if x:\n    a\n", "e", "l", "s", "e", ":", "\n  b\n", "z"],
+        [0, 0, 0, 0, 0, 0, 0, 1, 1],
+    ),
     "elsewhere releases at the w": (["if x:\n    a\n", "else", "w", "here = 1\n"], [0, 0, 1, 1, 0]),
     "one-line compound waits": (["if x: y\n", "z"], [0, 1, 1]),
     "decorator never alone": (["@d\n", "\n", "def", " f(): pass\n", "x"], [0, 0, 0, 0, 1, 1]),

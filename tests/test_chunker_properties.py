@@ -1,0 +1,217 @@
+"""Property tests: arbitrary split points, arbitrary text, native against pure.
+
+Three contracts checked on hypothesis inputs:
+
+* the chunks depend only on the stream, never on where it was cut into
+  tokens (whole feed, arbitrary splits and one character at a time agree);
+* concatenation of the chunks is the input, statements compile, syntax
+  errors do not, trivia holds nothing to run — on valid *and* invalid text;
+* the native and pure scanners produce identical chunk sequences.
+
+Valid programs are built from a pool of top-level statements so the number of
+chunks is known exactly; invalid text comes from a token soup rich in the
+characters the scanner cares about.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import warnings
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eager_rt.chunk import Chunk
+from eager_rt.scanner_pure import Scanner as ScannerType
+from tests.chunker_helpers import (
+    SCANNERS,
+    NativeScanner,
+    PureScanner,
+    compile_chunk,
+    feed_pieces,
+    signature,
+)
+
+SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+#: Top-level statements, each exactly one chunk (trailing newline added by the builder).
+STATEMENTS = [
+    "x = 1",
+    "a = 1; b = 2",
+    "import os",
+    "print('#', \"(\", '''[''')",
+    "s = f\"{x!r:>{x}} {'}'}\"",
+    "t = rb'\\'' + Rb\"\\\\\"",
+    "y = (1,\n     2)",
+    "z = [\n1,\n# else:\n2,\n]",
+    "w = 1 + \\\n    2",
+    "doc = '''\nelse:\ndef f(\n'''",
+    "if x: y = 1",
+    "if x:\n    pass\nelif y:\n    pass\nelse:\n    pass",
+    "try:\n    pass\nexcept ValueError:\n    pass\nfinally:\n    pass",
+    "try:\n    pass\nexcept* TypeError:\n    pass",
+    "for i in range(3):\n    pass\nelse:\n    pass",
+    "while x:\n    break\nelse:\n    pass",
+    "with open(p) as f:\n    f.read()",
+    "def f(a,\n      b):\n\n    # comment\n\n    return a",
+    "@dec\n@dec2(1)\n\n# c\nclass A:\n    x = 1",
+    "async def g():\n    await h()",
+    "class K: pass",
+    "match p:\n    case 1:\n        pass\n    case _:\n        pass",
+    "match = 3",
+    "elsewhere = 2",
+    "π = 3.14",
+    "lambda: 0",
+    "if x:\n\tpass",
+]
+TRIVIA = ["", "\n", "# comment\n", "   \n", "\n# a\n\n", "    # indented comment\n", "\x0c\n"]
+NEWLINES = ["\n", "\r\n", "\r"]
+
+SOUP = [
+    "if",
+    "else",
+    "elif",
+    "except",
+    "finally",
+    "def",
+    "class",
+    "async",
+    "match",
+    "case",
+    "x",
+    "elsewhere",
+    "é",
+    "f",
+    "rb",
+    "@",
+    ":",
+    ";",
+    "=",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    "'",
+    '"',
+    "'''",
+    '"""',
+    "#",
+    "\\",
+    " ",
+    "    ",
+    "\t",
+    "\x0c",
+    "\n",
+    "\r\n",
+    "\r",
+    "1",
+    ",",
+    "+",
+    "pass",
+    "return",
+    "\ufeff",
+    "\0",
+]
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> tuple[str, int]:
+    """A valid program and its number of top-level statements."""
+    stmts = draw(st.lists(st.sampled_from(STATEMENTS), min_size=0, max_size=8))
+    nl = draw(st.sampled_from(NEWLINES))
+    parts = []
+    for stmt in stmts:
+        parts.append(draw(st.sampled_from(TRIVIA)))
+        parts.append(stmt + "\n")
+    parts.append(draw(st.sampled_from(TRIVIA)))
+    text = "".join(parts)
+    if draw(st.booleans()) and text.endswith("\n"):
+        text = text[:-1]
+    if nl != "\n":
+        text = text.replace("\r\n", "\n").replace("\n", nl)
+    if draw(st.booleans()):
+        text = "\ufeff" + text
+    return text, len(stmts)
+
+
+soups = st.lists(st.sampled_from(SOUP), max_size=40).map("".join)
+any_text = st.one_of(programs().map(lambda p: p[0]), soups)
+
+
+def split(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
+    return [text[a:b] for a, b in itertools.pairwise(points) if b > a]
+
+
+def _check_kinds(chunks: list[Chunk]) -> None:
+    for c in chunks:
+        if c.kind == "statement":
+            compile_chunk(c)
+        elif c.kind == "syntax_error":
+            assert c.error is not None
+            with pytest.raises((SyntaxError, ValueError)), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                compile_chunk(c)
+        else:
+            assert c is chunks[-1]
+            code = c.code.removeprefix("\ufeff") if c.start == 0 else c.code
+            assert ast.parse(code).body == []
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+@SETTINGS
+@given(prog=programs(), cuts=st.lists(st.integers(min_value=0), max_size=30))
+def test_valid_programs(
+    scanner_cls: type[ScannerType], prog: tuple[str, int], cuts: list[int]
+) -> None:
+    text, count = prog
+    whole = feed_pieces([text], scanner_cls)
+    assert "".join(c.code for c in whole) == text
+    statements = [c for c in whole if c.kind == "statement"]
+    assert len(statements) == count
+    assert all(c.kind in ("statement", "trivia") for c in whole)
+    _check_kinds(whole)
+    assert signature(feed_pieces(split(text, cuts), scanner_cls)) == signature(whole)
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+@SETTINGS
+@given(text=any_text, cuts=st.lists(st.integers(min_value=0), max_size=30))
+def test_any_text(scanner_cls: type[ScannerType], text: str, cuts: list[int]) -> None:
+    whole = feed_pieces([text], scanner_cls)
+    assert "".join(c.code for c in whole) == text
+    _check_kinds(whole)
+    assert signature(feed_pieces(split(text, cuts), scanner_cls)) == signature(whole)
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+@settings(max_examples=60, deadline=None)
+@given(text=any_text)
+def test_one_character_at_a_time(scanner_cls: type[ScannerType], text: str) -> None:
+    assert signature(feed_pieces(list(text), scanner_cls)) == signature(
+        feed_pieces([text], scanner_cls)
+    )
+
+
+@pytest.mark.skipif(NativeScanner is None, reason="eager_rt._native not built")
+@SETTINGS
+@given(text=any_text, cuts=st.lists(st.integers(min_value=0), max_size=30))
+def test_native_equals_pure(text: str, cuts: list[int]) -> None:
+    pieces = split(text, cuts)
+    assert signature(feed_pieces(pieces, NativeScanner)) == signature(
+        feed_pieces(pieces, PureScanner)
+    )
+
+
+@pytest.mark.skipif(NativeScanner is None, reason="eager_rt._native not built")
+@SETTINGS
+@given(text=st.text(max_size=60), cuts=st.lists(st.integers(min_value=0), max_size=10))
+def test_native_equals_pure_on_unicode(text: str, cuts: list[int]) -> None:
+    pieces = split(text, cuts)
+    native = feed_pieces(pieces, NativeScanner)
+    assert signature(native) == signature(feed_pieces(pieces, PureScanner))
+    assert "".join(c.code for c in native) == text
