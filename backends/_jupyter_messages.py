@@ -72,17 +72,18 @@ def strip_ansi(text: str) -> str:
 def error_info(content: dict[str, Any], execution_count: int | None) -> ErrorInfo:
     """An ``error`` message (or error ``execute_reply``) as an :class:`ErrorInfo`.
 
-    IPython names every frame of a cell ``Cell In[<execution count>], line <n>``;
-    the innermost such frame of *this* execution's count is the failing line of
-    the executed code (frames of cells run earlier, say a function defined in a
-    previous chunk, carry their own count and are skipped).
+    IPython names every frame of a cell ``Cell In[<execution count>], line <n>``.
+    The first such frame of *this* execution's count is the top-level statement
+    of the executed code that was running, the one the runtime must name (the
+    local backend reports the same); frames of cells run earlier, say a function
+    defined in a previous chunk, carry their own count and are skipped.
     """
     traceback = [strip_ansi(str(line)) for line in content.get("traceback") or []]
     lineno: int | None = None
     for line in traceback:
         for match in _CELL_FRAME.finditer(line):
             count, number = int(match.group(1)), int(match.group(2))
-            if execution_count is None or count == execution_count:
+            if lineno is None and (execution_count is None or count == execution_count):
                 lineno = number
     return ErrorInfo(
         ename=str(content.get("ename", "")),
@@ -177,6 +178,12 @@ def __eager_rt_setup(script, cwd, env):
             stream.write = ordered_write
 
     ip.events.register("pre_execute", order_streams)
+
+    # IPython drops a cell's leading blank lines, which shifts every line number
+    # in its tracebacks; the runtime pads a batch with blank lines precisely so
+    # that they match the lines of the whole program.
+    transforms = ip.input_transformer_manager.cleanup_transforms
+    transforms[:] = [t for t in transforms if getattr(t, "__name__", "") != "leading_empty_lines"]
 
     if env:
         os.environ.update(env)

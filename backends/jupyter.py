@@ -102,6 +102,7 @@ class JupyterSession(Session):
         self._running: str | None = None  # msg_id of the execution in flight
         self._interrupted = False
         self._lock = asyncio.Lock()
+        self._abandoned: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- Session -----------------------------------------------------------
@@ -125,6 +126,7 @@ class JupyterSession(Session):
     async def restart(self, timeout: float | None = None) -> None:
         if self._closed:
             raise SessionDead("the session is closed")
+        await self._finish_abandoned()
         if self._kernel is None:
             await self._launch(timeout)
         else:
@@ -134,6 +136,10 @@ class JupyterSession(Session):
         if self._closed:
             return
         self._closed = True
+        task, self._abandoned = self._abandoned, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await self._drop_kernel()
 
     async def interrupt(self) -> None:
@@ -149,9 +155,10 @@ class JupyterSession(Session):
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> ExecResult:
-        if not self.alive:
-            raise SessionDead("the kernel session is not alive; start() or restart() it first")
         async with self._lock:
+            await self._finish_abandoned()
+            if not self.alive:
+                raise SessionDead("the kernel session is not alive; start() or restart() it first")
             return await self._execute(code, timeout, on_output)
 
     # -- one execution -----------------------------------------------------
@@ -163,20 +170,48 @@ class JupyterSession(Session):
         run = _Run(result, on_output)
         self._interrupted = False
         deadline = None if timeout is None else result.started + timeout
+        msg_id: str | None = None
         try:
-            self._running = await self._kernel.send_execute(code)
+            msg_id = self._running = await self._kernel.send_execute(code)
             try:
-                await self._follow(run, self._running, deadline)
+                await self._follow(run, msg_id, deadline)
             except TimeoutError:
                 await self._on_timeout(run)
             else:
                 run.settle(interrupted=self._interrupted)
         except KernelDied as died:
             await self._on_death(result, str(died))
+        except asyncio.CancelledError:
+            if msg_id is not None:
+                # the caller gave up on this execution: stop the code rather
+                # than let it run on unseen; if we are cancelled again while
+                # waiting, the next call or close() finishes the job
+                self._abandoned = asyncio.get_running_loop().create_task(self._abandon(msg_id))
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(self._abandoned)
+            raise
         finally:
             self._running = None
             result.ended = time.perf_counter()
         return result
+
+    async def _abandon(self, msg_id: str) -> None:
+        """Interrupt an execution nobody waits for; restart if it will not stop."""
+        run = _Run(ExecResult(status=Status.OK), None)
+        try:
+            await self._kernel.interrupt()
+            await self._follow(run, msg_id, time.perf_counter() + self.interrupt_grace)
+        except TimeoutError:
+            await self._recover(ExecResult(status=Status.TIMEOUT))
+        except KernelDied:
+            if self.auto_restart and not self._closed:
+                await self._recover(ExecResult(status=Status.DIED))
+
+    async def _finish_abandoned(self) -> None:
+        task, self._abandoned = self._abandoned, None
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
 
     async def _follow(self, run: _Run, msg_id: str, deadline: float | None) -> None:
         """Collect the execution's messages until its reply and its idle status are both in.
