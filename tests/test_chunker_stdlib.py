@@ -51,7 +51,7 @@ def _check_file(name: str, src: str, chunks: list[Chunk]) -> str | None:
     got = []
     for c in chunks:
         if c.kind == "trivia":
-            if c is not chunks[-1] or top_level(c.code if c.start else c.code[1:]):
+            if c is not chunks[-1] or top_level(c.code):
                 return f"bad trivia chunk {c.index} at line {c.lineno}"
             continue
         if c.kind != "statement":
