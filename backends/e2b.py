@@ -97,6 +97,27 @@ _SETUP = """\
 def __eager_rt_setup():
     import os, sys
     ip = get_ipython()
+    def ordered_writes():
+        # ipykernel buffers each stream on its own; flushing the other one
+        # first keeps stdout and stderr in the order the code wrote them.
+        # Done before every cell, as IPython re-wraps write() around each one.
+        for stream, other in ((sys.stdout, sys.stderr), (sys.stderr, sys.stdout)):
+            write = stream.write
+            if getattr(write, "eager_rt", False):
+                continue
+            def ordered(text, *args, write=write, other=other):
+                if getattr(other, "_flush_pending", False):
+                    other.flush()
+                return write(text, *args)
+            ordered.eager_rt = True
+            stream.write = ordered
+    ip.events.register("pre_execute", ordered_writes)
+    # IPython drops a cell's leading blank lines, which would shift every line
+    # number reported for code padded to its place in a longer program.
+    manager = ip.input_transformer_manager
+    manager.cleanup_transforms = [
+        t for t in manager.cleanup_transforms if getattr(t, "__name__", "") != "leading_empty_lines"
+    ]
     if {cwd!r} is None:
         print(os.getcwd(), end="")
     else:
@@ -412,7 +433,17 @@ class E2BSession(Session):
             raise SessionDead("E2B session is not alive; start or restart it first")
         async with self._exec_lock:
             started = time.perf_counter()
-            run = await self._run(code, timeout, on_output)
+            try:
+                run = await self._run(code, timeout, on_output)
+            except asyncio.CancelledError:
+                # The caller gave up: the stream is closed (so the kernel was
+                # interrupted); make sure the code really stopped before the
+                # cancellation goes on, restarting the context if it did not.
+                recovery = asyncio.ensure_future(self._stop_for_good())
+                while not recovery.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(recovery)
+                raise
             result = await self._conclude(run)
             result.started = started
             result.ended = time.perf_counter()
@@ -555,6 +586,10 @@ class E2BSession(Session):
             self._alive = False
         return True
 
+    async def _stop_for_good(self) -> None:
+        if not await self._settle():
+            await self._recover()
+
     async def _settle(self) -> bool:
         """Wait until the context runs code again after an interrupt (False: not within grace)."""
         deadline = time.monotonic() + self.grace
@@ -592,11 +627,16 @@ def _bundle(result: Any) -> dict[str, Any]:
 
 
 def _lineno(traceback: str, execution_count: int | None) -> int | None:
-    """The innermost line of this cell in an IPython traceback (``Cell In[n], line k``)."""
+    """The top-level line of this cell that was running: its outermost ``Cell In[n], line k``.
+
+    IPython names each frame of a cell's code ``Cell In[<execution count>]``;
+    the first such frame of *this* execution is the statement the cell was
+    running (for a SyntaxError, the only one: the offending line).
+    """
     if execution_count is None:
         return None
-    hits = re.findall(rf"Cell In\[{execution_count}\], line (\d+)", traceback)
-    return int(hits[-1]) if hits else None
+    hit = re.search(rf"Cell In\[{execution_count}\], line (\d+)", traceback)
+    return int(hit.group(1)) if hit else None
 
 
 class E2BBackend(Backend):

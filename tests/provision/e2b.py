@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from eager_rt.executor import Backend
-from eager_rt.registry import get_backend
+from eager_rt.registry import open_backend
 from tests.provision import unavailable
 
 BACKEND = "e2b"
@@ -45,7 +45,7 @@ async def e2b_backend(e2b_server: object) -> AsyncIterator[Backend]:
     from tests.e2b_server import LocalE2B
 
     assert isinstance(e2b_server, LocalE2B)
-    backend = get_backend("e2b")(**e2b_server.sdk_options(), grace=3.0, stall_timeout=10.0)
+    backend = open_backend("e2b", **e2b_server.sdk_options(), grace=3.0, stall_timeout=10.0)
     try:
         yield backend
     finally:
@@ -55,7 +55,7 @@ async def e2b_backend(e2b_server: object) -> AsyncIterator[Backend]:
 @pytest.fixture
 async def e2b_live_backend() -> AsyncIterator[Backend]:
     template = os.environ.get("EAGER_RT_E2B_TEMPLATE")
-    backend = get_backend("e2b")(template=template) if template else get_backend("e2b")()
+    backend = open_backend("e2b", template=template) if template else open_backend("e2b")
     try:
         yield backend
     finally:
