@@ -1,0 +1,376 @@
+"""What the Jupyter backend does beyond the shared conformance suite.
+
+Rich outputs (clear_output, execute_result, MIME bundles), tracebacks cleaned
+of ANSI codes, script versus notebook semantics, the gateway's auth token,
+kernel death and cleanup on both local and remote kernels, and the socket
+options that keep a gateway round trip from stalling on Nagle's algorithm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from eager_rt.backends._jupyter_messages import (
+    KernelMessage,
+    error_info,
+    output_from_iopub,
+    strip_ansi,
+)
+from eager_rt.backends.jupyter import JupyterBackend, JupyterSession
+
+from eager_rt.executor import BackendError, Output, SessionDead, Status
+from tests.provision import unavailable
+from tests.provision.jupyter import REQUIRE_VAR, Gateway, _missing_jupyter
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# a 1x1 transparent PNG
+TINY_PNG = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+    )
+).decode()
+
+VARIANTS = ["local", "remote"]
+
+
+@pytest.fixture(params=VARIANTS)
+def options(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Backend options for a local kernel, then for one on the test Kernel Gateway."""
+    if request.param == "local":
+        missing = _missing_jupyter()
+        if missing:
+            unavailable("Jupyter kernels", missing, REQUIRE_VAR)
+        return {}
+    gateway: Gateway = request.getfixturevalue("kernel_gateway")
+    return {"url": gateway.url, "token": gateway.token}
+
+
+async def started(**options: object) -> JupyterSession:
+    session = JupyterBackend(**options).session()
+    await session.start(timeout=120)
+    return session
+
+
+@pytest.fixture
+async def session(options: dict[str, object]) -> AsyncIterator[JupyterSession]:
+    s = await started(**options)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+# -- message conversion (no kernel needed) ----------------------------------------
+
+
+def test_strip_ansi_removes_colours_and_links() -> None:
+    coloured = "\x1b[31mZeroDivisionError\x1b[39m: \x1b[38;5;28;01mx\x1b[0m"
+    assert strip_ansi(coloured) == "ZeroDivisionError: x"
+    assert strip_ansi("\x1b]8;;http://x\x07link\x1b]8;;\x07") == "link"
+
+
+def test_error_info_takes_the_first_frame_of_the_current_cell() -> None:
+    content = {
+        "ename": "ZeroDivisionError",
+        "evalue": "division by zero",
+        "traceback": [
+            "\x1b[31mZeroDivisionError\x1b[39m   Traceback (most recent call last)",
+            "\x1b[36mCell\x1b[39m In[7], line 5\n----> 5 g()\n",
+            "Cell In[7], line 2, in g()\n----> 2 f()\n",
+            "Cell In[3], line 9, in f()\n----> 9 1/0\n",
+        ],
+    }
+    info = error_info(content, execution_count=7)
+    assert info.lineno == 5
+    assert not any("\x1b" in line for line in info.traceback)
+    # without a count the first cell frame is taken; with a foreign count none
+    assert error_info(content, execution_count=None).lineno == 5
+    assert error_info(content, execution_count=8).lineno is None
+
+
+def test_iopub_messages_map_to_outputs() -> None:
+    def msg(msg_type: str, content: dict[str, object]) -> KernelMessage:
+        return KernelMessage("iopub", msg_type, "p", content)
+
+    assert output_from_iopub(msg("stream", {"name": "stderr", "text": "e"})) == Output(
+        kind="stderr", text="e"
+    )
+    shown = output_from_iopub(
+        msg("execute_result", {"data": {"text/plain": "2"}, "metadata": {}, "execution_count": 1})
+    )
+    assert shown == Output(kind="display", data={"text/plain": "2"}, metadata={})
+    assert output_from_iopub(msg("clear_output", {"wait": True})) == Output(
+        kind="clear", metadata={"wait": True}
+    )
+    assert output_from_iopub(msg("status", {"execution_state": "idle"})) is None
+
+
+def test_unknown_option_is_rejected_at_construction() -> None:
+    with pytest.raises(TypeError):
+        JupyterBackend(kernel="python3")
+
+
+# -- rich output --------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_clear_output_is_reported(session: JupyterSession) -> None:
+    code = (
+        "from IPython.display import clear_output\n"
+        "print('old', flush=True)\n"
+        "clear_output(wait=True)\n"
+        "print('new')\n"
+    )
+    result = await session.execute(code, timeout=60)
+    assert result.status is Status.OK, result
+    kinds = [(o.kind, o.text) for o in result.outputs]
+    assert kinds == [("stdout", "old\n"), ("clear", ""), ("stdout", "new\n")]
+    assert result.outputs[1].metadata == {"wait": True}
+
+
+@pytest.mark.anyio
+async def test_display_gives_html_and_png_bundles(session: JupyterSession) -> None:
+    code = (
+        "from IPython.display import HTML, Image, display\n"
+        "import base64\n"
+        "display(HTML('<b>bold</b>'))\n"
+        f"display(Image(data=base64.b64decode({TINY_PNG!r}), format='png'))\n"
+    )
+    result = await session.execute(code, timeout=60)
+    assert result.status is Status.OK, result
+    html, image = result.displays
+    assert html["text/html"] == "<b>bold</b>"
+    assert "text/plain" in html
+    assert base64.b64decode(image["image/png"]).startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.anyio
+async def test_script_semantics_show_figures_only_on_show(session: JupyterSession) -> None:
+    """A figure built over several chunks appears once, where plt.show() is, as in one run."""
+    first = await session.execute(
+        "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\n", timeout=120
+    )
+    assert first.status is Status.OK, first
+    assert first.displays == []  # the inline backend would have drawn it here
+    second = await session.execute("ax.set_title('t')\n1 + 1\n", timeout=60)
+    assert second.outputs == []  # nor here, and no echo of 1 + 1
+    third = await session.execute("plt.show()\n", timeout=60)
+    pngs = [d for d in third.displays if "image/png" in d]
+    assert len(pngs) == 1
+    assert base64.b64decode(pngs[0]["image/png"]).startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.anyio
+async def test_notebook_semantics_echo_the_last_expression(options: dict[str, object]) -> None:
+    session = await started(notebook_semantics=True, **options)
+    try:
+        result = await session.execute("x = 20\nx + 22\n", timeout=60)
+        assert result.status is Status.OK, result
+        assert result.displays == [{"text/plain": "42"}]
+        figure = await session.execute(
+            "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nNone\n", timeout=120
+        )
+        # the notebook's inline backend draws the figure at the end of the cell
+        assert any("image/png" in d for d in figure.displays), figure.outputs
+    finally:
+        await session.close()
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_traceback_is_plain_text_with_the_failing_line(session: JupyterSession) -> None:
+    await session.execute("def inner():\n    raise ValueError('bad value')\n", timeout=60)
+    result = await session.execute("a = 1\n\nb = 2\ninner()\n", timeout=60)
+    assert result.status is Status.ERROR
+    assert result.error is not None
+    assert result.error.ename == "ValueError"
+    assert result.error.evalue == "bad value"
+    assert result.error.lineno == 4  # the call here, not the raise in the earlier cell
+    text = "\n".join(result.error.traceback)
+    assert "\x1b" not in text
+    assert "raise ValueError('bad value')" in text
+
+
+@pytest.mark.anyio
+async def test_leading_blank_lines_count(session: JupyterSession) -> None:
+    """The runtime pads a batch to its line in the program; IPython must not strip that."""
+    result = await session.execute("\n\n\nx = 1\nundefined_name\n", timeout=60)
+    assert result.error is not None
+    assert result.error.lineno == 5
+
+
+# -- gateway auth -------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_gateway_refuses_a_wrong_token(kernel_gateway: Gateway) -> None:
+    before = kernel_gateway.kernel_ids()
+    for token in ("not-the-token", None):
+        session = JupyterBackend(url=kernel_gateway.url, token=token).session()
+        with pytest.raises(BackendError, match="HTTP 401") as caught:
+            await session.start(timeout=60)
+        assert "token" in str(caught.value)
+        assert not session.alive
+        await session.close()
+    assert kernel_gateway.kernel_ids() == before
+
+
+@pytest.mark.anyio
+async def test_unreachable_gateway_is_a_backend_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nobody listens here once closed
+    session = JupyterBackend(url=f"http://127.0.0.1:{port}", token="t").session()
+    with pytest.raises(BackendError, match="cannot reach"):
+        await session.start(timeout=30)
+    await session.close()
+
+
+# -- death, interrupt, timeout, cleanup -------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_kernel_death_is_reported_and_recovered(session: JupyterSession) -> None:
+    await session.execute("kept = 1", timeout=60)
+    result = await asyncio.wait_for(session.execute("import os\nos._exit(7)\n", timeout=120), 90)
+    assert result.status is Status.DIED
+    assert result.state_lost
+    if session.url:
+        assert "gateway restarted" in result.detail
+    else:
+        assert "status 7" in result.detail
+    after = await session.execute("print('kept' in globals())", timeout=60)
+    assert after.stdout == "False\n"
+
+
+@pytest.mark.anyio
+async def test_death_without_auto_restart_leaves_the_session_dead(
+    options: dict[str, object],
+) -> None:
+    session = await started(auto_restart=False, **options)
+    try:
+        result = await asyncio.wait_for(session.execute("import os\nos._exit(3)\n"), 90)
+        assert result.status is Status.DIED
+        assert result.state_lost
+        assert not session.alive
+        with pytest.raises(SessionDead):
+            await session.execute("pass", timeout=10)
+        await session.restart(timeout=120)  # but it can be brought back
+        assert (await session.execute("print(1)", timeout=60)).stdout == "1\n"
+    finally:
+        await session.close()
+
+
+@pytest.mark.anyio
+async def test_interrupt_reports_keyboard_interrupt(session: JupyterSession) -> None:
+    seen = asyncio.Event()
+    task = asyncio.create_task(
+        session.execute(
+            "import time\nprint('go', flush=True)\nwhile True:\n    time.sleep(0.01)\n",
+            on_output=lambda o: seen.set(),
+        )
+    )
+    await asyncio.wait_for(seen.wait(), 60)
+    await session.interrupt()
+    result = await asyncio.wait_for(task, 60)
+    assert result.status is Status.INTERRUPTED
+    assert result.error is not None and result.error.ename == "KeyboardInterrupt"
+    assert not result.state_lost
+
+
+@pytest.mark.anyio
+async def test_timeout_restart_replaces_the_local_kernel_process() -> None:
+    session = await started(interrupt_grace=0.5)
+    try:
+        old_pid = session.kernel.pid
+        stubborn = (
+            "import time\n"
+            "while True:\n"
+            "    try:\n"
+            "        time.sleep(1)\n"
+            "    except KeyboardInterrupt:\n"
+            "        pass\n"
+        )
+        result = await session.execute(stubborn, timeout=0.5)
+        assert result.status is Status.TIMEOUT
+        assert result.state_lost
+        assert "restarted" in result.detail
+        assert session.kernel.pid != old_pid
+        assert not _pid_exists(old_pid)
+    finally:
+        await session.close()
+
+
+@pytest.mark.anyio
+async def test_close_leaves_no_local_kernel_process() -> None:
+    session = await started()
+    pid = session.kernel.pid
+    assert pid is not None and _pid_exists(pid)
+    await session.close()
+    assert not _pid_exists(pid)
+    assert not session.alive
+    await session.close()  # idempotent
+
+
+@pytest.mark.anyio
+async def test_close_leaves_no_kernel_on_the_gateway(kernel_gateway: Gateway) -> None:
+    before = kernel_gateway.kernel_ids()
+    session = await started(url=kernel_gateway.url, token=kernel_gateway.token)
+    kernel_id = session.kernel.kernel_id
+    assert kernel_id in kernel_gateway.kernel_ids()
+    # a death mid-way (the gateway restarts the kernel) must not leak it either
+    died = await asyncio.wait_for(session.execute("import os\nos._exit(1)\n"), 90)
+    assert died.status is Status.DIED
+    await session.close()
+    assert kernel_gateway.kernel_ids() == before
+
+
+@pytest.mark.anyio
+async def test_cwd_and_env_reach_the_kernel(options: dict[str, object], tmp_path: Path) -> None:
+    session = await started(cwd=str(tmp_path), env={"EAGER_RT_PROBE": "yes"}, **options)
+    try:
+        result = await session.execute(
+            "import os\nprint(os.getcwd())\nprint(os.environ.get('EAGER_RT_PROBE'))\n", timeout=60
+        )
+        assert result.stdout == f"{os.path.realpath(tmp_path)}\nyes\n"
+    finally:
+        await session.close()
+
+
+# -- socket options -------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("nodelay", [True, False])
+async def test_websocket_socket_has_tcp_nodelay(kernel_gateway: Gateway, nodelay: bool) -> None:
+    session = await started(url=kernel_gateway.url, token=kernel_gateway.token, tcp_nodelay=nodelay)
+    try:
+        sock = session.kernel.socket
+        assert sock is not None
+        assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is nodelay
+        # still set after traffic and after a restart (a new websocket)
+        await session.execute("pass", timeout=60)
+        await session.restart(timeout=120)
+        sock = session.kernel.socket
+        assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is nodelay
+    finally:
+        await session.close()
+
+
+def _pid_exists(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
