@@ -133,6 +133,7 @@ class WorkerSession(Session):
         self._next_id = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._read_task: asyncio.Task[None] | None = None
+        self._death_settled: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ transport hooks
 
@@ -195,6 +196,8 @@ class WorkerSession(Session):
         on_output: OutputCallback | None = None,
     ) -> ExecResult:
         note = ""
+        if not self._running and self._death_settled is not None:
+            await asyncio.shield(self._death_settled)
         if not self._running:
             if self._idle_death is None or not self.auto_restart:
                 why = f": the worker died ({self._idle_death})" if self._idle_death else ""
@@ -405,16 +408,21 @@ class WorkerSession(Session):
         if generation != self._generation or not self._running:
             return
         self._running = False
-        detail = problem or await self._safe_death_detail()
-        if self._fatal:
-            detail = f"{self._fatal}; {detail}" if detail else self._fatal
-        detail = detail or "the worker went away"
-        pending = self._pending
-        if pending is not None:
-            if not pending.future.done():
-                pending.future.set_result(_Gone(detail))
-        else:
-            self._idle_death = detail
+        # execute() called while the cause is being found out waits for it
+        settled = self._death_settled = asyncio.get_running_loop().create_future()
+        try:
+            detail = problem or await self._safe_death_detail()
+            if self._fatal:
+                detail = f"{self._fatal}; {detail}" if detail else self._fatal
+            detail = detail or "the worker went away"
+            pending = self._pending
+            if pending is not None:
+                if not pending.future.done():
+                    pending.future.set_result(_Gone(detail))
+            else:
+                self._idle_death = detail
+        finally:
+            settled.set_result(None)
 
     async def _safe_death_detail(self) -> str:
         try:

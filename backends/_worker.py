@@ -256,6 +256,7 @@ class Worker:
         self._decoders: dict[int, Any] = {}
         self._fd_names: dict[int, str] = {}
         self._fd_keep: dict[int, int] = {}
+        self._poll = select.poll()
         self.stdout = _OutStream(self, "stdout", 1)
         self.stderr = _OutStream(self, "stderr", 2)
         self._future_mask = 0
@@ -288,6 +289,7 @@ class Worker:
             self._fd_keep[fd] = _high_fd(w)
             os.close(w)
             self._fd_names[r] = name
+            self._poll.register(r, select.POLLIN)
             import codecs
 
             self._decoders[r] = codecs.getincrementaldecoder("utf-8")("replace")
@@ -391,7 +393,7 @@ class Worker:
 
     def drain_fds(self) -> None:
         """Forward whatever sits in the fd pipes now. Caller holds the channel lock."""
-        for r in self._fd_names:
+        for r, _ in self._poll.poll(0):  # one syscall when, as usual, both are empty
             self._drain_one(r)
 
     def _drain_one(self, r: int) -> None:
@@ -447,6 +449,8 @@ class Worker:
             self.send_display(data, metadata)
 
     def send_display(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        if self.forked:
+            return  # a forked child has no channel (and maybe a lock held forever)
         self.guarded(self._send_display, data, metadata)
 
     def _send_display(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
@@ -489,7 +493,14 @@ class Worker:
             except Exception as exc:  # noqa: BLE001
                 if status == "ok":
                     status, error = "error", _error_info(exc, None, "<worker>")
-        self.guarded(self._finish, exec_id, status, error)
+        while True:
+            try:
+                self.guarded(self._finish, exec_id, status, error)
+                return
+            except KeyboardInterrupt:
+                # a SIGINT handler installed by user code raised after the code
+                # ended; "done" must still go out, or the host would wait forever
+                continue
 
     def _finish(self, exec_id: Any, status: str, error: dict[str, Any] | None) -> None:
         # one pass under the lock: pending text, fd output, then "done", in order
@@ -534,7 +545,11 @@ class Worker:
     def serve(self) -> None:
         channel = self.channel
         while True:
-            message = channel.recv()
+            try:
+                message = channel.recv()
+            except KeyboardInterrupt:
+                # only if user code put back a raising SIGINT handler: idle, ignore it
+                continue
             if message is None:
                 return
             op = message.get("op")
