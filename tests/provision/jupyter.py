@@ -9,6 +9,7 @@ default); the tests' gateway uses 1 s so that a kernel death is noticed quickly.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -106,9 +107,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(_STOP_TIMEOUT_S)
 
 
-@pytest.fixture(scope="session")
-def kernel_gateway() -> Iterator[Gateway]:
-    """A real Jupyter Kernel Gateway on loopback, for the whole test session."""
+@contextlib.contextmanager
+def running_gateway(time_to_dead: float = 1.0) -> Iterator[Gateway]:
+    """Start a Kernel Gateway on a free loopback port with a fresh token; stop it on exit.
+
+    Skips (or fails, under ``EAGER_RT_REQUIRE_JUPYTER=1``) when it cannot start.
+    The benchmarks use it too.
+    """
     missing = _missing_jupyter() or (
         None
         if importlib.util.find_spec("kernel_gateway")
@@ -131,7 +136,7 @@ def kernel_gateway() -> Iterator[Gateway]:
             "--KernelGatewayApp.port_retries=0",
             f"--KernelGatewayApp.auth_token={token}",
             "--JupyterWebsocketPersonality.list_kernels=True",
-            "--KernelRestarter.time_to_dead=1.0",
+            f"--KernelRestarter.time_to_dead={time_to_dead}",
         ]
         with log.open("wb") as out:
             process = subprocess.Popen(
@@ -144,6 +149,13 @@ def kernel_gateway() -> Iterator[Gateway]:
             yield Gateway(url=url, token=token, process=process)
         finally:
             _stop(process)
+
+
+@pytest.fixture(scope="session")
+def kernel_gateway() -> Iterator[Gateway]:
+    """A real Jupyter Kernel Gateway on loopback, for the whole test session."""
+    with running_gateway() as gateway:
+        yield gateway
 
 
 @pytest.fixture

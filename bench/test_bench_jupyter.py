@@ -1,0 +1,369 @@
+"""The Jupyter backend: what one execution costs, and what eager execution and batching save.
+
+Part 1, per-execution overhead. One warm session per case, ``execute("pass")``
+timed call by call, all cases in the same run:
+
+* ``local_backend``: eager_rt's own subprocess backend, the reference;
+* ``jupyter_local``: a local IPython kernel through ``jupyter_client``;
+* ``gateway_nagle``: a kernel on a Jupyter Kernel Gateway on loopback, our
+  websocket left as tornado leaves it (Nagle on, delayed ACKs);
+* ``gateway_nodelay``: the same with ``TCP_NODELAY`` on our socket;
+* ``gateway_nodelay_quickack``: and ``TCP_QUICKACK`` re-armed on every send and
+  receive (the backend's default; see ``backends/_jupyter_remote.py``).
+
+Part 2, the replay table on local kernels. Corpus scripts (``bench/corpus``)
+replayed at 200 tokens/s: serial (generate everything, then one execution),
+eager with dynamic batching, eager with one execution per statement. It
+reports how many executions batching saves and what that does to NEL and E2EL,
+and checks that eager output equals serial output. Each run gets a fresh
+kernel in a fresh directory. A Jupyter round trip costs milliseconds, so
+batching matters more here than on the local backend.
+
+Default plan: every third non-DABench script plus every third DABench script
+(when the tables are present), about 12 scripts, ~6 minutes on a 2-core box.
+``EAGER_RT_BENCH_FULL=1`` replays the whole corpus; ``EAGER_RT_BENCH_SCRIPTS=a.py,b.py``
+picks scripts. Tables print with ``-s`` and are written to
+``bench/results/jupyter.md`` / ``jupyter.json``.
+
+    .venv/bin/pytest bench/test_bench_jupyter.py --benchmark-only -s
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eager_rt.backends.jupyter import JupyterBackend
+from eager_rt.backends.local import LocalSession
+
+from bench.corpus_index import (
+    dabench_missing_reason,
+    is_dabench,
+    script_names,
+    script_text,
+    session_env,
+)
+from eager_rt.executor import Session, Status
+from eager_rt.result import RunResult
+from eager_rt.runtime import arun_stream
+from eager_rt.sources.replay import replay
+from tests.provision.jupyter import Gateway, running_gateway
+
+pytestmark = pytest.mark.timeout(3600)
+
+BATCH = 20
+ROUNDS = 6
+WARMUP = 20
+TPS = 200.0
+SERIAL_TPS = 5000.0
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+OVERHEAD_CASES: dict[str, dict[str, Any]] = {
+    "jupyter_local": {},
+    "gateway_nagle": {"remote": True, "tcp_nodelay": False, "tcp_quickack": False},
+    "gateway_nodelay": {"remote": True, "tcp_nodelay": True, "tcp_quickack": False},
+    "gateway_nodelay_quickack": {"remote": True, "tcp_nodelay": True, "tcp_quickack": True},
+}
+#: case -> every single round-trip time, in seconds (filled as the cases run)
+SAMPLES: dict[str, list[float]] = {}
+#: the replay table's rows (filled once by the ``replay_rows`` fixture)
+ROWS: list[ReplayRow] = []
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    try:
+        yield loop
+    finally:
+        loop.close()
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[Gateway]:
+    with running_gateway() as g:
+        yield g
+
+
+def _jupyter_env() -> dict[str, str]:
+    """The corpus environment, minus its Agg backend: kernels draw with the inline backend."""
+    return {k: v for k, v in session_env().items() if k != "MPLBACKEND"}
+
+
+# -- part 1: per-execution overhead ----------------------------------------------------
+
+
+def _measure(benchmark: Any, loop: asyncio.AbstractEventLoop, case: str, session: Session) -> None:
+    samples: list[float] = []
+
+    async def batch(n: int, keep: bool) -> None:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            result = await session.execute("pass", timeout=30)
+            elapsed = time.perf_counter() - t0
+            assert result.status is Status.OK, result
+            if keep:
+                samples.append(elapsed)
+
+    loop.run_until_complete(batch(WARMUP, False))
+    benchmark.pedantic(
+        lambda: loop.run_until_complete(batch(BATCH, True)), rounds=ROUNDS, iterations=1
+    )
+    SAMPLES[case] = sorted(samples)
+    benchmark.extra_info.update(
+        {
+            "per_call_median_ms": round(statistics.median(samples) * 1e3, 2),
+            "per_call_p90_ms": round(SAMPLES[case][int(len(samples) * 0.9)] * 1e3, 2),
+            "calls": len(samples),
+        }
+    )
+
+
+def test_overhead_local_backend(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    session = LocalSession()
+    loop.run_until_complete(session.start(timeout=60))
+    try:
+        _measure(benchmark, loop, "local_backend", session)
+    finally:
+        loop.run_until_complete(session.close())
+
+
+@pytest.mark.parametrize("case", list(OVERHEAD_CASES))
+def test_overhead_jupyter(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, request: pytest.FixtureRequest, case: str
+) -> None:
+    options = dict(OVERHEAD_CASES[case])
+    if options.pop("remote", False):
+        gateway: Gateway = request.getfixturevalue("gateway")
+        options.update(url=gateway.url, token=gateway.token)
+    session = JupyterBackend(**options).session()
+    loop.run_until_complete(session.start(timeout=120))
+    try:
+        _measure(benchmark, loop, case, session)
+    finally:
+        loop.run_until_complete(session.close())
+
+
+def _overhead_table() -> str:
+    if "local_backend" not in SAMPLES:
+        return ""
+    floor = statistics.median(SAMPLES["local_backend"])
+    lines = [
+        f"per-execution overhead, execute('pass'), {len(SAMPLES['local_backend'])} calls per case",
+        "| case | median (ms) | p90 (ms) | median / local_backend |",
+        "|---|---:|---:|---:|",
+    ]
+    for case in ["local_backend", *OVERHEAD_CASES]:
+        if case not in SAMPLES:
+            continue
+        s = SAMPLES[case]
+        median = statistics.median(s)
+        lines.append(
+            f"| {case} | {median * 1e3:.2f} | {s[int(len(s) * 0.9)] * 1e3:.2f} "
+            f"| {median / floor:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+# -- part 2: replay, serial vs eager, batching on and off --------------------------------
+
+
+@dataclass(slots=True)
+class ReplayRow:
+    script: str
+    chunks: int
+    gen_nominal_s: float
+    serial_nel_s: float
+    serial_e2el_s: float
+    batched_executions: int
+    batched_nel_s: float
+    batched_e2el_s: float
+    unbatched_executions: int
+    unbatched_nel_s: float
+    unbatched_e2el_s: float
+    status: str
+    stdout_equal: bool
+    images_equal: bool
+
+
+def _plan() -> list[str]:
+    names = script_names()
+    if dabench_missing_reason() is not None:
+        names = [n for n in names if not is_dabench(n)]
+    chosen = os.environ.get("EAGER_RT_BENCH_SCRIPTS", "").strip()
+    if chosen:
+        wanted = {c.strip() for c in chosen.split(",") if c.strip()}
+        return [n for n in names if n in wanted]
+    if os.environ.get("EAGER_RT_BENCH_FULL") == "1":
+        return names
+    synthetic = [n for n in names if not is_dabench(n)]
+    dabench = [n for n in names if is_dabench(n)]
+    return synthetic[::3] + dabench[::3]
+
+
+def _images(result: RunResult) -> list[str]:
+    return [
+        hashlib.sha256(str(d["image/png"]).encode()).hexdigest()
+        for d in result.displays
+        if "image/png" in d
+    ]
+
+
+async def _run(backend: JupyterBackend, text: str, tps: float, **options: Any) -> RunResult:
+    """One stream on a fresh, started kernel in a fresh working directory."""
+    with tempfile.TemporaryDirectory(prefix="eager-bench-") as cwd:
+        session = backend.session(cwd=cwd, env=_jupyter_env())
+        await session.start(timeout=120)
+        try:
+            source = replay(text, tps)
+            return await asyncio.wait_for(
+                arun_stream(source, session, **options), source.duration + 300
+            )
+        finally:
+            await session.close()
+
+
+async def _replay_rows() -> list[ReplayRow]:
+    backend = JupyterBackend()
+    rows = []
+    for name in _plan():
+        text = script_text(name)
+        serial = await _run(backend, text, SERIAL_TPS, mode="serial")
+        batched = await _run(backend, text, TPS, mode="eager", batching=True)
+        unbatched = await _run(backend, text, TPS, mode="eager", batching=False)
+        gen = replay(text, TPS).duration
+        rows.append(
+            ReplayRow(
+                script=name,
+                chunks=sum(1 for r in batched.chunks if r.chunk.runnable),
+                gen_nominal_s=gen,
+                serial_nel_s=serial.nel_s,
+                serial_e2el_s=gen + serial.nel_s,
+                batched_executions=len(batched.batches),
+                batched_nel_s=batched.nel_s,
+                batched_e2el_s=batched.e2el_s,
+                unbatched_executions=len(unbatched.batches),
+                unbatched_nel_s=unbatched.nel_s,
+                unbatched_e2el_s=unbatched.e2el_s,
+                status=f"{serial.status}/{batched.status}/{unbatched.status}",
+                stdout_equal=serial.stdout == batched.stdout == unbatched.stdout,
+                images_equal=_images(serial) == _images(batched) == _images(unbatched),
+            )
+        )
+    return rows
+
+
+def _replay_table(rows: list[ReplayRow]) -> str:
+    lines = [
+        f"replay on local Jupyter kernels at {TPS:g} tokens/s "
+        "(serial: generate, then one execution; eager: batched / one execution per statement)",
+        "| script | chunks | gen (s) | executions batched / unbatched | serial NEL (s) "
+        "| eager NEL batched / unbatched (s) | E2EL serial / batched / unbatched (s) "
+        "| output = serial |",
+        "|---|---:|---:|---:|---:|---:|---:|:-:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.script} | {r.chunks} | {r.gen_nominal_s:.1f} "
+            f"| {r.batched_executions} / {r.unbatched_executions} | {r.serial_nel_s:.2f} "
+            f"| {r.batched_nel_s:.2f} / {r.unbatched_nel_s:.2f} "
+            f"| {r.serial_e2el_s:.2f} / {r.batched_e2el_s:.2f} / {r.unbatched_e2el_s:.2f} "
+            f"| {'yes' if r.stdout_equal and r.images_equal else 'NO'} |"
+        )
+    if rows:
+        n = len(rows)
+        saved = sum(r.unbatched_executions - r.batched_executions for r in rows)
+        total_unbatched = sum(r.unbatched_executions for r in rows)
+        serial_nel = sum(r.serial_nel_s for r in rows)
+        serial_e2el = sum(r.serial_e2el_s for r in rows)
+
+        def hidden(nel: float) -> str:
+            return f"{100 * (1 - nel / serial_nel):.1f}%"
+
+        def e2el_saving(e2el: float) -> str:
+            return f"{100 * (1 - e2el / serial_e2el):.1f}%"
+
+        lines += [
+            "",
+            f"over {n} scripts: batching ran {total_unbatched - saved} executions instead of "
+            f"{total_unbatched} ({saved} fewer, {100 * saved / total_unbatched:.0f}%); "
+            f"mean NEL serial {serial_nel / n:.2f} s, eager batched "
+            f"{sum(r.batched_nel_s for r in rows) / n:.2f} s, unbatched "
+            f"{sum(r.unbatched_nel_s for r in rows) / n:.2f} s; "
+            f"execution hidden: batched {hidden(sum(r.batched_nel_s for r in rows))}, "
+            f"unbatched {hidden(sum(r.unbatched_nel_s for r in rows))}; "
+            f"E2EL saving: batched {e2el_saving(sum(r.batched_e2el_s for r in rows))}, "
+            f"unbatched {e2el_saving(sum(r.unbatched_e2el_s for r in rows))}",
+        ]
+    return "\n".join(lines)
+
+
+def _machine() -> str:
+    try:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "n/a"
+    return (
+        f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average {load}"
+    )
+
+
+@pytest.fixture(scope="module")
+def replay_rows(loop: asyncio.AbstractEventLoop) -> list[ReplayRow]:
+    ROWS[:] = loop.run_until_complete(_replay_rows())
+    return ROWS
+
+
+def test_replay_eager_output_equals_serial(replay_rows: list[ReplayRow]) -> None:
+    assert replay_rows, "no corpus script to replay"
+    bad = [r for r in replay_rows if r.status != "ok/ok/ok" or not r.stdout_equal]
+    assert not bad, bad
+    assert all(r.images_equal for r in replay_rows), [
+        r.script for r in replay_rows if not r.images_equal
+    ]
+
+
+def test_replay_batching_saves_executions(replay_rows: list[ReplayRow]) -> None:
+    for r in replay_rows:
+        assert r.batched_executions <= r.unbatched_executions <= r.chunks, r
+    assert sum(r.batched_executions for r in replay_rows) < sum(
+        r.unbatched_executions for r in replay_rows
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report() -> Iterator[None]:
+    """Print and write the tables once every case ran (pytest -s shows them)."""
+    yield
+    parts = [f"machine: {_machine()}", _overhead_table()]
+    rows = ROWS
+    if rows:
+        parts.append(_replay_table(rows))
+    text = "\n\n".join(p for p in parts if p)
+    print("\n" + text)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "jupyter.md").write_text(text + "\n", encoding="utf-8")
+    figures = {
+        "machine": _machine(),
+        "overhead_ms": {
+            case: {
+                "median": round(statistics.median(s) * 1e3, 3),
+                "p90": round(s[int(len(s) * 0.9)] * 1e3, 3),
+            }
+            for case, s in SAMPLES.items()
+        },
+        "replay": [asdict(r) for r in rows],
+    }
+    (RESULTS_DIR / "jupyter.json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
