@@ -1,0 +1,321 @@
+"""E2B specifics, through the unmodified SDK against the local protocol server.
+
+The conformance suite covers the executor contract; these tests cover what
+only a remote sandbox has: network faults scripted in the server (HTTP 502, a
+stream cut mid-way, a stalled connection, a slow cell, an unexpected end of
+execution), sandbox environment variables and working directory, rich results
+through the SDK's ``Result`` model, the sandbox killed on close, and a sandbox
+that starts while tokens are still being produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eager_rt.executor import BackendError, Output, Status
+from eager_rt.registry import open_backend
+from eager_rt.runtime import arun_stream
+from tests.e2b_server import LocalE2B
+
+pytestmark = pytest.mark.anyio
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def server(e2b_server: object) -> LocalE2B:
+    assert isinstance(e2b_server, LocalE2B)
+    return e2b_server
+
+
+@pytest.fixture
+async def backend(server: LocalE2B) -> AsyncIterator[Any]:
+    b = open_backend("e2b", **server.sdk_options(), grace=3.0, stall_timeout=10.0)
+    try:
+        yield b
+    finally:
+        await b.aclose()
+
+
+@pytest.fixture
+async def session(backend: Any) -> AsyncIterator[Any]:
+    s = backend.session()
+    await s.start(timeout=120)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def _kept(session: Any) -> str:
+    result = await session.execute("print(globals().get('kept'))", timeout=60)
+    assert result.status is Status.OK, result
+    return str(result.stdout)
+
+
+# -- scripted faults ------------------------------------------------------------
+
+
+async def test_http_502_raises_backend_error_and_runs_nothing(
+    server: LocalE2B, session: Any
+) -> None:
+    await session.execute("kept = 1", timeout=60)
+    server.fault(session.sandbox_id, "http_502")
+    with pytest.raises(BackendError, match="HTTP 502"):
+        await session.execute("kept = 2", timeout=60)
+    # the sandbox is still there, the session usable, and the code never ran
+    assert session.alive
+    assert await _kept(session) == "1\n"
+
+
+async def test_stream_cut_mid_way_is_a_death_not_a_success(server: LocalE2B, session: Any) -> None:
+    await session.execute("kept = 1", timeout=60)
+    server.fault(session.sandbox_id, "cut", after_lines=2)
+    seen: list[Output] = []
+    code = "import time\nprint('first', flush=True)\ntime.sleep(0.3)\nprint('second')\n"
+    result = await session.execute(code, timeout=60, on_output=seen.append)
+    assert result.status is Status.DIED, result
+    assert "stream broke" in result.detail
+    assert result.state_lost
+    # what arrived before the cut is kept, in order, and was streamed
+    assert result.stdout == "first\n"
+    assert seen == result.outputs
+    assert session.alive
+    assert await _kept(session) == "None\n"
+    assert [e for e in server.events("cut") if e["sandbox_id"] == session.sandbox_id]
+
+
+async def test_stream_reset_by_peer_is_a_death(server: LocalE2B, session: Any) -> None:
+    server.fault(session.sandbox_id, "cut", after_lines=1, reset=True)
+    result = await session.execute("print('x')", timeout=60)
+    assert result.status is Status.DIED, result
+    assert result.state_lost
+    assert session.alive
+
+
+async def test_stalled_stream_ends_in_a_result_not_a_hang(server: LocalE2B, backend: Any) -> None:
+    session = backend.session(stall_timeout=1.5)
+    await session.start(timeout=120)
+    try:
+        server.fault(session.sandbox_id, "stall", after_lines=1, seconds=30)
+        result = await asyncio.wait_for(session.execute("print('x')", timeout=60), 60)
+        assert result.status is Status.DIED, result
+        assert "no data from the sandbox" in result.detail
+        assert session.alive
+        after = await session.execute("print('back')", timeout=60)
+        assert after.stdout == "back\n"
+    finally:
+        await session.close()
+
+
+async def test_slow_cell_times_out_and_keeps_state(server: LocalE2B, session: Any) -> None:
+    await session.execute("kept = 'yes'", timeout=60)
+    server.fault(session.sandbox_id, "slow", seconds=20)
+    result = await session.execute("kept = 'changed'", timeout=1.0)
+    assert result.status is Status.TIMEOUT, result
+    assert not result.state_lost
+    # the server saw the stream closed and interrupted the kernel
+    mine = [e for e in server.events() if e.get("sandbox_id") == session.sandbox_id]
+    assert any(e["event"] == "disconnect" for e in mine)
+    assert session.alive
+
+
+async def test_unexpected_end_of_execution_is_a_death(server: LocalE2B, session: Any) -> None:
+    await session.execute("kept = 1", timeout=60)
+    server.fault(session.sandbox_id, "unexpected_end", after_lines=1)
+    code = "import time\nprint('start', flush=True)\ntime.sleep(0.5)\n"
+    result = await session.execute(code, timeout=60)
+    assert result.status is Status.DIED, result
+    assert "lost its kernel connection" in result.detail
+    assert result.state_lost
+    assert session.alive
+    assert await _kept(session) == "None\n"
+
+
+# -- environment ---------------------------------------------------------------------
+
+
+async def test_env_vars_and_cwd_hold_across_a_restart(backend: Any, tmp_path: Path) -> None:
+    session = backend.session(envs={"EAGER_RT_TEST_VAR": "forty two"}, cwd=str(tmp_path))
+    await session.start(timeout=120)
+    try:
+        code = "import os\nprint(os.environ['EAGER_RT_TEST_VAR'])\nprint(os.getcwd())\n"
+        first = await session.execute(code, timeout=60)
+        assert first.stdout == f"forty two\n{tmp_path}\n", first
+        await session.restart(timeout=120)
+        second = await session.execute(code, timeout=60)
+        assert second.stdout == first.stdout, second
+        # the variable is in the process environment, so child processes see it too
+        child = await session.execute(
+            "import subprocess, sys\n"
+            "print(subprocess.run([sys.executable, '-c', "
+            "'import os; print(os.environ[\"EAGER_RT_TEST_VAR\"])'], "
+            "capture_output=True, text=True).stdout, end='')\n",
+            timeout=60,
+        )
+        assert child.stdout == "forty two\n", child
+    finally:
+        await session.close()
+
+
+async def test_error_line_numbers_are_not_shifted_by_the_env_prelude(backend: Any) -> None:
+    """The server prepends env assignments to a context's first execution; ours absorbs them."""
+    session = backend.session(envs={"A": "1", "B": "2"})
+    await session.start(timeout=120)
+    try:
+        result = await session.execute("x = 1\ny = 2\nraise ValueError('line 3')\n", timeout=60)
+        assert result.error is not None
+        assert (result.error.ename, result.error.lineno) == ("ValueError", 3)
+    finally:
+        await session.close()
+
+
+# -- rich results ------------------------------------------------------------------------
+
+
+async def test_rich_results_come_back_as_mime_bundles(session: Any) -> None:
+    code = (
+        "from IPython.display import HTML, Markdown, SVG, JSON, display\n"
+        "display(HTML('<b>bold</b>'))\n"
+        "display(Markdown('# title'))\n"
+        "display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"4\" height=\"4\"/>'))\n"
+        "display(JSON({'k': [1, 2]}))\n"
+        "import matplotlib.pyplot as plt\n"
+        "plt.plot([1, 2, 3])\n"
+        "plt.show()\n"
+    )
+    result = await session.execute(code, timeout=120)
+    assert result.status is Status.OK, result
+    bundles = result.displays
+    assert bundles[0]["text/html"] == "<b>bold</b>"
+    assert bundles[1]["text/markdown"] == "# title"
+    assert bundles[2]["image/svg+xml"].startswith("<svg")
+    assert bundles[3]["application/json"] == {"k": [1, 2]}
+    assert base64.b64decode(bundles[4]["image/png"]).startswith(PNG_SIGNATURE)
+    assert len(bundles) == 5
+
+
+async def test_figure_drawn_across_executions_shows_once_at_show(session: Any) -> None:
+    """Script semantics: inline matplotlib must not flush a half-drawn figure per chunk."""
+    first = await session.execute(
+        "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\n", timeout=120
+    )
+    second = await session.execute("ax.set_title('t')\n", timeout=60)
+    third = await session.execute("plt.show()\n", timeout=60)
+    assert first.displays == [] and second.displays == []
+    assert len(third.displays) == 1 and "image/png" in third.displays[0]
+
+
+async def test_notebook_semantics_display_the_last_expression(backend: Any) -> None:
+    session = backend.session(semantics="notebook")
+    await session.start(timeout=120)
+    try:
+        result = await session.execute("1 + 1\n", timeout=60)
+        assert result.displays == [{"text/plain": "2"}]
+    finally:
+        await session.close()
+
+
+# -- lifecycle -----------------------------------------------------------------------------
+
+
+async def test_sandbox_is_killed_on_close(server: LocalE2B, backend: Any) -> None:
+    session = backend.session()
+    await session.start(timeout=120)
+    sandbox_id = session.sandbox_id
+    assert sandbox_id in server.kernels()
+    await session.close()
+    kills = [e for e in server.events("kill") if e["sandbox_id"] == sandbox_id]
+    assert [k["reason"] for k in kills] == ["kill"]  # an API kill, not a timeout
+    assert sandbox_id not in server.kernels()
+    await session.close()  # idempotent: no second kill
+    assert len([e for e in server.events("kill") if e["sandbox_id"] == sandbox_id]) == 1
+
+
+async def test_backend_close_kills_sandboxes_of_forgotten_sessions(
+    server: LocalE2B, server_options: dict[str, Any]
+) -> None:
+    backend = open_backend("e2b", **server_options)
+    session = backend.session()
+    await session.start(timeout=120)
+    sandbox_id = session.sandbox_id
+    await backend.aclose()
+    assert not session.alive
+    assert sandbox_id not in server.kernels()
+
+
+@pytest.fixture
+def server_options(server: LocalE2B) -> dict[str, Any]:
+    return server.sdk_options()
+
+
+class _Timed:
+    """A token source that records when it yielded its last piece."""
+
+    def __init__(self, pieces: list[str], pause: float) -> None:
+        self.pieces = pieces
+        self.pause = pause
+        self.finished_at = 0.0
+
+    async def _gen(self) -> AsyncIterator[str]:
+        for piece in self.pieces:
+            await asyncio.sleep(self.pause)
+            yield piece
+        self.finished_at = time.time()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._gen()
+
+
+async def test_sandbox_starts_while_tokens_are_still_produced(
+    server: LocalE2B, backend: Any
+) -> None:
+    """Creation (slow on the real service) overlaps generation instead of following it."""
+    server.configure(create_delay_s=0.5)
+    try:
+        session = backend.session()
+        program = "a = 2\nprint(a * 21)\nfor i in range(2):\n    print(i)\n"
+        source = _Timed([line + "\n" for line in program.splitlines()], pause=0.3)
+        start = asyncio.ensure_future(session.start(timeout=120))  # as the LLM request is sent
+        result = await arun_stream(source, session)
+        await start
+        assert result.status == "ok", result.error
+        assert result.stdout == "42\n0\n1\n"
+        created = [e for e in server.events("create") if e["sandbox_id"] == session.sandbox_id]
+        assert len(created) == 1
+        # the sandbox was requested (and booting) before the last token arrived
+        assert created[0]["t"] < source.finished_at
+    finally:
+        server.configure(create_delay_s=0.0)
+        await session.close()
+
+
+async def test_execute_waits_for_a_start_in_progress(backend: Any) -> None:
+    session = backend.session()
+    start = asyncio.ensure_future(session.start(timeout=120))
+    await asyncio.sleep(0)  # the start has begun (it takes a while to finish)
+    try:
+        assert not session.alive
+        result = await session.execute("print('ready')", timeout=60)
+        assert result.stdout == "ready\n"
+        await start
+    finally:
+        await session.close()
+
+
+async def test_unreachable_service_is_a_backend_error() -> None:
+    backend = open_backend(
+        "e2b", api_key="e2b_x", api_url="http://127.0.0.1:9", sandbox_url="http://127.0.0.1:9"
+    )
+    session = backend.session()
+    with pytest.raises(BackendError, match="could not create"):
+        await session.start(timeout=60)
+    assert not session.alive
+    await backend.aclose()
