@@ -1,0 +1,220 @@
+"""The agent-turn helper: a model stream in, a tool result ready for the model out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import anthropic
+import openai
+import pytest
+
+from eager_rt.agent import STREAMABLE_CODE_PROMPT, arun_turn, run_turn
+from eager_rt.executor import Session
+from eager_rt.registry import get_backend
+from eager_rt.sync import SyncSession
+from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments
+
+
+@pytest.fixture
+async def local_session() -> AsyncIterator[Session]:
+    backend = get_backend("local")()
+    session = backend.session()
+    await session.start(timeout=60)
+    try:
+        yield session
+    finally:
+        await session.close()
+        await backend.aclose()
+
+
+@pytest.fixture
+def sync_session() -> Iterator[SyncSession]:
+    session = SyncSession(get_backend("local")().session())
+    session.start(timeout=60)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def fenced(code: str, size: int = 5) -> Reply:
+    body = [code[i : i + size] for i in range(0, len(code), size)]
+    return Reply(text=["Here you go:\n```python\n", *body, "```\nHope that helps.\n"])
+
+
+def openai_client(llm: FakeLLM) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=llm.openai_url, api_key="test", max_retries=0, timeout=30)
+
+
+def anthropic_client(llm: FakeLLM) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=llm.url, api_key="test", max_retries=0, timeout=30)
+
+
+@pytest.mark.anyio
+async def test_successful_turn_reports_the_output(local_session: Session) -> None:
+    with FakeLLM(fenced("total = sum(range(5))\nprint('total', total)\n")) as llm:
+        client = openai_client(llm)
+        try:
+            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
+            turn = await arun_turn(stream, local_session)  # a raw SDK stream: API detected
+        finally:
+            await client.close()
+    assert turn.ok and turn.status == "ok"
+    assert "ran without errors" in turn.text
+    assert "total 10" in turn.text
+    assert turn.data["stdout"] == "total 10\n"
+    assert turn.data["code"] == "total = sum(range(5))\nprint('total', total)\n"
+    assert turn.data["error"] is None
+    assert turn.stream is not None and turn.stream.api == "chat"
+    assert "Hope that helps." in turn.stream.prose
+    assert turn.openai_chat_messages() == []  # no tool call to answer: the code came in prose
+
+
+FAILING = (
+    "rows = [3, 1, 2]\n"
+    "print(sorted(rows))\n"
+    "ratio = rows[0] / (rows[1] - 1)\n"
+    "print('after the failure')\n"
+    "summary = {'n': len(rows)}\n" * 20
+)
+
+
+@pytest.mark.anyio
+async def test_failing_turn_gives_the_partial_program(local_session: Session) -> None:
+    reply = Reply(tools=[("python", tool_fragments(FAILING))])
+    with FakeLLM(reply, Faults(hold_after=20, hold_timeout=20)) as llm:
+        client = anthropic_client(llm)
+        try:
+            stream = await client.messages.create(
+                model="m", max_tokens=500, messages=[{"role": "user", "content": "go"}],
+                stream=True,
+            )
+            turn = await arun_turn(stream, local_session)
+        finally:
+            await client.close()
+        log = llm.wait_done(0)
+    assert turn.status == "error"
+    text = turn.text
+    assert "The failing statement:\n```python\nratio = rows[0] / (rows[1] - 1)\n```" in text
+    assert "Code that ran before it:\n```python\nrows = [3, 1, 2]\nprint(sorted(rows))\n```" in text
+    assert "ZeroDivisionError" in text
+    assert "[1, 2, 3]" in text  # the output before the failure
+    assert "Nothing after the failing statement ran" in text
+    assert "after the failure" not in text  # the code after the cut is left out on purpose
+    error = turn.data["error"]
+    assert error["ename"] == "ZeroDivisionError" and error["lineno"] == 3
+    assert turn.data["stream_closed_early"]
+    assert log.client_closed
+    (block,) = turn.anthropic_content()
+    assert block["type"] == "tool_result" and block["tool_use_id"] == "toolu_fake0"
+    assert block["is_error"] is True and block["content"] == text
+
+
+@pytest.mark.anyio
+async def test_responses_tool_call_answer_items(local_session: Session) -> None:
+    reply = Reply(tools=[("python", tool_fragments("print(6 * 7)"))])
+    with FakeLLM(reply) as llm:
+        client = openai_client(llm)
+        try:
+            stream = await client.responses.create(model="m", input="go", stream=True)
+            turn = await arun_turn(stream, local_session)
+        finally:
+            await client.close()
+    assert turn.ok
+    assert turn.openai_responses_items() == [
+        {"type": "function_call_output", "call_id": "call_fake0", "output": turn.text}
+    ]
+
+
+@pytest.mark.anyio
+async def test_state_carries_over_between_turns(local_session: Session) -> None:
+    first = await arun_turn(["base = 40\n"], local_session)
+    second = await arun_turn(["print(base + 2)\n"], local_session)
+    assert first.ok and second.ok
+    assert second.data["stdout"] == "42\n"
+    assert second.stream is None  # plain code pieces have no model stream
+
+
+@pytest.mark.anyio
+async def test_syntax_error_turn(local_session: Session) -> None:
+    turn = await arun_turn(["a = 1\n", "print(a)\n", "b = (1,\n", "c = 3\n"], local_session)
+    assert turn.status == "syntax_error"
+    assert "syntax error" in turn.text
+    assert "Code that ran before it" in turn.text and "print(a)" in turn.text
+    assert turn.data["error"]["kind"] == "syntax"
+
+
+@pytest.mark.anyio
+async def test_timeout_turn(local_session: Session) -> None:
+    turn = await arun_turn(
+        ["import time\n", "time.sleep(30)\n", "print('late')\n"], local_session, exec_timeout=0.5
+    )
+    assert turn.status == "timeout"
+    assert "exceeded the time limit" in turn.text
+    assert "late" not in turn.data["stdout"]
+
+
+@pytest.mark.anyio
+async def test_long_output_is_clipped_in_text_only(local_session: Session) -> None:
+    turn = await arun_turn(["print('x' * 5000)\n"], local_session, max_output_chars=200)
+    assert "characters of output left out" in turn.text
+    assert len(turn.text) < 600
+    assert turn.data["stdout"] == "x" * 5000 + "\n"
+
+
+@pytest.mark.anyio
+async def test_dropped_stream_still_reports_what_happened(local_session: Session) -> None:
+    reply = Reply(text=["```python\n", "a = 1\n", "b = 2", "2\n", "```\n"])
+    with FakeLLM(reply, Faults(drop_after=3)) as llm:
+        client = openai_client(llm)
+        try:
+            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
+            turn = await arun_turn(stream, local_session)
+        finally:
+            await client.close()
+    assert turn.status == "stream_error"
+    assert turn.run is None
+    assert "stream failed (connection)" in turn.text
+    assert "was not run" in turn.text
+    assert turn.data["error"]["kind"] == "connection"
+    assert "b = 2" not in turn.data["code_ran"]
+
+
+@pytest.mark.anyio
+async def test_bad_tool_arguments_turn(local_session: Session) -> None:
+    reply = Reply(tools=[("python", ['{"code": 12}'])])
+    with FakeLLM(reply) as llm:
+        client = openai_client(llm)
+        try:
+            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
+            turn = await arun_turn(stream, local_session)
+        finally:
+            await client.close()
+    assert turn.status == "bad_arguments"
+    assert turn.data["error"]["ename"] == "ArgumentNotString"
+    assert turn.data["error"]["pos"] == 9
+    assert "not valid" in turn.text
+
+
+def test_blocking_twin(sync_session: SyncSession) -> None:
+    with FakeLLM(fenced("print('sync ok')\n")) as llm:
+        client = openai.OpenAI(base_url=llm.openai_url, api_key="test", max_retries=0,
+                               timeout=30)
+        try:
+            stream = client.chat.completions.create(model="m", messages=[], stream=True)
+            turn = run_turn(stream, sync_session, timeout=60)
+        finally:
+            client.close()
+    assert turn.ok and turn.data["stdout"] == "sync ok\n"
+
+
+@pytest.mark.anyio
+async def test_a_single_string_is_refused(local_session: Session) -> None:
+    with pytest.raises(TypeError):
+        await arun_turn("print(1)\n", local_session)
+
+
+def test_prompt_asks_for_top_level_statements() -> None:
+    assert "main()" in STREAMABLE_CODE_PROMPT
+    assert "top-level statements" in STREAMABLE_CODE_PROMPT
+    assert '__name__ == "__main__"' in STREAMABLE_CODE_PROMPT
