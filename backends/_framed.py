@@ -90,19 +90,29 @@ class WorkerSession(Session):
 
     Transport hooks (all a subclass must write):
 
-    * :meth:`_launch` starts a fresh interpreter with :func:`worker_command` and
-      returns its channel; this class then sends :func:`worker_payload` and the
-      init frame itself and waits for ``ready``.
-    * :meth:`_send_interrupt` delivers SIGINT to the worker process.
-    * :meth:`_terminate` kills the worker hard and releases the transport; it is
-      called after every launch failure, death and close, so it must be idempotent.
+    * :meth:`_launch` starts a fresh interpreter with :func:`worker_command`
+      (its stdin and stdout are the channel; nothing else may write to them)
+      and returns ``(reader, writer)`` for that channel. This class then sends
+      :func:`worker_payload` and the init frame itself and waits for ``ready``.
+      Keep whatever the other hooks need (process handle, container id) on
+      ``self``; ``_launch`` may use :meth:`_spawn` for helper tasks (they are
+      cancelled and awaited with the worker).
+    * :meth:`_send_interrupt` delivers SIGINT to the worker process only (its
+      pid, as the worker sees it, is ``self.worker_info["pid"]``).
+    * :meth:`_terminate` kills the worker and everything it started, waits for
+      it, and closes the channel. It is called after every launch failure,
+      death, timeout kill, restart and close, also when nothing runs: it must
+      be idempotent and must not raise.
     * :meth:`_death_detail` says, in one sentence, why the worker went away
-      ("exited with code 3", "killed by SIGKILL (out of memory?)").
+      ("the worker exited with code 3", "... was killed by SIGKILL (out of
+      memory?)"). Called once the channel closed or the process ended, before
+      :meth:`_terminate`; a "fatal" frame from the worker is prepended to it.
 
     Optional: :meth:`_wait_exit` (returns when the worker process has ended:
     catches a death the channel cannot show, such as a forked child of the
-    worker holding the channel open) and :meth:`_worker_options` (sent in the
-    init frame).
+    worker holding the channel open; the default never returns) and
+    :meth:`_worker_options` (the init frame's options; the worker understands
+    ``memory_limit``, in bytes, applied as RLIMIT_AS).
 
     Options: ``interrupt_grace`` seconds between the interrupt sent at a timeout
     and the kill; ``auto_restart`` a worker that died; ``start_timeout`` for

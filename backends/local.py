@@ -87,6 +87,10 @@ class LocalSession(WorkerSession):
         """The worker's process id (also its process group id), while it runs."""
         return self._proc.pid if self._proc is not None else None
 
+    def _command(self) -> list[str]:
+        """The worker's argv; a subclass may wrap it (``docker exec -i ...``, ``nice``)."""
+        return worker_command(self.python)
+
     def _worker_options(self) -> dict[str, Any]:
         return {"memory_limit": self.memory_limit}
 
@@ -96,7 +100,7 @@ class LocalSession(WorkerSession):
         env = {**os.environ, **self.env}
         self._stderr_tail = bytearray()
         proc = await asyncio.create_subprocess_exec(
-            *worker_command(self.python),
+            *self._command(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -13,6 +13,7 @@ import base64
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -566,7 +567,13 @@ async def test_python_option_runs_another_interpreter(make_session: Any, python:
 # --------------------------------------------------------------------------- clean-up
 
 
-async def test_close_leaves_no_process_behind(make_session: Any) -> None:
+def _other_tasks() -> set[asyncio.Task[Any]]:
+    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+
+
+async def test_close_leaves_no_process_task_or_thread_behind(make_session: Any) -> None:
+    tasks_before = _other_tasks()
+    threads_before = set(threading.enumerate())
     s = await make_session()
     r = await s.execute(
         "import subprocess\nchild = subprocess.Popen(['sleep', '60'])\nprint(child.pid)", timeout=T
@@ -579,6 +586,11 @@ async def test_close_leaves_no_process_behind(make_session: Any) -> None:
     assert not s.alive and s.pid is None
     assert await wait_until_gone(pid)
     assert await wait_until_gone(child)  # the whole process group went
+    assert _other_tasks() <= tasks_before
+    deadline = time.monotonic() + 10
+    while set(threading.enumerate()) - threads_before and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # asyncio's child watcher thread ends once it reaped
+    assert set(threading.enumerate()) <= threads_before
     with pytest.raises(SessionDead):
         await s.execute("pass", timeout=T)
 
