@@ -73,7 +73,7 @@ class FenceExtractor:
         self._blocks = 0  # blocks opened so far
         self._code_blocks = 0
         self._line_start = True
-        self._held = ""  # start of the current line, while it may still be a fence line
+        self._held: list[str] = []  # start of the current line, while it may be a fence line
         self._phase = _INDENT
         self._indent = 0
         self._mchar = ""
@@ -113,7 +113,7 @@ class FenceExtractor:
         self._closed = True
         if self._held:
             if self._verdict_at_line_end() == _FENCE:
-                self._fence_line(self._held)
+                self._fence_line("".join(self._held))
             else:
                 self._flush_held_as_content()
         if self._in_block:
@@ -129,16 +129,16 @@ class FenceExtractor:
         while i < n:
             c = text[i]
             if c == "\n":
-                self._held += text[start : i + 1]
+                self._held.append(text[start : i + 1])
                 if self._verdict_at_line_end() == _FENCE:
-                    self._fence_line(self._held)
+                    self._fence_line("".join(self._held))
                 else:
                     self._flush_held_as_content()
                 self._reset_line()
                 return i + 1
             verdict = self._step(c)
             if verdict == _NOT_FENCE:
-                self._held += text[start : i + 1]
+                self._held.append(text[start : i + 1])
                 self._flush_held_as_content()
                 self._line_start = False
                 self._reset_candidate()
@@ -149,7 +149,7 @@ class FenceExtractor:
                 j = text.find("\n", i + 1)
                 stop = n if j < 0 else j
                 if self._mchar == "`" and "`" in text[i + 1 : stop]:
-                    self._held += text[start:stop]
+                    self._held.append(text[start:stop])
                     self._flush_held_as_content()
                     self._line_start = False
                     self._reset_candidate()
@@ -157,7 +157,7 @@ class FenceExtractor:
                 i = stop
                 continue
             i += 1
-        self._held += text[start:n]
+        self._held.append(text[start:n])
         return n
 
     def _step(self, c: str) -> int:
@@ -193,7 +193,7 @@ class FenceExtractor:
         return _FENCE if self._phase == _REST else _NOT_FENCE
 
     def _reset_candidate(self) -> None:
-        self._held = ""
+        self._held = []
         self._phase, self._indent, self._mchar, self._mlen = _INDENT, 0, "", 0
 
     def _reset_line(self) -> None:
@@ -219,8 +219,8 @@ class FenceExtractor:
         self._push("fence", line, self._blocks - 1)
 
     def _flush_held_as_content(self) -> None:
-        held = self._held
-        self._held = ""
+        held = "".join(self._held)
+        self._held = []
         if self._in_block and self._fence_indent:
             k = 0
             while k < self._fence_indent and k < len(held) and held[k] == " ":
