@@ -1,0 +1,257 @@
+"""Chunker cost on the standard library, native vs pure vs two baselines, one run.
+
+Run: ``.venv/bin/pytest bench/test_bench_chunker.py -q -s`` (prints the table).
+
+Corpus (deterministic): every 8th compiling ``.py`` file of the running
+Python's stdlib (sorted listing, ``site-packages`` excluded), each cut into
+3–5 character pieces by ``random.Random(crc32(path))`` — the size of LLM
+tokens.  Measured per ``feed`` call with ``perf_counter_ns``:
+
+* per-token cost: every ``feed`` call;
+* δ: the ``feed`` calls that returned a chunk — the time from the token that
+  completes a statement to that chunk being returned (scan + the one
+  ``compile()`` confirmation);
+* throughput: streaming MB/s (UTF-8 bytes over total time in 3–5 character
+  pieces) and bulk MB/s (each file fed in one piece).
+
+Baselines, on the files of 500+ lines of the corpus (the regime where they
+hurt), at the same token boundaries:
+
+* ``ast.parse`` of the whole buffer at every token;
+* ``codeop.compile_command(pending, symbol="exec")`` at every token, where
+  ``pending`` is the text since the last statement boundary (what a
+  REPL-style chunker would re-check).
+
+Re-parsing is quadratic, so baselines are timed on an evenly spaced sample
+of 150 token positions per file (positions ``k·n/150``); their mean over the
+sample estimates the mean per-token cost without running for minutes.  The
+native scanner is timed on every token of the same files.  Ratios use means
+(total time scales with the mean); medians are printed too.
+"""
+
+from __future__ import annotations
+
+import ast
+import codeop
+import gc
+import random
+import statistics
+import sysconfig
+import time
+import warnings
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eager_rt.chunker import Chunker
+from eager_rt.scanner import PureScanner, native_scanner
+from eager_rt.scanner_pure import Scanner as ScannerType
+
+NativeScanner = native_scanner()
+STEP = 8
+BASELINE_POSITIONS = 150
+LONG = 500  # lines
+
+RESULTS: dict[str, dict[str, float]] = {}
+
+
+def _corpus() -> list[tuple[str, str]]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    paths = sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts)
+    out = []
+    for path in paths[::STEP]:
+        try:
+            src = path.read_text(encoding="utf-8")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                compile(src.removeprefix("\ufeff"), str(path), "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, UnicodeDecodeError):
+            continue
+        out.append((str(path), src))
+    return out
+
+
+def _pieces(name: str, src: str) -> list[str]:
+    rng = random.Random(zlib.crc32(name.encode()))
+    out = []
+    i = 0
+    while i < len(src):
+        k = rng.randint(3, 5)
+        out.append(src[i : i + k])
+        i += k
+    return out
+
+
+CORPUS = _corpus()
+TOKENS = {name: _pieces(name, src) for name, src in CORPUS}
+LONG_FILES = [(n, s) for n, s in CORPUS if s.count("\n") >= LONG]
+NBYTES = sum(len(s.encode()) for _, s in CORPUS)
+
+
+def _p99(xs: list[float]) -> float:
+    return statistics.quantiles(xs, n=100, method="inclusive")[98]
+
+
+def _stream(scanner_cls: type[ScannerType], files: list[tuple[str, str]]) -> dict[str, float]:
+    """Feed every file token by token; per-call times in microseconds."""
+    per_token: list[float] = []
+    delta: list[float] = []
+    clock = time.perf_counter_ns
+    gc.collect()
+    for name, _src in files:
+        chunker = Chunker(scanner_cls=scanner_cls)
+        for piece in TOKENS[name]:
+            t0 = clock()
+            got = chunker.feed(piece)
+            dt = (clock() - t0) / 1000
+            per_token.append(dt)
+            if got:
+                delta.append(dt)
+        chunker.close()
+    nbytes = sum(len(s.encode()) for _, s in files)
+    return {
+        "tokens": len(per_token),
+        "chunks": len(delta),
+        "token_mean_us": statistics.fmean(per_token),
+        "token_median_us": statistics.median(per_token),
+        "token_p99_us": _p99(per_token),
+        "delta_median_us": statistics.median(delta),
+        "delta_p99_us": _p99(delta),
+        "stream_mb_s": nbytes / (sum(per_token) * 1e-6) / 1e6,
+    }
+
+
+def _bulk(scanner_cls: type[ScannerType]) -> float:
+    t0 = time.perf_counter()
+    for _, src in CORPUS:
+        chunker = Chunker(scanner_cls=scanner_cls)
+        chunker.feed(src)
+        chunker.close()
+    return NBYTES / (time.perf_counter() - t0) / 1e6
+
+
+def _boundaries(src: str) -> list[int]:
+    chunker = Chunker(scanner_cls=PureScanner)
+    return [c.end for c in chunker.feed(src) + chunker.close()]
+
+
+def _baseline(check: Callable[[str, int, int], Any]) -> dict[str, float]:
+    """Time ``check(src, pending_start, token_end)`` at sampled token ends of long files."""
+    samples: list[float] = []
+    clock = time.perf_counter_ns
+    for name, src in LONG_FILES:
+        ends = []
+        pos = 0
+        for piece in TOKENS[name]:
+            pos += len(piece)
+            ends.append(pos)
+        bounds = _boundaries(src)
+        step = max(1, len(ends) // BASELINE_POSITIONS)
+        b = 0
+        for k in range(0, len(ends), step):
+            end = ends[k]
+            while b < len(bounds) and bounds[b] < end:
+                b += 1
+            start = bounds[b - 1] if b else 0
+            t0 = clock()
+            check(src, start, end)
+            samples.append((clock() - t0) / 1000)
+    return {"token_mean_us": statistics.fmean(samples), "token_median_us": statistics.median(samples)}
+
+
+def _ast_whole(src: str, start: int, end: int) -> None:
+    try:
+        ast.parse(src[:end])
+    except SyntaxError:
+        pass
+
+
+def _codeop_pending(src: str, start: int, end: int) -> None:
+    try:
+        codeop.compile_command(src[start:end], "<stream>", "exec")
+    except (SyntaxError, ValueError, OverflowError):
+        pass
+
+
+def _run(benchmark: Any, key: str, fn: Callable[[], dict[str, float]]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result: dict[str, float] = benchmark.pedantic(fn, rounds=1, iterations=1)
+    RESULTS[key] = result
+    benchmark.extra_info.update(result)
+
+
+def _scanner_run(scanner_cls: type[ScannerType]) -> dict[str, float]:
+    out = _stream(scanner_cls, CORPUS)
+    long = _stream(scanner_cls, LONG_FILES)
+    out["long_token_mean_us"] = long["token_mean_us"]
+    out["long_token_median_us"] = long["token_median_us"]
+    out["bulk_mb_s"] = _bulk(scanner_cls)
+    return out
+
+
+@pytest.mark.skipif(NativeScanner is None, reason="eager_rt._native not built")
+def test_native(benchmark: Any) -> None:
+    assert NativeScanner is not None
+    _run(benchmark, "native", lambda: _scanner_run(NativeScanner))
+
+
+def test_pure(benchmark: Any) -> None:
+    _run(benchmark, "pure", lambda: _scanner_run(PureScanner))
+
+
+def test_baseline_ast_whole_buffer(benchmark: Any) -> None:
+    _run(benchmark, "ast", lambda: _baseline(_ast_whole))
+
+
+def test_baseline_codeop(benchmark: Any) -> None:
+    _run(benchmark, "codeop", lambda: _baseline(_codeop_pending))
+
+
+def test_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    """Print the table of figures and ratios (measured above, same run)."""
+    if not {"pure", "ast", "codeop"} <= RESULTS.keys():
+        pytest.skip("run the whole module")
+    lines = [
+        f"corpus: {len(CORPUS)} stdlib files, {NBYTES / 1e6:.2f} MB, "
+        f"{sum(len(t) for t in TOKENS.values())} tokens of 3-5 chars; "
+        f"{len(LONG_FILES)} files of {LONG}+ lines",
+        f"{'':8} {'tok mean':>9} {'tok med':>8} {'tok p99':>8} {'δ med':>8} {'δ p99':>8} "
+        f"{'stream':>10} {'bulk':>10} {'500+ mean':>10}",
+    ]
+    for key in ("native", "pure"):
+        r = RESULTS.get(key)
+        if r is None:
+            continue
+        lines.append(
+            f"{key:8} {r['token_mean_us']:8.2f}µ {r['token_median_us']:7.2f}µ "
+            f"{r['token_p99_us']:7.1f}µ {r['delta_median_us']:7.1f}µ {r['delta_p99_us']:7.1f}µ "
+            f"{r['stream_mb_s']:6.2f}MB/s {r['bulk_mb_s']:6.2f}MB/s {r['long_token_mean_us']:9.2f}µ"
+        )
+    for key in ("ast", "codeop"):
+        r = RESULTS[key]
+        lines.append(
+            f"{key:8} {'':9} {'':8} {'':8} {'':8} {'':8} {'':10} {'':10} "
+            f"{r['token_mean_us']:9.1f}µ (median {r['token_median_us']:.1f}µ)"
+        )
+    ref = RESULTS.get("native", RESULTS["pure"])
+    name = "native" if "native" in RESULTS else "pure"
+    long = ref["long_token_mean_us"]
+    lines.append(
+        f"ratios on {LONG}+ line files (mean per-token cost): "
+        f"ast whole-buffer / {name} = {RESULTS['ast']['token_mean_us'] / long:.0f}x, "
+        f"codeop / {name} = {RESULTS['codeop']['token_mean_us'] / long:.0f}x"
+    )
+    if "native" in RESULTS:
+        p, n = RESULTS["pure"], RESULTS["native"]
+        lines.append(
+            f"pure / native: per-token mean {p['token_mean_us'] / n['token_mean_us']:.1f}x, "
+            f"δ median {p['delta_median_us'] / n['delta_median_us']:.1f}x, "
+            f"δ p99 {p['delta_p99_us'] / n['delta_p99_us']:.1f}x, "
+            f"bulk throughput {n['bulk_mb_s'] / p['bulk_mb_s']:.1f}x"
+        )
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
