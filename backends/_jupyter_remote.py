@@ -43,6 +43,9 @@ __all__ = ["GatewayKernel"]
 
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 _DELETE_TRIES = 25
+_PING_S = 10.0
+_PING_TIMEOUT_S = 30.0
+_MAX_MESSAGE = 1 << 30
 _DELETE_PAUSE_S = 0.2
 
 
@@ -192,7 +195,15 @@ class GatewayKernel:
             request_timeout=timeout or self.request_timeout,
         )
         try:
-            self._ws = await websocket_connect(request)
+            self._ws = await websocket_connect(
+                request,
+                # a gateway that vanishes without closing the connection (a
+                # network partition, a frozen host) shows up as a missed pong
+                ping_interval=_PING_S,
+                ping_timeout=_PING_TIMEOUT_S,
+                # outputs (a figure, a dataframe's HTML) can be large
+                max_message_size=_MAX_MESSAGE,
+            )
         except HTTPClientError as exc:
             raise BackendError(self._refusal(exc.code, "websocket", str(exc))) from exc
         except OSError as exc:

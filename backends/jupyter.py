@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from typing import Any, ClassVar, Protocol
 
@@ -38,6 +39,7 @@ from ._jupyter_messages import KernelDied, KernelMessage, error_info, output_fro
 
 __all__ = ["JupyterBackend", "JupyterSession"]
 
+TOKEN_ENV = "JUPYTER_GATEWAY_AUTH_TOKEN"
 _SETTLE_S = 2.0  # how long the idle status may trail the execute_reply
 _PROBE_S = 1.0  # wait for the iopub echo of a setup request before asking again
 _PROBES = 30
@@ -89,7 +91,9 @@ class JupyterSession(Session):
     ) -> None:
         self.kernel_name = kernel_name
         self.url = url
-        self.token = token
+        # the variable Jupyter Server's own gateway client reads, so that a
+        # token need not appear on a command line
+        self.token = token if token is not None else os.environ.get(TOKEN_ENV)
         self.cwd = cwd
         self.env = dict(env) if env else None
         self.interrupt_grace = interrupt_grace
@@ -444,7 +448,8 @@ class JupyterBackend(Backend):
         kernelspec to start (``python3``).
     ``url``, ``token``
         a Kernel Gateway / Enterprise Gateway base URL (``http://host:8888``) and
-        its auth token; without ``url`` kernels run on this machine.
+        its auth token (default: ``$JUPYTER_GATEWAY_AUTH_TOKEN``); without
+        ``url`` kernels run on this machine.
     ``cwd``, ``env``
         working directory and extra environment variables of the kernel. A
         gateway launches kernels its own way (Kernel Gateway passes on only

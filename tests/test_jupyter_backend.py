@@ -212,7 +212,10 @@ async def test_leading_blank_lines_count(session: JupyterSession) -> None:
 
 
 @pytest.mark.anyio
-async def test_gateway_refuses_a_wrong_token(kernel_gateway: Gateway) -> None:
+async def test_gateway_refuses_a_wrong_token(
+    kernel_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JUPYTER_GATEWAY_AUTH_TOKEN", raising=False)
     before = kernel_gateway.kernel_ids()
     for token in ("not-the-token", None):
         session = JupyterBackend(url=kernel_gateway.url, token=token).session()
@@ -222,6 +225,18 @@ async def test_gateway_refuses_a_wrong_token(kernel_gateway: Gateway) -> None:
         assert not session.alive
         await session.close()
     assert kernel_gateway.kernel_ids() == before
+
+
+@pytest.mark.anyio
+async def test_token_defaults_to_the_environment(
+    kernel_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JUPYTER_GATEWAY_AUTH_TOKEN", kernel_gateway.token)
+    session = await started(url=kernel_gateway.url)
+    try:
+        assert (await session.execute("print(6 * 7)", timeout=60)).stdout == "42\n"
+    finally:
+        await session.close()
 
 
 @pytest.mark.anyio
