@@ -1,0 +1,365 @@
+"""The E2B backend offline: SDK overhead, sandbox start overlap, and what batching hides.
+
+Everything runs against the local E2B server (``tests/e2b_server``: the real
+SDK, E2B's HTTP protocol, real ipykernels), with a simulated network round
+trip added per request where a case says so.
+
+Part 1, per-execution overhead, ``execute("pass")`` timed call by call:
+
+* ``local_backend``: eager_rt's own subprocess backend, the reference;
+* ``jupyter_local``: an IPython kernel through ``jupyter_client`` (the kernel floor);
+* ``e2b_0ms`` / ``e2b_20ms`` / ``e2b_80ms``: the E2B backend, SDK + HTTP/1.1 +
+  the code-interpreter server + kernel, with 0, 20 and 80 ms added per request.
+
+Part 2, sandbox creation overlapped with generation or not. The server boots a
+sandbox in ``CREATE_S`` seconds (the real service takes a second or more with
+its context); a short script is replayed at 50 tokens/s. "Sequential" starts the
+session, then sends the request; "overlapped" hands ``arun_stream`` an unstarted
+session, so the sandbox boots while tokens arrive. Wall time from the start of
+the session (the moment the LLM request would go out) to the last output.
+
+Part 3, the replay table with 20 and 80 ms added round trips: serial (generate
+everything, then one execution), eager with dynamic batching, eager with one
+execution per statement, on corpus scripts at 200 tokens/s. Every run gets a
+fresh sandbox. ``EAGER_RT_BENCH_SCRIPTS=a.py,b.py`` picks scripts (default:
+three synthetic ones, ~4 minutes on a 2-core box).
+
+    .venv/bin/pytest bench/test_bench_e2b.py --benchmark-only -s
+
+Tables print with ``-s`` and are written to ``bench/results/e2b.md`` / ``e2b.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.corpus_index import is_dabench, script_names, script_text, session_env
+from eager_rt.executor import Session, Status
+from eager_rt.registry import open_backend
+from eager_rt.result import RunResult
+from eager_rt.runtime import arun_stream
+from eager_rt.sources.replay import replay
+from tests.e2b_server import LocalE2B
+
+pytestmark = pytest.mark.timeout(3600)
+
+BATCH = 20
+ROUNDS = 5
+WARMUP = 10
+CREATE_S = 1.5
+OVERLAP_TPS = 50.0
+TPS = 200.0
+SERIAL_TPS = 5000.0
+DELAYS_MS = (20, 80)
+DEFAULT_SCRIPTS = 3
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+SAMPLES: dict[str, list[float]] = {}
+OVERLAP: dict[str, list[float]] = {}
+ROWS: list[ReplayRow] = []
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    try:
+        yield loop
+    finally:
+        loop.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalE2B]:
+    with LocalE2B() as s:
+        yield s
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in session_env().items() if k != "MPLBACKEND"}
+
+
+# -- part 1 ----------------------------------------------------------------------------
+
+
+def _measure(benchmark: Any, loop: asyncio.AbstractEventLoop, case: str, session: Session) -> None:
+    samples: list[float] = []
+
+    async def batch(n: int, keep: bool) -> None:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            result = await session.execute("pass", timeout=30)
+            elapsed = time.perf_counter() - t0
+            assert result.status is Status.OK, result
+            if keep:
+                samples.append(elapsed)
+
+    loop.run_until_complete(batch(WARMUP, False))
+    benchmark.pedantic(
+        lambda: loop.run_until_complete(batch(BATCH, True)), rounds=ROUNDS, iterations=1
+    )
+    SAMPLES[case] = sorted(samples)
+    benchmark.extra_info["per_call_median_ms"] = round(statistics.median(samples) * 1e3, 2)
+
+
+@pytest.mark.parametrize("case", ["local_backend", "jupyter_local"])
+def test_overhead_reference(benchmark: Any, loop: asyncio.AbstractEventLoop, case: str) -> None:
+    session = open_backend("local" if case == "local_backend" else "jupyter").session()
+    loop.run_until_complete(session.start(timeout=120))
+    try:
+        _measure(benchmark, loop, case, session)
+    finally:
+        loop.run_until_complete(session.close())
+
+
+@pytest.mark.parametrize("delay_ms", [0, *DELAYS_MS])
+def test_overhead_e2b(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, server: LocalE2B, delay_ms: int
+) -> None:
+    server.configure(delay_s=delay_ms / 1000)
+    session = open_backend("e2b", **server.sdk_options()).session()
+    try:
+        loop.run_until_complete(session.start(timeout=120))
+        _measure(benchmark, loop, f"e2b_{delay_ms}ms", session)
+    finally:
+        loop.run_until_complete(session.close())
+        server.configure(delay_s=0.0)
+
+
+def _overhead_table() -> str:
+    floor_case = "jupyter_local" if "jupyter_local" in SAMPLES else next(iter(SAMPLES), None)
+    if floor_case is None:
+        return ""
+    floor = statistics.median(SAMPLES[floor_case])
+    lines = [
+        f"per-execution cost, execute('pass'), {BATCH * ROUNDS} calls per case",
+        f"| case | median (ms) | p90 (ms) | median - {floor_case} (ms) |",
+        "|---|---:|---:|---:|",
+    ]
+    for case, s in SAMPLES.items():
+        median = statistics.median(s)
+        lines.append(
+            f"| {case} | {median * 1e3:.2f} | {s[int(len(s) * 0.9)] * 1e3:.2f} "
+            f"| {(median - floor) * 1e3:+.2f} |"
+        )
+    return "\n".join(lines)
+
+
+# -- part 2 ------------------------------------------------------------------------------
+
+OVERLAP_SCRIPT = """\
+import math
+rows = [(i, math.sqrt(i)) for i in range(50)]
+total = sum(r for _, r in rows)
+print(f"total={total:.3f}")
+squares = {i: i * i for i in range(10)}
+print(max(squares.values()))
+"""
+
+
+async def _overlap_once(server: LocalE2B, overlapped: bool) -> float:
+    session = open_backend("e2b", **server.sdk_options()).session()
+    try:
+        t0 = time.perf_counter()
+        if not overlapped:
+            await session.start(timeout=120)
+        result = await arun_stream(replay(OVERLAP_SCRIPT, OVERLAP_TPS), session)
+        wall = time.perf_counter() - t0
+        assert result.status == "ok", result.error
+        return wall
+    finally:
+        await session.close()
+
+
+def test_sandbox_start_overlap(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, server: LocalE2B
+) -> None:
+    server.configure(create_delay_s=CREATE_S)
+    try:
+        walls: dict[str, list[float]] = {"sequential": [], "overlapped": []}
+
+        def once() -> None:
+            for name, overlapped in (("sequential", False), ("overlapped", True)):
+                walls[name].append(loop.run_until_complete(_overlap_once(server, overlapped)))
+
+        benchmark.pedantic(once, rounds=3, iterations=1)
+    finally:
+        server.configure(create_delay_s=0.0)
+    OVERLAP.update(walls)
+    benchmark.extra_info.update({k: round(statistics.median(v), 3) for k, v in walls.items()})
+    assert statistics.median(walls["overlapped"]) < statistics.median(walls["sequential"])
+
+
+def _overlap_table() -> str:
+    if not OVERLAP:
+        return ""
+    gen = replay(OVERLAP_SCRIPT, OVERLAP_TPS).duration
+    seq = statistics.median(OVERLAP["sequential"])
+    ovl = statistics.median(OVERLAP["overlapped"])
+    return "\n".join(
+        [
+            f"sandbox boot {CREATE_S:g} s, a {gen:.1f} s generation at {OVERLAP_TPS:g} tokens/s "
+            "(median of 3, session start -> last output)",
+            "| start | wall (s) |",
+            "|---|---:|",
+            f"| sequential (start, then generate) | {seq:.2f} |",
+            f"| overlapped (start as the request goes out) | {ovl:.2f} |",
+            f"| saved | {seq - ovl:.2f} ({100 * (1 - ovl / seq):.0f}%) |",
+        ]
+    )
+
+
+# -- part 3 ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ReplayRow:
+    script: str
+    delay_ms: int
+    gen_nominal_s: float
+    serial_nel_s: float
+    serial_e2el_s: float
+    batched_executions: int
+    batched_nel_s: float
+    batched_e2el_s: float
+    unbatched_executions: int
+    unbatched_nel_s: float
+    unbatched_e2el_s: float
+    status: str
+    stdout_equal: bool
+
+
+def _plan() -> list[str]:
+    names = [n for n in script_names() if not is_dabench(n)]
+    chosen = os.environ.get("EAGER_RT_BENCH_SCRIPTS", "").strip()
+    if chosen:
+        wanted = {c.strip() for c in chosen.split(",") if c.strip()}
+        return [n for n in script_names() if n in wanted]
+    step = max(1, len(names) // DEFAULT_SCRIPTS)
+    return names[::step][:DEFAULT_SCRIPTS]
+
+
+async def _run(server: LocalE2B, text: str, tps: float, **options: Any) -> RunResult:
+    session = open_backend("e2b", **server.sdk_options(), envs=_env()).session()
+    await session.start(timeout=120)
+    try:
+        source = replay(text, tps)
+        run = arun_stream(source, session, **options)
+        return await asyncio.wait_for(run, source.duration + 300)
+    finally:
+        await session.close()
+
+
+async def _replay_rows(server: LocalE2B) -> list[ReplayRow]:
+    rows = []
+    for delay_ms in DELAYS_MS:
+        server.configure(delay_s=delay_ms / 1000)
+        try:
+            for name in _plan():
+                text = script_text(name)
+                serial = await _run(server, text, SERIAL_TPS, mode="serial")
+                batched = await _run(server, text, TPS, mode="eager", batching=True)
+                unbatched = await _run(server, text, TPS, mode="eager", batching=False)
+                gen = replay(text, TPS).duration
+                rows.append(
+                    ReplayRow(
+                        script=name,
+                        delay_ms=delay_ms,
+                        gen_nominal_s=gen,
+                        serial_nel_s=serial.nel_s,
+                        serial_e2el_s=gen + serial.nel_s,
+                        batched_executions=len(batched.batches),
+                        batched_nel_s=batched.nel_s,
+                        batched_e2el_s=batched.e2el_s,
+                        unbatched_executions=len(unbatched.batches),
+                        unbatched_nel_s=unbatched.nel_s,
+                        unbatched_e2el_s=unbatched.e2el_s,
+                        status=f"{serial.status}/{batched.status}/{unbatched.status}",
+                        stdout_equal=serial.stdout == batched.stdout == unbatched.stdout,
+                    )
+                )
+        finally:
+            server.configure(delay_s=0.0)
+    return rows
+
+
+def test_replay_table(benchmark: Any, loop: asyncio.AbstractEventLoop, server: LocalE2B) -> None:
+    rows = benchmark.pedantic(
+        lambda: loop.run_until_complete(_replay_rows(server)), rounds=1, iterations=1
+    )
+    ROWS.extend(rows)
+    assert all(r.stdout_equal for r in rows), [r.script for r in rows if not r.stdout_equal]
+    assert all(r.status == "ok/ok/ok" for r in rows), [(r.script, r.status) for r in rows]
+
+
+def _replay_table(rows: list[ReplayRow]) -> str:
+    lines = [
+        f"replay on the local E2B server at {TPS:g} tokens/s with an added round trip "
+        "(serial: generate, then one execution; eager: batched / one execution per statement)",
+        "| script | RTT (ms) | gen (s) | executions batched / unbatched | serial NEL (s) "
+        "| eager NEL batched / unbatched (s) | E2EL serial / batched / unbatched (s) "
+        "| output = serial |",
+        "|---|---:|---:|---:|---:|---:|---:|:-:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.script} | {r.delay_ms} | {r.gen_nominal_s:.1f} "
+            f"| {r.batched_executions} / {r.unbatched_executions} | {r.serial_nel_s:.2f} "
+            f"| {r.batched_nel_s:.2f} / {r.unbatched_nel_s:.2f} "
+            f"| {r.serial_e2el_s:.2f} / {r.batched_e2el_s:.2f} / {r.unbatched_e2el_s:.2f} "
+            f"| {'yes' if r.stdout_equal else 'NO'} |"
+        )
+    for delay_ms in DELAYS_MS:
+        mine = [r for r in rows if r.delay_ms == delay_ms]
+        if not mine:
+            continue
+        serial_nel = sum(r.serial_nel_s for r in mine)
+        serial_e2el = sum(r.serial_e2el_s for r in mine)
+        b_nel = sum(r.batched_nel_s for r in mine)
+        u_nel = sum(r.unbatched_nel_s for r in mine)
+        b_e2el = sum(r.batched_e2el_s for r in mine)
+        u_e2el = sum(r.unbatched_e2el_s for r in mine)
+        lines.append(
+            f"\nRTT {delay_ms} ms, {len(mine)} scripts: NEL hidden batched "
+            f"{100 * (1 - b_nel / serial_nel):.1f}% / "
+            f"unbatched {100 * (1 - u_nel / serial_nel):.1f}%; "
+            f"E2EL saving batched {100 * (1 - b_e2el / serial_e2el):.1f}% / unbatched "
+            f"{100 * (1 - u_e2el / serial_e2el):.1f}%; executions "
+            f"{sum(r.batched_executions for r in mine)} batched vs "
+            f"{sum(r.unbatched_executions for r in mine)} unbatched"
+        )
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report() -> Iterator[None]:
+    yield
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    machine = (
+        f"machine: {platform.python_implementation()} {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load average "
+        + " ".join(f"{x:.2f}" for x in load)
+    )
+    parts = [machine, _overhead_table(), _overlap_table(), _replay_table(ROWS) if ROWS else ""]
+    text = "\n\n".join(p for p in parts if p) + "\n"
+    print("\n" + text)
+    if SAMPLES or OVERLAP or ROWS:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        (RESULTS_DIR / "e2b.md").write_text(text, encoding="utf-8")
+        data = {
+            "machine": machine,
+            "overhead_ms": {k: [round(x * 1e3, 3) for x in v] for k, v in SAMPLES.items()},
+            "overlap_s": OVERLAP,
+            "replay": [asdict(r) for r in ROWS],
+        }
+        (RESULTS_DIR / "e2b.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
