@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.live
 OPENAI_KEY = os.environ.get("OPENAI_API_KEY")
 ANTHROPIC_KEY = os.environ.get("ANTHROPIC_API_KEY")
 OPENAI_MODEL = os.environ.get("EAGER_OPENAI_MODEL", "gpt-4o-mini")
-ANTHROPIC_MODEL = os.environ.get("EAGER_ANTHROPIC_MODEL", "claude-3-5-haiku-latest")
+ANTHROPIC_MODEL = os.environ.get("EAGER_ANTHROPIC_MODEL", "claude-haiku-4-5")
 
 needs_openai = pytest.mark.skipif(not OPENAI_KEY, reason="OPENAI_API_KEY is not set")
 needs_anthropic = pytest.mark.skipif(not ANTHROPIC_KEY, reason="ANTHROPIC_API_KEY is not set")
@@ -33,8 +34,13 @@ PROMPT = (
     "number."
 )
 TOOL_SYSTEM = "Use the python tool to run code.\n\n" + STREAMABLE_CODE_PROMPT
-TOOL_SCHEMA = {"type": "object", "properties": {"code": {"type": "string"}},
+TOOL_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"code": {"type": "string"}},
                "required": ["code"]}
+
+RESPONSES_TOOL: Any = {"type": "function", "name": "python", "description": "Run Python code.",
+                       "parameters": TOOL_SCHEMA, "strict": False}
+ANTHROPIC_TOOL: Any = {"name": "python", "description": "Run Python code.",
+                       "input_schema": TOOL_SCHEMA}
 
 
 def expected() -> str:
@@ -84,8 +90,7 @@ def test_openai_responses_tool_call(sync_session: SyncSession) -> None:
     try:
         stream = client.responses.create(
             model=OPENAI_MODEL, instructions=TOOL_SYSTEM, input=PROMPT, stream=True,
-            tools=[{"type": "function", "name": "python", "description": "Run Python code.",
-                    "parameters": TOOL_SCHEMA, "strict": False}],
+            tools=[RESPONSES_TOOL],
             tool_choice="required",
         )
         turn = run_turn(stream, sync_session, timeout=300)
@@ -122,8 +127,7 @@ def test_anthropic_tool_use(sync_session: SyncSession) -> None:
         stream = client.messages.create(
             model=ANTHROPIC_MODEL, max_tokens=2048, system=TOOL_SYSTEM, stream=True,
             messages=[{"role": "user", "content": PROMPT}],
-            tools=[{"name": "python", "description": "Run Python code.",
-                    "input_schema": TOOL_SCHEMA}],
+            tools=[ANTHROPIC_TOOL],
             tool_choice={"type": "tool", "name": "python"},
         )
         turn = run_turn(stream, sync_session, timeout=300, fences=False)

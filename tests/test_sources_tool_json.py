@@ -131,7 +131,8 @@ def _reference(text: str) -> str | None:
         return None
     if [k for k, _ in seen[-1]].count("code") > 1:
         return None  # we refuse duplicates; the reference keeps the last
-    return doc["code"]
+    code: str = doc["code"]
+    return code
 
 
 @settings(max_examples=400, deadline=None)

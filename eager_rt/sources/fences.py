@@ -20,7 +20,7 @@ Each call to :meth:`FenceExtractor.feed` costs time proportional to the new text
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -253,7 +253,7 @@ def code_from_fences(
     *,
     on_segment: Callable[[Segment], None] | None = None,
     languages: Iterable[str] = PYTHON_LANGUAGES,
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """The code of every runnable block of a markdown stream, as it becomes certain.
 
     Every segment (prose included) goes to ``on_segment`` in stream order.
@@ -283,7 +283,7 @@ async def acode_from_fences(
     *,
     on_segment: Callable[[Segment], None] | None = None,
     languages: Iterable[str] = PYTHON_LANGUAGES,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Async twin of :func:`code_from_fences`."""
     extractor = FenceExtractor(languages)
     iterator = aiter(pieces)

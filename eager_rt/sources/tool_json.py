@@ -18,7 +18,7 @@ inside the code runner.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Generator, Iterable
 
 from eager_rt.sources._close import aclose_quietly, close_quietly
 
@@ -349,7 +349,7 @@ class StreamingArgumentDecoder:
 
 def decode_argument(
     fragments: Iterable[str], argument: str = "code", *, strict: bool = True
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """Decoded text of ``argument``, piece by piece, from streamed JSON fragments.
 
     Raises a :class:`ToolArgumentsError` subclass at the first malformed
@@ -370,7 +370,7 @@ def decode_argument(
 
 async def adecode_argument(
     fragments: AsyncIterable[str], argument: str = "code", *, strict: bool = True
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Async twin of :func:`decode_argument`."""
     decoder = StreamingArgumentDecoder(argument, strict=strict)
     iterator = aiter(fragments)

@@ -219,7 +219,7 @@ def _messages(reply: Reply) -> list[Event]:
     def add(payload: dict[str, Any], output: bool = False) -> None:
         events.append((payload["type"], _dump(payload), output))
 
-    message = {
+    message: dict[str, Any] = {
         "id": "msg_fake0001",
         "type": "message",
         "role": "assistant",
