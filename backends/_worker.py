@@ -185,6 +185,7 @@ class _OutStream(io.TextIOBase):
         self._fd = fd
         self.parts: list[str] = []
         self.size = 0
+        self.at_line_start = True
 
     @property
     def name(self) -> str:
@@ -373,8 +374,16 @@ class Worker:
         other = self.stderr if stream is self.stdout else self.stdout
         if other.parts:
             self.send_text()
-        if not stream.parts:
-            self.drain_fds()  # fd output written before this text goes first
+        if stream.at_line_start:
+            # fd output found now was written after every text we hold (the
+            # previous line's first write checked too) and before this text:
+            # send in exactly that order (within a line, order is not checked)
+            ready = self._poll.poll(0)
+            if ready:
+                self.send_text()
+                for r, _ in ready:
+                    self._drain_one(r)
+        stream.at_line_start = text[-1] == "\n"
         stream.parts.append(text)
         stream.size += len(text)
         if stream.size >= _FLUSH_THRESHOLD:

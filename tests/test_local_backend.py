@@ -167,13 +167,7 @@ async def test_stdout_stderr_order(s: LocalSession) -> None:
         "sys.stderr.write('f')\n",
         timeout=T,
     )
-    joined: list[tuple[str, str]] = []
-    for o in r.outputs:  # consecutive frames of one stream may be split or merged
-        if joined and joined[-1][0] == o.kind:
-            joined[-1] = (o.kind, joined[-1][1] + o.text)
-        else:
-            joined.append((o.kind, o.text))
-    assert joined == [
+    assert _merged([(o.kind, o.text) for o in r.outputs]) == [
         ("stdout", "a\n"),
         ("stderr", "b\n"),
         ("stdout", "c"),
@@ -181,6 +175,42 @@ async def test_stdout_stderr_order(s: LocalSession) -> None:
         ("stdout", "e\n"),
         ("stderr", "f"),
     ]
+
+
+def _merged(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Consecutive text of one stream joined: how frames are cut is not part of the contract."""
+    joined: list[tuple[str, str]] = []
+    for kind, text in pieces:
+        if joined and joined[-1][0] == kind:
+            joined[-1] = (kind, joined[-1][1] + text)
+        else:
+            joined.append((kind, text))
+    return joined
+
+
+async def test_dense_mixed_python_and_fd_output_keeps_line_order(s: LocalSession) -> None:
+    r = await s.execute(
+        "import os, sys\n"
+        "for i in range(3000):\n"
+        "    print(i)\n"
+        "    if i % 7 == 0:\n"
+        "        print('e', i, file=sys.stderr)\n"
+        "    if i % 11 == 0:\n"
+        "        os.write(1, b'fd%d\\n' % i)\n"
+        "    if i % 13 == 0:\n"
+        "        os.write(2, b'fe%d\\n' % i)\n",
+        timeout=T,
+    )
+    expected: list[tuple[str, str]] = []
+    for i in range(3000):
+        expected.append(("stdout", f"{i}\n"))
+        if i % 7 == 0:
+            expected.append(("stderr", f"e {i}\n"))
+        if i % 11 == 0:
+            expected.append(("stdout", f"fd{i}\n"))
+        if i % 13 == 0:
+            expected.append(("stderr", f"fe{i}\n"))
+    assert _merged([(o.kind, o.text) for o in r.outputs]) == _merged(expected)
 
 
 async def test_dense_output_is_complete_and_coalesced(s: LocalSession) -> None:
