@@ -20,6 +20,12 @@ of UTF-8 JSON (one object per frame).
   ``{"type": "done", "id", "status": "ok"|"error"|"interrupted", "error"}``,
   ``{"type": "fatal", "reason"}`` (sent just before the worker ends itself).
 
+The code runs with script semantics, so that a program executed in chunks
+prints exactly what one run of it prints: a bare expression shows nothing, and
+matplotlib figures are displayed (as ``image/png``) by ``plt.show()`` only,
+never flushed at the end of an execution. ``display(obj)`` is a builtin that
+sends the object's IPython ``_repr_*_`` MIME bundle.
+
 The channel is private: at start-up the worker moves its original stdin and
 stdout to high, close-on-exec descriptors, points fd 0 at /dev/null and fds 1
 and 2 at pipes it drains into ``stream`` frames. Nothing user code writes, at
@@ -495,13 +501,11 @@ class Worker:
         self.exec_id = exec_id
         for fd, keep in self._fd_keep.items():
             os.dup2(keep, fd)  # user code may have closed fd 1 or 2
+        # Script semantics: figures are displayed by plt.show(), never behind the
+        # code's back at the end of an execution. A program run in chunks (eager)
+        # often builds one figure over several executions; flushing it at the
+        # end of the first would show an empty plot and lose the real one.
         status, error = self._run(exec_id, code)
-        if "matplotlib.pyplot" in sys.modules:
-            try:
-                self.send_figures()
-            except Exception as exc:  # noqa: BLE001
-                if status == "ok":
-                    status, error = "error", _error_info(exc, None, "<worker>")
         while True:
             try:
                 self.guarded(self._finish, exec_id, status, error)

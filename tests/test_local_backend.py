@@ -524,18 +524,46 @@ async def test_matplotlib_figure_comes_back_as_png(s: LocalSession) -> None:
         "plt.show()\n"
         "print('after show')\n"
         "fig, ax = plt.subplots()\n"
-        "ax.bar(['a', 'b'], [3, 5])\n",  # left open: sent when the execution ends
+        "ax.bar(['a', 'b'], [3, 5])\n"
+        "plt.show()\n",
         timeout=T,
     )
     assert r.status is Status.OK, r
     assert r.stderr == ""  # no "non-interactive backend" warning
-    kinds = [o.kind for o in r.outputs]
-    assert kinds == ["display", "stdout", "display"]
+    assert [o.kind for o in r.outputs] == ["display", "stdout", "display"]
     for bundle in r.displays:
         assert base64.b64decode(bundle["image/png"]).startswith(PNG_SIGNATURE)
         assert bundle["text/plain"].startswith("<Figure")
     r = await s.execute("print(plt.get_fignums())", timeout=T)
     assert r.stdout == "[]\n" and r.displays == []  # figures are closed once shown
+
+
+async def test_figure_built_over_several_executions_equals_one_execution(
+    s: LocalSession,
+) -> None:
+    """Script semantics: nothing is flushed at the end of an execution, so eager == serial."""
+    pytest.importorskip("matplotlib")
+    chunks = [
+        "import matplotlib.pyplot as plt",
+        "fig, ax = plt.subplots(figsize=(4, 3))",
+        "ax.plot([1, 2, 3], [3, 1, 2])",
+        "ax.set_title('built in pieces')",
+        "plt.show()",
+    ]
+    eager = [await s.execute(chunk, timeout=T) for chunk in chunks]
+    assert [len(r.displays) for r in eager] == [0, 0, 0, 0, 1]
+    serial = await s.execute("\n".join(chunks), timeout=T)
+    assert len(serial.displays) == 1
+    assert eager[-1].displays[0]["image/png"] == serial.displays[0]["image/png"]
+
+
+async def test_figure_never_shown_is_not_displayed(s: LocalSession) -> None:
+    pytest.importorskip("matplotlib")
+    r = await s.execute(
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.savefig('/dev/null', format='png')",
+        timeout=T,
+    )
+    assert r.status is Status.OK and r.displays == []
 
 
 async def test_display_uses_repr_methods(s: LocalSession) -> None:
