@@ -300,6 +300,7 @@ class DockerSession(WorkerSession):
         self._stderr_tail = bytearray()
         self._start_lock: asyncio.Lock | None = None
         self._start_task: asyncio.Task[None] | None = None
+        self._removals: set[asyncio.Future[None]] = set()
         self.last_start_s: float | None = None  #: seconds the last container launch took
         self.last_start_pooled = False  #: whether it came from the warm pool
 
@@ -440,16 +441,24 @@ class DockerSession(WorkerSession):
 
     async def _terminate(self) -> None:
         transport, self._transport = self._transport, None
+        container, self._container = self._container, None
+        if container is not None:
+            container.close_socket()
+            # the removal runs to its end even if whoever awaits it is cancelled
+            # (a timeout's escalation is, once the code is gone); every later
+            # _terminate (restart, close) waits for it, so nothing outlives close()
+            removal = asyncio.ensure_future(self._remove(container.id))
+            self._removals.add(removal)
+            removal.add_done_callback(self._removals.discard)
         if transport is not None:
             transport.abort()
-        container, self._container = self._container, None
-        if container is None:
-            return
-        container.close_socket()
-        with contextlib.suppress(Exception):
-            engine = await asyncio.to_thread(self._engine_holder.get)
-            # shielded: a cancelled close must still not leave the container behind
-            await asyncio.shield(asyncio.to_thread(engine.remove, container.id))
+        for pending_removal in list(self._removals):
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending_removal)
+
+    async def _remove(self, container_id: str) -> None:
+        engine = await asyncio.to_thread(self._engine_holder.get)
+        await asyncio.to_thread(engine.remove, container_id)
 
     async def _death_detail(self) -> str:
         container = self._container

@@ -1,0 +1,465 @@
+"""The Docker backend beyond the shared contract: isolation, faults, files, labels, pool.
+
+Every test runs on a real engine with the image ``scripts/setup-docker.sh``
+builds; without one they skip (or fail when ``EAGER_RT_REQUIRE_DOCKER=1``).
+Escape tests check both sides: the code inside is stopped, and the host is
+untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eager_rt.executor import BackendError, Status
+from tests.provision.docker import TEST_IMAGE, require_docker
+
+pytestmark = pytest.mark.anyio
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def engine() -> Iterator[Any]:
+    require_docker()
+    from eager_rt.backends._docker_engine import Engine
+
+    client = Engine(timeout=30)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+async def backend(engine: Any) -> AsyncIterator[Any]:
+    """A backend without a warm pool (the pool has its own tests)."""
+    from eager_rt.backends.docker import DockerBackend
+
+    b = DockerBackend(image=TEST_IMAGE, pool_size=0)
+    try:
+        yield b
+    finally:
+        await b.aclose()
+
+
+def owned_by_me(engine: Any) -> list[dict[str, Any]]:
+    """Containers (running or not) whose owner label is this process."""
+    from eager_rt.backends._docker_engine import LABEL_OWNER_PID
+
+    return [c for c in engine.list_owned() if c["Labels"].get(LABEL_OWNER_PID) == str(os.getpid())]
+
+
+def host_ip() -> str | None:
+    """This machine's primary address (a UDP connect sends nothing), or None without a route."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: only the route lookup happens
+        except OSError:
+            return None
+        address = str(s.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+# --------------------------------------------------------------------------- hardening
+
+
+async def test_hardened_by_default(backend: Any, engine: Any) -> None:
+    async with backend.session() as session:
+        code = textwrap.dedent(
+            """
+            import os
+            status = dict(line.split(':', 1) for line in open('/proc/self/status'))
+            print(os.getuid(), os.getgid(), os.getcwd(), os.environ['HOME'])
+            print(status['CapEff'].strip(), status['NoNewPrivs'].strip())
+            """
+        )
+        result = await session.execute(code, timeout=60)
+        assert result.status is Status.OK, result
+        ids, caps = result.stdout.splitlines()
+        assert ids == "65534 65534 /work /work"
+        assert caps == "0000000000000000 1"
+        host = engine.inspect(session.container_id)["HostConfig"]
+    assert host["NetworkMode"] == "none"
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["Memory"] == 1024 * MiB
+    assert host["MemorySwap"] == 1024 * MiB  # no swap on top
+    assert host["PidsLimit"] == 256
+    assert host["NanoCpus"] == 1_000_000_000
+    assert host["Init"] is True
+    assert set(host["Tmpfs"]) == {"/work", "/tmp"}
+
+
+async def test_hardening_is_overridable(backend: Any, engine: Any) -> None:
+    session = backend.session(
+        user=None, read_only=False, mem_limit="300m", pids_limit=50, cpus=0.5, cap_drop=()
+    )
+    async with session:
+        result = await session.execute("import os\nprint(os.getuid())", timeout=60)
+        assert result.stdout == "0\n"  # the image's own user
+        host = engine.inspect(session.container_id)["HostConfig"]
+    assert host["ReadonlyRootfs"] is False
+    assert host["Memory"] == 300 * MiB
+    assert host["PidsLimit"] == 50
+    assert host["NanoCpus"] == 500_000_000
+    assert not host["CapDrop"]
+
+
+async def test_network_access_fails(backend: Any) -> None:
+    address = host_ip()
+    connections: list[object] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("0.0.0.0", 0))
+        server.listen()
+        server.settimeout(0.5)
+        port = server.getsockname()[1]
+        async with backend.session() as session:
+            code = textwrap.dedent(
+                f"""
+                import socket
+                print(sorted(name for _, name in socket.if_nameindex()))
+                for target in [{address!r}, 'example.com']:
+                    if target is None:
+                        continue
+                    try:
+                        socket.create_connection((target, {port}), timeout=5).close()
+                        print('connected', target)
+                    except OSError as exc:
+                        print('refused', target, type(exc).__name__)
+                """
+            )
+            result = await session.execute(code, timeout=60)
+        with contextlib.suppress(TimeoutError, OSError):
+            connections.append(server.accept())
+    assert result.status is Status.OK, result
+    lines = result.stdout.splitlines()
+    assert lines[0] == "['lo']"  # no interface but loopback
+    assert not [line for line in lines if line.startswith("connected")]
+    assert any(line.startswith("refused example.com") for line in lines)  # no DNS either
+    if address is not None:
+        assert any(line.startswith(f"refused {address}") for line in lines)
+    assert connections == []  # the host's server never saw the container
+
+
+async def test_writing_outside_the_work_dir_fails(backend: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "host-marker"
+    code = textwrap.dedent(
+        f"""
+        import os
+        for path in ['/etc/passwd', '/usr/lib/evil.py', '/evil', '/root/evil', {str(marker)!r}]:
+            try:
+                with open(path, 'a') as f:
+                    f.write('x')
+                print('wrote', path)
+            except OSError as exc:
+                print('denied', path, exc.strerror)
+        for path in ['/work/ok.txt', '/tmp/ok.txt', 'relative.txt']:
+            with open(path, 'w') as f:
+                f.write('fine')
+            print('wrote', path)
+        """
+    )
+    async with backend.session() as session:
+        result = await session.execute(code, timeout=60)
+        assert result.status is Status.OK, result
+        lines = result.stdout.splitlines()
+        assert [line.split()[1] for line in lines if line.startswith("denied")] == [
+            "/etc/passwd",
+            "/usr/lib/evil.py",
+            "/evil",
+            "/root/evil",
+            str(marker),
+        ]
+        assert await session.get_file("relative.txt") == b"fine"
+    assert not marker.exists()  # the host's file system is not the container's
+
+
+async def test_fork_bomb_is_stopped_by_the_pids_limit(backend: Any, engine: Any) -> None:
+    limit = 64
+    bomb = textwrap.dedent(
+        """
+        import os
+        print('bombing', flush=True)
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+        """
+    )
+    async with backend.session(pids_limit=limit) as session:
+        result = await session.execute(bomb, timeout=3.0)
+        assert result.status is Status.TIMEOUT
+        assert "bombing" in result.stdout
+        stats = await asyncio.to_thread(
+            engine.api.stats, session.container_id, stream=False, one_shot=True
+        )
+        assert 0 < stats["pids_stats"]["current"] <= limit
+        # the host can still start processes while the bomb's children spin
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", "print('host ok')"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.stdout == "host ok\n"
+        container = session.container_id
+    # closing removes the container and every process in it
+    assert engine.inspect(container) is None
+
+
+async def test_memory_hog_is_killed_and_reported_as_oom(backend: Any) -> None:
+    async with backend.session(mem_limit="256m") as session:
+        await session.execute("kept = 1", timeout=60)
+        first = session.container_id
+        result = await session.execute("hog = b'x' * (2 << 30)\nprint('survived')", timeout=120)
+        assert result.status is Status.DIED
+        assert result.state_lost
+        assert "out of memory" in result.detail
+        assert "256 MiB" in result.detail
+        assert "survived" not in result.stdout
+        # replaced by a fresh container, which works
+        assert session.alive
+        assert session.container_id != first
+        after = await session.execute("print('kept' in globals())", timeout=60)
+        assert after.stdout == "False\n"
+
+
+async def test_docker_kill_is_detected_at_once(backend: Any, engine: Any) -> None:
+    async with backend.session() as session:
+        container = session.container_id
+        code = "import time\nprint('sleeping', flush=True)\ntime.sleep(3600)\n"
+        seen = asyncio.Event()
+        task = asyncio.create_task(
+            session.execute(code, on_output=lambda o: seen.set() if "sleeping" in o.text else None)
+        )
+        await asyncio.wait_for(seen.wait(), 60)
+        await asyncio.to_thread(engine.api.kill, container)
+        # no timeout was given: only death detection can end this execution
+        result = await asyncio.wait_for(task, 60)
+        assert result.status is Status.DIED
+        assert "SIGKILL" in result.detail and "docker kill" in result.detail
+        assert "out of memory" not in result.detail
+        assert result.state_lost
+        assert session.alive and session.container_id != container
+    assert engine.inspect(container) is None
+
+
+async def test_timeout_on_stubborn_code_replaces_the_container(backend: Any, engine: Any) -> None:
+    stubborn = (
+        "import time\n"
+        "while True:\n"
+        "    try:\n"
+        "        time.sleep(0.05)\n"
+        "    except KeyboardInterrupt:\n"
+        "        pass\n"
+    )
+    async with backend.session(interrupt_grace=0.5) as session:
+        old = session.container_id
+        result = await session.execute(stubborn, timeout=1.0)
+        assert result.status is Status.TIMEOUT
+        assert result.state_lost
+        assert session.container_id not in (None, old)
+        assert engine.inspect(old) is None
+        ok = await session.execute("print('fresh')", timeout=60)
+        assert ok.stdout == "fresh\n"
+
+
+async def test_missing_image_is_a_backend_error(backend: Any) -> None:
+    session = backend.session(image="eager-rt-no-such-image:none")
+    with pytest.raises(BackendError, match="eager-rt-no-such-image"):
+        await session.start(timeout=60)
+    assert not session.alive
+    await session.close()
+
+
+# --------------------------------------------------------------------------- files
+
+
+async def test_files_in_and_out(backend: Any, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "numbers.csv").write_text("x\n1\n2\n3\n")
+    (data / "sub" / "note.txt").write_text("nested")
+    code = textwrap.dedent(
+        """
+        import pandas as pd
+        df = pd.read_csv('data/numbers.csv')
+        print(int(df.x.sum()), open('data/sub/note.txt').read(), open('blob.bin', 'rb').read())
+        import os
+        os.makedirs('out', exist_ok=True)
+        df.assign(y=df.x * 10).to_csv('out/result.csv', index=False)
+        open('out/log.txt', 'w').write('done')
+        """
+    )
+    async with backend.session() as session:
+        await session.upload(data)
+        await session.put_file("blob.bin", b"\x00\x01binary")
+        result = await session.execute(code, timeout=120)
+        assert result.status is Status.OK, result
+        assert result.stdout == "6 nested b'\\x00\\x01binary'\n"
+        assert await session.get_file("out/result.csv") == b"x,y\n1,10\n2,20\n3,30\n"
+        assert await session.get_file("/work/out/log.txt") == b"done"
+        local = await session.download("out", tmp_path / "back")
+        assert (local / "log.txt").read_text() == "done"
+        assert (local / "result.csv").read_text().startswith("x,y\n")
+        with pytest.raises(FileNotFoundError):
+            await session.get_file("missing.txt")
+        with pytest.raises(IsADirectoryError):
+            await session.get_file("out")
+
+
+async def test_cwd_is_copied_into_the_work_dir(backend: Any, tmp_path: Path) -> None:
+    (tmp_path / "input.txt").write_text("from the host")
+    async with backend.session(cwd=tmp_path) as session:
+        result = await session.execute(
+            "print(open('input.txt').read())\nopen('input.txt', 'w').write('changed')", timeout=60
+        )
+        assert result.stdout == "from the host\n"
+    assert (tmp_path / "input.txt").read_text() == "from the host"  # copied, not mounted
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+async def test_containers_carry_owner_labels(backend: Any, engine: Any) -> None:
+    from eager_rt.backends._docker_engine import (
+        LABEL_OWNER_HOST,
+        LABEL_OWNER_PID,
+        LABEL_OWNER_START,
+        LABEL_SESSION,
+    )
+
+    async with backend.session(labels={"team": "analytics"}) as session:
+        labels = engine.inspect(session.container_id)["Config"]["Labels"]
+        # ours, the caller's, and the image's own (inherited by the engine)
+        assert labels.items() >= session.container_labels.items()
+        assert labels["team"] == "analytics"
+        assert labels[LABEL_OWNER_PID] == str(os.getpid())
+        assert labels[LABEL_OWNER_HOST] == socket.gethostname()
+        assert labels[LABEL_OWNER_START]
+        assert labels[LABEL_SESSION].startswith("eager-rt-")
+        assert [c["Id"] for c in owned_by_me(engine)] == [session.container_id]
+
+
+async def test_no_container_left_after_close(engine: Any) -> None:
+    from eager_rt.backends.docker import DockerBackend
+
+    backend = DockerBackend(image=TEST_IMAGE, pool_size=2)
+    sessions = [backend.session() for _ in range(2)]
+    for s in sessions:
+        await s.start(timeout=120)
+    await backend.warm_up()
+    assert len(owned_by_me(engine)) == 4  # two sessions, two pooled
+    for s in sessions:
+        await s.close()
+    assert len(owned_by_me(engine)) == 2  # the pool's
+    await backend.aclose()
+    assert owned_by_me(engine) == []
+
+
+async def test_containers_of_a_killed_host_process_are_reaped(backend: Any, engine: Any) -> None:
+    owner = textwrap.dedent(
+        f"""
+        import asyncio, sys, time
+        from eager_rt.backends.docker import DockerSession
+
+        async def main():
+            session = DockerSession(image={TEST_IMAGE!r})
+            await session.start(timeout=120)
+            print(session.container_id, flush=True)
+            time.sleep(3600)
+
+        asyncio.run(main())
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", owner], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert process.stdout is not None
+        container = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 120)
+        container = container.strip()
+        assert engine.inspect(container)["State"]["Running"]
+    finally:
+        os.kill(process.pid, signal.SIGKILL)  # no cleanup code runs
+        process.wait(30)
+        if process.stdout is not None:
+            process.stdout.close()
+    # its stdin closed with the owner, so the worker ends by itself ...
+    deadline = time.monotonic() + 60
+    while engine.inspect(container)["State"]["Running"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert not engine.inspect(container)["State"]["Running"]
+    # ... and the next start (here, an explicit reap) removes what is left
+    assert container in await backend.reap()
+    assert engine.inspect(container) is None
+
+
+async def test_reaper_spares_containers_of_live_owners(backend: Any, engine: Any) -> None:
+    async with backend.session() as session:
+        assert session.container_id not in await backend.reap()
+        assert engine.inspect(session.container_id)["State"]["Running"]
+
+
+async def test_warm_pool_hands_out_a_started_container(engine: Any) -> None:
+    from eager_rt.backends._docker_engine import LABEL_ROLE
+    from eager_rt.backends.docker import DockerBackend
+
+    backend = DockerBackend(image=TEST_IMAGE, pool_size=1)
+    try:
+        await backend.warm_up()
+        pooled = [c for c in owned_by_me(engine) if c["Labels"][LABEL_ROLE] == "pool"]
+        assert len(pooled) == 1 and pooled[0]["State"] == "running"
+        async with backend.session() as session:
+            assert session.last_start_pooled
+            assert session.container_id == pooled[0]["Id"]
+            result = await session.execute("print('warm')", timeout=60)
+            assert result.stdout == "warm\n"
+            # the pool refills behind it
+            await backend.warm_up()
+            refill = [c for c in owned_by_me(engine) if c["Labels"][LABEL_ROLE] == "pool"]
+            assert len(refill) == 2 and session.container_id in {c["Id"] for c in refill}
+        # a session that changes the container cannot use the pool
+        async with backend.session(mem_limit="512m") as other:
+            assert not other.last_start_pooled
+    finally:
+        await backend.aclose()
+    assert owned_by_me(engine) == []
+
+
+async def test_prestart_overlaps_and_start_waits_for_it(backend: Any, engine: Any) -> None:
+    session = backend.prestart()
+    try:
+        assert not session.alive  # still starting in the background
+        await session.start(timeout=120)  # waits for the prestart, starts nothing new
+        assert session.alive
+        assert [c["Id"] for c in owned_by_me(engine)] == [session.container_id]
+        result = await session.execute("print('ready')", timeout=60)
+        assert result.stdout == "ready\n"
+    finally:
+        await session.close()
+    assert owned_by_me(engine) == []
+
+
+async def test_close_during_prestart_leaves_nothing(backend: Any, engine: Any) -> None:
+    session = backend.prestart()
+    await asyncio.sleep(0.05)  # the container is being created in a thread
+    await session.close()
+    assert not session.alive
+    assert owned_by_me(engine) == []
