@@ -34,14 +34,19 @@ reach or corrupt the channel.
 """
 
 from __future__ import annotations
+import __future__
 
 import base64
 import builtins
+import codecs
 import contextlib
+import fcntl
+import importlib.util
 import io
 import json
 import linecache
 import os
+import resource
 import select
 import signal
 import sys
@@ -71,7 +76,11 @@ _BURST = 8
 # reads (a buffered read could swallow the frames that follow), runs it as a
 # module named ``_eager_rt_worker`` and calls its ``main()``.
 BOOTSTRAP = (
-    "import os,sys,types\n"
+    "import sys\n"
+    # '' (the working directory) would let a json.py there shadow the worker's
+    # own imports; it is put back for user code once the worker is loaded
+    "_c=sys.path[:1]==[''] and sys.path.pop(0)==''\n"
+    "import os,types\n"
     "def _r(n):\n"
     "    b=b''\n"
     "    while len(b)<n:\n"
@@ -84,7 +93,7 @@ BOOTSTRAP = (
     "sys.modules['_eager_rt_worker']=_m\n"
     "exec(compile(_s,'<eager_rt worker>','exec'),_m.__dict__)\n"
     "del _r,_s\n"
-    "_m.main()\n"
+    "_m.main(_c)\n"
 )
 
 
@@ -267,8 +276,6 @@ class Worker:
         self.stdout = _OutStream(self, "stdout", 1)
         self.stderr = _OutStream(self, "stderr", 2)
         self._future_mask = 0
-        import __future__
-
         for feature in __future__.all_feature_names:
             self._future_mask |= getattr(__future__, feature).compiler_flag
 
@@ -297,8 +304,6 @@ class Worker:
             os.close(w)
             self._fd_names[r] = name
             self._poll.register(r, select.POLLIN)
-            import codecs
-
             self._decoders[r] = codecs.getincrementaldecoder("utf-8")("replace")
         thread = threading.Thread(target=self._drain_loop, name="eager_rt-drain", daemon=True)
         thread.start()
@@ -318,8 +323,6 @@ class Worker:
     def apply_options(self, options: dict[str, Any]) -> None:
         limit = options.get("memory_limit")
         if limit:
-            import resource
-
             self.memory_limit = int(limit)
             resource.setrlimit(resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
 
@@ -577,8 +580,6 @@ class Worker:
 
 
 def _high_fd(fd: int) -> int:
-    import fcntl
-
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _CHANNEL_FD_MIN)
 
 
@@ -702,8 +703,6 @@ class _PyplotHook:
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
         if fullname != "matplotlib.pyplot" or self._busy:
             return None
-        import importlib.util
-
         self._busy = True
         try:
             spec = importlib.util.find_spec(fullname)
@@ -740,7 +739,8 @@ class _PatchingLoader:
 # --------------------------------------------------------------------------- entry point
 
 
-def main() -> None:
+def main(cwd_on_path: bool = False) -> None:
+    """Serve the host; ``cwd_on_path``: give user code the working directory on sys.path."""
     # the original stdin/stdout become the private channel, out of user code's reach
     rfd = _high_fd(0)
     wfd = _high_fd(1)
@@ -752,6 +752,8 @@ def main() -> None:
     worker = Worker(channel, private_stderr)
     worker.redirect_fds()
     worker.install()
+    if cwd_on_path:
+        sys.path.insert(0, "")  # as for ``python -c``: modules beside the data import
     try:
         worker.apply_options(init.get("options") or {})
     except Exception as exc:  # noqa: BLE001

@@ -328,6 +328,18 @@ async def test_cwd_and_env_options(make_session: Any, tmp_path: Path) -> None:
     assert r.stdout == "payload set\n", r
 
 
+async def test_files_in_cwd_cannot_shadow_the_worker_but_user_code_imports_them(
+    make_session: Any, tmp_path: Path
+) -> None:
+    for name in ("json", "signal", "select", "threading", "types", "traceback"):
+        (tmp_path / f"{name}.py").write_text("raise RuntimeError('shadowed the stdlib')\n")
+    (tmp_path / "helpers.py").write_text("ANSWER = 42\n")
+    s = await make_session(cwd=tmp_path)
+    r = await s.execute("from helpers import ANSWER\nprint(ANSWER)", timeout=T)
+    assert r.status is Status.OK, r
+    assert r.stdout == "42\n"
+
+
 # --------------------------------------------------------------------------- interrupts, timeouts
 
 
@@ -345,6 +357,23 @@ async def test_interrupt_raises_keyboardinterrupt_and_keeps_state(s: LocalSessio
     r = await s.execute("print(kept + 1)", timeout=T)
     assert r.stdout == "42\n"
     assert s.pid == pid
+
+
+async def test_interrupts_during_dense_output_never_corrupt_the_channel(s: LocalSession) -> None:
+    """SIGINTs landing while a frame is being written are held until it is whole."""
+    await s.execute("kept = 'state'", timeout=T)
+    for _ in range(5):
+        task, _ = await run_until_output(
+            s,
+            "import sys\nn = 0\nwhile True:\n"
+            "    n += 1\n    print('x' * 300, n)\n    sys.stderr.write('e\\n')",
+            "x",
+        )
+        await s.interrupt()
+        r = await asyncio.wait_for(task, T)
+        assert r.status is Status.INTERRUPTED, r.detail
+        r = await s.execute("print(kept, n > 0)", timeout=T)
+        assert r.status is Status.OK and r.stdout == "state True\n"
 
 
 async def test_sigint_while_idle_is_ignored(s: LocalSession) -> None:
