@@ -35,6 +35,7 @@ from eager_rt.sources.llm import (
     ModelSource,
     ModelStreamError,
     StreamStats,
+    ToolCallRecord,
     model_source,
 )
 from eager_rt.sources.tool_json import ToolArgumentsError
@@ -72,10 +73,13 @@ class TurnResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
-    def _call_ids(self) -> list[str]:
+    def _calls(self) -> list[ToolCallRecord]:
         if self.stream is None:
             return []
-        return [c.call_id for c in self.stream.tool_calls if c.runs and c.call_id]
+        return [c for c in self.stream.tool_calls if c.runs and c.call_id]
+
+    def _call_ids(self) -> list[str]:
+        return [c.call_id for c in self._calls() if c.call_id]
 
     def openai_chat_messages(self) -> list[dict[str, Any]]:
         """``role: tool`` messages answering every code tool call (Chat Completions)."""
@@ -85,10 +89,11 @@ class TurnResult:
         ]
 
     def openai_responses_items(self) -> list[dict[str, Any]]:
-        """``function_call_output`` input items for the next Responses request."""
+        """``function_call_output`` (or ``custom_tool_call_output``) items for the next request."""
         return [
-            {"type": "function_call_output", "call_id": cid, "output": self._text_for(i)}
-            for i, cid in enumerate(self._call_ids())
+            {"type": "custom_tool_call_output" if call.raw else "function_call_output",
+             "call_id": call.call_id, "output": self._text_for(i)}
+            for i, call in enumerate(self._calls())
         ]
 
     def anthropic_content(self) -> list[dict[str, Any]]:

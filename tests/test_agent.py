@@ -127,6 +127,24 @@ async def test_responses_tool_call_answer_items(local_session: Session) -> None:
 
 
 @pytest.mark.anyio
+async def test_custom_tool_call_is_answered_with_its_own_item_type(
+    local_session: Session,
+) -> None:
+    reply = Reply(custom_tools=[("python", ["print(", "'free form')\n"])])
+    with FakeLLM(reply) as llm:
+        client = openai_client(llm)
+        try:
+            stream = await client.responses.create(model="m", input="go", stream=True)
+            turn = await arun_turn(stream, local_session)
+        finally:
+            await client.close()
+    assert turn.data["stdout"] == "free form\n"
+    assert turn.openai_responses_items() == [
+        {"type": "custom_tool_call_output", "call_id": "call_custom0", "output": turn.text}
+    ]
+
+
+@pytest.mark.anyio
 async def test_state_carries_over_between_turns(local_session: Session) -> None:
     first = await arun_turn(["base = 40\n"], local_session)
     second = await arun_turn(["print(base + 2)\n"], local_session)

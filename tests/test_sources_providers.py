@@ -231,6 +231,38 @@ def test_tool_filter_skips_other_tools(sync_session: SyncSession) -> None:
                                                                   ("python", True)]
 
 
+def test_responses_custom_tool_input_is_the_code(sync_session: SyncSession) -> None:
+    code = 'label = "a \\"quoted\\" word"\nprint(label)\n'
+    reply = Reply(custom_tools=[("python", pieces(code, 4))])
+    with FakeLLM(reply) as llm, sync_stream("responses", llm) as make:
+        source = responses(make())
+        result = run_stream(source, sync_session, timeout=60)
+    assert result.stdout == 'a "quoted" word\n'  # no JSON escaping on the way
+    (call,) = source.stats.tool_calls
+    assert call.raw and call.runs and call.call_id == "call_custom0"
+
+
+def test_refusal_is_prose_not_code(sync_session: SyncSession) -> None:
+    with FakeLLM(Reply(text=["```python\n", "print(1)\n", "```\n"])) as llm, \
+            sync_stream("chat", llm) as make:
+        stream = make()
+        source = chat_completions(_with_refusal(stream, "I can't help with that."))
+        result = run_stream(source, sync_session, timeout=60)
+    assert result.stdout == "1\n"
+    assert source.stats.prose.endswith("I can't help with that.")
+    assert "help" not in source.stats.code
+
+
+def _with_refusal(stream: Any, refusal: str) -> Iterator[Any]:
+    """The SDK's own events, then one more chunk carrying a refusal delta."""
+    last = None
+    for event in stream:
+        last = event
+        yield event
+    assert last is not None
+    yield {"choices": [{"index": 0, "delta": {"refusal": refusal}, "finish_reason": "stop"}]}
+
+
 # -- early interruption --------------------------------------------------------------------
 
 FAILING = "x = 41\nprint(x + 1)\nraise ValueError('bad input')\n" + "y = x * 2\n" * 60

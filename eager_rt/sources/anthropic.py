@@ -28,8 +28,9 @@ from eager_rt.sources.llm import (
 
 __all__ = ["MessagesReader", "amessages", "messages"]
 
-#: block types whose ``input`` arrives as ``input_json_delta`` fragments
-_TOOL_BLOCKS = frozenset({"tool_use", "server_tool_use"})
+#: client tool calls; ``server_tool_use`` blocks (web search, Anthropic's own code
+#: execution) run on the provider's side and are never run here
+_TOOL_BLOCKS = frozenset({"tool_use"})
 
 
 class MessagesReader:

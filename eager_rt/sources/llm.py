@@ -74,8 +74,9 @@ class ToolCallRecord:
     key: str  #: the stream's own handle for the call (index or item id)
     name: str | None
     call_id: str | None
-    arguments: str = ""  #: the raw JSON text received
+    arguments: str = ""  #: the raw JSON text received (the code itself for a raw call)
     runs: bool = False  #: its ``argument`` was decoded and run
+    raw: bool = False  #: a free-form call (Responses custom tool): its input is the code, no JSON
 
 
 @dataclass(slots=True)
@@ -151,7 +152,8 @@ class StreamStats:
             "error": self.error,
             "fence_unclosed": self.fence_unclosed,
             "tool_calls": [
-                {"name": c.name, "id": c.call_id, "arguments": c.arguments, "runs": c.runs}
+                {"name": c.name, "id": c.call_id, "arguments": c.arguments, "runs": c.runs,
+                 "raw": c.raw}
                 for c in self.tool_calls
             ],
             "text": self.text,
@@ -162,6 +164,7 @@ class StreamStats:
 class _Call:
     record: ToolCallRecord
     decoder: StreamingArgumentDecoder | None
+    runs: bool = False
     ended: bool = False
 
 
@@ -212,14 +215,25 @@ class Assembler:
         for seg in self._fences.feed(text):
             self._segment(seg)
 
-    def tool_begin(self, key: object, name: str | None, call_id: str | None) -> None:
+    def prose(self, text: str) -> None:
+        """Model text that is never code (a refusal): kept and shown, not run."""
+        if not text:
+            return
+        self._delta()
+        self.stats.text_parts.append(text)
+        self._segment(Segment("prose", text))
+
+    def tool_begin(
+        self, key: object, name: str | None, call_id: str | None, *, raw: bool = False
+    ) -> None:
+        """A tool call starts; ``raw`` when its input is the code itself rather than JSON."""
         k = str(key)
         if k in self._calls:
             call = self._calls[k]
             call.record.name = call.record.name or name
             call.record.call_id = call.record.call_id or call_id
             return
-        self._new_call(k, name, call_id)
+        self._new_call(k, name, call_id, raw=raw)
 
     def tool_args(self, key: object, fragment: str) -> None:
         if not fragment:
@@ -228,9 +242,14 @@ class Assembler:
         k = str(key)
         call = self._calls.get(k) or self._new_call(k, None, None)
         call.record.arguments += fragment
-        if call.decoder is None or call.ended:
+        if call.ended:
             return
-        code = call.decoder.feed(fragment)
+        if call.record.raw:
+            code = fragment if call.runs else ""
+        elif call.decoder is not None:
+            code = call.decoder.feed(fragment)
+        else:
+            return
         if code:
             call.record.runs = True
             self._code(code, ("tool", k))
@@ -264,8 +283,11 @@ class Assembler:
         """A fenced block or a code-carrying tool call is open (the code may be cut)."""
         if self._fences is not None and self._fences.in_block:
             return True
-        return any(c.decoder is not None and not c.ended and not c.decoder.complete
-                   for c in self._calls.values())
+        return any(
+            c.runs and not c.ended and (c.record.raw or (c.decoder is not None
+                                                         and not c.decoder.complete))
+            for c in self._calls.values()
+        )
 
     def take(self) -> list[str]:
         out, self._pending = self._pending, []
@@ -278,12 +300,16 @@ class Assembler:
         if self.stats.first_token_at is None:
             self.stats.first_token_at = time.perf_counter()
 
-    def _new_call(self, key: str, name: str | None, call_id: str | None) -> _Call:
+    def _new_call(
+        self, key: str, name: str | None, call_id: str | None, *, raw: bool = False
+    ) -> _Call:
         runs = self._tools is None or (name is not None and name in self._tools)
-        decoder = StreamingArgumentDecoder(self._argument, strict=self._strict) if runs else None
-        record = ToolCallRecord(key=key, name=name, call_id=call_id)
+        decoder = None
+        if runs and not raw:
+            decoder = StreamingArgumentDecoder(self._argument, strict=self._strict)
+        record = ToolCallRecord(key=key, name=name, call_id=call_id, raw=raw)
         self.stats.tool_calls.append(record)
-        call = _Call(record, decoder)
+        call = _Call(record, decoder, runs)
         self._calls[key] = call
         return call
 

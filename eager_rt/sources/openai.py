@@ -10,7 +10,9 @@ result is what :func:`eager_rt.runtime.run_stream` / ``arun_stream`` iterate::
 Model text (``delta.content``, ``response.output_text.delta``) goes through the
 markdown-fence extractor; tool calls (``delta.tool_calls[].function.arguments``,
 ``response.function_call_arguments.delta``) through the streaming JSON decoder
-of their ``code`` argument. Any OpenAI-compatible server (vLLM, llama.cpp,
+of their ``code`` argument. A Responses *custom* tool call
+(``response.custom_tool_call_input.delta``) carries free-form text, so its input
+is the code itself. Refusals are kept as prose. Any OpenAI-compatible server (vLLM, llama.cpp,
 Ollama) works through the same SDK with ``base_url``.
 
 Nothing here imports the SDK: events are read by field name, so the SDK stays
@@ -62,6 +64,9 @@ class ChatCompletionsReader:
                 content = get(delta, "content")
                 if content:
                     asm.text(content)
+                refusal = get(delta, "refusal")
+                if refusal:
+                    asm.prose(refusal)
                 for call in get(delta, "tool_calls") or []:
                     key = f"chat:{get(call, 'index', 0)}"
                     function = get(call, "function")
@@ -90,15 +95,24 @@ class ResponsesReader:
             asm.tool_args(get(event, "item_id"), get(event, "delta") or "")
         elif kind == "response.function_call_arguments.done":
             asm.tool_end(get(event, "item_id"))
+        elif kind == "response.custom_tool_call_input.delta":
+            asm.tool_args(get(event, "item_id"), get(event, "delta") or "")
+        elif kind == "response.custom_tool_call_input.done":
+            asm.tool_end(get(event, "item_id"))
+        elif kind == "response.refusal.delta":
+            asm.prose(get(event, "delta") or "")
         elif kind in ("response.output_item.added", "response.output_item.done"):
             item = get(event, "item")
-            if get(item, "type") != "function_call":
+            itype = get(item, "type")
+            if itype not in ("function_call", "custom_tool_call"):
                 return
+            raw = itype == "custom_tool_call"  # free-form input: the code itself, no JSON
             key = get(item, "id")
             if kind.endswith("added"):
-                asm.tool_begin(key, get(item, "name"), get(item, "call_id"))
-                if get(item, "arguments"):
-                    asm.tool_args(key, get(item, "arguments"))
+                asm.tool_begin(key, get(item, "name"), get(item, "call_id"), raw=raw)
+                initial = get(item, "input" if raw else "arguments")
+                if initial:
+                    asm.tool_args(key, initial)
             else:
                 asm.tool_end(key)
         elif kind in ("response.created", "response.in_progress"):

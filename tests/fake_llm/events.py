@@ -33,6 +33,8 @@ class Reply:
     text: list[str] = field(default_factory=list)
     #: (tool name, argument JSON fragments) per call
     tools: list[tuple[str, list[str]]] = field(default_factory=list)
+    #: (tool name, free-form input fragments) per call: Responses custom tools only
+    custom_tools: list[tuple[str, list[str]]] = field(default_factory=list)
     #: "stop" / "length"; tool calls make the natural reason tool_calls / tool_use
     finish: str = "stop"
     model: str = "fake-model-1"
@@ -53,7 +55,8 @@ def build(api: str, reply: Reply, request: dict[str, Any]) -> list[Event]:
 
 
 def _output_tokens(reply: Reply) -> int:
-    return len(reply.text) + sum(len(frags) for _, frags in reply.tools)
+    calls = [*reply.tools, *reply.custom_tools]
+    return len(reply.text) + sum(len(frags) for _, frags in calls)
 
 
 # -- Chat Completions ---------------------------------------------------------------
@@ -184,6 +187,21 @@ def _responses(reply: Reply) -> list[Event]:
         add({"type": "response.function_call_arguments.done", "item_id": item_id,
              "output_index": index, "arguments": args})
         done_item = {**item, "status": "completed", "arguments": args}
+        add({"type": "response.output_item.done", "output_index": index, "item": done_item})
+        output.append(done_item)
+        index += 1
+    for k, (name, fragments) in enumerate(reply.custom_tools):
+        item_id = f"ctc_fake{k}"
+        item = {"id": item_id, "type": "custom_tool_call", "call_id": f"call_custom{k}",
+                "name": name, "input": ""}
+        add({"type": "response.output_item.added", "output_index": index, "item": item}, True)
+        for frag in fragments:
+            add({"type": "response.custom_tool_call_input.delta", "item_id": item_id,
+                 "output_index": index, "delta": frag}, True)
+        text = "".join(fragments)
+        add({"type": "response.custom_tool_call_input.done", "item_id": item_id,
+             "output_index": index, "input": text})
+        done_item = {**item, "input": text}
         add({"type": "response.output_item.done", "output_index": index, "item": done_item})
         output.append(done_item)
         index += 1
