@@ -97,7 +97,12 @@ class LocalSession(WorkerSession):
     async def _launch(
         self, timeout: float | None
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        env = {**os.environ, **self.env}
+        inherited = dict(os.environ)
+        # a GUI or notebook backend inherited from the host (ipykernel exports
+        # its inline backend) would break a headless worker; the worker uses
+        # Agg unless ``env`` names a backend explicitly
+        inherited.pop("MPLBACKEND", None)
+        env = {**inherited, **self.env}
         self._stderr_tail = bytearray()
         proc = await asyncio.create_subprocess_exec(
             *self._command(),

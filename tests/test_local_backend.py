@@ -328,6 +328,18 @@ async def test_cwd_and_env_options(make_session: Any, tmp_path: Path) -> None:
     assert r.stdout == "payload set\n", r
 
 
+async def test_matplotlib_backend_of_the_host_is_not_inherited(
+    make_session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    s = await make_session()
+    r = await s.execute("import os\nprint(os.environ['MPLBACKEND'])", timeout=T)
+    assert r.stdout == "Agg\n"
+    s = await make_session(env={"MPLBACKEND": "svg"})
+    r = await s.execute("import os\nprint(os.environ['MPLBACKEND'])", timeout=T)
+    assert r.stdout == "svg\n"
+
+
 async def test_files_in_cwd_cannot_shadow_the_worker_but_user_code_imports_them(
     make_session: Any, tmp_path: Path
 ) -> None:
