@@ -28,6 +28,7 @@ from ._jupyter_messages import KernelDied, KernelMessage, execute_content
 __all__ = ["LocalKernel"]
 
 _POLL_S = 0.05  # process poll period where pidfd is unavailable
+_DRAIN_S = 0.05  # grace for in-flight messages after the process exits
 _LOG_TAIL = 600  # characters of the kernel's stderr quoted in a death detail
 
 
@@ -201,7 +202,10 @@ class LocalKernel:
         if self._dead is not None or self._closed:
             return
         self._dead = self._death_detail()
-        self._queue.put_nowait(KernelDied(self._dead))
+        # what the kernel sent just before it died may still sit in the ZeroMQ
+        # buffers: let the pumps deliver it before the news of the death
+        died = KernelDied(self._dead)
+        asyncio.get_running_loop().call_later(_DRAIN_S, self._queue.put_nowait, died)
 
     def _death_detail(self) -> str:
         process = self._process()

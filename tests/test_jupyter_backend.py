@@ -256,8 +256,11 @@ async def test_unreachable_gateway_is_a_backend_error() -> None:
 @pytest.mark.anyio
 async def test_kernel_death_is_reported_and_recovered(session: JupyterSession) -> None:
     await session.execute("kept = 1", timeout=60)
-    result = await asyncio.wait_for(session.execute("import os\nos._exit(7)\n", timeout=120), 90)
+    # (the pause lets ZeroMQ's I/O thread send the line before os._exit kills it)
+    code = "import os, time\nprint('last words', flush=True)\ntime.sleep(0.5)\nos._exit(7)\n"
+    result = await asyncio.wait_for(session.execute(code, timeout=120), 90)
     assert result.status is Status.DIED
+    assert result.stdout == "last words\n"  # what it said before dying is kept
     assert result.state_lost
     if session.url:
         assert "gateway restarted" in result.detail
