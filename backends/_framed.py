@@ -192,6 +192,12 @@ class WorkerSession(Session):
 
     async def interrupt(self) -> None:
         if self._pending is not None and self._running:
+            await self._interrupt(self._pending)
+
+    async def _interrupt(self, pending: _Pending) -> None:
+        """Stop execution ``pending``, even if the worker has not begun running it yet."""
+        if self._running and self._writer is not None:
+            self._send({"op": "interrupt", "id": pending.id})
             await self._send_interrupt()
 
     async def close(self) -> None:
@@ -232,7 +238,7 @@ class WorkerSession(Session):
             # the caller gave up; stop the code rather than leave it running unseen
             # (awaiting the future directly means the cancellation cancelled it too)
             if self._running and (pending.future.cancelled() or not pending.future.done()):
-                self._spawn(self._send_interrupt())
+                self._spawn(self._interrupt(pending))
             raise
         finally:
             if deadline is not None:
@@ -306,7 +312,7 @@ class WorkerSession(Session):
 
     async def _escalate(self, pending: _Pending) -> None:
         """Interrupt; if the code has not stopped after the grace period, kill the worker."""
-        await self._send_interrupt()
+        await self._interrupt(pending)
         try:
             await asyncio.wait_for(asyncio.shield(pending.future), self.interrupt_grace)
         except TIMEOUT_ERRORS:

@@ -12,7 +12,9 @@ Wire format, both directions: a 4-byte big-endian length, then that many bytes
 of UTF-8 JSON (one object per frame).
 
 * host -> worker: ``{"op": "init", "options": {...}}`` (once, answered by
-  ``ready``), ``{"op": "execute", "id": n, "code": str}``, ``{"op": "ping"}``
+  ``ready``), ``{"op": "execute", "id": n, "code": str}``, ``{"op":
+  "interrupt", "id": n}`` (written just before a SIGINT, so an interrupt that
+  arrives before execution n began still stops it), ``{"op": "ping"}``
   (answered by ``pong``), ``{"op": "shutdown"}``.
 * worker -> host: ``{"type": "ready", "pid", "python", "protocol"}``,
   ``{"type": "stream", "id", "name": "stdout"|"stderr", "text"}``,
@@ -166,6 +168,35 @@ class _Channel:
         self._buf += chunk
         return True
 
+    def interrupt_queued(self, exec_id: Any) -> bool:
+        """Whether the host asked, in an ``interrupt`` frame, to stop execution ``exec_id``.
+
+        The host writes that frame just before it sends SIGINT, so a SIGINT that
+        reached the worker before the execution began finds it here. Interrupt
+        frames are taken out of the stream; any other frame stays queued.
+        """
+        poller = select.poll()
+        poller.register(self.rfd, select.POLLIN)
+        if poller.poll(0):
+            self._fill()
+        buf = self._buf
+        kept = bytearray()
+        found = False
+        pos = 0
+        while len(buf) - pos >= HEADER_SIZE:
+            n = unpack_length(bytes(buf[pos : pos + HEADER_SIZE]))
+            end = pos + HEADER_SIZE + n
+            if end > len(buf):
+                break
+            message = json.loads(bytes(buf[pos + HEADER_SIZE : end]).decode("utf-8"))
+            if isinstance(message, dict) and message.get("op") == "interrupt":
+                found = found or message.get("id") == exec_id
+            else:
+                kept += buf[pos:end]
+            pos = end
+        self._buf = kept + buf[pos:]
+        return found
+
     def send(self, message: dict[str, Any]) -> None:
         data = pack_frame(message)
         with self.lock:
@@ -257,6 +288,7 @@ class Worker:
         self.running = False  # SIGINT raises KeyboardInterrupt only while this is set
         self.defer = 0  # >0 while a frame is being written: a SIGINT waits for the end
         self.interrupt_pending = False
+        self.idle_sigint = False  # a SIGINT came while no code ran
         self.main_ident = threading.get_ident()
         self.window_start = 0.0  # time.monotonic() when the current coalescing window began
         self.window_frames = 0  # stream frames sent in that window
@@ -336,6 +368,9 @@ class Worker:
 
     def _on_sigint(self, signum: int, frame: types.FrameType | None) -> None:
         if not self.running:
+            # stale (its execution already ended) or early (the next one has
+            # not started yet): _run() asks the channel which
+            self.idle_sigint = True
             return
         if self.defer:
             self.interrupt_pending = True  # guarded() delivers it again when the frame is out
@@ -531,6 +566,10 @@ class Worker:
         try:
             self.running = True
             try:
+                if self.idle_sigint:
+                    self.idle_sigint = False
+                    if self.channel.interrupt_queued(exec_id):
+                        raise KeyboardInterrupt("interrupted before the code started")
                 compiled = compile(code, filename, "exec", self.flags, True)
                 self.flags |= compiled.co_flags & self._future_mask
                 exec(compiled, self.namespace)
@@ -571,6 +610,8 @@ class Worker:
             op = message.get("op")
             if op == "execute":
                 self.execute(message.get("id"), message.get("code", ""))
+            elif op == "interrupt":
+                pass  # for an execution that has ended: the SIGINT came too late
             elif op == "ping":
                 channel.send({"type": "pong"})
             elif op == "shutdown":

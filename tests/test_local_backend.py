@@ -388,6 +388,19 @@ async def test_interrupts_during_dense_output_never_corrupt_the_channel(s: Local
         assert r.status is Status.OK and r.stdout == "state True\n"
 
 
+async def test_interrupt_right_after_execute_starts_always_stops_it(s: LocalSession) -> None:
+    """The SIGINT may beat the code to the worker; the interrupt frame makes it stick."""
+    await s.execute("kept = 0", timeout=T)
+    for _ in range(20):
+        task = asyncio.ensure_future(s.execute("import time\ntime.sleep(20)\nkept += 1", timeout=T))
+        await asyncio.sleep(0)  # the execute frame is written; the code may not run yet
+        await s.interrupt()
+        r = await asyncio.wait_for(task, T)
+        assert r.status is Status.INTERRUPTED, r
+    r = await s.execute("print(kept)", timeout=T)
+    assert r.status is Status.OK and r.stdout == "0\n"
+
+
 async def test_sigint_while_idle_is_ignored(s: LocalSession) -> None:
     await s.execute("kept = 'yes'", timeout=T)
     pid = s.pid
