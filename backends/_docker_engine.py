@@ -179,6 +179,8 @@ class Container:
     labels: dict[str, str]
     sock: socket.socket | None
     created: float = field(default_factory=time.monotonic)
+    #: bytes already written to the worker's stdin (the worker's source, for a pooled one)
+    preloaded: bytes = b""
 
     def close_socket(self) -> None:
         sock, self.sock = self.sock, None
@@ -333,8 +335,10 @@ class Engine:
 
     # -- containers
 
-    def start_container(self, spec: ContainerSpec, role: str = "session") -> Container:
-        """Create, attach to and start one worker container."""
+    def start_container(
+        self, spec: ContainerSpec, role: str = "session", preload: bytes = b""
+    ) -> Container:
+        """Create, attach to and start one worker container; write ``preload`` to its stdin."""
         name = f"eager-rt-{uuid.uuid4().hex[:16]}"
         labels = {**dict(spec.labels), LABEL_SESSION: name, LABEL_ROLE: role, **owner_labels()}
         try:
@@ -369,6 +373,9 @@ class Engine:
                 {"stream": 1, "stdin": 1, "stdout": 1, "stderr": 1},
             )
             self.api.start(container.id)
+            if preload:
+                container.sock.sendall(preload)
+                container.preloaded = preload
         except BaseException as exc:
             container.close_socket()
             with contextlib.suppress(Exception):

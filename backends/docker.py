@@ -251,6 +251,33 @@ class _AttachProtocol(asyncio.Protocol):
         return self._closed
 
 
+class _PreloadedWriter(asyncio.StreamWriter):
+    """The channel to a pooled worker, which was sent its source while it waited in the pool.
+
+    :class:`WorkerSession` begins every launch by writing the worker's source;
+    this writer drops that one write (checking it is byte for byte what the
+    pool sent) and passes everything after it, starting with the init frame.
+    """
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        protocol: asyncio.BaseProtocol,
+        reader: asyncio.StreamReader,
+        loop: asyncio.AbstractEventLoop,
+        already_sent: bytes,
+    ) -> None:
+        super().__init__(transport, protocol, reader, loop)
+        self._already_sent: bytes | None = already_sent
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        expected, self._already_sent = self._already_sent, None
+        if expected is None:
+            super().write(data)
+        elif bytes(data) != expected:
+            raise BackendError("the pooled worker was preloaded with a different worker source")
+
+
 class DockerSession(WorkerSession):
     """One worker in one container; see the module docstring for the defaults.
 
@@ -412,6 +439,8 @@ class DockerSession(WorkerSession):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self.last_start_s = time.perf_counter() - began
+        if container.preloaded:
+            return reader, _PreloadedWriter(transport, protocol, reader, loop, container.preloaded)
         return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
     async def _start_container(self) -> Container:
