@@ -12,7 +12,9 @@ tokens.  Measured per ``feed`` call with ``perf_counter_ns``:
   completes a statement to that chunk being returned (scan + the one
   ``compile()`` confirmation);
 * throughput: streaming MB/s (UTF-8 bytes over total time in 3–5 character
-  pieces) and bulk MB/s (each file fed in one piece).
+  pieces) and bulk MB/s (each file fed in one piece), for the chunker (which
+  includes the ``compile()`` of every statement) and for the scanner alone
+  (the hot loop the native extension replaces).
 
 Baselines, on the files of 500+ lines of the corpus (the regime where they
 hurt), at the same token boundaries:
@@ -23,7 +25,7 @@ hurt), at the same token boundaries:
   REPL-style chunker would re-check).
 
 Re-parsing is quadratic, so baselines are timed on an evenly spaced sample
-of 150 token positions per file (positions ``k·n/150``); their mean over the
+of 100 token positions per file (positions ``k·n/100``); their mean over the
 sample estimates the mean per-token cost without running for minutes.  The
 native scanner is timed on every token of the same files.  Ratios use means
 (total time scales with the mean); medians are printed too.
@@ -52,7 +54,7 @@ from eager_rt.scanner_pure import Scanner as ScannerType
 
 NativeScanner = native_scanner()
 STEP = 8
-BASELINE_POSITIONS = 150
+BASELINE_POSITIONS = 100
 LONG = 500  # lines
 
 RESULTS: dict[str, dict[str, float]] = {}
@@ -133,6 +135,23 @@ def _bulk(scanner_cls: type[ScannerType]) -> float:
     return NBYTES / (time.perf_counter() - t0) / 1e6
 
 
+def _scan_only(scanner_cls: type[ScannerType]) -> tuple[float, float]:
+    """Scanner alone: (bulk MB/s, streaming MB/s in the same 3-5 char pieces)."""
+    t0 = time.perf_counter()
+    for _, src in CORPUS:
+        scanner = scanner_cls(True)
+        scanner.feed(src)
+        scanner.close()
+    bulk = NBYTES / (time.perf_counter() - t0) / 1e6
+    t0 = time.perf_counter()
+    for name, _src in CORPUS:
+        scanner = scanner_cls(False)  # no probes: nothing would answer them here
+        for piece in TOKENS[name]:
+            scanner.feed(piece)
+        scanner.close()
+    return bulk, NBYTES / (time.perf_counter() - t0) / 1e6
+
+
 def _boundaries(src: str) -> list[int]:
     chunker = Chunker(scanner_cls=PureScanner)
     return [c.end for c in chunker.feed(src) + chunker.close()]
@@ -159,7 +178,10 @@ def _baseline(check: Callable[[str, int, int], Any]) -> dict[str, float]:
             t0 = clock()
             check(src, start, end)
             samples.append((clock() - t0) / 1000)
-    return {"token_mean_us": statistics.fmean(samples), "token_median_us": statistics.median(samples)}
+    return {
+        "token_mean_us": statistics.fmean(samples),
+        "token_median_us": statistics.median(samples),
+    }
 
 
 def _ast_whole(src: str, start: int, end: int) -> None:
@@ -190,6 +212,7 @@ def _scanner_run(scanner_cls: type[ScannerType]) -> dict[str, float]:
     out["long_token_mean_us"] = long["token_mean_us"]
     out["long_token_median_us"] = long["token_median_us"]
     out["bulk_mb_s"] = _bulk(scanner_cls)
+    out["scan_bulk_mb_s"], out["scan_stream_mb_s"] = _scan_only(scanner_cls)
     return out
 
 
@@ -237,6 +260,13 @@ def test_summary(capsys: pytest.CaptureFixture[str]) -> None:
             f"{key:8} {'':9} {'':8} {'':8} {'':8} {'':8} {'':10} {'':10} "
             f"{r['token_mean_us']:9.1f}µ (median {r['token_median_us']:.1f}µ)"
         )
+    for key in ("native", "pure"):
+        r = RESULTS.get(key)
+        if r is not None:
+            lines.append(
+                f"{key} scanner alone: bulk {r['scan_bulk_mb_s']:.1f} MB/s, "
+                f"3-5 char pieces {r['scan_stream_mb_s']:.1f} MB/s"
+            )
     ref = RESULTS.get("native", RESULTS["pure"])
     name = "native" if "native" in RESULTS else "pure"
     long = ref["long_token_mean_us"]
@@ -251,7 +281,9 @@ def test_summary(capsys: pytest.CaptureFixture[str]) -> None:
             f"pure / native: per-token mean {p['token_mean_us'] / n['token_mean_us']:.1f}x, "
             f"δ median {p['delta_median_us'] / n['delta_median_us']:.1f}x, "
             f"δ p99 {p['delta_p99_us'] / n['delta_p99_us']:.1f}x, "
-            f"bulk throughput {n['bulk_mb_s'] / p['bulk_mb_s']:.1f}x"
+            f"bulk throughput {n['bulk_mb_s'] / p['bulk_mb_s']:.1f}x, "
+            f"scanner alone {n['scan_bulk_mb_s'] / p['scan_bulk_mb_s']:.1f}x bulk / "
+            f"{n['scan_stream_mb_s'] / p['scan_stream_mb_s']:.1f}x in pieces"
         )
     with capsys.disabled():
         print("\n" + "\n".join(lines))

@@ -26,7 +26,7 @@ import sys
 import warnings
 
 from eager_rt.chunk import Chunk, ChunkKind, SyntaxErrorInfo
-from eager_rt.scanner import EV_CUT, Scanner
+from eager_rt.scanner import EV_CUT, EV_PROBE, EV_SPEC, Scanner
 from eager_rt.scanner_pure import W_ASYNC, W_AT, W_DEF
 from eager_rt.scanner_pure import Scanner as _ScannerType
 
@@ -68,6 +68,10 @@ class Chunker:
         self._lineno = 1  # stream line of self._start
         self._index = 0
         self._closed = False
+        #: an early confirmation: (start, end, verdict) of a candidate compiled
+        #: before its deciding token arrived
+        self._spec: tuple[int, int, SyntaxErrorInfo | None] | None = None
+        self._spent = 0  # characters compiled speculatively so far
 
     @property
     def offset(self) -> int:
@@ -91,12 +95,17 @@ class Chunker:
         scanner = self._scanner
         src, i = text, 0
         n = len(src)
+        spec = -1  # a hint is only worth acting on if no cut follows in this feed
         while True:
             events = scanner.feed(src, i)
             for ev in events:
                 if ev[0] == EV_CUT:
                     out.append(self._emit(ev[1], ev[2], ev[3], ev[4]))
+                    spec = -1
+                elif ev[0] == EV_SPEC:
+                    spec = ev[1]
                 else:  # EV_PROBE: always the last event of a feed
+                    assert ev[0] == EV_PROBE
                     rest = self._probe(ev[1], ev[2], out)
                     if rest is not None:
                         src, n = rest, len(rest)
@@ -106,6 +115,8 @@ class Chunker:
             else:
                 i = scanner.stop
                 if i >= n:
+                    if spec >= 0:
+                        self._speculate(spec)
                     return out
 
     def close(self) -> list[Chunk]:
@@ -158,13 +169,35 @@ class Chunker:
     def _emit(self, end: int, body_end: int, stmt_start: int, word: int) -> Chunk:
         start = self._start
         code = self._take(end)
-        error = self._compile(code, start)
+        spec = self._spec
+        if spec is not None and spec[0] == start and spec[1] == end:
+            error = spec[2]
+        else:
+            error = self._compile(code, start)
+        self._spec = None
         if error is not None:
             return self._chunk(code, start, body_end, "syntax_error", error=error)
         declaration = word in (W_DEF, W_AT)
         if word == W_ASYNC:
             declaration = _ASYNC_DEF.match(code, stmt_start - start) is not None
         return self._chunk(code, start, body_end, "statement", declaration)
+
+    def _speculate(self, end: int) -> None:
+        """Confirm a compound statement that *may* end at ``end``, ahead of time.
+
+        Two blank lines after a block are where the model usually moves on
+        (PEP 8); compiling now, between tokens, means the token that decides
+        the cut only has to look the verdict up.  If the block goes on, the
+        work is wasted, so speculation is capped at twice the characters
+        received: total work stays linear in the stream.
+        """
+        size = end - self._start
+        if size <= 0 or self._spent + size > 2 * self._size:
+            return
+        self._spent += size
+        buf = "".join(self._pieces)
+        self._pieces = [buf]
+        self._spec = (self._start, end, self._compile(buf[:size], self._start))
 
     def _compile(self, code: str, start: int) -> SyntaxErrorInfo | None:
         """The one confirmation: does this candidate compile on its own?"""

@@ -12,9 +12,18 @@ import os
 import warnings
 
 from eager_rt import scanner_pure
-from eager_rt.scanner_pure import EV_CUT, EV_PROBE, Event
+from eager_rt.scanner_pure import EV_CUT, EV_PROBE, EV_SPEC, Event
 
-__all__ = ["EV_CUT", "EV_PROBE", "NATIVE", "Event", "PureScanner", "Scanner", "native_scanner"]
+__all__ = [
+    "EV_CUT",
+    "EV_PROBE",
+    "EV_SPEC",
+    "NATIVE",
+    "Event",
+    "PureScanner",
+    "Scanner",
+    "native_scanner",
+]
 
 PureScanner = scanner_pure.Scanner
 

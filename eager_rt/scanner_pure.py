@@ -46,7 +46,11 @@ Events are tuples ``(kind, a, b, c, d)`` in absolute stream offsets:
 ``(EV_CUT, end, body_end, stmt_start, first_word_kind)`` — the candidate is
 the text between the previous cut and ``end``; ``(EV_PROBE, line_start,
 line_end, 0, 0)`` — ask whether ``text[last_cut:line_end]`` is dead; if so
-the statement is cut at ``line_start`` and scanning restarts there.
+the statement is cut at ``line_start`` and scanning restarts there;
+``(EV_SPEC, end, body_end, 0, 0)`` — two blank or comment lines follow a
+compound statement's line, so the statement *may* end at ``end``: a hint
+that lets the chunker confirm it early (while the model is still writing),
+leaving almost nothing to do when the deciding token arrives.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ import re
 __all__ = [
     "EV_CUT",
     "EV_PROBE",
+    "EV_SPEC",
     "W_ASYNC",
     "W_AT",
     "W_COMPOUND",
@@ -71,6 +76,7 @@ Event = tuple[int, int, int, int, int]
 
 EV_CUT = 1
 EV_PROBE = 2
+EV_SPEC = 3
 
 # Kinds of the first token of a logical line.
 W_OTHER = 0
@@ -184,6 +190,7 @@ class Scanner:
         self.stmt_body = pos
         self.last_cut = pos
         self.probe_min = 0
+        self.trivia = 0  # blank/comment lines since the last logical line
         self.bline_start = pos
         self.halt = False
         self.closing = False
@@ -261,6 +268,7 @@ class Scanner:
 
     def _line_end(self, end: int) -> None:
         self.in_line = False
+        self.trivia = 0
         self.stmt_end = end
         self.stmt_body = self.body_end
         if self.new_stmt:
@@ -288,6 +296,12 @@ class Scanner:
             return
         if self.in_line:
             self._line_end(end)
+        else:
+            self.trivia += 1
+            if self.trivia == 2 and self.state == S_COMPOUND and not self.closing:
+                # Two blank/comment lines after a block: PEP 8's gap after a
+                # top-level definition, rare inside one.  It may be over.
+                self.events.append((EV_SPEC, self.stmt_end, self.stmt_body, 0, 0))
         self.mode = M_INDENT
         self.indented = False
 

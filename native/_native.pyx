@@ -14,6 +14,7 @@ from eager_rt.scanner_pure import (
     DECO_PREFIXES,
     EV_CUT,
     EV_PROBE,
+    EV_SPEC,
     MAX_WORD,
     WORDS,
 )
@@ -49,6 +50,7 @@ cdef object _CONT_PREFIXES = CONT_PREFIXES
 cdef object _DECO_PREFIXES = DECO_PREFIXES
 cdef int C_EV_CUT = EV_CUT
 cdef int C_EV_PROBE = EV_PROBE
+cdef int C_EV_SPEC = EV_SPEC
 
 
 cdef inline bint is_name_start(Py_UCS4 c) noexcept:
@@ -91,6 +93,7 @@ cdef class Scanner:
     cdef Py_ssize_t stmt_body
     cdef Py_ssize_t last_cut
     cdef Py_ssize_t probe_min
+    cdef Py_ssize_t trivia
     cdef Py_ssize_t bline_start
     cdef bint halt
     cdef bint closing
@@ -128,6 +131,7 @@ cdef class Scanner:
         self.stmt_body = pos
         self.last_cut = pos
         self.probe_min = 0
+        self.trivia = 0  # blank/comment lines since the last logical line
         self.bline_start = pos
         self.halt = False
         self.closing = False
@@ -202,6 +206,7 @@ cdef class Scanner:
     cdef void _line_end(self, Py_ssize_t end) except *:
         cdef int k
         self.in_line = False
+        self.trivia = 0
         self.stmt_end = end
         self.stmt_body = self.body_end
         if self.new_stmt:
@@ -230,6 +235,10 @@ cdef class Scanner:
             return
         if self.in_line:
             self._line_end(end)
+        else:
+            self.trivia += 1
+            if self.trivia == 2 and self.state == S_COMPOUND and not self.closing:
+                self.events.append((C_EV_SPEC, self.stmt_end, self.stmt_body, 0, 0))
         self.mode = M_INDENT
         self.indented = False
 

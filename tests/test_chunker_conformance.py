@@ -400,3 +400,58 @@ def test_first_word_rule_matches_tokenize() -> None:
             while n < len(line) and is_name_char(line[n]):
                 n += 1
         assert tok.type == tokenize.NAME and tok.string == line[:n]
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+def test_blank_line_confirms_a_block_ahead_of_time(
+    scanner_cls: type[ScannerType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compile for a block happens at the second blank line, not at the deciding token."""
+    import eager_rt.chunker as chunker_module
+
+    calls: list[str] = []
+
+    def counting_compile(src: str, *args: object, **kwargs: object) -> object:
+        calls.append(src)
+        return compile(src, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(chunker_module, "compile", counting_compile, raising=False)
+    chunker = Chunker(scanner_cls=scanner_cls)
+    assert chunker.feed("def f():\n    return 1\n") == []
+    assert calls == []
+    assert chunker.feed("\n") == []
+    assert calls == []
+    assert chunker.feed("\n") == []
+    assert calls == ["def f():\n    return 1\n"]
+    (chunk,) = chunker.feed("x")  # the deciding token: only a lookup left
+    assert chunk.code == "def f():\n    return 1\n" and chunk.kind == S
+    assert len(calls) == 1
+    # A guess that turns out wrong costs one more compile, never a wrong chunk.
+    assert chunker.feed(" = 1\nif x:\n    a\n\n") != []
+    assert chunker.feed("\n") == []
+    assert chunker.feed("    b\n") == []
+    (chunk,) = chunker.feed("y")
+    assert chunk.code == "if x:\n    a\n\n\n    b\n"
+    assert calls[-2:] == ["if x:\n    a\n", "if x:\n    a\n\n\n    b\n"]
+    # Within one feed the cut itself decides: no early work.
+    assert [c.kind for c in chunker.feed("\ndef g():\n    pass\n\n\nz = 1\n")] == [S, S, S]
+    assert calls[-3:] == ["y\n", "def g():\n    pass\n", "\n\nz = 1\n"]
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+def test_early_confirmation_work_stays_linear(
+    scanner_cls: type[ScannerType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import eager_rt.chunker as chunker_module
+
+    compiled: list[int] = []
+
+    def counting_compile(src: str, *args: object, **kwargs: object) -> object:
+        compiled.append(len(src))
+        return compile(src, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(chunker_module, "compile", counting_compile, raising=False)
+    src = "def f():\n" + "    x = 1\n\n\n" * 400 + "y = 2\n"
+    chunks = feed_pieces(list(src), scanner_cls)
+    assert [c.kind for c in chunks] == [S, S]
+    assert sum(compiled) <= 3 * len(src)
