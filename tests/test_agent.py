@@ -154,6 +154,21 @@ async def test_state_carries_over_between_turns(local_session: Session) -> None:
 
 
 @pytest.mark.anyio
+async def test_prose_without_code_says_so(local_session: Session) -> None:
+    reply = Reply(text=["I would rather explain: ", "use `sum()` on the list.\n"])
+    with FakeLLM(reply) as llm:
+        client = openai_client(llm)
+        try:
+            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
+            turn = await arun_turn(stream, local_session)
+        finally:
+            await client.close()
+    assert turn.ok
+    assert turn.text == "The response contained no Python code to run."
+    assert turn.data["code"] == "" and turn.data["stdout"] == ""
+
+
+@pytest.mark.anyio
 async def test_syntax_error_turn(local_session: Session) -> None:
     turn = await arun_turn(["a = 1\n", "print(a)\n", "b = (1,\n", "c = 3\n"], local_session)
     assert turn.status == "syntax_error"
