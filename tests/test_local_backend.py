@@ -127,6 +127,32 @@ async def test_missing_interpreter_is_a_backend_error(tmp_path: Path) -> None:
     await session.close()
 
 
+async def test_interpreter_that_fails_at_once_is_reported_with_its_stderr(
+    tmp_path: Path,
+) -> None:
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/bin/sh\necho 'no such option' >&2\nexit 2\n")
+    fake.chmod(0o755)
+    session = LocalSession(python=str(fake))
+    with pytest.raises(BackendError, match=r"exited with code 2.*no such option"):
+        await session.start(timeout=30)
+    assert not session.alive and session.pid is None
+    await session.close()
+
+
+async def test_interpreter_that_never_answers_times_out_and_is_killed(tmp_path: Path) -> None:
+    fake = tmp_path / "silent-python"
+    pidfile = tmp_path / "pid"
+    fake.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 60\n")
+    fake.chmod(0o755)
+    session = LocalSession(python=str(fake))
+    with pytest.raises(BackendError, match=r"did not start within 2\.0 s"):
+        await session.start(timeout=2.0)
+    assert not session.alive
+    assert await wait_until_gone(int(pidfile.read_text()))
+    await session.close()
+
+
 # --------------------------------------------------------------------------- I/O
 
 
