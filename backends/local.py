@@ -50,11 +50,21 @@ def describe_exit(returncode: int | None) -> str:
 class LocalSession(WorkerSession):
     """One worker subprocess.
 
-    ``python``: interpreter to run (default: this one), ``cwd``: its working
-    directory, ``env``: variables added to this process's environment,
-    ``memory_limit``: bytes of address space (RLIMIT_AS) for the worker; code
-    that exhausts it ends the worker the way the OOM killer ends a container,
-    and the result says so.
+    * ``python``: the interpreter (a path or a name on PATH; default: this
+      one), so a virtualenv or another Python (>= 3.8) runs the code.
+    * ``cwd``: its working directory; ``env``: variables added to this
+      process's environment (``MPLBACKEND`` is not inherited: the worker uses
+      Agg unless ``env`` sets it).
+    * ``interrupt_grace``: seconds the code gets to stop after the interrupt a
+      timeout sends, before the worker is killed and restarted.
+    * ``auto_restart``: start a new worker after one died (default), or leave
+      the session dead.
+    * ``memory_limit``: bytes of address space (RLIMIT_AS) for the worker.
+      A MemoryError that escapes the code then ends the worker the way the
+      OOM killer ends a container (status ``died``, "out of memory" in the
+      detail); one the code catches is its own business. Address space counts
+      reserved memory too: numpy/pandas/matplotlib work needs ~512 MiB or more.
+    * ``start_timeout``: for the restarts the session does on its own.
     """
 
     backend_name: ClassVar[str] = "local"
