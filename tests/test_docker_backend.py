@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eager_rt.executor import BackendError, Status
 from tests.provision.docker import TEST_IMAGE, require_docker
@@ -463,3 +466,107 @@ async def test_close_during_prestart_leaves_nothing(backend: Any, engine: Any) -
     await session.close()
     assert not session.alive
     assert owned_by_me(engine) == []
+
+
+# --------------------------------------------------------------------------- without an engine
+
+
+def test_default_spec_is_hardened() -> None:
+    from eager_rt.backends.docker import build_spec
+
+    spec = build_spec(image="some:image")
+    config = dict(spec.host_config)
+    assert config["network_mode"] == "none"
+    assert config["read_only"] is True
+    assert config["cap_drop"] == ["ALL"]
+    assert config["security_opt"] == ["no-new-privileges"]
+    assert config["mem_limit"] == config["memswap_limit"] == "1g"
+    assert config["pids_limit"] == 256
+    assert config["nano_cpus"] == 1_000_000_000
+    assert config["init"] is True
+    assert config["log_config"] == {"type": "none"}
+    assert config["tmpfs"]["/work"].startswith("rw,size=512m,uid=65534,gid=65534")
+    assert spec.user == "65534:65534"
+    assert spec.working_dir == dict(spec.environment)["HOME"] == "/work"
+    overridden = build_spec(image="x", network_mode="bridge", host_config={"shm_size": "1g"})
+    assert dict(overridden.host_config)["network_mode"] == "bridge"
+    assert dict(overridden.host_config)["shm_size"] == "1g"
+
+
+def test_image_comes_from_option_then_environment_then_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from eager_rt.backends.docker import DEFAULT_IMAGE, IMAGE_ENV, build_spec
+
+    monkeypatch.delenv(IMAGE_ENV, raising=False)
+    assert build_spec().image == DEFAULT_IMAGE == "python:3.12-slim"
+    monkeypatch.setenv(IMAGE_ENV, "mine:1")
+    assert build_spec().image == "mine:1"
+    assert build_spec(image="given:2").image == "given:2"
+
+
+def test_backend_checks_options_without_an_engine() -> None:
+    from eager_rt.backends.docker import DockerBackend
+
+    with pytest.raises(ValueError):
+        DockerBackend(pids_limit=0)
+    with pytest.raises(ValueError):
+        DockerBackend(pool_size=-1)
+    with pytest.raises(TypeError):
+        DockerBackend(no_such_option=1)
+
+
+@pytest.mark.parametrize(
+    ("state", "memory", "words"),
+    [
+        ({"OOMKilled": True, "ExitCode": 137}, 256 * MiB, ["out of memory", "256 MiB", "137"]),
+        ({"OOMKilled": False, "ExitCode": 137}, None, ["SIGKILL", "docker kill", "137"]),
+        ({"OOMKilled": False, "ExitCode": 139}, None, ["SIGSEGV", "139"]),
+        ({"OOMKilled": False, "ExitCode": 7}, None, ["exited with code 7"]),
+        (None, None, ["removed"]),
+    ],
+)
+def test_death_is_described_from_the_container_state(
+    state: dict[str, Any] | None, memory: int | None, words: list[str]
+) -> None:
+    from eager_rt.backends._docker_engine import describe_state
+
+    text = describe_state(state, memory)
+    for word in words:
+        assert word in text
+
+
+def test_owner_of_this_process_is_alive_and_a_dead_one_is_not() -> None:
+    from eager_rt.backends._docker_engine import LABEL_OWNER_PID, owner_alive, owner_labels
+
+    mine = owner_labels()
+    assert owner_alive(mine)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(30)
+    assert not owner_alive({**mine, LABEL_OWNER_PID: str(child.pid)})
+    # a reused pid is told apart by its start time
+    assert not owner_alive({**mine, "eager_rt.owner_start": "1"})
+    assert owner_alive({**mine, "eager_rt.owner_host": "some-other-machine"})
+
+
+@given(
+    frames=st.lists(st.tuples(st.sampled_from([1, 2]), st.binary(max_size=300)), max_size=20),
+    cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=30),
+)
+def test_demuxer_reassembles_frames_split_anywhere(
+    frames: list[tuple[int, bytes]], cuts: list[int]
+) -> None:
+    from eager_rt.backends._docker_engine import Demuxer
+
+    stream = b"".join(
+        bytes([kind, 0, 0, 0]) + len(data).to_bytes(4, "big") + data for kind, data in frames
+    )
+    out: list[bytes] = []
+    err: list[bytes] = []
+    demux = Demuxer(out.append, err.append)
+    points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
+    for start, end in itertools.pairwise(points):
+        demux.feed(stream[start:end])
+    assert b"".join(out) == b"".join(d for k, d in frames if k == 1)
+    assert b"".join(err) == b"".join(d for k, d in frames if k == 2)
+    assert demux.pending == 0
