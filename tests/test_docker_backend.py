@@ -291,6 +291,14 @@ async def test_missing_image_is_a_backend_error(backend: Any) -> None:
     await session.close()
 
 
+async def test_image_without_the_interpreter_fails_to_start_with_the_reason(backend: Any) -> None:
+    session = backend.session(python="python-missing")
+    with pytest.raises(BackendError, match="python-missing"):
+        await session.start(timeout=60)
+    assert not session.alive
+    await session.close()
+
+
 # --------------------------------------------------------------------------- files
 
 
