@@ -223,6 +223,8 @@ class _OutStream(io.TextIOBase):
 
     encoding = "utf-8"
     errors = "strict"
+    mode = "w"
+    line_buffering = True
 
     def __init__(self, worker: Worker, name: str, fd: int) -> None:
         super().__init__()
@@ -245,6 +247,13 @@ class _OutStream(io.TextIOBase):
 
     def writable(self) -> bool:
         return True
+
+    def reconfigure(self, **options: Any) -> None:
+        """Accepted and ignored: the text is always UTF-8 and flushed per line.
+
+        Scripts often call ``sys.stdout.reconfigure(encoding="utf-8")``; that
+        must not fail here.
+        """
 
     def isatty(self) -> bool:
         return False

@@ -301,6 +301,19 @@ async def test_forked_child_output_is_captured_and_channel_intact(s: LocalSessio
     assert (await s.execute("print(1 + 1)", timeout=T)).stdout == "2\n"
 
 
+async def test_stdout_looks_like_a_text_stream(s: LocalSession) -> None:
+    r = await s.execute(
+        "import sys\n"
+        "sys.stdout.reconfigure(encoding='utf-8')\n"
+        "print(sys.stdout.encoding, sys.stdout.isatty(), sys.stdout.writable(),"
+        " sys.stdout.fileno(), sys.stderr.fileno())\n"
+        "sys.stdout.writelines(['a', 'b\\n'])\n",
+        timeout=T,
+    )
+    assert r.status is Status.OK, r
+    assert r.stdout == "utf-8 False True 1 2\nab\n"
+
+
 async def test_lone_surrogates_and_non_ascii_text_survive(s: LocalSession) -> None:
     r = await s.execute("print('héllo ✓ \\udcff')", timeout=T)
     assert r.stdout == "héllo ✓ \udcff\n"
