@@ -208,6 +208,19 @@ def __eager_rt_setup(script, cwd, env):
 
         ip.events.register("post_execute", script_figures)
 
+        # nobody will answer input(): fail at once, as a script with its stdin
+        # closed does (ipykernel installs its own input() before every cell,
+        # hence the hook)
+        def no_input(prompt=""):
+            raise EOFError("EOF when reading a line")
+
+        def script_input(*args):
+            import builtins
+
+            builtins.input = no_input
+
+        ip.events.register("pre_execute", script_input)
+
 __eager_rt_setup({script!r}, {cwd!r}, {env!r})
 del __eager_rt_setup
 """

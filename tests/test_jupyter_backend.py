@@ -208,6 +208,22 @@ async def test_leading_blank_lines_count(session: JupyterSession) -> None:
     assert result.error.lineno == 5
 
 
+@pytest.mark.anyio
+async def test_input_fails_at_once_like_a_script_without_stdin(session: JupyterSession) -> None:
+    result = await session.execute("name = input('name? ')\n", timeout=60)
+    assert result.status is Status.ERROR
+    assert result.error is not None and result.error.ename == "EOFError"
+
+
+@pytest.mark.anyio
+async def test_unknown_kernel_name_is_a_backend_error(options: dict[str, object]) -> None:
+    session = JupyterBackend(kernel_name="no-such-kernel", **options).session()
+    with pytest.raises(BackendError, match=r"no-such-kernel|HTTP"):
+        await session.start(timeout=60)
+    assert not session.alive
+    await session.close()
+
+
 # -- gateway auth -------------------------------------------------------------------
 
 
