@@ -121,6 +121,7 @@ def __eager_rt_setup():
     if {cwd!r} is None:
         print(os.getcwd(), end="")
     else:
+        os.makedirs({cwd!r}, exist_ok=True)  # a local path asked of a fresh cloud sandbox
         os.chdir({cwd!r})
     if {script!r}:
         ip.ast_node_interactivity = "none"
@@ -231,6 +232,7 @@ class _Run:
     execution_count: int | None = None
     exception: BaseException | None = None
     stopped: str | None = None  # "timeout" | "interrupt" | "stall" when we closed the stream
+    callback_error: BaseException | None = None  # raised by the caller's on_output
 
 
 class E2BSession(Session):
@@ -444,6 +446,11 @@ class E2BSession(Session):
                     with contextlib.suppress(asyncio.CancelledError):
                         await asyncio.shield(recovery)
                 raise
+            if run.callback_error is not None:
+                # The SDK closed the stream when the callback raised, so the
+                # kernel was interrupted; settle like for a cancellation.
+                await self._stop_for_good()
+                raise run.callback_error
             result = await self._conclude(run)
             result.started = started
             result.ended = time.perf_counter()
@@ -458,7 +465,11 @@ class E2BSession(Session):
         def emit(out: Output) -> None:
             run.outputs.append(out)
             if on_output is not None:
-                on_output(out)
+                try:
+                    on_output(out)
+                except BaseException as exc:
+                    run.callback_error = exc  # the caller's bug: stop the code, then raise it
+                    raise
 
         def on_error(err: Any) -> None:
             run.error = err

@@ -139,6 +139,34 @@ async def test_unexpected_end_of_execution_is_a_death(server: LocalE2B, session:
     assert await _kept(session) == "None\n"
 
 
+async def test_clean_end_without_end_of_execution_is_not_success(
+    server: LocalE2B, session: Any
+) -> None:
+    """The SDK drops end_of_execution; without our check this would read as a success."""
+    await session.execute("kept = 1", timeout=60)
+    server.fault(session.sandbox_id, "drop_end", after_lines=2)
+    code = "import time\nprint('a', flush=True)\ntime.sleep(0.3)\nprint('b')\n"
+    result = await session.execute(code, timeout=60)
+    assert result.status is Status.DIED, result
+    assert "without end_of_execution" in result.detail
+    assert result.stdout == "a\n"
+    assert session.alive
+
+
+async def test_output_callback_error_stops_the_code_and_propagates(session: Any) -> None:
+    await session.execute("kept = 'yes'", timeout=60)
+
+    def explode(out: Output) -> None:
+        raise RuntimeError("consumer failed")
+
+    code = "import time\nkept = 'overwritten'\nprint('tick', flush=True)\ntime.sleep(30)\n"
+    with pytest.raises(RuntimeError, match="consumer failed"):
+        await asyncio.wait_for(session.execute(code, timeout=120, on_output=explode), 60)
+    # the code was stopped (the next execution is not stuck behind it), state kept
+    after = await session.execute("print(kept)", timeout=20)
+    assert after.stdout == "overwritten\n"
+
+
 # -- environment ---------------------------------------------------------------------
 
 
@@ -161,6 +189,18 @@ async def test_env_vars_and_cwd_hold_across_a_restart(backend: Any, tmp_path: Pa
             timeout=60,
         )
         assert child.stdout == "forty two\n", child
+    finally:
+        await session.close()
+
+
+async def test_missing_working_directory_is_created(backend: Any, tmp_path: Path) -> None:
+    """A local path (the CLI passes its own cwd) does not exist in a fresh cloud sandbox."""
+    wanted = tmp_path / "not" / "there"
+    session = backend.session(cwd=str(wanted))
+    await session.start(timeout=120)
+    try:
+        result = await session.execute("import os\nprint(os.getcwd())", timeout=60)
+        assert result.stdout == f"{wanted}\n"
     finally:
         await session.close()
 

@@ -102,7 +102,17 @@ class LocalE2B:
         return [e for e in events if kind is None or e["event"] == kind]
 
     def fault(self, sandbox_id: str, kind: str, **params: Any) -> None:
-        """Script a fault for the next ``/execute`` of ``sandbox_id``."""
+        """Script a fault for the next ``/execute`` of ``sandbox_id``.
+
+        ``http_502``: refused by the proxy, nothing runs. ``cut``
+        (``after_lines``, ``reset``): the connection drops mid-body.
+        ``stall`` (``after_lines``, ``seconds``): not a byte, not even a
+        keepalive, for that long. ``slow`` (``seconds``): the cell produces
+        nothing for that long, keepalives flowing. ``unexpected_end``
+        (``after_lines``): the server loses its kernel connection (what the
+        real server reports as ``UnexpectedEndOfExecution``). ``drop_end``
+        (``after_lines``): the body ends cleanly without ``end_of_execution``.
+        """
         body = {"sandbox_id": sandbox_id, "kind": kind, **params}
         self._admin.post("/_admin/faults", json=body).raise_for_status()
 

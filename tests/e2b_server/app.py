@@ -48,7 +48,7 @@ MAX_CONTEXTS = 8
 ENVD_VERSION = "0.2.4"
 
 #: scripted faults, applied to the next ``POST /execute`` of a sandbox
-FAULT_KINDS = ("http_502", "cut", "stall", "slow", "unexpected_end")
+FAULT_KINDS = ("http_502", "cut", "stall", "slow", "unexpected_end", "drop_end")
 
 
 @dataclass
@@ -319,7 +319,11 @@ class E2BApp:
                     if deadline - time.monotonic() > 0:
                         yield b'{"type": "keepalive"}\n'
             async for item in items:
-                if sent == after and kind in ("cut", "stall", "unexpected_end"):
+                if sent == after and kind in ("cut", "stall", "unexpected_end", "drop_end"):
+                    if kind == "drop_end":
+                        # The body ends cleanly but early: no end_of_execution line.
+                        self.log("drop_end", sandbox_id=sandbox.id, after_lines=sent)
+                        return
                     if kind == "cut":
                         self.log("cut", sandbox_id=sandbox.id, after_lines=sent)
                         raise ConnectionCut(reset=bool(fault.get("reset")))  # type: ignore[union-attr]

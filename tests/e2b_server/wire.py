@@ -252,7 +252,6 @@ async def _pump(body: AsyncIterator[bytes], out: _DelayedWriter) -> None:
         async for chunk in body:
             if chunk:
                 await out.send(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-        await out.drain()
     finally:
         aclose = getattr(body, "aclose", None)
         if aclose is not None:
