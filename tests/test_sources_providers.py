@@ -209,6 +209,21 @@ def test_anthropic_stream_helper_is_accepted(sync_session: SyncSession) -> None:
     assert result.stdout == "6\n120\n"
 
 
+def test_openai_stream_helper_manager_is_entered_and_closed(sync_session: SyncSession) -> None:
+    with FakeLLM(reply_for("fences", CODE)) as llm:
+        client = openai.OpenAI(base_url=llm.openai_url, api_key="test", max_retries=0,
+                               timeout=CLIENT_TIMEOUT)
+        try:
+            manager = client.chat.completions.stream(
+                model="fake", messages=[{"role": "user", "content": "go"}])
+            source = chat_completions(manager)  # not entered: the source enters and exits it
+            result = run_stream(source, sync_session, timeout=60)
+        finally:
+            client.close()
+    assert result.stdout == "6\n120\n"
+    assert source.stats.complete
+
+
 def test_two_blocks_and_two_tool_calls_run_in_order(sync_session: SyncSession) -> None:
     reply = Reply(
         text=["First:\n```python\n", "a = 2\n", "```\nthen\n```python\n", "print(a * 10)\n```\n"],
