@@ -59,6 +59,8 @@ class _Gone:
     """The worker went away while an execution was in flight."""
 
     detail: str
+    #: the session itself stopped it (close, restart): no recovery to do here
+    by_session: bool = False
 
 
 @dataclass(slots=True)
@@ -283,26 +285,35 @@ class WorkerSession(Session):
 
     async def _recover(self, pending: _Pending, gone: _Gone, result: ExecResult) -> None:
         """The worker is gone mid-execution: report why, then restart when that is the policy."""
-        await self._shutdown_worker()
         result.state_lost = True
+        if gone.by_session:
+            # close() or restart() ended it; whoever called them owns what follows
+            result.status = Status.DIED
+            result.detail = gone.detail
+            return
+        await self._shutdown_worker()
         if pending.killed:
             result.status = Status.TIMEOUT
             result.detail = (
                 f"the code ignored the interrupt for {self.interrupt_grace} s after the timeout; "
-                "the worker was killed and restarted"
+                "the worker was killed"
             )
             must_restart = True
         else:
             result.status = Status.DIED
             result.detail = gone.detail
             must_restart = self.auto_restart
-            if must_restart:
-                result.detail += "; the worker was restarted"
-        if must_restart and not self._closed:
-            try:
-                await self._boot(self.start_timeout)
-            except BackendError as exc:
-                result.detail += f"; the restart failed: {exc}"
+        if not must_restart:
+            return
+        if self._closed:
+            result.detail += "; not restarted: the session was closed meanwhile"
+            return
+        try:
+            await self._boot(self.start_timeout)
+        except BackendError as exc:
+            result.detail += f"; the restart failed: {exc}"
+        else:
+            result.detail += " and restarted" if pending.killed else "; the worker was restarted"
 
     def _on_deadline(self, pending: _Pending) -> None:
         if pending.future.done():
@@ -452,7 +463,7 @@ class WorkerSession(Session):
         self._running = False
         pending = self._pending
         if pending is not None and not pending.future.done():
-            pending.future.set_result(_Gone("the session was closed or restarted"))
+            pending.future.set_result(_Gone("the session was closed or restarted", by_session=True))
         await self._terminate()
         self._reader = self._writer = None
         current = asyncio.current_task()

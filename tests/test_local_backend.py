@@ -757,6 +757,20 @@ async def test_close_while_executing_returns_the_execution(s: LocalSession) -> N
     assert pid is not None and await wait_until_gone(pid)
 
 
+async def test_restart_while_executing_ends_that_execution_once(s: LocalSession) -> None:
+    task, _ = await run_until_output(
+        s, "import time\nprint('on', flush=True)\ntime.sleep(60)", "on"
+    )
+    old = s.pid
+    await s.restart(timeout=60)
+    r = await asyncio.wait_for(task, T)
+    assert r.status is Status.DIED and r.state_lost and "restarted" in r.detail
+    new = s.pid
+    assert s.alive and new != old and old is not None and await wait_until_gone(old)
+    assert (await s.execute("print('fresh')", timeout=T)).stdout == "fresh\n"
+    assert s.pid == new  # the execution that ended did not start a worker of its own
+
+
 async def test_restart_gives_a_fresh_interpreter(s: LocalSession) -> None:
     await s.execute("kept = 1", timeout=T)
     old = s.pid
