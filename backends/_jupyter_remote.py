@@ -44,7 +44,7 @@ __all__ = ["GatewayKernel"]
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 _DELETE_TRIES = 25
 _PING_S = 10.0
-_PING_TIMEOUT_S = 30.0
+_PING_TIMEOUT_S = 10.0  # tornado wants it no longer than the interval
 _MAX_MESSAGE = 1 << 30
 _DELETE_PAUSE_S = 0.2
 
