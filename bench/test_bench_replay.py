@@ -169,6 +169,7 @@ class ScriptRow:
     eager_nel_s: float
     eager_e2el_s: float
     lower_bound_s: float
+    model_optimum_s: float  #: the closed form: the best schedule of these chunks
     status: str
     stdout_equal: bool
     display_count_equal: bool
@@ -290,6 +291,7 @@ async def _bench_script(backend: Backend, report: Report, name: str) -> None:
                 eager_nel_s=eager.nel_s,
                 eager_e2el_s=eager.e2el_s,
                 lower_bound_s=model.lower_bound(),
+                model_optimum_s=model.parallel(),
                 status=f"{serial_a.status}/{eager.status}",
                 stdout_equal=eager.stdout == serial_a.stdout,
                 display_count_equal=len(eager.displays) == len(serial_a.displays),
@@ -397,17 +399,20 @@ def _rate_summary(rows: list[ScriptRow]) -> dict[str, Any]:
     eager_e2el = sum(r.eager_e2el_s for r in rows)
     lower = sum(r.lower_bound_s for r in rows)
     ratios = [r.over_lower_bound for r in rows]
+    unavoidable = sum(max(0.0, r.lower_bound_s - r.gen_s) for r in rows)
     return {
         "n": len(rows),
         "gen_s": sum(r.gen_nominal_s for r in rows) / len(rows),
         "serial_nel_s": serial_nel / len(rows),
         "eager_nel_s": eager_nel / len(rows),
         "nel_hidden": 1.0 - eager_nel / serial_nel,
+        "nel_hideable": 1.0 - unavoidable / serial_nel,
         "nel_saving_min": min(r.nel_saving for r in rows),
         "e2el_saving": 1.0 - eager_e2el / serial_e2el,
         "e2el_saving_max": max(r.e2el_saving for r in rows),
         "over_lb": eager_e2el / lower,
         "over_lb_median": statistics.median(ratios),
+        "over_model": eager_e2el / sum(r.model_optimum_s for r in rows),
         "within_5": sum(x <= LOWER_BOUND_TARGET for x in ratios),
         "stdout_equal": sum(r.stdout_equal for r in rows),
         "images_equal": sum(r.images_equal for r in rows),
@@ -467,10 +472,11 @@ def render(report: Report) -> str:
     md += ["", "## Error-free scripts", ""]
     md.append(
         "| tok/s | scripts | mean gen (s) | mean serial NEL (s) | mean eager NEL (s) "
-        "| NEL hidden | min NEL saving | E2EL saving | max E2EL saving "
-        "| E2EL / lower bound (sum, median) | within 5% | stdout = serial | images = serial |"
+        "| NEL hidden | NEL hideable at the bound | min NEL saving | E2EL saving "
+        "| max E2EL saving | E2EL / lower bound (sum, median) | within 5% "
+        "| E2EL / model optimum | stdout = serial | images = serial |"
     )
-    md.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    md.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for tps in RATES:
         rows = [r for r in report.rows if r.tps == tps]
         if not rows:
@@ -478,15 +484,24 @@ def render(report: Report) -> str:
         s = _rate_summary(rows)
         md.append(
             f"| {tps:g} | {s['n']} | {s['gen_s']:.1f} | {s['serial_nel_s']:.2f} "
-            f"| {s['eager_nel_s']:.3f} | {_pct(s['nel_hidden'])} | {_pct(s['nel_saving_min'])} "
-            f"| {_pct(s['e2el_saving'])} | {_pct(s['e2el_saving_max'])} "
+            f"| {s['eager_nel_s']:.3f} | {_pct(s['nel_hidden'])} | {_pct(s['nel_hideable'])} "
+            f"| {_pct(s['nel_saving_min'])} | {_pct(s['e2el_saving'])} "
+            f"| {_pct(s['e2el_saving_max'])} "
             f"| {s['over_lb']:.3f}, {s['over_lb_median']:.3f} | {s['within_5']}/{s['n']} "
+            f"| {s['over_model']:.3f} "
             f"| {s['stdout_equal']}/{s['n']} | {s['images_equal']}/{s['n']} |"
         )
     md.append("")
     md.append(
         "NEL hidden = 1 - sum(eager NEL) / sum(serial NEL); E2EL saving = 1 - sum(eager "
-        "E2EL) / sum(serial E2EL); lower bound from `eager_rt.latency.LatencyModel.from_run`."
+        "E2EL) / sum(serial E2EL). Lower bound and model optimum (the closed form "
+        "max_i [t_g,i + δ_i + Σ_{j≥i} (T_setup + T_exe,j)]) come from "
+        "`eager_rt.latency.LatencyModel.from_run` on the run's own per-chunk figures (a "
+        "batch's time is shared evenly among the chunks it merged). NEL hideable at the "
+        "bound = 1 - sum(max(0, lower bound - generation time)) / sum(serial NEL): the most "
+        "any schedule could hide given these execution times. When a script's execution "
+        "takes longer than its generation (typical at 200 tok/s: about 3 s of generation), "
+        "the bound itself rules out hiding 95%."
     )
     if report.errors:
         md += ["", "## Error variants (early interruption)", ""]
