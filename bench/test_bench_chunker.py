@@ -10,11 +10,17 @@ tokens.  Measured per ``feed`` call with ``perf_counter_ns``:
 * per-token cost: every ``feed`` call;
 * δ: the ``feed`` calls that returned a chunk — the time from the token that
   completes a statement to that chunk being returned (scan + the one
-  ``compile()`` confirmation);
+  ``compile()`` confirmation); also measured without the confirmation, to
+  show which part is the scanner's;
 * throughput: streaming MB/s (UTF-8 bytes over total time in 3–5 character
   pieces) and bulk MB/s (each file fed in one piece), for the chunker (which
   includes the ``compile()`` of every statement) and for the scanner alone
   (the hot loop the native extension replaces).
+
+The same is measured on real LLM token boundaries (cl100k pieces, from
+``eager_rt.sources.replay``) when ``tiktoken`` is installed: there ``"\n\n\n"``
+is one token, so the early confirmation at PEP 8's two blank lines lands
+before the deciding token, as it would in a live stream.
 
 Baselines, on the files of 500+ lines of the corpus (the regime where they
 hurt), at the same token boundaries:
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import ast
 import codeop
+import contextlib
 import gc
 import random
 import statistics
@@ -93,19 +100,39 @@ LONG_FILES = [(n, s) for n, s in CORPUS if s.count("\n") >= LONG]
 NBYTES = sum(len(s.encode()) for _, s in CORPUS)
 
 
+_LLM: list[dict[str, list[str]] | None] = []
+
+
+def _llm_tokens() -> dict[str, list[str]] | None:
+    """The corpus in real LLM token pieces (cl100k), when the tokenizer is installed."""
+    if not _LLM:
+        try:
+            from eager_rt.sources.replay import tokenize_pieces
+
+            _LLM.append({name: tokenize_pieces(src, "cl100k") for name, src in CORPUS})
+        except (ImportError, RuntimeError):
+            _LLM.append(None)
+    return _LLM[0]
+
+
 def _p99(xs: list[float]) -> float:
     return statistics.quantiles(xs, n=100, method="inclusive")[98]
 
 
-def _stream(scanner_cls: type[ScannerType], files: list[tuple[str, str]]) -> dict[str, float]:
+def _stream(
+    scanner_cls: type[ScannerType],
+    files: list[tuple[str, str]],
+    chunker_cls: type[Chunker] = Chunker,
+    tokens: dict[str, list[str]] = TOKENS,
+) -> dict[str, float]:
     """Feed every file token by token; per-call times in microseconds."""
     per_token: list[float] = []
     delta: list[float] = []
     clock = time.perf_counter_ns
     gc.collect()
     for name, _src in files:
-        chunker = Chunker(scanner_cls=scanner_cls)
-        for piece in TOKENS[name]:
+        chunker = chunker_cls(scanner_cls=scanner_cls)
+        for piece in tokens[name]:
             t0 = clock()
             got = chunker.feed(piece)
             dt = (clock() - t0) / 1000
@@ -185,17 +212,13 @@ def _baseline(check: Callable[[str, int, int], Any]) -> dict[str, float]:
 
 
 def _ast_whole(src: str, start: int, end: int) -> None:
-    try:
+    with contextlib.suppress(SyntaxError):
         ast.parse(src[:end])
-    except SyntaxError:
-        pass
 
 
 def _codeop_pending(src: str, start: int, end: int) -> None:
-    try:
+    with contextlib.suppress(SyntaxError, ValueError, OverflowError):
         codeop.compile_command(src[start:end], "<stream>", "exec")
-    except (SyntaxError, ValueError, OverflowError):
-        pass
 
 
 def _run(benchmark: Any, key: str, fn: Callable[[], dict[str, float]]) -> None:
@@ -206,8 +229,24 @@ def _run(benchmark: Any, key: str, fn: Callable[[], dict[str, float]]) -> None:
     benchmark.extra_info.update(result)
 
 
+class _NoConfirm(Chunker):
+    """Measurement only: the chunker minus its compile(), to split δ into parts."""
+
+    def _compile(self, code: str, start: int) -> None:
+        return None
+
+
 def _scanner_run(scanner_cls: type[ScannerType]) -> dict[str, float]:
     out = _stream(scanner_cls, CORPUS)
+    bare = _stream(scanner_cls, CORPUS, _NoConfirm)
+    out["bare_delta_median_us"] = bare["delta_median_us"]
+    out["bare_delta_p99_us"] = bare["delta_p99_us"]
+    llm = _llm_tokens()
+    if llm is not None:
+        real = _stream(scanner_cls, CORPUS, tokens=llm)
+        out["llm_delta_median_us"] = real["delta_median_us"]
+        out["llm_delta_p99_us"] = real["delta_p99_us"]
+        out["llm_token_mean_us"] = real["token_mean_us"]
     long = _stream(scanner_cls, LONG_FILES)
     out["long_token_mean_us"] = long["token_mean_us"]
     out["long_token_median_us"] = long["token_median_us"]
@@ -265,8 +304,15 @@ def test_summary(capsys: pytest.CaptureFixture[str]) -> None:
         if r is not None:
             lines.append(
                 f"{key} scanner alone: bulk {r['scan_bulk_mb_s']:.1f} MB/s, "
-                f"3-5 char pieces {r['scan_stream_mb_s']:.1f} MB/s"
+                f"3-5 char pieces {r['scan_stream_mb_s']:.1f} MB/s; "
+                f"δ without the compile() confirmation: median {r['bare_delta_median_us']:.1f}µs, "
+                f"p99 {r['bare_delta_p99_us']:.1f}µs"
             )
+            if "llm_delta_median_us" in r:
+                lines.append(
+                    f"{key} in cl100k LLM tokens: per-token mean {r['llm_token_mean_us']:.2f}µs, "
+                    f"δ median {r['llm_delta_median_us']:.1f}µs, p99 {r['llm_delta_p99_us']:.1f}µs"
+                )
     ref = RESULTS.get("native", RESULTS["pure"])
     name = "native" if "native" in RESULTS else "pure"
     long = ref["long_token_mean_us"]

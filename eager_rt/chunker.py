@@ -37,6 +37,9 @@ __all__ = ["Chunker"]
 _ALLOW_INCOMPLETE = 0x4000
 _DONT_IMPLY_DEDENT = 0x200
 _HAS_INCOMPLETE = sys.version_info >= (3, 11)
+#: Token pieces are merged in blocks of this many, so the pending text is a
+#: short list of strings however long a statement grows.
+_BLOCK = 64
 _ASYNC_DEF = re.compile(r"async(?:[ \t\x0c]|\\(?:\r\n|\r|\n))+def(?![0-9A-Za-z_\x80-\U0010ffff])")
 
 
@@ -89,7 +92,10 @@ class Chunker:
             raise ValueError("Chunker.feed() after close()")
         if not text:
             return []
-        self._pieces.append(text)
+        pieces = self._pieces
+        pieces.append(text)
+        if len(pieces) >= 2 * _BLOCK:  # keep joins at a cut short: O(1) per character
+            pieces[-_BLOCK:] = ["".join(pieces[-_BLOCK:])]
         self._size += len(text)
         out: list[Chunk] = []
         scanner = self._scanner

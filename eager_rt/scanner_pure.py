@@ -47,7 +47,7 @@ Events are tuples ``(kind, a, b, c, d)`` in absolute stream offsets:
 the text between the previous cut and ``end``; ``(EV_PROBE, line_start,
 line_end, 0, 0)`` — ask whether ``text[last_cut:line_end]`` is dead; if so
 the statement is cut at ``line_start`` and scanning restarts there;
-``(EV_SPEC, end, body_end, 0, 0)`` — two blank or comment lines follow a
+``(EV_SPEC, end, body_end, 0, 0)`` — two blank lines in a row follow a
 compound statement's line, so the statement *may* end at ``end``: a hint
 that lets the chunker confirm it early (while the model is still writing),
 leaving almost nothing to do when the deciding token arrives.
@@ -190,7 +190,7 @@ class Scanner:
         self.stmt_body = pos
         self.last_cut = pos
         self.probe_min = 0
-        self.trivia = 0  # blank/comment lines since the last logical line
+        self.trivia = 0  # blank lines in a row since the last logical line
         self.bline_start = pos
         self.halt = False
         self.closing = False
@@ -296,11 +296,13 @@ class Scanner:
             return
         if self.in_line:
             self._line_end(end)
-        else:
+        elif self.mode != M_INDENT:  # a comment line
+            self.trivia = 0
+        else:  # a blank line
             self.trivia += 1
             if self.trivia == 2 and self.state == S_COMPOUND and not self.closing:
-                # Two blank/comment lines after a block: PEP 8's gap after a
-                # top-level definition, rare inside one.  It may be over.
+                # Two blank lines in a row after a block: PEP 8's gap after a
+                # top-level definition, never inside one.  It may be over.
                 self.events.append((EV_SPEC, self.stmt_end, self.stmt_body, 0, 0))
         self.mode = M_INDENT
         self.indented = False

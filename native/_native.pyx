@@ -131,7 +131,7 @@ cdef class Scanner:
         self.stmt_body = pos
         self.last_cut = pos
         self.probe_min = 0
-        self.trivia = 0  # blank/comment lines since the last logical line
+        self.trivia = 0  # blank lines in a row since the last logical line
         self.bline_start = pos
         self.halt = False
         self.closing = False
@@ -235,7 +235,9 @@ cdef class Scanner:
             return
         if self.in_line:
             self._line_end(end)
-        else:
+        elif self.mode != M_INDENT:  # a comment line
+            self.trivia = 0
+        else:  # a blank line
             self.trivia += 1
             if self.trivia == 2 and self.state == S_COMPOUND and not self.closing:
                 self.events.append((C_EV_SPEC, self.stmt_end, self.stmt_body, 0, 0))

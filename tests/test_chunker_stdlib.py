@@ -1,6 +1,6 @@
 """Fidelity over the running Python's standard library, fed in random pieces.
 
-Sample (stated, deterministic): every 3rd ``.py`` file of the sorted stdlib
+Sample (stated, deterministic): every 4th ``.py`` file of the sorted stdlib
 listing (``sysconfig.get_paths()["stdlib"]``, ``site-packages`` excluded), of
 which those that compile — about 590 files on CPython 3.11.  Each file is cut
 into pieces of 1–16 characters by ``random.Random(crc32(path))`` and fed to
@@ -33,7 +33,7 @@ from tests.chunker_helpers import (
     top_level,
 )
 
-STEP = int(os.environ.get("EAGER_RT_STDLIB_STEP", "3"))
+STEP = int(os.environ.get("EAGER_RT_STDLIB_STEP", "4"))
 SOURCES = stdlib_sources(STEP)
 
 
