@@ -181,6 +181,10 @@ async def arun_turn(
     except (ModelStreamError, ToolArgumentsError) as exc:
         cut = "".join(started_code.values())  # started, then cancelled with the run
         return _stream_failure(exc, ran, cut, stats, max_output_chars)
+    cause = run.error.cause if run.error is not None and run.error.kind == "source" else None
+    if isinstance(cause, ModelStreamError | ToolArgumentsError):
+        # the runtime finished every complete statement before the cut; nothing was cancelled
+        return _stream_failure(cause, ran, "", stats, max_output_chars)
     return _from_run(run, stats, max_output_chars)
 
 

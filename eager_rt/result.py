@@ -26,7 +26,7 @@ from eager_rt.executor import ExecResult, Output
 
 __all__ = ["BatchRecord", "ChunkRecord", "RunError", "RunResult", "RunStatus"]
 
-RunStatus = Literal["ok", "error", "syntax_error", "timeout", "died", "interrupted"]
+RunStatus = Literal["ok", "error", "syntax_error", "timeout", "died", "interrupted", "source_error"]
 
 
 @dataclass(slots=True)
@@ -66,7 +66,9 @@ class BatchRecord:
 class RunError:
     """Why a run stopped, and exactly where the program was cut."""
 
-    kind: Literal["runtime", "syntax", "timeout", "died", "interrupted"]
+    #: ``source``: the token stream itself failed (connection dropped, API error event);
+    #: every complete statement before the cut ran, the cut-off tail did not
+    kind: Literal["runtime", "syntax", "timeout", "died", "interrupted", "source"]
     chunk_index: int | None  #: the failing statement's chunk, when it can be told
     statement: str  #: its code ('' when unknown)
     ename: str
@@ -76,6 +78,8 @@ class RunError:
     code_before: str = ""  #: code that ran before the failing statement
     not_run: str = ""  #: code generated but never executed
     state_lost: bool = False  #: the session was restarted: earlier variables are gone
+    #: the exception behind a ``source`` error (not serialised)
+    cause: BaseException | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         where = f" at line {self.lineno}" if self.lineno else ""

@@ -72,6 +72,7 @@ _KIND_TO_RUN_STATUS: dict[str, RunStatus] = {
     "timeout": "timeout",
     "died": "died",
     "interrupted": "interrupted",
+    "source": "source_error",
 }
 
 
@@ -187,6 +188,7 @@ class _StreamRun:
         self.halted = False  # nothing more will be executed
         self.stop_requested = False  # generation is being cut off
         self.error_after = 0  # stream offset where the never-run code starts
+        self.source_error: Exception | None = None  # the token source failed mid-stream
         self.changed = asyncio.Event()
         self.producer: asyncio.Task[None] | None = None
 
@@ -207,7 +209,13 @@ class _StreamRun:
         offset = 0
         try:
             while True:
-                piece = await self.pieces.next()
+                try:
+                    piece = await self.pieces.next()
+                except Exception as exc:  # a dropped connection, an API error event ...
+                    # the open statement was cut mid-way: never run it (no chunker.close())
+                    self.source_error = exc
+                    self.gen_end = self.now()
+                    return
                 if piece is None:
                     break
                 if not isinstance(piece, str):
@@ -281,6 +289,8 @@ class _StreamRun:
             await self.execute(batch)
         if self.syntax_error is not None and self.error is None:
             self.fail_syntax(self.syntax_error)
+        if self.source_error is not None and self.error is None:
+            self.fail_source(self.source_error)
 
     async def consume_serial(self) -> None:
         while not self.generation_over:
@@ -412,6 +422,20 @@ class _StreamRun:
             code_before="".join(r.chunk.code for r in self.records if r.ran),
         )
         self.error_after = chunk.start
+        self.halt(self.error.describe())
+
+    def fail_source(self, exc: Exception) -> None:
+        """The stream broke: every complete statement ran; the cut-off tail did not."""
+        self.error = RunError(
+            kind="source",
+            chunk_index=None,
+            statement="",
+            ename=type(exc).__name__,
+            evalue=str(exc),
+            code_before="".join(r.chunk.code for r in self.records if r.ran),
+            cause=exc,
+        )
+        self.error_after = self.records[-1].chunk.end if self.records else 0
         self.halt(self.error.describe())
 
     def halt(self, reason: str) -> None:

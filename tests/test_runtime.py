@@ -193,3 +193,33 @@ def test_sync_facade_times_out_cleanly() -> None:
             run_stream(replay("print(1)\n" * 100, tps=20), session, timeout=0.5)
         after = run_stream(["print('alive')\n"], session, timeout=60)
         assert after.stdout == "alive\n"
+
+
+async def test_a_dropped_stream_ends_in_a_precise_result(local: Session) -> None:
+    async def dropping() -> AsyncIterator[str]:
+        yield "print(1)\n"
+        yield "for i in range(3):\n    print(i)\n"  # complete only once the next line comes
+        raise ConnectionError("peer closed connection mid-stream")
+
+    result = await arun_stream(dropping(), local)
+    assert result.status == "source_error"
+    assert result.stdout == "1\n"  # the cut-off loop never ran
+    assert result.error is not None
+    assert result.error.kind == "source"
+    assert result.error.ename == "ConnectionError"
+    assert result.error.code_before == "print(1)\n"
+    assert result.error.not_run == "for i in range(3):\n    print(i)\n"
+    assert isinstance(result.error.cause, ConnectionError)
+    assert result.to_dict()["error"]["kind"] == "source"
+
+
+async def test_a_failing_blocking_source_is_reported_too(local: Session) -> None:
+    def dropping() -> Iterator[str]:
+        yield "x = 5\n"
+        yield "print(x)\n"
+        raise TimeoutError("read timed out")
+
+    result = await arun_stream(dropping(), local)
+    assert result.status == "source_error"
+    assert result.stdout == "5\n"
+    assert result.error is not None and result.error.ename == "TimeoutError"

@@ -18,6 +18,7 @@ import pytest
 
 from eager_rt.executor import Session
 from eager_rt.registry import get_backend
+from eager_rt.result import RunResult
 from eager_rt.runtime import arun_stream, run_stream
 from eager_rt.sources.anthropic import amessages, messages
 from eager_rt.sources.llm import AsyncModelSource, ModelSource, ModelStreamError, model_source
@@ -330,6 +331,21 @@ async def test_async_early_interruption_closes_the_stream(
 CUT = ["a = 1\n", "b = 2", "2\n", "print(a, b)\n"]
 
 
+class _Failure:
+    """The stream error a run ended with, shaped like ``pytest.raises``' info."""
+
+    def __init__(self, value: ModelStreamError) -> None:
+        self.value = value
+
+
+def _stream_failure(result: RunResult) -> _Failure:
+    """A broken stream ends the run with a ``source_error`` result, never an exception."""
+    assert result.status == "source_error", result.status
+    assert result.error is not None and result.error.kind == "source"
+    assert isinstance(result.error.cause, ModelStreamError)
+    return _Failure(result.error.cause)
+
+
 def _defined(session: SyncSession, name: str) -> bool:
     out = session.execute(f"print({name!r} in globals())", timeout=30)
     return out.stdout.strip() == "True"
@@ -340,10 +356,10 @@ def test_dropped_connection_is_a_connection_error(api: str, sync_session: SyncSe
     reply = Reply(text=["```python\n", *CUT, "```\n"])
     with FakeLLM(reply, Faults(drop_after=3)) as llm, sync_stream(api, llm) as make:
         source = SYNC_ADAPTERS[api](make())
-        with pytest.raises(ModelStreamError) as info:
-            run_stream(source, sync_session, timeout=60)
+        info = _stream_failure(run_stream(source, sync_session, timeout=60))
     assert info.value.kind == "connection"
     assert source.stats.error is not None and not source.stats.complete
+    assert _defined(sync_session, "a")  # complete before the cut: it ran
     assert not _defined(sync_session, "b")  # "b = 2" was cut: it must never run
 
 
@@ -352,8 +368,7 @@ def test_clean_end_without_final_event_is_truncated(api: str, sync_session: Sync
     reply = Reply(text=["```python\n", *CUT, "```\n"])
     with FakeLLM(reply, Faults(truncate_after=3)) as llm, sync_stream(api, llm) as make:
         source = SYNC_ADAPTERS[api](make())
-        with pytest.raises(ModelStreamError) as info:
-            run_stream(source, sync_session, timeout=60)
+        info = _stream_failure(run_stream(source, sync_session, timeout=60))
     assert info.value.kind == "truncated"
     assert not _defined(sync_session, "b")
 
@@ -363,8 +378,7 @@ def test_error_event_is_an_api_error(api: str, sync_session: SyncSession) -> Non
     faults = Faults(error_after=2, error_message="Overloaded, try later")
     with FakeLLM(reply_for("fences", CODE), faults) as llm, sync_stream(api, llm) as make:
         source = SYNC_ADAPTERS[api](make())
-        with pytest.raises(ModelStreamError) as info:
-            run_stream(source, sync_session, timeout=60)
+        info = _stream_failure(run_stream(source, sync_session, timeout=60))
     assert info.value.kind == "api_error"
     assert "Overloaded, try later" in str(info.value)
     assert info.value.stats is source.stats
@@ -377,8 +391,7 @@ async def test_async_dropped_connection(api: str, local_session: Session) -> Non
     with FakeLLM(reply, Faults(drop_after=3)) as llm:
         async with async_stream(api, llm) as make:
             source = ASYNC_ADAPTERS[api](await make())
-            with pytest.raises(ModelStreamError) as info:
-                await arun_stream(source, local_session)
+            info = _stream_failure(await arun_stream(source, local_session))
     assert info.value.kind == "connection"
 
 
@@ -401,8 +414,7 @@ def test_read_timeout_is_a_timeout_error(api: str, sync_session: SyncSession) ->
     with FakeLLM(reply_for("fences", CODE), Faults(first_token_delay=5.0)) as llm, \
             sync_stream(api, llm, timeout=0.3) as make:
         source = SYNC_ADAPTERS[api](make())
-        with pytest.raises(ModelStreamError) as info:
-            run_stream(source, sync_session, timeout=60)
+        info = _stream_failure(run_stream(source, sync_session, timeout=60))
     assert info.value.kind == "timeout"
 
 
@@ -411,8 +423,7 @@ def test_output_limit_inside_code_is_reported(api: str, sync_session: SyncSessio
     reply = Reply(text=["```python\n", "a = 1\n", "b = "], finish="length")
     with FakeLLM(reply) as llm, sync_stream(api, llm) as make:
         source = SYNC_ADAPTERS[api](make())
-        with pytest.raises(ModelStreamError) as info:
-            run_stream(source, sync_session, timeout=60)
+        info = _stream_failure(run_stream(source, sync_session, timeout=60))
     assert info.value.kind == "length"
 
 
@@ -433,7 +444,11 @@ def test_malformed_tool_arguments_fail_precisely(api: str, sync_session: SyncSes
     reply = Reply(tools=[("python", ['{"code": "print(1)\\n', 'x = 1"', " 2}"])])
     with FakeLLM(reply) as llm, sync_stream(api, llm) as make:
         source = SYNC_ADAPTERS[api](make())
-        with pytest.raises(MalformedJSON) as info:
-            run_stream(source, sync_session, timeout=60)
-    assert info.value.pos == len('{"code": "print(1)\\nx = 1" ')
+        result = run_stream(source, sync_session, timeout=60)
+    assert result.status == "source_error"
+    assert result.error is not None
+    error = result.error.cause
+    assert isinstance(error, MalformedJSON)
+    assert error.pos == len('{"code": "print(1)\\nx = 1" ')
     assert source.stats.error is not None
+    assert result.stdout == "1\n"  # the complete statement before the bad JSON ran
