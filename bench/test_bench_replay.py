@@ -503,6 +503,18 @@ def render(report: Report) -> str:
         "takes longer than its generation (typical at 200 tok/s: about 3 s of generation), "
         "the bound itself rules out hiding 95%."
     )
+    md += ["", "By track (DABench questions over their CSV tables; self-generated data):", ""]
+    md.append("| track | tok/s | scripts | NEL hidden | E2EL saving | E2EL / lower bound |")
+    md.append("|---|---:|---:|---:|---:|---:|")
+    for track in ("dabench", "synthetic"):
+        for tps in RATES:
+            rows = [r for r in report.rows if r.tps == tps and r.track == track]
+            if rows:
+                s = _rate_summary(rows)
+                md.append(
+                    f"| {track} | {tps:g} | {s['n']} | {_pct(s['nel_hidden'])} "
+                    f"| {_pct(s['e2el_saving'])} | {s['over_lb']:.3f} |"
+                )
     if report.errors:
         md += ["", "## Error variants (early interruption)", ""]
         md.append(
@@ -561,6 +573,22 @@ def render(report: Report) -> str:
                 f"| {'yes' if e.ename_equal else 'no'} |"
             )
     return "\n".join(md) + "\n"
+
+
+def load(path: Path) -> Report:
+    """A report back from its JSON dump, to render it again."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    derived = {"nel_saving", "e2el_saving", "over_lower_bound"}
+    plan = Plan.from_env()
+    report = Report(plan=plan, t_setup_s=raw["t_setup_s"], machine=raw["machine"])
+    report.wall_s = raw["wall_s"]
+    report.rows = [
+        ScriptRow(**{k: v for k, v in r.items() if k not in derived}) for r in raw["runs"]
+    ]
+    report.errors = [
+        ErrorRow(**{k: v for k, v in e.items() if k not in derived}) for e in raw["error_runs"]
+    ]
+    return report
 
 
 def _dump(report: Report) -> dict[str, Any]:
@@ -630,3 +658,10 @@ def test_timing_targets(report: Report) -> None:
             f"missed: {missed or 'none'}"
         )
     assert missed == []
+
+
+if __name__ == "__main__":
+    # Re-render a stored run (same EAGER_RT_BENCH_* variables as the run itself):
+    #     python -m bench.test_bench_replay [bench/results/replay_local.json]
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS_DIR / "replay_local.json"
+    source.with_suffix(".md").write_text(render(load(source)), encoding="utf-8")
