@@ -148,7 +148,10 @@ class LocalKernel:
 
     async def recv(self, timeout: float | None) -> KernelMessage:
         """The next message from iopub or shell; :class:`TimeoutError` when none comes in time."""
-        item = await asyncio.wait_for(self._queue.get(), timeout)
+        try:
+            item = await asyncio.wait_for(self._queue.get(), timeout)
+        except asyncio.TimeoutError:  # noqa: UP041 - not the builtin one on Python 3.10
+            raise TimeoutError from None
         if isinstance(item, KernelDied):
             raise item
         return item

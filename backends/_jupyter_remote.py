@@ -228,7 +228,10 @@ class GatewayKernel:
 
     async def recv(self, timeout: float | None) -> KernelMessage:
         """The next message from the kernel; :class:`TimeoutError` when none comes in time."""
-        item = await asyncio.wait_for(self._queue.get(), timeout)
+        try:
+            item = await asyncio.wait_for(self._queue.get(), timeout)
+        except asyncio.TimeoutError:  # noqa: UP041 - not the builtin one on Python 3.10
+            raise TimeoutError from None
         if isinstance(item, KernelDied):
             raise item
         return item
