@@ -250,7 +250,7 @@ class E2BSession(Session):
         sandbox_url: str | None = None,
         debug: bool | None = None,
         request_timeout: float | None = None,
-        sandbox_timeout: int = 3600,
+        sandbox_timeout: int = 600,
         envs: dict[str, str] | None = None,
         cwd: str | None = None,
         semantics: Semantics = "script",
@@ -295,6 +295,7 @@ class E2BSession(Session):
         self._running: asyncio.Task[Any] | None = None
         self._interrupt = asyncio.Event()
         self._exec_lock = asyncio.Lock()
+        self._refreshed = 0.0
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -340,6 +341,7 @@ class E2BSession(Session):
             raise BackendError(f"could not create an E2B sandbox: {exc}") from exc
         sandbox.eager_tap = self._tap
         self.sandbox = sandbox
+        self._refreshed = time.monotonic()
         try:
             self._context = await sandbox.create_code_context(
                 cwd=self.cwd, language="python", request_timeout=self._request_timeout
@@ -395,12 +397,33 @@ class E2BSession(Session):
             return
         self._closed = True
         self._alive = False
-        for task in (self._running, self._starting):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+        if self._running is not None and not self._running.done():
+            self._running.cancel()
+            with contextlib.suppress(BaseException):
+                await self._running
+        starting = self._starting
+        if starting is not None and not starting.done():
+            # Let a creation in flight finish: cancelling it could leave a
+            # sandbox the service made but never told us about. _boot sees
+            # _closed and kills what it made.
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(starting), 120)
+            if not starting.done():
+                starting.cancel()
         await self._kill_sandbox()
+
+    async def _keep_sandbox_alive(self) -> None:
+        """Push the sandbox's deadline back while the session is in use.
+
+        The service kills a sandbox ``sandbox_timeout`` seconds after creation
+        unless told otherwise; a short timeout bounds what a crashed client
+        leaves behind, and this keeps a long, active session from expiring.
+        """
+        if time.monotonic() - self._refreshed < self.sandbox_timeout / 2:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.sandbox.set_timeout(self.sandbox_timeout), 15)
+            self._refreshed = time.monotonic()
 
     async def _kill_sandbox(self) -> None:
         sandbox, self.sandbox = self.sandbox, None
@@ -435,6 +458,7 @@ class E2BSession(Session):
             raise SessionDead("E2B session is not alive; start or restart it first")
         async with self._exec_lock:
             started = time.perf_counter()
+            await self._keep_sandbox_alive()
             try:
                 run = await self._run(code, timeout, on_output)
             except asyncio.CancelledError:

@@ -291,6 +291,45 @@ async def test_backend_close_kills_sandboxes_of_forgotten_sessions(
     assert sandbox_id not in server.kernels()
 
 
+async def test_close_during_start_leaves_no_sandbox(server: LocalE2B, backend: Any) -> None:
+    session = backend.session()
+    start = asyncio.ensure_future(session.start(timeout=120))
+    await asyncio.sleep(0.05)  # the creation request is on its way
+    await session.close()
+    with pytest.raises(Exception):  # noqa: B017 - SessionDead or BackendError, both fine
+        await start
+    created = {e["sandbox_id"] for e in server.events("create")}
+    killed = {e["sandbox_id"] for e in server.events("kill")}
+    assert not (created - killed) & set(server.kernels())
+    assert not session.alive
+
+
+async def test_active_session_pushes_its_sandbox_timeout_back(
+    server: LocalE2B, backend: Any
+) -> None:
+    """A short sandbox timeout bounds leftovers; use keeps pushing it back.
+
+    Time is not waited for: the session is told half its timeout has passed.
+    """
+    session = backend.session(sandbox_timeout=600)
+    await session.start(timeout=120)
+    try:
+        mine = session.sandbox_id
+
+        def refreshes() -> list[dict[str, Any]]:
+            return [e for e in server.events("set_timeout") if e["sandbox_id"] == mine]
+
+        await session.execute("pass", timeout=60)
+        assert refreshes() == []  # fresh sandbox: nothing to push back yet
+        session._refreshed -= 301  # more than half of the 600 s went by
+        await session.execute("pass", timeout=60)
+        assert [e["seconds"] for e in refreshes()] == [600]
+        await session.execute("pass", timeout=60)
+        assert len(refreshes()) == 1  # pushed back, so not again right away
+    finally:
+        await session.close()
+
+
 @pytest.fixture
 def server_options(server: LocalE2B) -> dict[str, Any]:
     return server.sdk_options()

@@ -141,7 +141,9 @@ class E2BApp:
                 sandbox = self.sandboxes.get(sandbox_id)
                 if sandbox is None:
                     return Response.of_json({"code": 404, "message": "sandbox not found"}, 404)
-                sandbox.expires_at = time.time() + float(request.json()["timeout"])
+                seconds = float(request.json()["timeout"])
+                sandbox.expires_at = time.time() + seconds
+                self.log("set_timeout", sandbox_id=sandbox_id, seconds=seconds)
                 return Response(204)
         return Response.of_json({"code": 404, "message": f"no route {request.path}"}, 404)
 
