@@ -244,6 +244,7 @@ class E2BSession(Session):
         self,
         *,
         api_key: str | None = None,
+        url: str | None = None,
         domain: str | None = None,
         template: str | None = None,
         api_url: str | None = None,
@@ -262,6 +263,9 @@ class E2BSession(Session):
     ) -> None:
         if semantics not in ("script", "notebook"):
             raise ValueError("semantics must be 'script' or 'notebook'")
+        if url is not None:  # one endpoint for the API and the sandboxes (a proxy, a local server)
+            api_url = api_url or url
+            sandbox_url = sandbox_url or url
         self._conn: dict[str, Any] = {
             k: v
             for k, v in {
@@ -677,7 +681,8 @@ def _lineno(traceback: str, execution_count: int | None) -> int | None:
 class E2BBackend(Backend):
     """Factory of :class:`E2BSession`; its options are the sessions' defaults.
 
-    Options: ``api_key``, ``domain``, ``template``, ``api_url``, ``sandbox_url``,
+    Options: ``api_key``, ``domain``, ``template``, ``api_url``, ``sandbox_url``
+    (``url`` sets both, for one endpoint that serves the API and the sandboxes),
     ``debug``, ``request_timeout`` (E2B connection settings, else the SDK reads
     ``E2B_*`` variables), ``sandbox_timeout`` (seconds the sandbox may live),
     ``envs``, ``cwd``, ``semantics`` (``"script"`` / ``"notebook"``), ``grace``
