@@ -69,6 +69,7 @@ MAX_FRAME = 1 << 30
 _CHANNEL_FD_MIN = 200  # keep the channel away from the low fds user code tends to close
 _FLUSH_THRESHOLD = 1 << 16  # a line-buffered stream also flushes when this much is pending
 _READ_SIZE = 1 << 16
+_SIGINT = {signal.SIGINT}
 # output coalescing: up to _BURST text frames go out at once in any _COALESCE_S
 # window; beyond that, complete lines wait for the end of the window
 _COALESCE_S = 0.005
@@ -162,11 +163,17 @@ class _Channel:
         return message
 
     def _fill(self) -> bool:
-        chunk = os.read(self.rfd, _READ_SIZE)
-        if not chunk:
-            return False
-        self._buf += chunk
-        return True
+        # With SIGINT blocked, a handler that raises (user code may install
+        # one) cannot fire between the read and the append and lose a frame;
+        # a SIGINT that came meanwhile is delivered on unblocking, whole bytes kept.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+        try:
+            chunk = os.read(self.rfd, _READ_SIZE)
+            if chunk:
+                self._buf += chunk
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
+        return bool(chunk)
 
     def interrupt_queued(self, exec_id: Any) -> bool:
         """Whether the host asked, in an ``interrupt`` frame, to stop execution ``exec_id``.

@@ -452,6 +452,25 @@ async def test_sigint_while_idle_is_ignored(s: LocalSession) -> None:
     assert s.pid == pid and s.alive
 
 
+async def test_user_installed_sigint_handler_cannot_kill_an_idle_worker(s: LocalSession) -> None:
+    r = await s.execute(
+        "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\nkept = 3",
+        timeout=T,
+    )
+    assert r.status is Status.OK, r
+    pid = s.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGINT)  # idle: the handler raises in the worker's own loop
+    r = await s.execute("print(kept)", timeout=T)
+    assert r.status is Status.OK and r.stdout == "3\n"
+    assert s.pid == pid
+    task, _ = await run_until_output(
+        s, "import time\nprint('go', flush=True)\ntime.sleep(30)", "go"
+    )
+    await s.interrupt()  # still interrupts running code
+    assert (await asyncio.wait_for(task, T)).status is Status.INTERRUPTED
+
+
 async def test_timeout_that_the_code_obeys_keeps_state(s: LocalSession) -> None:
     await s.execute("kept = 1", timeout=T)
     r = await s.execute("import time\ntime.sleep(30)", timeout=0.3)
