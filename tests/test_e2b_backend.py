@@ -398,3 +398,16 @@ async def test_unreachable_service_is_a_backend_error() -> None:
         await session.start(timeout=60)
     assert not session.alive
     await backend.aclose()
+
+
+def test_sync_facade_drives_the_sandbox(server: LocalE2B) -> None:
+    """Blocking code gets the same session through eager_rt's portal."""
+    from eager_rt.sync import SyncSession
+
+    backend = open_backend("e2b", **server.sdk_options())
+    with SyncSession(backend.session()) as session:
+        first = session.execute("y = 6 * 7", timeout=60)
+        second = session.execute("print(y)", timeout=60)
+        sandbox_id = session.session.sandbox_id  # type: ignore[attr-defined]
+    assert first.status is Status.OK and second.stdout == "42\n"
+    assert [e["reason"] for e in server.events("kill") if e["sandbox_id"] == sandbox_id] == ["kill"]
