@@ -2,19 +2,20 @@
 # Bring up a Docker engine and the image the Docker backend's tests use,
 # without any container registry (none is reachable from CI).
 #
-#   1. install Debian's docker.io and debootstrap when they are missing;
+#   1. install Debian's docker.io when it is missing;
 #   2. start dockerd in the background when no engine answers, with flags a
 #      sandboxed machine accepts (no iptables, no bridge: the backend's
 #      containers have no network anyway), falling back from the overlay2
 #      storage driver to vfs when overlay2 cannot work here;
-#   3. build eager-rt-python:local from Debian packages (debootstrap a minimal
-#      root with python3, numpy, pandas and matplotlib, then `docker import`),
-#      unless an image built from the same recipe is already there.
+#   3. build eager-rt-python:local from Debian packages (mmdebstrap, or
+#      debootstrap where mmdebstrap is not packaged, makes a minimal root with
+#      python3, numpy, pandas and matplotlib; then `docker import`), unless an
+#      image built from the same recipe is already there.
 #
 # Idempotent: a second run costs a `docker info` and an image inspect.
 # Runs as root on Debian. Environment:
 #   EAGER_RT_LOCAL_IMAGE   tag to build (default eager-rt-python:local)
-#   EAGER_RT_DEBIAN_SUITE  suite to debootstrap (default: this host's, else bookworm)
+#   EAGER_RT_DEBIAN_SUITE  suite to build from (default: this host's, else bookworm)
 #   EAGER_RT_DEBIAN_MIRROR mirror (default: the one apt uses here, else deb.debian.org)
 #   EAGER_RT_DOCKERD_WAIT  seconds to wait for a daemon we start (default 60)
 #   EAGER_RT_DOCKERD_LOG   where a daemon we start logs (default /var/log/eager-rt-dockerd.log)
@@ -28,6 +29,7 @@ PACKAGES="python3-munkres python3-numpy python3-pandas python3-matplotlib"
 RECIPE_VERSION=1
 
 T0=$(date +%s)
+APT_UPDATED=""
 log() { echo "[setup-docker +$(( $(date +%s) - T0 ))s] $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -38,12 +40,12 @@ engine_answers() { timeout 15 docker info >/dev/null 2>&1; }
 missing=()
 command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 if [ "${#missing[@]}" -gt 0 ]; then
     [ "$(id -u)" = 0 ] || die "need root to install ${missing[*]}"
     log "installing ${missing[*]} (Debian packages)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    APT_UPDATED=yes
     # shellcheck disable=SC2068  # word splitting wanted; duplicates are harmless
     apt-get install -y -qq --no-install-recommends ${missing[@]} ca-certificates >/dev/null
 fi
@@ -141,24 +143,46 @@ if [ "$current" = "$recipe_hash" ]; then
     exit 0
 fi
 
-[ "$(id -u)" = 0 ] || die "building $IMAGE needs root (debootstrap, chroot)"
-log "building $IMAGE from Debian $suite via $mirror (recipe $recipe_hash)"
+[ "$(id -u)" = 0 ] || die "building $IMAGE needs root (a chroot)"
+# mmdebstrap fetches in parallel and runs dpkg once: about three times faster
+# than debootstrap + apt, which stays as the fallback
+builder=""
+for tool in mmdebstrap debootstrap; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        [ -n "$APT_UPDATED" ] || { apt-get update -qq; APT_UPDATED=yes; }
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$tool" \
+            >/dev/null 2>&1 || continue
+    fi
+    builder="$tool"
+    break
+done
+[ -n "$builder" ] || die "neither mmdebstrap nor debootstrap could be installed"
+log "building $IMAGE from Debian $suite via $mirror with $builder (recipe $recipe_hash)"
 build=$(mktemp -d /var/tmp/eager-rt-image.XXXXXX)
 trap 'rm -rf "$build"' EXIT
 root="$build/root"
 
-log "debootstrap: minimal $suite with python3"
-debootstrap --variant=minbase --include=python3 "$suite" "$root" "$mirror" >"$build/debootstrap.log" 2>&1 \
-    || { tail -n 20 "$build/debootstrap.log" >&2; die "debootstrap failed"; }
-
-# apt inside the root resolves alternatives the way apt does (debootstrap's own
-# resolver pulls scipy, sympy and a compiler through python3-fonttools)
-log "apt: $PACKAGES"
-chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
-    apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 $PACKAGES \
-    >"$build/apt.log" 2>&1 || { tail -n 20 "$build/apt.log" >&2; die "apt-get in the image root failed"; }
-chroot "$root" apt-get clean
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin \
+if [ "$builder" = mmdebstrap ]; then
+    # apt's resolver, no Recommends: python3-munkres satisfies python3-fonttools,
+    # which would otherwise pull scipy, sympy and a compiler
+    mmdebstrap --variant=apt --mode=root \
+        --include="python3,${PACKAGES// /,}" \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+        "$suite" "$root" "$mirror" >"$build/build.log" 2>&1 \
+        || { tail -n 20 "$build/build.log" >&2; die "mmdebstrap failed"; }
+else
+    debootstrap --variant=minbase --include=python3 "$suite" "$root" "$mirror" \
+        >"$build/build.log" 2>&1 || { tail -n 20 "$build/build.log" >&2; die "debootstrap failed"; }
+    # apt inside the root resolves alternatives the way apt does (debootstrap's
+    # own resolver pulls scipy, sympy and a compiler through python3-fonttools)
+    log "apt: $PACKAGES"
+    chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
+        apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 $PACKAGES \
+        >"$build/apt.log" 2>&1 || { tail -n 20 "$build/apt.log" >&2; die "apt-get in the image root failed"; }
+    chroot "$root" apt-get clean
+fi
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
     "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
     "$root"/usr/share/locale/* "$root"/var/log/* "$root"/tmp/* "$root"/root/.cache
 # the engine gives every container its own; a copy of the host's would be wrong there
