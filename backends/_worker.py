@@ -70,6 +70,7 @@ _CHANNEL_FD_MIN = 200  # keep the channel away from the low fds user code tends 
 _FLUSH_THRESHOLD = 1 << 16  # a line-buffered stream also flushes when this much is pending
 _READ_SIZE = 1 << 16
 _SIGINT = {signal.SIGINT}
+_PIPE_BUF = getattr(select, "PIPE_BUF", 512)  # a pipe write this small is atomic
 # output coalescing: up to _BURST text frames go out at once in any _COALESCE_S
 # window; beyond that, complete lines wait for the end of the window
 _COALESCE_S = 0.005
@@ -166,13 +167,13 @@ class _Channel:
         # With SIGINT blocked, a handler that raises (user code may install
         # one) cannot fire between the read and the append and lose a frame;
         # a SIGINT that came meanwhile is delivered on unblocking, whole bytes kept.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
         try:
             chunk = os.read(self.rfd, _READ_SIZE)
             if chunk:
                 self._buf += chunk
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return bool(chunk)
 
     def interrupt_queued(self, exec_id: Any) -> bool:
@@ -207,10 +208,19 @@ class _Channel:
     def send(self, message: dict[str, Any]) -> None:
         data = pack_frame(message)
         with self.lock:
-            view = memoryview(data)
-            while view:
-                written = os.write(self.wfd, view)
-                view = view[written:]
+            # a pipe write of up to PIPE_BUF bytes is atomic: whole or not at all
+            if len(data) <= _PIPE_BUF and os.write(self.wfd, data) == len(data):
+                return
+            # Several writes: a KeyboardInterrupt between two of them would
+            # leave half a frame, so SIGINT waits until the frame is out
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(self.wfd, view)
+                    view = view[written:]
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 # --------------------------------------------------------------------------- the worker

@@ -314,6 +314,13 @@ async def test_stdout_looks_like_a_text_stream(s: LocalSession) -> None:
     assert r.stdout == "utf-8 False True 1 2\nab\n"
 
 
+async def test_large_output_arrives_whole(s: LocalSession) -> None:
+    r = await s.execute(
+        "import os\nprint('a' * 3_000_000)\nos.write(1, b'b' * 1_000_000 + b'\\n')", timeout=T
+    )
+    assert r.stdout == "a" * 3_000_000 + "\n" + "b" * 1_000_000 + "\n"
+
+
 async def test_lone_surrogates_and_non_ascii_text_survive(s: LocalSession) -> None:
     r = await s.execute("print('héllo ✓ \\udcff')", timeout=T)
     assert r.stdout == "héllo ✓ \udcff\n"
@@ -413,11 +420,11 @@ async def test_interrupt_raises_keyboardinterrupt_and_keeps_state(s: LocalSessio
 async def test_interrupts_during_dense_output_never_corrupt_the_channel(s: LocalSession) -> None:
     """SIGINTs landing while a frame is being written are held until it is whole."""
     await s.execute("kept = 'state'", timeout=T)
-    for _ in range(5):
+    for size in (300, 300, 300, 200_000, 200_000):  # small frames, and frames of many writes
         task, _ = await run_until_output(
             s,
             "import sys\nn = 0\nwhile True:\n"
-            "    n += 1\n    print('x' * 300, n)\n    sys.stderr.write('e\\n')",
+            f"    n += 1\n    print('x' * {size}, n)\n    sys.stderr.write('e\\n')",
             "x",
         )
         await s.interrupt()
