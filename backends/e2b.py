@@ -7,8 +7,9 @@ server, whose NDJSON items come back through the SDK's ``on_stdout`` /
 ``on_stderr`` / ``on_result`` / ``on_error`` callbacks and are turned into our
 :class:`~eager_rt.executor.Output` events as they arrive.
 
-Why the code looks the way it does (all checked against the SDK and the
-e2b-dev/code-interpreter server; see the report in the test suite):
+Why the code looks the way it does (checked against e2b-code-interpreter
+2.11 / e2b 2.63 and the server in e2b-dev/code-interpreter ``template/server``;
+``tests/e2b_server`` reproduces that server and lists its sources):
 
 * **Timeouts are ours.** The SDK's ``timeout`` becomes an httpx timeout that
   its pyqwest transport turns into a whole-request deadline equal to the *sum*
@@ -36,6 +37,13 @@ e2b-dev/code-interpreter server; see the report in the test suite):
   and makes ``input()`` raise ``EOFError``: chunk-by-chunk execution then
   prints exactly what a serial run prints. ``semantics="notebook"`` keeps the
   notebook behaviour.
+
+* **Output and line numbers as the code wrote them.** ipykernel buffers
+  stdout and stderr separately, so the session flushes one before writing the
+  other; IPython drops a cell's leading blank lines, which would shift the
+  line numbers of code padded to its place in a program, so that cleanup is
+  turned off. ``ErrorInfo.lineno`` comes from the first ``Cell In[n], line k``
+  of the traceback (``n`` = this execution's count).
 
 Configuration follows E2B's own settings: ``E2B_API_KEY``, ``E2B_DOMAIN``
 (and ``E2B_API_URL`` / ``E2B_SANDBOX_URL`` / ``E2B_DEBUG``) are read by the SDK
