@@ -144,7 +144,7 @@ if [ "$current" = "$recipe_hash" ]; then
 fi
 
 [ "$(id -u)" = 0 ] || die "building $IMAGE needs root (a chroot)"
-# mmdebstrap fetches in parallel and runs dpkg once: about three times faster
+# mmdebstrap fetches in parallel and runs dpkg once: two to three times faster
 # than debootstrap + apt, which stays as the fallback
 builder=""
 for tool in mmdebstrap debootstrap; do
