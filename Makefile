@@ -35,7 +35,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check eager_rt backends tests bench
-	$(BIN)/mypy
+	bash scripts/typecheck.sh
 
 docker:
 	bash scripts/setup-docker.sh
