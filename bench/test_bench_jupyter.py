@@ -22,7 +22,7 @@ trip costs milliseconds, so batching matters more here than on the local
 backend.
 
 Default plan: every third non-DABench script plus every third DABench script
-(when the tables are present), about 12 scripts, ~6 minutes on a 2-core box.
+(when the tables are present), 12 scripts, about 3 minutes on a 2-core box.
 ``EAGER_RT_BENCH_FULL=1`` replays the whole corpus; ``EAGER_RT_BENCH_SCRIPTS=a.py,b.py``
 picks scripts. Tables print with ``-s`` and are written to
 ``bench/results/jupyter.md`` / ``jupyter.json``.
