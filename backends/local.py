@@ -90,6 +90,8 @@ class LocalSession(WorkerSession):
         self.env = dict(env or {})
         self.memory_limit = memory_limit
         self._proc: asyncio.subprocess.Process | None = None
+        self._exited: asyncio.Event | None = None  # set the moment the worker is reaped
+        self._transport: asyncio.SubprocessTransport | None = None
         self._stderr_tail = bytearray()
 
     @property
@@ -114,7 +116,10 @@ class LocalSession(WorkerSession):
         inherited.pop("MPLBACKEND", None)
         env = {**inherited, **self.env}
         self._stderr_tail = bytearray()
-        proc = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        exited = asyncio.Event()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _WorkerProtocol(exited, loop),
             *self._command(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -123,7 +128,8 @@ class LocalSession(WorkerSession):
             env=env,
             start_new_session=True,
         )
-        self._proc = proc
+        proc = asyncio.subprocess.Process(transport, protocol, loop)
+        self._proc, self._exited, self._transport = proc, exited, transport
         assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
         self._spawn(self._collect_stderr(proc.stderr))
         return proc.stdout, proc.stdin
@@ -142,35 +148,49 @@ class LocalSession(WorkerSession):
 
     async def _terminate(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
+        exited, self._exited = self._exited, None
+        transport, self._transport = self._transport, None
+        if proc is None or exited is None or transport is None:
             return
         # the whole group: children started by user code go too (no orphans)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        if proc.stdin is not None:
-            proc.stdin.close()
         with contextlib.suppress(*TIMEOUT_ERRORS):
-            await asyncio.wait_for(proc.wait(), 10.0)  # only a process stuck in the kernel lasts
+            await asyncio.wait_for(exited.wait(), 10.0)  # only a process stuck in the kernel lasts
+        # close our ends of the pipes even if an escaped descendant still holds theirs
+        transport.close()
 
     async def _wait_exit(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        await proc.wait()
+        # the exit itself, not asyncio's Process.wait(), which also waits for
+        # every pipe to close: a descendant holding the channel would hide a death
+        if self._exited is not None:
+            await self._exited.wait()
 
     async def _death_detail(self) -> str:
-        proc = self._proc
-        if proc is None:
+        proc, exited = self._proc, self._exited
+        if proc is None or exited is None:
             return ""
         try:
-            returncode: int | None = await asyncio.wait_for(proc.wait(), 2.0)
+            await asyncio.wait_for(exited.wait(), 2.0)
         except TIMEOUT_ERRORS:
-            returncode = None
-        detail = describe_exit(returncode)
+            return "the worker closed its channel but did not exit"
+        detail = describe_exit(proc.returncode)
         tail = self._stderr_tail.decode("utf-8", "replace").strip()
         if tail:
             detail += f"; worker stderr: {tail[-1000:]}"
         return detail
+
+
+class _WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """asyncio's stream protocol, plus an event set when the process exits (and is reaped)."""
+
+    def __init__(self, exited: asyncio.Event, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self._exited_event = exited
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self._exited_event.set()
 
 
 class LocalBackend(Backend):

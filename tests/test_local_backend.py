@@ -561,6 +561,26 @@ async def test_death_is_reported_and_the_worker_restarted(
     assert r.stdout == "False\n"
 
 
+async def test_death_is_seen_even_when_a_raw_forked_child_holds_the_channel(
+    s: LocalSession,
+) -> None:
+    """A fork that bypasses Python's at-fork hooks keeps the channel open: exit is watched too."""
+    r = await s.execute(
+        "import ctypes, os, time\n"
+        "pid = ctypes.CDLL(None).fork()\n"
+        "if pid == 0:\n"
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "print('child', pid, flush=True)\n"
+        "os._exit(5)\n",
+        timeout=T,
+    )
+    assert r.status is Status.DIED and "exited with code 5" in r.detail
+    child = int(r.stdout.split()[1])
+    assert await wait_until_gone(child)  # killed with the worker's process group
+    assert (await s.execute("print('ok')", timeout=T)).stdout == "ok\n"
+
+
 async def test_sigkill_from_outside_is_died_not_a_hang(s: LocalSession) -> None:
     task, _ = await run_until_output(
         s, "import time\nprint('busy', flush=True)\ntime.sleep(60)", "busy"
