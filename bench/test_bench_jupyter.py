@@ -19,7 +19,9 @@ and checks that eager output equals serial output. Each run gets a fresh
 kernel in a fresh directory; each script runs serially before and after its
 eager runs, and the faster serial execution is the baseline. A Jupyter round
 trip costs milliseconds, so batching matters more here than on the local
-backend.
+backend. Part 3, the error variants (``bench.corpus_index.ERROR_VARIANTS``) at
+200 tokens/s: what early interruption saves against a serial run that
+generates the whole program before it fails.
 
 Default plan: every third non-DABench script plus every third DABench script
 (when the tables are present), 12 scripts, about 3 minutes on a 2-core box.
@@ -50,6 +52,7 @@ from eager_rt.backends.jupyter import JupyterBackend
 from eager_rt.backends.local import LocalSession
 
 from bench.corpus_index import (
+    ERROR_VARIANTS,
     dabench_missing_reason,
     is_dabench,
     script_names,
@@ -81,6 +84,8 @@ OVERHEAD_CASES: dict[str, dict[str, Any]] = {
 SAMPLES: dict[str, list[float]] = {}
 #: the replay table's rows (filled once by the ``replay_rows`` fixture)
 ROWS: list[ReplayRow] = []
+#: the error-variant rows (filled once by the ``error_rows`` fixture)
+ERROR_ROWS: list[ErrorRow] = []
 
 
 @pytest.fixture(scope="module")
@@ -315,6 +320,81 @@ def _replay_table(rows: list[ReplayRow]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(slots=True)
+class ErrorRow:
+    variant: str
+    ename: str
+    gen_nominal_s: float
+    serial_e2el_s: float
+    eager_e2el_s: float
+    pieces: int
+    consumed: int
+    ename_equal: bool
+    closed_early: bool
+    stdout_equal: bool
+
+
+async def _error_rows() -> list[ErrorRow]:
+    """Each error variant: serial (generate all, run, fail) against eager (fail, stop)."""
+    backend = JupyterBackend()
+    available = set(script_names())
+    if dabench_missing_reason() is not None:
+        available = {n for n in available if not is_dabench(n)}
+    rows = []
+    for variant in (v for v in ERROR_VARIANTS if v.script in available):
+        text = variant.text()
+        serial = await _run(backend, text, SERIAL_TPS, mode="serial")
+        with tempfile.TemporaryDirectory(prefix="eager-bench-") as cwd:
+            session = backend.session(cwd=cwd, env=_jupyter_env())
+            await session.start(timeout=120)
+            try:
+                source = replay(text, TPS)
+                eager = await asyncio.wait_for(
+                    arun_stream(source, session, mode="eager"), source.duration + 300
+                )
+            finally:
+                await session.close()
+        rows.append(
+            ErrorRow(
+                variant=variant.name,
+                ename=variant.ename,
+                gen_nominal_s=source.duration,
+                serial_e2el_s=source.duration + serial.nel_s,
+                eager_e2el_s=eager.e2el_s,
+                pieces=len(source.pieces),
+                consumed=source.consumed,
+                ename_equal=(
+                    serial.error is not None
+                    and eager.error is not None
+                    and serial.error.ename == eager.error.ename == variant.ename
+                ),
+                closed_early=eager.stream_closed_early,
+                stdout_equal=serial.stdout == eager.stdout,
+            )
+        )
+    return rows
+
+
+def _error_table(rows: list[ErrorRow]) -> str:
+    lines = [
+        f"error variants at {TPS:g} tokens/s: early interruption stops generation at the error",
+        "| variant | error | pieces generated (eager / all) | E2EL serial / eager (s) "
+        "| E2EL saving |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.variant} | {r.ename}{'' if r.ename_equal else ' (MISMATCH)'} "
+            f"| {r.consumed} / {r.pieces} | {r.serial_e2el_s:.2f} / {r.eager_e2el_s:.2f} "
+            f"| {100 * (1 - r.eager_e2el_s / r.serial_e2el_s):.1f}% |"
+        )
+    if rows:
+        serial = sum(r.serial_e2el_s for r in rows)
+        eager = sum(r.eager_e2el_s for r in rows)
+        lines += ["", f"over {len(rows)} variants: E2EL saving {100 * (1 - eager / serial):.1f}%"]
+    return "\n".join(lines)
+
+
 def _machine() -> str:
     try:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -349,6 +429,20 @@ def test_replay_batching_saves_executions(replay_rows: list[ReplayRow]) -> None:
     )
 
 
+@pytest.fixture(scope="module")
+def error_rows(loop: asyncio.AbstractEventLoop) -> list[ErrorRow]:
+    ERROR_ROWS[:] = loop.run_until_complete(_error_rows())
+    return ERROR_ROWS
+
+
+def test_error_variants_fail_like_serial_and_stop_early(error_rows: list[ErrorRow]) -> None:
+    assert error_rows, "no error variant to replay"
+    for r in error_rows:
+        assert r.ename_equal, r
+        assert r.stdout_equal, r
+        assert r.closed_early and r.consumed < r.pieces, r
+
+
 @pytest.fixture(scope="module", autouse=True)
 def report() -> Iterator[None]:
     """Print and write the tables once every case ran (pytest -s shows them)."""
@@ -357,6 +451,8 @@ def report() -> Iterator[None]:
     rows = ROWS
     if rows:
         parts.append(_replay_table(rows))
+    if ERROR_ROWS:
+        parts.append(_error_table(ERROR_ROWS))
     text = "\n\n".join(p for p in parts if p)
     print("\n" + text)
     RESULTS_DIR.mkdir(exist_ok=True)
@@ -371,5 +467,6 @@ def report() -> Iterator[None]:
             for case, s in SAMPLES.items()
         },
         "replay": [asdict(r) for r in rows],
+        "error_variants": [asdict(r) for r in ERROR_ROWS],
     }
     (RESULTS_DIR / "jupyter.json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
