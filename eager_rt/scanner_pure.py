@@ -56,6 +56,8 @@ leaving almost nothing to do when the deciding token arrives.
 from __future__ import annotations
 
 import re
+import sys
+from typing import Any
 
 __all__ = [
     "EV_CUT",
@@ -122,6 +124,17 @@ M_Q2 = 4  # two opening quotes seen: empty string or triple quote
 M_STR = 5
 M_STR3 = 6
 M_BINDENT = 7  # start of a physical line inside brackets
+M_FSTR = 8  # literal part of an f-string (3.12+ tokenization)
+M_FLBRACE = 9  # '{' in an f-string literal: '{{' or a replacement field?
+M_FSPEC = 10  # format spec of a replacement field
+
+# f-string frames (3.12+): [F_STR, quote, triple, raw, depth at start] and
+# [F_FIELD, depth inside its '{', in format spec, raw]
+F_STR = 0
+F_FIELD = 1
+PREFIX_LETTERS = frozenset("rRbBuUfF")
+#: PEP 701 (3.12) made f-strings nested code the tokenizer must follow.
+PEP701 = sys.version_info >= (3, 12)
 
 # Statement states.
 S_IDLE = 0  # no statement open (only trivia pending)
@@ -130,6 +143,7 @@ S_DECO = 2  # decorators so far
 S_ANY = 3  # an error in progress: any column-0 line cuts it
 
 _PLAIN = re.compile(r"[^#'\"\\()\[\]{}\r\n \t\x0c]+")
+_PLAIN_FIELD = re.compile(r"[^#'\"\\()\[\]{}\r\n \t\x0c:]+")  # ':' may start a format spec
 _SPACE = re.compile(r"[ \t\x0c]+")
 _NAME = re.compile(r"[0-9A-Za-z_\x80-\U0010ffff]+")
 _COMMENT = re.compile(r"[^\r\n]+")
@@ -158,8 +172,9 @@ class Scanner:
     a probe found a dead statement).
     """
 
-    def __init__(self, probe: bool = True) -> None:
+    def __init__(self, probe: bool = True, pep701: bool = PEP701) -> None:
         self.probe = probe
+        self.pep701 = pep701
         self.stop = 0
         self.restart(0)
 
@@ -195,6 +210,12 @@ class Scanner:
         self.halt = False
         self.closing = False
         self.events: list[Event] = []
+        # f-strings as nested code (pep701 only)
+        self.tail = ""  # the name just before this point, up to 3 characters
+        self.fq = False  # the open quote starts an f-string
+        self.fraw = False
+        self.fstack: list[list[Any]] = []
+        self.fesc = 0  # 1 after '\', 2 after '\' CR, 3 after '\N', 4 inside '\N{...}'
 
     # -- statement state machine -------------------------------------------
 
@@ -283,11 +304,12 @@ class Scanner:
 
     def _newline(self, end: int) -> None:
         """A newline that is not inside a string or a continuation ends at ``end``."""
+        pline = self.pline  # only the line that ends here may be probed
+        self.pline = False
         if self.depth > 0:
             self.mode = M_BINDENT
             self.bind = False
-            if self.pline:
-                self.pline = False
+            if pline:
                 size = end - self.last_cut
                 if size >= self.probe_min and not self.closing:
                     self.probe_min = 2 * size
@@ -306,6 +328,102 @@ class Scanner:
                 self.events.append((EV_SPEC, self.stmt_end, self.stmt_body, 0, 0))
         self.mode = M_INDENT
         self.indented = False
+
+    # -- f-strings as nested code (3.12+) ---------------------------------------
+
+    def _tail_is_fprefix(self) -> bool:
+        t = self.tail
+        return 0 < len(t) <= 2 and all(ch in PREFIX_LETTERS for ch in t) and ("f" in t or "F" in t)
+
+    def _plain_tail(self, run: str) -> None:
+        """Track the name that ends a run of plain characters (a string prefix?)."""
+        t = run[-3:]
+        k = len(t)
+        while k > 0 and is_name_char(t[k - 1]):
+            k -= 1
+        if k == 0 and len(run) <= 3:
+            self.tail = (self.tail + run)[-3:]
+        else:
+            self.tail = t[k:]
+
+    def _open_field(self, raw: bool) -> None:
+        self.depth += 1
+        self.fstack.append([F_FIELD, self.depth, False, raw])
+        self.mode = M_CODE
+
+    def _close_field(self) -> None:
+        self.fstack.pop()
+        self.depth -= 1
+        self.mode = M_FSTR if self.fstack[-1][0] == F_STR else M_FSPEC
+
+    def _close_fstring(self, body_end: int) -> None:
+        """End the innermost f-string (and any field left open in it)."""
+        while self.fstack[-1][0] != F_STR:
+            self.fstack.pop()
+        frame = self.fstack.pop()
+        self.depth = frame[4]
+        self.mode = M_CODE
+        self.fesc = 0
+        self.body_end = body_end
+        self.last_sig = frame[1]
+
+    def _fstring_char(self, c: str, p: int) -> bool:
+        """One character of an f-string's literal part or format spec.
+
+        Follows the 3.12 tokenizer: a backslash takes the next character
+        except a brace; ``\\N{...}`` is an escape, not a field; ``{{`` is a
+        literal brace but ``{`` in a format spec always opens a field.
+        Returns False when ``c`` must be scanned again in the new mode.
+        """
+        spec = self.mode == M_FSPEC
+        k = len(self.fstack) - 1
+        while self.fstack[k][0] != F_STR:
+            k -= 1
+        _, quote, triple, raw, _ = self.fstack[k]
+        fe = self.fesc
+        if fe:
+            if fe == 4:  # inside \N{...}
+                if c == "}":
+                    self.fesc = 0
+                return True
+            self.fesc = 0
+            if fe == 3:  # after \N: a '{' makes it a named escape
+                if c == "{":
+                    self.fesc = 4
+                    return True
+            elif c != "{" and c != "}":  # a brace is never escaped
+                if fe == 1 and c == "\r":
+                    self.fesc = 2
+                elif c == "N" and not raw:
+                    self.fesc = 3
+                self.count = 0
+                return True
+        if c == "\\":
+            self.fesc = 1
+            self.count = 0
+            return True
+        if c == quote:
+            if triple:
+                self.count += 1
+                if self.count < 3:
+                    return True
+            self._close_fstring(p + 1)
+            return True
+        self.count = 0
+        if c == "{":
+            if spec:
+                self._open_field(raw)
+            else:
+                self.mode = M_FLBRACE
+            return True
+        if c == "}":
+            if spec:
+                self._close_field()
+            return True  # '}}', or a lone '}' the compiler will reject
+        if (c == "\n" or c == "\r") and not triple and not spec:
+            self._close_fstring(p)  # unterminated, as the tokenizer says
+            return False
+        return True
 
     # -- lexer ----------------------------------------------------------------
 
@@ -344,6 +462,8 @@ class Scanner:
                         j = m.end()
                         if len(self.word) <= MAX_WORD:
                             self.word += text[i:j]
+                        if self.pep701:
+                            self.tail = (self.tail + text[i:j])[-3:]
                         if not self.decided:
                             self._check_prefix()
                         self.body_end = base + j
@@ -364,44 +484,85 @@ class Scanner:
                     m = _SPACE.match(text, i)
                     assert m is not None
                     i = m.end()
+                    self.tail = ""
                     continue
                 if c == "\n":
+                    self.tail = ""
                     self._newline(p + 1)
                     i += 1
                     if self.halt:
                         break
                     continue
+                fstack = self.fstack
+                if fstack and (c == "}" or c == ":"):
+                    top = fstack[-1]
+                    if top[0] == F_FIELD and top[1] == self.depth:
+                        self.tail = ""
+                        if c == "}":
+                            self._close_field()
+                            i += 1
+                            continue
+                        if not top[2]:
+                            top[2] = True
+                            self.mode = M_FSPEC
+                            i += 1
+                            continue
                 if c == "\r":
                     self.cr = True
+                    self.tail = ""
                 elif c == "#":
                     self.mode = M_COMMENT
+                    self.tail = ""
                 elif c == "(" or c == "[" or c == "{":
+                    self.tail = ""
                     self.depth += 1
                     self.body_end = p + 1
                     self.last_sig = c
                 elif c == ")" or c == "]" or c == "}":
+                    self.tail = ""
                     if self.depth > 0:
                         self.depth -= 1
                     self.body_end = p + 1
                     self.last_sig = c
                 elif c == "'" or c == '"':
+                    if self.pep701 and self._tail_is_fprefix():
+                        self.fq = True
+                        self.fraw = "r" in self.tail or "R" in self.tail
+                    self.tail = ""
                     self.quote = c
                     self.mode = M_Q1
                     self.body_end = p + 1
                     self.last_sig = c
                 elif c == "\\":
+                    self.tail = ""
                     self.esc = True
                     self.body_end = p + 1
                     self.last_sig = c
+                elif c == ":" and fstack:  # in a field, not at its top level
+                    self.tail = ""
+                    self.body_end = p + 1
+                    self.last_sig = c
                 else:
-                    m = _PLAIN.match(text, i)
+                    m = (_PLAIN_FIELD if fstack else _PLAIN).match(text, i)
                     assert m is not None
                     j = m.end()
                     self.body_end = base + j
                     self.last_sig = text[j - 1]
+                    if self.pep701:
+                        self._plain_tail(text[i:j])
                     i = j
                     continue
                 i += 1
+            elif mode in (M_FSTR, M_FSPEC):
+                if self._fstring_char(c, p):
+                    i += 1
+            elif mode == M_FLBRACE:
+                if c == "{":  # '{{': a literal brace
+                    self.mode = M_FSTR
+                    i += 1
+                else:
+                    k = len(self.fstack) - 1
+                    self._open_field(self.fstack[k][3])  # scan c again as code
             elif mode == M_STR:
                 if self.esc:
                     self.esc = False
@@ -508,15 +669,25 @@ class Scanner:
                     self.mode = M_Q2
                     self.body_end = p + 1
                     i += 1
+                elif self.fq:
+                    self.fq = False
+                    self.fstack.append([F_STR, self.quote, False, self.fraw, self.depth])
+                    self.mode = M_FSTR  # scan c again in the f-string
                 else:
                     self.mode = M_STR  # scan c again as string content
             else:  # M_Q2
                 if c == self.quote:
-                    self.mode = M_STR3
                     self.count = 0
                     self.body_end = p + 1
                     i += 1
+                    if self.fq:
+                        self.fq = False
+                        self.fstack.append([F_STR, self.quote, True, self.fraw, self.depth])
+                        self.mode = M_FSTR
+                    else:
+                        self.mode = M_STR3
                 else:
+                    self.fq = False
                     self.mode = M_CODE  # an empty string; scan c again as code
         self.pos = base + i
         self.stop = i
@@ -534,7 +705,7 @@ class Scanner:
             self._newline(p)
         if self.word_on:
             self._word_done()
-        if self.mode == M_STR or self.mode == M_STR3 or self.mode == M_Q1:
+        if self.mode in (M_STR, M_STR3, M_Q1, M_FSTR, M_FSPEC, M_FLBRACE):
             self.body_end = p
         if self.in_line:
             self.in_line = False

@@ -10,6 +10,7 @@ differential tests compare them on every input they have.
 """
 
 from eager_rt.scanner_pure import (
+    PEP701,
     CONT_PREFIXES,
     DECO_PREFIXES,
     EV_CUT,
@@ -37,6 +38,13 @@ cdef enum:
     M_STR = 5
     M_STR3 = 6
     M_BINDENT = 7
+    M_FSTR = 8
+    M_FLBRACE = 9
+    M_FSPEC = 10
+
+cdef enum:
+    F_STR = 0
+    F_FIELD = 1
 
 cdef enum:
     S_IDLE = 0
@@ -55,6 +63,11 @@ cdef int C_EV_SPEC = EV_SPEC
 
 cdef inline bint is_name_start(Py_UCS4 c) noexcept:
     return (c >= 97 and c <= 122) or (c >= 65 and c <= 90) or c == 95 or c >= 128
+
+
+cdef inline bint is_prefix_letter(Py_UCS4 c) noexcept:
+    return (c == u'r' or c == u'R' or c == u'b' or c == u'B' or c == u'u' or c == u'U'
+            or c == u'f' or c == u'F')
 
 
 cdef inline bint is_name_char(Py_UCS4 c) noexcept:
@@ -98,9 +111,19 @@ cdef class Scanner:
     cdef bint halt
     cdef bint closing
     cdef list events
+    cdef public bint pep701
+    cdef int tail_len
+    cdef bint tail_ok
+    cdef bint tail_f
+    cdef bint tail_r
+    cdef bint fq
+    cdef bint fraw
+    cdef list fstack
+    cdef int fesc
 
-    def __init__(self, bint probe=True):
+    def __init__(self, bint probe=True, bint pep701=PEP701):
         self.probe = probe
+        self.pep701 = pep701
         self.stop = 0
         self.restart(0)
 
@@ -136,6 +159,11 @@ cdef class Scanner:
         self.halt = False
         self.closing = False
         self.events = []
+        self._tail_reset()
+        self.fq = False
+        self.fraw = False
+        self.fstack = []
+        self.fesc = 0
 
     # -- statement state machine -------------------------------------------
 
@@ -222,11 +250,12 @@ cdef class Scanner:
 
     cdef void _newline(self, Py_ssize_t end) except *:
         cdef Py_ssize_t size
+        cdef bint pline = self.pline
+        self.pline = False
         if self.depth > 0:
             self.mode = M_BINDENT
             self.bind = False
-            if self.pline:
-                self.pline = False
+            if pline:
                 size = end - self.last_cut
                 if size >= self.probe_min and not self.closing:
                     self.probe_min = 2 * size
@@ -243,6 +272,103 @@ cdef class Scanner:
                 self.events.append((C_EV_SPEC, self.stmt_end, self.stmt_body, 0, 0))
         self.mode = M_INDENT
         self.indented = False
+
+    # -- f-strings as nested code (3.12+) ---------------------------------------
+
+    cdef inline void _tail_reset(self) noexcept:
+        self.tail_len = 0
+        self.tail_ok = True
+        self.tail_f = False
+        self.tail_r = False
+
+    cdef inline void _tail_add(self, Py_UCS4 c) noexcept:
+        if self.tail_len < 3:
+            self.tail_len += 1
+            if self.tail_len <= 2:
+                if not is_prefix_letter(c):
+                    self.tail_ok = False
+                if c == u'f' or c == u'F':
+                    self.tail_f = True
+                if c == u'r' or c == u'R':
+                    self.tail_r = True
+
+    cdef void _open_field(self, object raw) except *:
+        self.depth += 1
+        self.fstack.append([F_FIELD, self.depth, False, raw])
+        self.mode = M_CODE
+
+    cdef void _close_field(self) except *:
+        self.fstack.pop()
+        self.depth -= 1
+        self.mode = M_FSTR if self.fstack[len(self.fstack) - 1][0] == F_STR else M_FSPEC
+
+    cdef void _close_fstring(self, Py_ssize_t body_end) except *:
+        cdef list frame
+        while self.fstack[len(self.fstack) - 1][0] != F_STR:
+            self.fstack.pop()
+        frame = self.fstack.pop()
+        self.depth = frame[4]
+        self.mode = M_CODE
+        self.fesc = 0
+        self.body_end = body_end
+        self.last_sig = frame[1]
+
+    cdef bint _fstring_char(self, Py_UCS4 c, Py_ssize_t p) except -1:
+        cdef bint spec = self.mode == M_FSPEC
+        cdef Py_ssize_t k = len(self.fstack) - 1
+        cdef list frame
+        cdef Py_UCS4 quote
+        cdef bint triple, raw
+        cdef int fe = self.fesc
+        while self.fstack[k][0] != F_STR:
+            k -= 1
+        frame = self.fstack[k]
+        quote = frame[1]
+        triple = frame[2]
+        raw = frame[3]
+        if fe:
+            if fe == 4:
+                if c == u'}':
+                    self.fesc = 0
+                return True
+            self.fesc = 0
+            if fe == 3:
+                if c == u'{':
+                    self.fesc = 4
+                    return True
+            elif c != u'{' and c != u'}':
+                if fe == 1 and c == u'\r':
+                    self.fesc = 2
+                elif c == u'N' and not raw:
+                    self.fesc = 3
+                self.count = 0
+                return True
+        if c == u'\\':
+            self.fesc = 1
+            self.count = 0
+            return True
+        if c == quote:
+            if triple:
+                self.count += 1
+                if self.count < 3:
+                    return True
+            self._close_fstring(p + 1)
+            return True
+        self.count = 0
+        if c == u'{':
+            if spec:
+                self._open_field(raw)
+            else:
+                self.mode = M_FLBRACE
+            return True
+        if c == u'}':
+            if spec:
+                self._close_field()
+            return True
+        if (c == u'\n' or c == u'\r') and not triple and not spec:
+            self._close_fstring(p)
+            return False
+        return True
 
     # -- lexer ----------------------------------------------------------------
 
@@ -281,6 +407,7 @@ cdef class Scanner:
                     if is_name_char(c):
                         if len(self.word) <= C_MAX_WORD:
                             self.word += c
+                        self._tail_add(c)
                         if not self.decided:
                             self._check_prefix()
                         self.body_end = p + 1
@@ -298,39 +425,78 @@ cdef class Scanner:
                         i += 1
                         continue
                 if c == u' ' or c == u'\t' or c == u'\x0c':
-                    pass
-                elif c == u'\n':
+                    self._tail_reset()
+                    i += 1
+                    continue
+                if c == u'\n':
+                    self._tail_reset()
                     self._newline(p + 1)
                     i += 1
                     if self.halt:
                         break
                     continue
-                elif c == u'\r':
+                if self.fstack and (c == u'}' or c == u':'):
+                    top = self.fstack[len(self.fstack) - 1]
+                    if top[0] == F_FIELD and top[1] == self.depth:
+                        self._tail_reset()
+                        if c == u'}':
+                            self._close_field()
+                            i += 1
+                            continue
+                        if not top[2]:
+                            top[2] = True
+                            self.mode = M_FSPEC
+                            i += 1
+                            continue
+                if c == u'\r':
+                    self._tail_reset()
                     self.cr = True
                 elif c == u'#':
+                    self._tail_reset()
                     self.mode = M_COMMENT
                 elif c == u'(' or c == u'[' or c == u'{':
+                    self._tail_reset()
                     self.depth += 1
                     self.body_end = p + 1
                     self.last_sig = c
                 elif c == u')' or c == u']' or c == u'}':
+                    self._tail_reset()
                     if self.depth > 0:
                         self.depth -= 1
                     self.body_end = p + 1
                     self.last_sig = c
                 elif c == u"'" or c == u'"':
+                    if (self.pep701 and self.tail_len > 0 and self.tail_len <= 2 and self.tail_ok
+                            and self.tail_f):
+                        self.fq = True
+                        self.fraw = self.tail_r
+                    self._tail_reset()
                     self.quote = c
                     self.mode = M_Q1
                     self.body_end = p + 1
                     self.last_sig = c
                 elif c == u'\\':
+                    self._tail_reset()
                     self.esc = True
                     self.body_end = p + 1
                     self.last_sig = c
                 else:
+                    if is_name_char(c):
+                        self._tail_add(c)
+                    else:
+                        self._tail_reset()
                     self.body_end = p + 1
                     self.last_sig = c
                 i += 1
+            elif mode == M_FSTR or mode == M_FSPEC:
+                if self._fstring_char(c, p):
+                    i += 1
+            elif mode == M_FLBRACE:
+                if c == u'{':
+                    self.mode = M_FSTR
+                    i += 1
+                else:
+                    self._open_field(self.fstack[len(self.fstack) - 1][3])
             elif mode == M_STR:
                 if self.esc:
                     self.esc = False
@@ -419,15 +585,25 @@ cdef class Scanner:
                     self.mode = M_Q2
                     self.body_end = p + 1
                     i += 1
+                elif self.fq:
+                    self.fq = False
+                    self.fstack.append([F_STR, self.quote, False, self.fraw, self.depth])
+                    self.mode = M_FSTR
                 else:
                     self.mode = M_STR
             else:
                 if c == self.quote:
-                    self.mode = M_STR3
                     self.count = 0
                     self.body_end = p + 1
                     i += 1
+                    if self.fq:
+                        self.fq = False
+                        self.fstack.append([F_STR, self.quote, True, self.fraw, self.depth])
+                        self.mode = M_FSTR
+                    else:
+                        self.mode = M_STR3
                 else:
+                    self.fq = False
                     self.mode = M_CODE
         self.pos = base + i
         self.stop = i
@@ -444,7 +620,8 @@ cdef class Scanner:
             self._newline(p)
         if self.word_on:
             self._word_done()
-        if self.mode == M_STR or self.mode == M_STR3 or self.mode == M_Q1:
+        if (self.mode == M_STR or self.mode == M_STR3 or self.mode == M_Q1
+                or self.mode == M_FSTR or self.mode == M_FSPEC or self.mode == M_FLBRACE):
             self.body_end = p
         if self.in_line:
             self.in_line = False

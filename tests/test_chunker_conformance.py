@@ -10,6 +10,7 @@ token that makes it final.
 from __future__ import annotations
 
 import random
+import sys
 import tokenize
 from io import StringIO
 
@@ -455,3 +456,77 @@ def test_early_confirmation_work_stays_linear(
     chunks = feed_pieces(list(src), scanner_cls)
     assert [c.kind for c in chunks] == [S, S]
     assert sum(compiled) <= 3 * len(src)
+
+
+# -- f-strings as nested code (PEP 701, Python 3.12+) ------------------------------
+
+
+def _pep701(cls: type[ScannerType]) -> type[ScannerType]:
+    """The same scanner with 3.12 f-string tokenization forced on (or off)."""
+
+    class Forced(cls):  # type: ignore[valid-type,misc]
+        def __init__(self, probe: bool = True) -> None:
+            super().__init__(probe, True)
+
+    return Forced
+
+
+PEP701_CASES: dict[str, tuple[str, list[str]]] = {
+    "same quotes nested": ('s = f"{"a"}"\nt = 1\n', ['s = f"{"a"}"\n', "t = 1\n"]),
+    "nested f-strings": (
+        "s = f'{f'{f'{x}'}'}'\nt = 1\n",
+        ["s = f'{f'{f'{x}'}'}'\n", "t = 1\n"],
+    ),
+    "quote inside a field": ('s = f"{\'"\'}"\nt\n', ['s = f"{\'"\'}"\n', "t\n"]),
+    "comment and newline in a field": (
+        's = f"{x  # not the end"\n}"\nt\n',
+        ['s = f"{x  # not the end"\n}"\n', "t\n"],
+    ),
+    "multi-line field": ('s = f"{1 +\n2}"\nt\n', ['s = f"{1 +\n2}"\n', "t\n"]),
+    "format spec with fields": (
+        's = f"{x!r:>{w}.{p}}{y:{"#"}}"\nt\n',
+        ['s = f"{x!r:>{w}.{p}}{y:{"#"}}"\n', "t\n"],
+    ),
+    "doubled braces": ('s = f"{{x}} {{" + f"}}"\nt\n', ['s = f"{{x}} {{" + f"}}"\n', "t\n"]),
+    "named escape is not a field": (
+        's = f"\\N{DIGIT ONE}{x}"\nt\n',
+        ['s = f"\\N{DIGIT ONE}{x}"\n', "t\n"],
+    ),
+    "raw f-string backslash": (
+        's = rf"\\{x}\\"" + Rf"{x}"\nt\n',
+        ['s = rf"\\{x}\\"" + Rf"{x}"\n', "t\n"],
+    ),
+    "triple-quoted f-string": (
+        's = f"""{x}\n{"""\n"""}"""\nt\n',
+        ['s = f"""{x}\n{"""\n"""}"""\n', "t\n"],
+    ),
+    "f-string in a block": (
+        'if x:\n    s = f"{"else:"}"\nelse:\n    s = f"{y!r}"\nt\n',
+        ['if x:\n    s = f"{"else:"}"\nelse:\n    s = f"{y!r}"\n', "t\n"],
+    ),
+    "a name that is not a prefix": ('s = 1 if"{"else 2\nt\n', ['s = 1 if"{"else 2\n', "t\n"]),
+    "unterminated f-string": ('s = f"{x}\nt = 1\n', ['s = f"{x}\n', "t = 1\n"]),
+}
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+@pytest.mark.parametrize("name", sorted(PEP701_CASES))
+def test_pep701_fstrings(name: str, scanner_cls: type[ScannerType]) -> None:
+    src, expected = PEP701_CASES[name]
+    forced = _pep701(scanner_cls)
+    whole = feed_pieces([src], forced)
+    assert [c.code for c in whole] == expected
+    assert signature(feed_pieces(list(src), forced)) == signature(whole)
+    if sys.version_info >= (3, 12):
+        kinds = [c.kind for c in whole]
+        assert kinds == [E if name == "unterminated f-string" else S, S]
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+def test_probe_only_for_the_line_that_ends_inside_brackets(scanner_cls: type[ScannerType]) -> None:
+    """A column-0 line that closes its bracket is never probed later (a fuzz find)."""
+    src = "x = {'a\r\nabc}\r    \r][\rdef'\n"
+    whole = feed_pieces([src], scanner_cls)
+    assert [c.code for c in whole] == ["x = {'a\r\nabc}\r", "    \r][\r", "def'\n"]
+    for cut in range(1, len(src)):
+        assert signature(feed_pieces([src[:cut], src[cut:]], scanner_cls)) == signature(whole)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import random
 import warnings
 
 import pytest
@@ -215,3 +216,63 @@ def test_native_equals_pure_on_unicode(text: str, cuts: list[int]) -> None:
     native = feed_pieces(pieces, NativeScanner)
     assert signature(native) == signature(feed_pieces(pieces, PureScanner))
     assert "".join(c.code for c in native) == text
+
+
+FSOUP = [
+    *SOUP,
+    "f'",
+    'f"',
+    "rf'",
+    'Rf"',
+    "fr'''",
+    'f"""',
+    "{",
+    "}",
+    "{{",
+    "}}",
+    ":",
+    "!r",
+    "\\N{",
+    "\\",
+    "x}",
+    "{x:",
+]
+fsoups = st.lists(st.sampled_from(FSOUP), max_size=40).map("".join)
+
+
+def _forced(cls: type[ScannerType]) -> type[ScannerType]:
+    class Forced(cls):  # type: ignore[valid-type,misc]
+        def __init__(self, probe: bool = True) -> None:
+            super().__init__(probe, True)
+
+    return Forced
+
+
+@pytest.mark.skipif(NativeScanner is None, reason="eager_rt._native not built")
+@SETTINGS
+@given(text=st.one_of(fsoups, any_text), cuts=st.lists(st.integers(min_value=0), max_size=30))
+def test_native_equals_pure_with_pep701_fstrings(text: str, cuts: list[int]) -> None:
+    """The 3.12 f-string tokenization agrees too, whatever the running Python."""
+    assert NativeScanner is not None
+    pieces = split(text, cuts)
+    native = feed_pieces(pieces, _forced(NativeScanner))
+    assert signature(native) == signature(feed_pieces(pieces, _forced(PureScanner)))
+    assert signature(native) == signature(feed_pieces([text], _forced(NativeScanner)))
+    assert "".join(c.code for c in native) == text
+
+
+def test_seeded_soup_fuzz() -> None:
+    """A fixed-seed sweep over token soup: split invariance, native == pure, both modes."""
+    rng = random.Random(20261122)
+    pairs: list[tuple[type[ScannerType], type[ScannerType] | None]] = [
+        (PureScanner, NativeScanner),
+        (_forced(PureScanner), None if NativeScanner is None else _forced(NativeScanner)),
+    ]
+    for _ in range(1500):
+        text = "".join(rng.choice(FSOUP) for _ in range(rng.randint(0, 50)))
+        pieces = split(text, [rng.randint(0, 100) for _ in range(rng.randint(0, 20))])
+        for pure, native in pairs:
+            whole = signature(feed_pieces([text], pure))
+            assert signature(feed_pieces(pieces, pure)) == whole, (text, pieces)
+            if native is not None:
+                assert signature(feed_pieces(pieces, native)) == whole, (text, pieces)
