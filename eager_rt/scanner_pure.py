@@ -13,11 +13,16 @@ Any change here must be made there too.
 How it works (one pass, each character looked at once, state kept between
 feeds so a token may end anywhere):
 
-* A lexer tracks what ``tokenize`` would: strings (every prefix is just an
-  identifier before the quote, which is all the 3.10/3.11 tokenizer needs),
-  single and triple quotes with backslash escapes, comments, bracket depth,
+* A lexer tracks what the interpreter's tokenizer would: strings, single
+  and triple quotes with backslash escapes, comments, bracket depth,
   backslash continuations and the three newline spellings (``\\n``,
   ``\\r\\n``, ``\\r``; a trailing ``\\r`` waits for the next character).
+  Up to 3.11 an f-string is one string token, so a prefix is just a name
+  before the quote.  From 3.12 (PEP 701, ``pep701=True``) an f-string is
+  nested code: the scanner keeps a stack of f-strings and replacement
+  fields, so ``f"{"a"}"``, comments and newlines inside fields, ``{{``,
+  ``\\N{...}`` and format specs with fields all scan as the 3.12 tokenizer
+  reads them.
 * At depth 0 a newline ends a *logical line* (NEWLINE) unless the line held
   only whitespace and comments (NL).  The first significant character of a
   logical line decides whether it starts at column 0: only form feeds may

@@ -9,7 +9,9 @@ token that makes it final.
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
 import sys
 import tokenize
 from io import StringIO
@@ -19,7 +21,14 @@ import pytest
 from eager_rt.chunk import Chunk
 from eager_rt.chunker import Chunker
 from eager_rt.scanner_pure import Scanner as ScannerType
-from tests.chunker_helpers import SCANNERS, compile_chunk, feed_pieces, random_pieces, signature
+from tests.chunker_helpers import (
+    SCANNERS,
+    NativeScanner,
+    compile_chunk,
+    feed_pieces,
+    random_pieces,
+    signature,
+)
 
 S = "statement"
 E = "syntax_error"
@@ -530,3 +539,57 @@ def test_probe_only_for_the_line_that_ends_inside_brackets(scanner_cls: type[Sca
     assert [c.code for c in whole] == ["x = {'a\r\nabc}\r", "    \r][\r", "def'\n"]
     for cut in range(1, len(src)):
         assert signature(feed_pieces([src[:cut], src[cut:]], scanner_cls)) == signature(whole)
+
+
+# -- which scanner runs ------------------------------------------------------------
+
+_PROBE_IMPORT = """
+import sys, warnings
+{block}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import eager_rt
+    from eager_rt.scanner import Scanner, PureScanner
+    native = eager_rt.NATIVE
+chunks = eager_rt.Chunker().feed("if x:\\n    y\\nz\\n")
+warned = sum("native scanner" in str(w.message) for w in caught)
+print(native, Scanner is PureScanner, len(chunks), warned)
+"""
+
+_BLOCK_NATIVE = """
+import importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "eager_rt._native":
+            raise ImportError("blocked for the test")
+        return None
+sys.meta_path.insert(0, Block())
+"""
+
+
+def _import_report(block: str, env_pure: bool) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "EAGER_RT_PURE"}
+    if env_pure:
+        env["EAGER_RT_PURE"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE_IMPORT.format(block=block)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_pure_forced_by_environment() -> None:
+    assert _import_report("", env_pure=True) == "False True 2 0"
+
+
+def test_fallback_warns_without_the_extension() -> None:
+    assert _import_report(_BLOCK_NATIVE, env_pure=False) == "False True 2 1"
+
+
+@pytest.mark.skipif(NativeScanner is None, reason="eager_rt._native not built")
+def test_native_chosen_when_built() -> None:
+    assert _import_report("", env_pure=False) == "True False 2 0"
