@@ -237,10 +237,15 @@ class WorkerSession(Session):
             outcome = await pending.future
             ended = time.perf_counter()
         except asyncio.CancelledError:
-            # the caller gave up; stop the code rather than leave it running unseen
-            # (awaiting the future directly means the cancellation cancelled it too)
-            if self._running and (pending.future.cancelled() or not pending.future.done()):
-                self._spawn(self._interrupt(pending))
+            # The caller gave up: stop the code before the cancellation goes on,
+            # so nothing keeps running behind its back. (Awaiting the future
+            # directly means the cancellation cancelled it too.)
+            finished = pending.future.done() and not pending.future.cancelled()
+            if self._running and not finished:
+                cleanup = self._spawn(self._abandon(pending))
+                with contextlib.suppress(asyncio.CancelledError):
+                    # cancelled again: the clean-up goes on, owned by the session
+                    await asyncio.shield(cleanup)
             raise
         finally:
             if deadline is not None:
@@ -314,6 +319,27 @@ class WorkerSession(Session):
             result.detail += f"; the restart failed: {exc}"
         else:
             result.detail += " and restarted" if pending.killed else "; the worker was restarted"
+
+    async def _abandon(self, pending: _Pending) -> None:
+        """Stop the code of a cancelled execute(): interrupt, and kill + restart if it holds on."""
+        stopped: asyncio.Future[dict[str, Any] | _Gone] = asyncio.get_running_loop().create_future()
+        pending.future = stopped  # the reader settles this one from now on
+        if pending.escalation is not None:
+            pending.escalation.cancel()
+        await self._interrupt(pending)
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(stopped), self.interrupt_grace)
+        except TIMEOUT_ERRORS:
+            outcome = None
+        if isinstance(outcome, dict):
+            return  # it stopped; the state is kept
+        if isinstance(outcome, _Gone) and outcome.by_session:
+            return  # close() or restart() took over
+        # it would not stop (or the worker died meanwhile): start afresh
+        await self._shutdown_worker()
+        if (outcome is None or self.auto_restart) and not self._closed:
+            with contextlib.suppress(BackendError):
+                await self._boot(self.start_timeout)
 
     def _on_deadline(self, pending: _Pending) -> None:
         if pending.future.done():

@@ -494,9 +494,9 @@ async def test_timeout_ignoring_interrupt_kills_restarts_and_loses_state(
     old = s.pid
     r = await s.execute(
         "import time\n"
-        "print('stubborn', flush=True)\n"
         "while True:\n"
         "    try:\n"
+        "        print('stubborn', flush=True)\n"
         "        time.sleep(30)\n"
         "    except KeyboardInterrupt:\n"
         "        pass\n",
@@ -505,7 +505,7 @@ async def test_timeout_ignoring_interrupt_kills_restarts_and_loses_state(
     assert r.status is Status.TIMEOUT
     assert r.state_lost
     assert "killed" in r.detail and "restarted" in r.detail
-    assert r.stdout == "stubborn\n"
+    assert r.stdout == "stubborn\nstubborn\n"  # once, and once more after the interrupt
     assert s.alive and s.pid != old
     assert await wait_until_gone(old)
     r = await s.execute("print('kept' in globals())", timeout=T)
@@ -522,16 +522,40 @@ async def test_timeout_with_sigint_ignored_at_the_os_level(make_session: Any) ->
     assert (await s.execute("print('fresh')", timeout=T)).stdout == "fresh\n"
 
 
-async def test_cancelled_execute_interrupts_the_code(s: LocalSession) -> None:
-    await s.execute("kept = 5", timeout=T)
+async def test_cancelled_execute_stops_the_code_before_it_propagates(s: LocalSession) -> None:
+    await s.execute("kept = 5\nstopped = []", timeout=T)
     task, _ = await run_until_output(
-        s, "import time\nprint('go', flush=True)\ntime.sleep(30)\nkept = 6", "go"
+        s,
+        "import time\n"
+        "try:\n    print('go', flush=True)\n    time.sleep(30)\nfinally:\n"
+        "    stopped.append(1)\nkept = 6",
+        "go",
     )
+    pid = s.pid
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    r = await s.execute("print(kept)", timeout=T)
-    assert r.stdout == "5\n"  # the abandoned code was stopped before its last line
+    assert s.alive and s.pid == pid
+    r = await s.execute("print(kept, stopped)", timeout=T)
+    assert r.stdout == "5 [1]\n"  # stopped before its last line, the state kept
+
+
+async def test_cancelled_execute_kills_code_that_will_not_stop(make_session: Any) -> None:
+    s = await make_session(interrupt_grace=0.3)
+    task, _ = await run_until_output(
+        s,
+        "import time\nwhile True:\n    try:\n        print('go', flush=True)\n"
+        "        time.sleep(30)\n    except KeyboardInterrupt:\n        pass",
+        "go",
+    )
+    old = s.pid
+    assert old is not None
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert process_gone(old) or await wait_until_gone(old)
+    assert s.alive and s.pid != old  # restarted before the cancellation propagated
+    assert (await s.execute("print('fresh')", timeout=T)).stdout == "fresh\n"
 
 
 # --------------------------------------------------------------------------- death
