@@ -117,8 +117,15 @@ class WorkerSession(Session):
     ``memory_limit``, in bytes, applied as RLIMIT_AS).
 
     Options: ``interrupt_grace`` seconds between the interrupt sent at a timeout
-    and the kill; ``auto_restart`` a worker that died; ``start_timeout`` for
-    the restarts this class performs on its own.
+    (or at a cancelled ``execute``) and the kill; ``auto_restart`` a worker that
+    died; ``start_timeout`` for the restarts this class performs on its own.
+
+    What this class guarantees on top of the transport: an interrupt is sent as
+    an ``interrupt`` frame and then SIGINT, so it stops its execution even if it
+    reaches the worker before the code starts; a death is noticed through the
+    channel's EOF or :meth:`_wait_exit`, whichever comes first, also between
+    executions (the next ``execute`` then restarts, or raises ``SessionDead``);
+    a cancelled ``execute`` stops its code before the cancellation propagates.
     """
 
     def __init__(
