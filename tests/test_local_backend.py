@@ -749,6 +749,24 @@ async def test_display_uses_repr_methods(s: LocalSession) -> None:
     assert r.displays[1] == {"text/plain": "7"}
 
 
+async def test_display_of_png_bytes_and_of_a_figure(s: LocalSession) -> None:
+    pytest.importorskip("matplotlib")
+    r = await s.execute(
+        "import io\nimport matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots()\nax.plot([1, 2])\n"
+        "buf = io.BytesIO()\nfig.savefig(buf, format='png')\n"
+        "class Picture:\n"
+        "    def _repr_png_(self):\n"
+        "        return buf.getvalue()\n"
+        "display(Picture(), fig)\n",
+        timeout=T,
+    )
+    assert r.status is Status.OK, r
+    assert len(r.displays) == 2
+    for bundle in r.displays:
+        assert base64.b64decode(bundle["image/png"]).startswith(PNG_SIGNATURE)
+
+
 # --------------------------------------------------------------------------- interpreter choice
 
 
