@@ -803,6 +803,17 @@ async def test_python_option_runs_another_interpreter(make_session: Any, python:
     assert r.stdout == "fd\nx\n" and r.error is not None and r.error.lineno == 4
 
 
+async def test_python_option_runs_a_virtualenv(make_session: Any, tmp_path: Path) -> None:
+    import venv
+
+    venv.EnvBuilder(with_pip=False).create(tmp_path / "env")
+    python = tmp_path / "env" / "bin" / "python"
+    s = await make_session(python=str(python))
+    r = await s.execute("import sys\nprint(sys.prefix)", timeout=T)
+    assert r.status is Status.OK, r
+    assert os.path.realpath(r.stdout.strip()) == os.path.realpath(tmp_path / "env")
+
+
 # --------------------------------------------------------------------------- clean-up
 
 
