@@ -79,6 +79,16 @@ async def _run_modes(
     async with backend:
         for mode in modes:
             session = backend.session(cwd=str(args.script.resolve().parent))
+            printer.err.write(
+                f"--- {mode} run on {args.backend} at {args.tps:g} tokens/s"
+                + (
+                    ": output appears while the code is generated"
+                    if mode == "eager"
+                    else ": the whole program is generated first, then run"
+                )
+                + " ---\n"
+            )
+            printer.err.flush()
             try:
                 await session.start(timeout=300)
                 t_setup = await measure_setup(session)
@@ -115,8 +125,10 @@ def _run_record(run: RunResult, t_setup: float, tps: float) -> dict[str, Any]:
 
 def _print_summary(runs: list[tuple[RunResult, float]], out: TextIO) -> None:
     out.write("\n")
-    out.write(f"{'mode':<7} {'status':<12} {'gen_s':>7} {'exec_s':>7} {'nel_s':>7} "
-              f"{'e2el_s':>7} {'chunks':>6} {'batches':>7}\n")
+    out.write(
+        f"{'mode':<7} {'status':<12} {'gen_s':>7} {'exec_s':>7} {'nel_s':>7} "
+        f"{'e2el_s':>7} {'chunks':>6} {'batches':>7}\n"
+    )
     for run, _ in runs:
         s = run.summary()
         out.write(
@@ -167,7 +179,9 @@ def handle(args: argparse.Namespace) -> int:
     if args.timeline:
         from eager_rt.timeline import draw_timeline
 
-        draw_timeline([r for r, _ in runs], args.timeline, title=f"{script.name} @ {args.tps} tok/s")
+        draw_timeline(
+            [r for r, _ in runs], args.timeline, title=f"{script.name} @ {args.tps} tok/s"
+        )
     if args.json:
         payload: dict[str, Any] = {
             "runs": [_run_record(run, t_setup, args.tps) for run, t_setup in runs]
