@@ -57,6 +57,11 @@ class LocalKernel:
     # -- lifecycle ---------------------------------------------------------
 
     @property
+    def death(self) -> str | None:
+        """Why the kernel died, once it did (None while it lives)."""
+        return self._dead
+
+    @property
     def alive(self) -> bool:
         return self._kc is not None and self._dead is None and not self._closed
 

@@ -86,9 +86,15 @@ class GatewayKernel:
         self._tasks: list[asyncio.Task[None]] = []
         self._dead: str | None = None
         self._gateway_restarted = False
+        self._gone = False  # the gateway answered 404 for our kernel
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def death(self) -> str | None:
+        """Why the kernel died, once it did (None while it lives)."""
+        return self._dead
 
     @property
     def alive(self) -> bool:
@@ -125,13 +131,15 @@ class GatewayKernel:
         await self._disconnect()
         self._queue = asyncio.Queue()
         self._dead = None
-        assert self.kernel_id is not None
-        try:
-            if not restarted:
+        if self._gone:  # a restart of a kernel the gateway forgot fails with HTTP 500
+            self.kernel_id, self._gone = None, False
+        if self.kernel_id is not None and not restarted:
+            try:
                 path = f"/api/kernels/{quote(self.kernel_id)}/restart"
                 await self._request("POST", path, {}, timeout)
-        except KernelDied:  # 404: the gateway no longer has it
-            self.kernel_id = None
+            except KernelDied:  # 404: the gateway no longer has it
+                self.kernel_id = None
+        if self.kernel_id is None:
             await self._create(timeout)
         await self._connect(timeout)
         self._tasks.append(asyncio.get_running_loop().create_task(self._watch()))
@@ -324,6 +332,7 @@ class GatewayKernel:
         if response.code == 599:  # tornado's "no HTTP response at all"
             raise BackendError(f"cannot reach the gateway at {self.url}: {response.error}")
         if response.code == 404 and path.startswith("/api/kernels/"):
+            self._gone = True
             raise KernelDied(f"the gateway no longer knows kernel {self.kernel_id}")
         if response.code >= 400:
             text = response.body.decode("utf-8", "replace")[:300] if response.body else ""

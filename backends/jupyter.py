@@ -51,6 +51,10 @@ class KernelTransport(Protocol):
     @property
     def alive(self) -> bool: ...
 
+    @property
+    def death(self) -> str | None:
+        """Why the kernel died, once it did."""
+
     async def start(self, timeout: float | None) -> None: ...
 
     async def send_execute(self, code: str, *, silent: bool = False) -> str: ...
@@ -161,9 +165,25 @@ class JupyterSession(Session):
     ) -> ExecResult:
         async with self._lock:
             await self._finish_abandoned()
-            if not self.alive:
-                raise SessionDead("the kernel session is not alive; start() or restart() it first")
-            return await self._execute(code, timeout, on_output)
+            note = await self._revive()
+            result = await self._execute(code, timeout, on_output)
+            if note:
+                result.state_lost = True
+                result.detail = f"{note}; {result.detail}" if result.detail else note
+            return result
+
+    async def _revive(self) -> str:
+        """Restart a kernel that died between executions, if allowed; say so, or raise."""
+        if self.alive:
+            return ""
+        death = None if self._kernel is None else self._kernel.death
+        if death is None or self._closed or not self.auto_restart:
+            why = f" (the kernel died: {death})" if death else ""
+            raise SessionDead(
+                f"the kernel session is not alive{why}; start() or restart() it first"
+            )
+        await self._relaunch(None)
+        return f"the kernel had died while idle ({death}) and was restarted"
 
     # -- one execution -----------------------------------------------------
 

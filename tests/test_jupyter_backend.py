@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -302,6 +303,48 @@ async def test_death_without_auto_restart_leaves_the_session_dead(
         assert (await session.execute("print(1)", timeout=60)).stdout == "1\n"
     finally:
         await session.close()
+
+
+async def _until_dead(session: JupyterSession) -> None:
+    while session.alive:
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.anyio
+async def test_local_kernel_killed_while_idle_is_restarted_by_the_next_execute() -> None:
+    session = await started()
+    try:
+        await session.execute("kept = 1", timeout=60)
+        os.kill(session.kernel.pid, signal.SIGKILL)
+        await asyncio.wait_for(_until_dead(session), 30)  # noticed without any request
+        result = await session.execute("print('kept' in globals())", timeout=120)
+        assert result.status is Status.OK, result
+        assert result.stdout == "False\n"
+        assert result.state_lost
+        assert "died while idle" in result.detail and "SIGKILL" in result.detail
+    finally:
+        await session.close()
+
+
+@pytest.mark.anyio
+async def test_kernel_deleted_on_the_gateway_is_noticed(kernel_gateway: Gateway) -> None:
+    for auto_restart in (False, True):
+        session = await started(
+            url=kernel_gateway.url, token=kernel_gateway.token, auto_restart=auto_restart
+        )
+        try:
+            kernel_gateway.delete_kernel(session.kernel.kernel_id)
+            await asyncio.wait_for(_until_dead(session), 30)
+            if not auto_restart:
+                with pytest.raises(SessionDead, match="no longer knows"):
+                    await session.execute("pass", timeout=60)
+                continue
+            result = await session.execute("print(2)", timeout=120)
+            assert result.status is Status.OK, result
+            assert result.stdout == "2\n"
+            assert result.state_lost and "no longer knows" in result.detail
+        finally:
+            await session.close()
 
 
 @pytest.mark.anyio

@@ -56,6 +56,16 @@ class Gateway:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
 
+    def delete_kernel(self, kernel_id: str, timeout: float = 30.0) -> None:
+        """Delete a kernel behind its session's back (to test that the session notices)."""
+        request = urllib.request.Request(
+            f"{self.url}/api/kernels/{kernel_id}",
+            method="DELETE",
+            headers={"Authorization": f"token {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout):
+            pass
+
     def kernel_ids(self) -> set[str]:
         kernels = self.get("/api/kernels")
         assert isinstance(kernels, list)
