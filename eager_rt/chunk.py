@@ -2,8 +2,10 @@
 
 Chunks are the unit the runtime schedules. Their ``code`` fields, concatenated
 in order (including what ``Chunker.close()`` returns), reproduce the token
-stream character for character, so a chunk carries the whitespace and comments
-that follow its statement.
+stream character for character. A chunk ends with the newline of its
+statement's last line (a same-line comment included); blank lines and comment
+lines after it open the *next* chunk, and whatever is left at the end of the
+stream is a ``trivia`` chunk.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ from eager_rt.events import (
 )
 from eager_rt.executor import ExecResult, Output, Session, Status
 from eager_rt.result import BatchRecord, ChunkRecord, RunError, RunResult, RunStatus
+from eager_rt.sources.boundary import is_boundary
 from eager_rt.sync import Portal, SyncSession
 
 __all__ = ["Mode", "OnError", "TokenSource", "arun_stream", "astream_events", "run_stream"]
@@ -221,6 +222,10 @@ class _StreamRun:
                 if not isinstance(piece, str):
                     raise TypeError(f"token source yielded {type(piece).__name__}, not str")
                 t = self.now()
+                if is_boundary(piece):
+                    # the source knows the code unit ended: its last statement is complete
+                    self.accept(self.chunker.flush())
+                    continue
                 if not piece:
                     continue
                 offset += len(piece)
