@@ -1,7 +1,8 @@
 """Cut a stream of LLM tokens into complete top-level statements, as they complete.
 
 Pipeline position: the runtime calls ``Chunker.feed(token)`` for every token
-and ``close()`` at the end; each returned :class:`~eager_rt.chunk.Chunk` is
+and ``close()`` at the end (``flush()`` where a source says a code unit
+ended); each returned :class:`~eager_rt.chunk.Chunk` is
 ready to schedule.  The scanner (``eager_rt.scanner``: Cython, or its pure
 twin) does the character work in one pass and says where a statement can no
 longer grow; this module slices the text, asks ``compile()`` once per
@@ -124,6 +125,24 @@ class Chunker:
                     if spec >= 0:
                         self._speculate(spec)
                     return out
+
+    def flush(self) -> list[Chunk]:
+        """The current code unit is over (a closing fence, a tool call's end).
+
+        The open statement is emitted as ``close()`` would emit it, at once,
+        instead of waiting for the next column-0 line to show it cannot grow.
+        The chunker stays usable: what is fed next starts on a fresh line,
+        with offsets and line numbers continuing.  Trivia after the last
+        statement stays pending and opens the next chunk, and a trailing
+        ``\r`` is held back for it, since a ``\n`` may follow.
+        """
+        if self._closed:
+            raise ValueError("Chunker.flush() after close()")
+        pieces = self._pieces
+        held = bool(pieces) and pieces[-1].endswith("\r")
+        out = [self._emit(ev[1], ev[2], ev[3], ev[4]) for ev in self._scanner.flush(held)]
+        self._spec = None
+        return out
 
     def close(self) -> list[Chunk]:
         """End of stream: flush the open statement and any trailing trivia."""

@@ -172,7 +172,8 @@ class Scanner:
     ``feed(text, begin)`` scans ``text[begin:]``, appended to the stream, and
     returns the events it produced; it stops early only after an
     ``EV_PROBE`` event, leaving ``stop`` at the first unscanned index.
-    ``close()`` flushes at end of stream.  ``restart(pos)`` forgets
+    ``close()`` flushes at end of stream; ``flush()`` does the same at the
+    end of a code unit and keeps scanning.  ``restart(pos)`` forgets
     everything and starts a fresh line at absolute offset ``pos`` (used after
     a probe found a dead statement).
     """
@@ -720,4 +721,26 @@ class Scanner:
             self._cut()
         elif self.state != S_IDLE:
             self._cut()
+        return events
+
+    def flush(self, held: bool = False) -> list[Event]:
+        """End of a code unit: cut the open statement as ``close`` does, then go on.
+
+        The scanner restarts at the current offset as at the start of a
+        stream, so the next text is read from a fresh line.  A trailing
+        ``\r`` is held back (a ``\n`` may follow it): the cut goes before
+        it and it is read again as the first character of the next unit, so
+        a flush never splits a ``\r\n`` between two chunks.  The scanner
+        knows a newline ``\r``; ``held`` says the last character is a
+        ``\r`` it took as string content (the caller has the text).
+        """
+        p = self.pos
+        held = held or self.cr or self.lfskip
+        if held:
+            self.cr = False
+            self.lfskip = False
+            self.pos = p - 1
+        events = self.close()
+        self.restart(p)
+        self.cr = held
         return events

@@ -632,3 +632,16 @@ cdef class Scanner:
         elif self.state != S_IDLE:
             self._cut()
         return events
+
+    def flush(self, bint held=False):
+        cdef Py_ssize_t p = self.pos
+        cdef list events
+        held = held or self.cr or self.lfskip
+        if held:
+            self.cr = False
+            self.lfskip = False
+            self.pos = p - 1
+        events = self.close()
+        self.restart(p)
+        self.cr = held
+        return events

@@ -15,8 +15,10 @@ from eager_rt.chunk import Chunk
 from eager_rt.chunker import Chunker
 from eager_rt.scanner import PureScanner, native_scanner
 from eager_rt.scanner_pure import Scanner as ScannerType
+from eager_rt.sources.boundary import BOUNDARY, is_boundary
 
 __all__ = [
+    "FLUSH",
     "SCANNERS",
     "NativeScanner",
     "PureScanner",
@@ -43,11 +45,15 @@ SCANNERS = [
 ]
 
 
+#: In a list of pieces: "the code unit ends here" (``Chunker.flush()``), as a source says it.
+FLUSH = BOUNDARY
+
+
 def feed_pieces(pieces: Iterable[str], scanner_cls: type[ScannerType] | None = None) -> list[Chunk]:
     chunker = Chunker(scanner_cls=scanner_cls)
     out: list[Chunk] = []
     for piece in pieces:
-        out += chunker.feed(piece)
+        out += chunker.flush() if is_boundary(piece) else chunker.feed(piece)
     out += chunker.close()
     return out
 

@@ -22,6 +22,7 @@ from eager_rt.chunk import Chunk
 from eager_rt.chunker import Chunker
 from eager_rt.scanner_pure import Scanner as ScannerType
 from tests.chunker_helpers import (
+    FLUSH,
     SCANNERS,
     NativeScanner,
     compile_chunk,
@@ -397,6 +398,140 @@ def test_keeps_working_after_errors(scanner_cls: type[ScannerType]) -> None:
     chunks = feed_pieces(list(src), scanner_cls)
     assert "".join(c.code for c in chunks) == src
     assert [c.kind for c in chunks] == [E if i % 3 == 0 else S for i in range(30)]
+
+
+# -- flush: the source says the code unit ended ---------------------------------
+
+#: name -> (units and FLUSH markers, [(code, kind), ...], what each FLUSH returns)
+FLUSH_CASES: dict[str, tuple[list[str], list[tuple[str, str]], list[int]]] = {
+    "for loop flushed at once": (
+        ["x = 1\nfor i in range(3):\n    print(i)\n", FLUSH],
+        [("x = 1\n", S), ("for i in range(3):\n    print(i)\n", S)],
+        [1],
+    ),
+    "if flushed before its else": (
+        ["if x:\n    a = 1\n", FLUSH, "else:\n    a = 2\n"],
+        [("if x:\n    a = 1\n", S), ("else:\n    a = 2\n", E)],
+        [1],
+    ),
+    "open bracket": (
+        ["y = f(1,\n", FLUSH, "z = 2\n"],
+        [("y = f(1,\n", E), ("z = 2\n", S)],
+        [1],
+    ),
+    "open bracket mid line": (["y = [1, 2", FLUSH], [("y = [1, 2", E)], [1]),
+    "open triple-quoted string": (
+        ["s = '''abc\n", FLUSH, "x = 1\n"],
+        [("s = '''abc\n", E), ("x = 1\n", S)],
+        [1],
+    ),
+    "open string mid line": (
+        ["s = 'abc", FLUSH, "x = 1\n"],
+        [("s = 'abc", E), ("x = 1\n", S)],
+        [1],
+    ),
+    "flush twice": (
+        ["if x:\n    a\n", FLUSH, FLUSH, "b = 1\n", FLUSH, FLUSH],
+        [("if x:\n    a\n", S), ("b = 1\n", S)],
+        [1, 0, 0, 0],
+    ),
+    "flush then more code": (
+        ["def f():\n    return 1\n", FLUSH, "\n\nprint(f())\nfor i in x:\n    y\n", FLUSH],
+        [("def f():\n    return 1\n", S), ("\n\nprint(f())\n", S), ("for i in x:\n    y\n", S)],
+        [1, 1],
+    ),
+    "flush at start": ([FLUSH, "x = 1\n"], [("x = 1\n", S)], [0]),
+    "flush of trivia only": (["# a note\n\n", FLUSH, "x = 1\n"], [("# a note\n\nx = 1\n", S)], [0]),
+    "trailing trivia stays pending": (
+        ["for i in a:\n    b\n\n# note\n", FLUSH, "c\n"],
+        [("for i in a:\n    b\n", S), ("\n# note\nc\n", S)],
+        [1],
+    ),
+    "trailing trivia at the end": (
+        ["x = 1\nif x:\n    y\n# tail\n", FLUSH],
+        [("x = 1\n", S), ("if x:\n    y\n", S), ("# tail\n", T)],
+        [1],
+    ),
+    "statement without its newline": (
+        ["print(1)", FLUSH, "print(2)\n"],
+        [("print(1)", S), ("print(2)\n", S)],
+        [1],
+    ),
+    "a unit starts on a fresh line": (
+        ["x = (1 +", FLUSH, "    2)\n"],
+        [("x = (1 +", E), ("    2)\n", E)],
+        [1],
+    ),
+    "decorator without its def": (
+        ["@dec\n", FLUSH, "def f(): pass\n"],
+        [("@dec\n", E), ("def f(): pass\n", S)],
+        [1],
+    ),
+    "cr is held back for a possible lf": (
+        ["if x:\r    a\r", FLUSH, "\nb\r\n"],
+        [("if x:\r    a", S), ("\r\nb\r\n", S)],
+        [1],
+    ),
+    "cr in an open string is held back too": (
+        ["s = '''a\r", FLUSH, "\nb = 1\n"],
+        [("s = '''a", E), ("\r\nb = 1\n", S)],
+        [1],
+    ),
+    "escaped cr is held back": (
+        ["x = 1 + \\\r", FLUSH, "\ny = 2\n"],
+        [("x = 1 + \\", E), ("\r\ny = 2\n", S)],
+        [1],
+    ),
+}
+
+
+def _flush_splits(units: list[str], rng: random.Random) -> list[str]:
+    """The same stream with each unit fed in random pieces, the markers kept."""
+    out: list[str] = []
+    for u in units:
+        out += [u] if u is FLUSH else random_pieces(u, rng, 1, 5)
+    return out
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+@pytest.mark.parametrize("name", sorted(FLUSH_CASES))
+def test_flush(name: str, scanner_cls: type[ScannerType]) -> None:
+    units, expected, returned = FLUSH_CASES[name]
+    src = "".join(units)
+    whole = feed_pieces(units, scanner_cls)
+    _expect(whole, expected, src)
+    chunker = Chunker(scanner_cls=scanner_cls)
+    flushed = []
+    for u in units:
+        if u is FLUSH:
+            flushed.append(len(chunker.flush()))
+        else:
+            chunker.feed(u)
+    assert flushed == returned
+    by_char = [p for u in units for p in ([u] if u is FLUSH else list(u))]
+    assert signature(feed_pieces(by_char, scanner_cls)) == signature(whole)
+    for seed in range(5):
+        pieces = _flush_splits(units, random.Random(seed))
+        assert signature(feed_pieces(pieces, scanner_cls)) == signature(whole)
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+def test_flush_keeps_offsets_lines_and_flags(scanner_cls: type[ScannerType]) -> None:
+    chunker = Chunker(scanner_cls=scanner_cls)
+    assert [c.code for c in chunker.feed("a = 1\n\ndef f():\n    return (\n        2)\n")] == [
+        "a = 1\n"
+    ]
+    [decl] = chunker.flush()
+    assert (decl.kind, decl.declaration, decl.lineno, decl.start) == (S, True, 2, 6)
+    assert (chunker.pending, chunker.offset) == ("", decl.end)
+    assert chunker.feed("\nx = f(\n") == []
+    [err] = chunker.flush()
+    assert (err.kind, err.lineno, err.start) == (E, 6, decl.end)
+    assert err.error is not None and err.error.lineno == 7  # stream lines, not chunk lines
+    assert [(c.kind, c.lineno) for c in chunker.feed("y = 3\n")] == [(S, 8)]
+    assert chunker.close() == []
+    with pytest.raises(ValueError):
+        chunker.flush()
 
 
 def test_first_word_rule_matches_tokenize() -> None:

@@ -6,7 +6,9 @@ Three contracts checked on hypothesis inputs:
   tokens (whole feed, arbitrary splits and one character at a time agree);
 * concatenation of the chunks is the input, statements compile, syntax
   errors do not, trivia holds nothing to run — on valid *and* invalid text;
-* the native and pure scanners produce identical chunk sequences.
+* the native and pure scanners produce identical chunk sequences;
+* all of this holds with ``flush()`` calls at arbitrary points too, and a
+  flush where a statement really ends changes nothing.
 
 Valid programs are built from a pool of top-level statements so the number of
 chunks is known exactly; invalid text comes from a token soup rich in the
@@ -27,6 +29,7 @@ from hypothesis import strategies as st
 from eager_rt.chunk import Chunk
 from eager_rt.scanner_pure import Scanner as ScannerType
 from tests.chunker_helpers import (
+    FLUSH,
     SCANNERS,
     NativeScanner,
     PureScanner,
@@ -276,3 +279,101 @@ def test_seeded_soup_fuzz() -> None:
             assert signature(feed_pieces(pieces, pure)) == whole, (text, pieces)
             if native is not None:
                 assert signature(feed_pieces(pieces, native)) == whole, (text, pieces)
+
+
+# -- flush points -----------------------------------------------------------------
+
+
+def with_flushes(text: str, flushes: list[int], cuts: list[int]) -> list[str]:
+    """``text`` split at ``cuts``, with a FLUSH marker at each flush point (repeats kept)."""
+    n = len(text) + 1
+    marks = [f % n for f in flushes]
+    out: list[str] = [FLUSH] * marks.count(0)
+    prev = 0
+    for b in sorted({c % n for c in cuts} | set(marks) | {len(text)}):
+        if b > prev:
+            out.append(text[prev:b])
+            out += [FLUSH] * marks.count(b)
+            prev = b
+    return out
+
+
+def _units(text: str, flushes: list[int]) -> list[str]:
+    return with_flushes(text, flushes, [])
+
+
+def _check_flushed(text: str, chunks: list[Chunk]) -> None:
+    assert "".join(c.code for c in chunks) == text
+    _check_kinds(chunks)
+    for c in chunks:  # a flush never splits a CRLF between two chunks
+        assert text[c.start - 1 : c.start + 1] != "\r\n" or c.start == 0
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+@SETTINGS
+@given(
+    text=any_text,
+    flushes=st.lists(st.integers(min_value=0), max_size=6),
+    cuts=st.lists(st.integers(min_value=0), max_size=20),
+)
+def test_flush_anywhere(
+    scanner_cls: type[ScannerType], text: str, flushes: list[int], cuts: list[int]
+) -> None:
+    whole = feed_pieces(_units(text, flushes), scanner_cls)
+    _check_flushed(text, whole)
+    assert signature(feed_pieces(with_flushes(text, flushes, cuts), scanner_cls)) == signature(
+        whole
+    )
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+@SETTINGS
+@given(prog=programs(), cuts=st.lists(st.integers(min_value=0), max_size=20))
+def test_flush_at_statement_ends_changes_nothing(
+    scanner_cls: type[ScannerType], prog: tuple[str, int], cuts: list[int]
+) -> None:
+    """A source that flushes where its statements end gets the chunks it would get anyway.
+
+    Only a lone ``\r`` newline differs: it is held back for the next chunk.
+    """
+    text, count = prog
+    plain = feed_pieces([text], scanner_cls)
+    ends = [c.end for c in plain if c.kind == "statement"]
+    flushed = feed_pieces(with_flushes(text, ends, cuts), scanner_cls)
+    _check_flushed(text, flushed)
+    if "\r" in text.replace("\r\n", ""):
+        assert [c.kind for c in flushed if c.kind == "statement"] == ["statement"] * count
+    else:
+        assert signature(flushed) == signature(plain)
+
+
+@pytest.mark.skipif(NativeScanner is None, reason="eager_rt._native not built")
+@SETTINGS
+@given(
+    text=st.one_of(fsoups, any_text, st.text(max_size=60)),
+    flushes=st.lists(st.integers(min_value=0), max_size=6),
+    cuts=st.lists(st.integers(min_value=0), max_size=20),
+)
+def test_native_equals_pure_with_flushes(text: str, flushes: list[int], cuts: list[int]) -> None:
+    assert NativeScanner is not None
+    pieces = with_flushes(text, flushes, cuts)
+    pairs = [(NativeScanner, PureScanner), (_forced(NativeScanner), _forced(PureScanner))]
+    for native, pure in pairs:
+        got = feed_pieces(pieces, native)
+        assert signature(got) == signature(feed_pieces(pieces, pure))
+        _check_flushed(text, got)
+
+
+def test_seeded_flush_fuzz() -> None:
+    """A fixed-seed sweep: random flush points in token soup, native == pure, split-invariant."""
+    rng = random.Random(20261123)
+    for _ in range(800):
+        text = "".join(rng.choice(FSOUP) for _ in range(rng.randint(0, 50)))
+        flushes = [rng.randint(0, 100) for _ in range(rng.randint(1, 5))]
+        units = _units(text, flushes)
+        cuts = [rng.randint(0, 100) for _ in range(rng.randint(0, 20))]
+        pieces = with_flushes(text, flushes, cuts)
+        whole = signature(feed_pieces(units, PureScanner))
+        assert signature(feed_pieces(pieces, PureScanner)) == whole, (text, pieces)
+        if NativeScanner is not None:
+            assert signature(feed_pieces(pieces, NativeScanner)) == whole, (text, pieces)
