@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eager_rt.sources.boundary import BOUNDARY, is_boundary
 from eager_rt.sources.fences import (
     FenceExtractor,
     Segment,
@@ -242,6 +243,57 @@ async def test_async_twin_matches_and_closes_upstream() -> None:
     got = [piece async for piece in acode_from_fences(upstream())]
     assert "".join(got) == "a = 1\nc = 2\n"
     assert closed == [True]
+
+
+# -- where a code unit ends ----------------------------------------------------------
+
+_UNITS = [
+    "Intro\n```python\n",
+    "for i in x:\n    y\n",
+    "```",
+    "\n",
+    "Some prose.\n",
+    "```bash\nls\n```\n",
+    "Then:\n```\nz = 1\n```\n",
+    "More prose.\n```py\nw = 2\n",
+]
+
+
+def test_boundary_follows_each_closing_fence_of_a_block_that_runs() -> None:
+    log: list[tuple[str, str]] = []
+
+    def upstream() -> Iterator[str]:
+        for piece in _UNITS:
+            log.append(("in", piece))
+            yield piece
+
+    for piece in code_from_fences(upstream()):
+        log.append(("out", "BOUNDARY" if is_boundary(piece) else piece))
+    outs = [p for k, p in log if k == "out"]
+    # not after the bash block's fence, not at an opening fence, not at an unclosed block's end
+    assert outs == ["for i in x:\n    y\n", "BOUNDARY", "z = 1\n", "BOUNDARY", "w = 2\n"]
+    # the marker comes as soon as the closing fence line is certain: before the prose is pulled
+    first = log.index(("out", "BOUNDARY"))
+    assert log[first - 1] == ("in", "\n") and log[first + 1] == ("in", "Some prose.\n")
+
+
+def test_closing_fence_segments_say_they_close_a_runnable_block() -> None:
+    segs, _ = split_run("".join(_UNITS))
+    closing = [(s.text, s.block) for s in segs if s.closes]
+    assert closing == [("```\n", 0), ("```\n", 2)]
+    assert Segment("fence", "```\n", 0, closes=True) == Segment("fence", "```\n", 0)
+
+
+@pytest.mark.anyio
+async def test_async_twin_yields_the_same_boundaries() -> None:
+    async def upstream() -> AsyncIterator[str]:
+        for piece in _UNITS:
+            yield piece
+
+    got = [piece async for piece in acode_from_fences(upstream())]
+    want = list(code_from_fences(_UNITS))
+    assert got == want and [is_boundary(p) for p in got] == [is_boundary(p) for p in want]
+    assert got.count(BOUNDARY) == 2 and sum(map(is_boundary, got)) == 2
 
 
 # -- property: against a line-based reference on generated documents ---------------

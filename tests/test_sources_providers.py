@@ -21,7 +21,15 @@ from eager_rt.registry import get_backend
 from eager_rt.result import RunResult
 from eager_rt.runtime import arun_stream, run_stream
 from eager_rt.sources.anthropic import amessages, messages
-from eager_rt.sources.llm import AsyncModelSource, ModelSource, ModelStreamError, model_source
+from eager_rt.sources.boundary import is_boundary
+from eager_rt.sources.llm import (
+    Assembler,
+    AsyncModelSource,
+    ModelSource,
+    ModelStreamError,
+    StreamStats,
+    model_source,
+)
 from eager_rt.sources.openai import achat_completions, aresponses, chat_completions, responses
 from eager_rt.sources.tool_json import MalformedJSON
 from eager_rt.sync import SyncSession
@@ -223,6 +231,46 @@ def test_openai_stream_helper_manager_is_entered_and_closed(sync_session: SyncSe
             client.close()
     assert result.stdout == "6\n120\n"
     assert source.stats.complete
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("api", APIS)
+def test_the_end_of_the_code_is_marked(api: str, form: str) -> None:
+    with FakeLLM(reply_for(form, CODE)) as llm, sync_stream(api, llm) as make:
+        got = list(SYNC_ADAPTERS[api](make()))
+    assert "".join(got) == CODE
+    assert [is_boundary(p) for p in got] == [False] * (len(got) - 1) + [True]
+
+
+def _marks(pieces: list[str]) -> list[str]:
+    return ["|" if is_boundary(p) else p for p in pieces]
+
+
+def test_assembler_marks_each_code_unit_as_soon_as_it_ends() -> None:
+    asm = Assembler(StreamStats(provider="test", api="test", started=0.0))
+    asm.text("Intro\n```python\nfor i in x:\n    y\n```")
+    assert _marks(asm.take()) == ["for i in x:\n    y\n"]  # '```' may still grow
+    asm.text("\nNow a tool call.\n")
+    assert _marks(asm.take()) == ["|"]
+    asm.tool_begin(0, "python", "c0")
+    asm.tool_args(0, '{"code": "if a:\\n    b\\n')
+    assert _marks(asm.take()) == ["if a:\n    b\n"]
+    asm.tool_args(0, '", "why": "long prose')
+    assert _marks(asm.take()) == ["|"]  # at the closing quote, not at the end of the call
+    asm.tool_args(0, '"}')
+    asm.tool_end(0)
+    assert asm.take() == []
+    asm.tool_begin(1, "python", "c1", raw=True)
+    asm.tool_args(1, "for j in z:\n    w")
+    assert _marks(asm.take()) == ["for j in z:\n    w"]
+    asm.tool_end(1)  # a free-form call ends with its input
+    assert _marks(asm.take()) == ["|"]
+    asm.tool_begin(2, "search", "c2")
+    asm.tool_args(2, '{"query": "x"}')
+    asm.tool_end(2)  # no code, nothing to mark
+    asm.text("```bash\nls\n```\n")
+    asm.finish()
+    assert asm.take() == []
 
 
 def test_two_blocks_and_two_tool_calls_run_in_order(sync_session: SyncSession) -> None:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eager_rt.sources.boundary import is_boundary
 from eager_rt.sources.tool_json import (
     ArgumentNotString,
     DuplicateArgument,
@@ -295,3 +296,42 @@ async def test_async_twin() -> None:
             yield f
 
     assert "".join([p async for p in adecode_argument(fragments())]) == 'print("hi")'
+
+
+_CALL = ['{"code": "for i in x:\\n', '    y\\n"', ', "note": "a long', ' explanation"}']
+
+
+def test_boundary_right_after_the_closing_quote() -> None:
+    log: list[str] = []
+
+    def fragments() -> Iterator[str]:
+        for f in _CALL:
+            log.append(f"in {f}")
+            yield f
+
+    for piece in decode_argument(fragments()):
+        log.append("BOUNDARY" if is_boundary(piece) else f"out {piece}")
+    assert log == [
+        f"in {_CALL[0]}",
+        "out for i in x:\n",
+        f"in {_CALL[1]}",
+        "out     y\n",
+        "BOUNDARY",  # before the rest of the object is pulled
+        f"in {_CALL[2]}",
+        f"in {_CALL[3]}",
+    ]
+
+
+def test_one_boundary_even_when_the_value_ends_in_the_first_fragment() -> None:
+    got = list(decode_argument(['{"code": "x = 1", "a": "b"}', "  "]))
+    assert got == ["x = 1", ""] and [is_boundary(p) for p in got] == [False, True]
+
+
+@pytest.mark.anyio
+async def test_async_twin_yields_the_boundary() -> None:
+    async def fragments() -> AsyncIterator[str]:
+        for f in _CALL:
+            yield f
+
+    got = [p async for p in adecode_argument(fragments())]
+    assert [is_boundary(p) for p in got] == [False, False, True]

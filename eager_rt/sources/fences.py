@@ -14,6 +14,8 @@ info string holds no backtick (so inline ```` ``` ```` in prose is not a
 fence); a block is closed only by the same character, at least as many times,
 followed by nothing but blanks; the indentation of an indented opening fence is
 removed from the block's lines. An unclosed block runs to the end of the stream.
+The closing fence of a block that runs is marked (``Segment.closes``): the
+source generators yield :data:`~eager_rt.sources.boundary.BOUNDARY` there.
 
 Each call to :meth:`FenceExtractor.feed` costs time proportional to the new text.
 """
@@ -21,10 +23,11 @@ Each call to :meth:`FenceExtractor.feed` costs time proportional to the new text
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from eager_rt.sources._close import aclose_quietly, close_quietly
+from eager_rt.sources.boundary import BOUNDARY
 
 __all__ = [
     "PYTHON_LANGUAGES",
@@ -48,6 +51,8 @@ class Segment:
     kind: SegmentKind
     text: str
     block: int | None = None  #: 0-based index of the fenced block (any language), None for prose
+    #: the closing fence of a block that runs: its code unit is over (not part of equality)
+    closes: bool = field(default=False, compare=False)
 
 
 # per-line candidate phases: still reading the indentation, the fence marker, or what follows it
@@ -204,7 +209,7 @@ class FenceExtractor:
 
     def _fence_line(self, line: str) -> None:
         if self._in_block:
-            self._push("fence", line, self._blocks - 1)
+            self._push("fence", line, self._blocks - 1, closes=self._run)
             self._in_block = False
             return
         info = line.strip().lstrip(self._mchar).strip()
@@ -236,12 +241,12 @@ class FenceExtractor:
         else:
             self._push("code" if self._run else "other", text, self._blocks - 1)
 
-    def _push(self, kind: SegmentKind, text: str, block: int | None) -> None:
+    def _push(self, kind: SegmentKind, text: str, block: int | None, closes: bool = False) -> None:
         out = self._out
         if out and out[-1].kind == kind and out[-1].block == block:
-            out[-1] = Segment(kind, out[-1].text + text, block)
+            out[-1] = Segment(kind, out[-1].text + text, block, closes)
         else:
-            out.append(Segment(kind, text, block))
+            out.append(Segment(kind, text, block, closes))
 
     def _take(self) -> list[Segment]:
         out, self._out = self._out, []
@@ -256,7 +261,10 @@ def code_from_fences(
 ) -> Generator[str, None, None]:
     """The code of every runnable block of a markdown stream, as it becomes certain.
 
-    Every segment (prose included) goes to ``on_segment`` in stream order.
+    :data:`~eager_rt.sources.boundary.BOUNDARY` follows each closing fence of
+    a runnable block, so the runtime runs the block's last statement at once
+    instead of after the prose that follows.  Every segment (prose
+    included) goes to ``on_segment`` in stream order.
     Closing this generator early closes ``pieces`` too, so an HTTP stream
     behind it stops.
     """
@@ -269,11 +277,15 @@ def code_from_fences(
                     on_segment(seg)
                 if seg.kind == "code":
                     yield seg.text
+                elif seg.closes:
+                    yield BOUNDARY
         for seg in extractor.close():
             if on_segment is not None:
                 on_segment(seg)
             if seg.kind == "code":
                 yield seg.text
+            elif seg.closes:
+                yield BOUNDARY
     finally:
         close_quietly(iterator)
 
@@ -294,10 +306,14 @@ async def acode_from_fences(
                     on_segment(seg)
                 if seg.kind == "code":
                     yield seg.text
+                elif seg.closes:
+                    yield BOUNDARY
         for seg in extractor.close():
             if on_segment is not None:
                 on_segment(seg)
             if seg.kind == "code":
                 yield seg.text
+            elif seg.closes:
+                yield BOUNDARY
     finally:
         await aclose_quietly(iterator)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from eager_rt.sources._close import aclose_quietly, close_quietly
+from eager_rt.sources.boundary import BOUNDARY
 from eager_rt.sources.fences import PYTHON_LANGUAGES, FenceExtractor, Segment
 from eager_rt.sources.tool_json import MissingArgument, StreamingArgumentDecoder
 
@@ -166,6 +167,7 @@ class _Call:
     decoder: StreamingArgumentDecoder | None
     runs: bool = False
     ended: bool = False
+    unit_over: bool = False  #: BOUNDARY was sent for its code
 
 
 class Assembler:
@@ -173,7 +175,10 @@ class Assembler:
 
     Code from different blocks or calls is joined with a newline when the
     previous part did not end with one, so two calls ``print(1)`` and
-    ``print(2)`` run as two statements.
+    ``print(2)`` run as two statements.  Where a code unit is known to end
+    (a runnable block's closing fence, a tool call's closing quote or its
+    end) the pieces carry :data:`~eager_rt.sources.boundary.BOUNDARY`, so the
+    runtime runs the unit's last statement without waiting for more.
 
     ``tools``: names of the tool calls whose ``argument`` is code. ``None`` runs
     the ``argument`` of any call that has one (calls without it are recorded
@@ -255,12 +260,15 @@ class Assembler:
             self._code(code, ("tool", k))
             if self._on_segment is not None:
                 self._on_segment(Segment("code", code, None))
+        if call.decoder is not None and call.decoder.value_done:
+            self._unit_over(call)  # the closing quote: the rest of the JSON holds no code
 
     def tool_end(self, key: object) -> None:
         call = self._calls.get(str(key))
         if call is None or call.ended:
             return
         call.ended = True
+        self._unit_over(call)
         if call.decoder is None:
             return
         try:
@@ -320,6 +328,14 @@ class Assembler:
             self._code(seg.text, ("fence", seg.block))
         else:
             self.stats.prose_parts.append(seg.text)
+            if seg.closes:
+                self._pending.append(BOUNDARY)
+
+    def _unit_over(self, call: _Call) -> None:
+        """A tool call's code is complete: say so once, if it ran any."""
+        if call.record.runs and not call.unit_over:
+            call.unit_over = True
+            self._pending.append(BOUNDARY)
 
     def _code(self, code: str, source: object) -> None:
         if source != self._last_source and self._last_char != "\n":

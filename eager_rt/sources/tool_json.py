@@ -21,6 +21,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterable, Generator, Iterable
 
 from eager_rt.sources._close import aclose_quietly, close_quietly
+from eager_rt.sources.boundary import BOUNDARY
 
 __all__ = [
     "ArgumentNotString",
@@ -352,17 +353,24 @@ def decode_argument(
 ) -> Generator[str, None, None]:
     """Decoded text of ``argument``, piece by piece, from streamed JSON fragments.
 
+    :data:`~eager_rt.sources.boundary.BOUNDARY` follows the fragment that
+    closes the argument's string: the code is complete there, whatever the
+    rest of the object holds, so the runtime can run its last statement.
     Raises a :class:`ToolArgumentsError` subclass at the first malformed
     character, or at the end if the object is incomplete or lacks the argument.
     Closing this generator closes ``fragments``.
     """
     decoder = StreamingArgumentDecoder(argument, strict=strict)
     iterator = iter(fragments)
+    done = False
     try:
         for fragment in iterator:
             text = decoder.feed(fragment)
             if text:
                 yield text
+            if decoder.value_done and not done:
+                done = True
+                yield BOUNDARY
         decoder.close()
     finally:
         close_quietly(iterator)
@@ -374,11 +382,15 @@ async def adecode_argument(
     """Async twin of :func:`decode_argument`."""
     decoder = StreamingArgumentDecoder(argument, strict=strict)
     iterator = aiter(fragments)
+    done = False
     try:
         async for fragment in iterator:
             text = decoder.feed(fragment)
             if text:
                 yield text
+            if decoder.value_done and not done:
+                done = True
+                yield BOUNDARY
         decoder.close()
     finally:
         await aclose_quietly(iterator)
