@@ -11,7 +11,10 @@ tokens.  Measured per ``feed`` call with ``perf_counter_ns``:
 * δ: the ``feed`` calls that returned a chunk — the time from the token that
   completes a statement to that chunk being returned (scan + the one
   ``compile()`` confirmation); also measured without the confirmation, to
-  show which part is the scanner's;
+  show which part is the scanner's.  δ is also split by what came out:
+  declarations (``Chunk.declaration``: def/class, whose bodies are the
+  longest compiles, but gating defers them anyway, so their δ delays no
+  execution) and the other statements (whose δ is on the critical path);
 * throughput: streaming MB/s (UTF-8 bytes over total time in 3–5 character
   pieces) and bulk MB/s (each file fed in one piece), for the chunker (which
   includes the ``compile()`` of every statement) and for the scanner alone
@@ -56,6 +59,7 @@ from typing import Any
 
 import pytest
 
+from eager_rt.chunk import Chunk
 from eager_rt.chunker import Chunker
 from eager_rt.scanner import PureScanner, native_scanner
 from eager_rt.scanner_pure import Scanner as ScannerType
@@ -121,8 +125,20 @@ def _p99(xs: list[float]) -> float:
     return statistics.quantiles(xs, n=100, method="inclusive")[98]
 
 
-def _stats(times: list[float], returned: list[bool], nbytes: int) -> dict[str, float]:
-    delta = [t for t, r in zip(times, returned, strict=True) if r]
+#: what a ``feed`` call returned: nothing, only declarations, or a statement that runs now
+NONE, DECL, STMT = 0, 1, 2
+
+
+def _returned(chunks: list[Chunk]) -> int:
+    if not chunks:
+        return NONE
+    return DECL if all(c.declaration for c in chunks) else STMT
+
+
+def _stats(times: list[float], returned: list[int], nbytes: int) -> dict[str, float]:
+    delta = [t for t, r in zip(times, returned, strict=True) if r != NONE]
+    decl = [t for t, r in zip(times, returned, strict=True) if r == DECL]
+    stmt = [t for t, r in zip(times, returned, strict=True) if r == STMT]
     return {
         "tokens": len(times),
         "chunks": len(delta),
@@ -131,6 +147,12 @@ def _stats(times: list[float], returned: list[bool], nbytes: int) -> dict[str, f
         "token_p99_us": _p99(times),
         "delta_median_us": statistics.median(delta),
         "delta_p99_us": _p99(delta),
+        "decl_chunks": len(decl),
+        "decl_delta_median_us": statistics.median(decl),
+        "decl_delta_p99_us": _p99(decl),
+        "stmt_chunks": len(stmt),
+        "stmt_delta_median_us": statistics.median(stmt),
+        "stmt_delta_p99_us": _p99(stmt),
         "stream_mb_s": nbytes / (sum(times) * 1e-6) / 1e6,
     }
 
@@ -149,12 +171,12 @@ def _lockstep(
     """
     clock = time.perf_counter_ns
     times: dict[str, list[float]] = {k: [] for k in variants}
-    returned: dict[str, list[bool]] = {k: [] for k in variants}
+    returned: dict[str, list[int]] = {k: [] for k in variants}
     gc.collect()
     for name, _src in files:
         pieces = tokens[name]
         best = {k: [float("inf")] * len(pieces) for k in variants}
-        got_any = {k: [False] * len(pieces) for k in variants}
+        got_any = {k: [NONE] * len(pieces) for k in variants}
         for r in range(ROUNDS):
             order = list(variants) if r % 2 == 0 else list(reversed(variants))
             chunkers = {k: variants[k]() for k in order}
@@ -166,7 +188,7 @@ def _lockstep(
                     dt = clock() - t0
                     if dt < best[k][i]:
                         best[k][i] = dt
-                    got_any[k][i] = bool(got)
+                    got_any[k][i] = _returned(got)
             for chunker in chunkers.values():
                 chunker.close()
         for k in variants:
@@ -295,11 +317,16 @@ def _chunkers_run() -> dict[str, dict[str, float]]:
         r = dict(main[key])
         r["bare_delta_median_us"] = main[key + "/bare"]["delta_median_us"]
         r["bare_delta_p99_us"] = main[key + "/bare"]["delta_p99_us"]
+        r["bare_stmt_delta_median_us"] = main[key + "/bare"]["stmt_delta_median_us"]
+        r["bare_stmt_delta_p99_us"] = main[key + "/bare"]["stmt_delta_p99_us"]
         r["long_token_mean_us"] = long[key]["token_mean_us"]
         r["long_token_median_us"] = long[key]["token_median_us"]
         if llm is not None:
             r["llm_delta_median_us"] = llm[key]["delta_median_us"]
             r["llm_delta_p99_us"] = llm[key]["delta_p99_us"]
+            for part in ("stmt", "decl"):
+                for q in ("median", "p99"):
+                    r[f"llm_{part}_delta_{q}_us"] = llm[key][f"{part}_delta_{q}_us"]
             r["llm_token_mean_us"] = llm[key]["token_mean_us"]
         r["bulk_mb_s"] = _bulk(cls)
         r["scan_bulk_mb_s"], r["scan_stream_mb_s"] = _scan_only(cls)
@@ -331,8 +358,10 @@ def test_summary(capsys: pytest.CaptureFixture[str]) -> None:
     lines = [
         f"corpus: {len(CORPUS)} stdlib files, {NBYTES / 1e6:.2f} MB, "
         f"{sum(len(t) for t in TOKENS.values())} tokens of 3-5 chars; "
-        f"{len(LONG_FILES)} files of {LONG}+ lines",
+        f"{len(LONG_FILES)} files of {LONG}+ lines; δ split into stmt (a chunk that runs now) "
+        f"and decl (def/class only, deferred by gating)",
         f"{'':8} {'tok mean':>9} {'tok med':>8} {'tok p99':>8} {'δ med':>8} {'δ p99':>8} "
+        f"{'stmt δ med':>10} {'stmt δ p99':>10} {'decl δ med':>10} {'decl δ p99':>10} "
         f"{'stream':>10} {'bulk':>10} {'500+ mean':>10}",
     ]
     for key in ("native", "pure"):
@@ -342,12 +371,15 @@ def test_summary(capsys: pytest.CaptureFixture[str]) -> None:
         lines.append(
             f"{key:8} {r['token_mean_us']:8.2f}µ {r['token_median_us']:7.2f}µ "
             f"{r['token_p99_us']:7.1f}µ {r['delta_median_us']:7.1f}µ {r['delta_p99_us']:7.1f}µ "
+            f"{r['stmt_delta_median_us']:9.1f}µ {r['stmt_delta_p99_us']:9.1f}µ "
+            f"{r['decl_delta_median_us']:9.1f}µ {r['decl_delta_p99_us']:9.1f}µ "
             f"{r['stream_mb_s']:6.2f}MB/s {r['bulk_mb_s']:6.2f}MB/s {r['long_token_mean_us']:9.2f}µ"
         )
     for key in ("ast", "codeop"):
         r = RESULTS[key]
         lines.append(
-            f"{key:8} {'':9} {'':8} {'':8} {'':8} {'':8} {'':10} {'':10} "
+            f"{key:8} {'':9} {'':8} {'':8} {'':8} {'':8} {'':10} {'':10} {'':10} {'':10} "
+            f"{'':10} {'':10} "
             f"{r['token_mean_us']:9.1f}µ (median {r['token_median_us']:.1f}µ)"
         )
     for key in ("native", "pure"):
@@ -357,12 +389,19 @@ def test_summary(capsys: pytest.CaptureFixture[str]) -> None:
                 f"{key} scanner alone: bulk {r['scan_bulk_mb_s']:.1f} MB/s, "
                 f"3-5 char pieces {r['scan_stream_mb_s']:.1f} MB/s; "
                 f"δ without the compile() confirmation: median {r['bare_delta_median_us']:.1f}µs, "
-                f"p99 {r['bare_delta_p99_us']:.1f}µs"
+                f"p99 {r['bare_delta_p99_us']:.1f}µs (statements other than def/class: "
+                f"median {r['bare_stmt_delta_median_us']:.1f}µs, "
+                f"p99 {r['bare_stmt_delta_p99_us']:.1f}µs)"
             )
             if "llm_delta_median_us" in r:
                 lines.append(
                     f"{key} in cl100k LLM tokens: per-token mean {r['llm_token_mean_us']:.2f}µs, "
-                    f"δ median {r['llm_delta_median_us']:.1f}µs, p99 {r['llm_delta_p99_us']:.1f}µs"
+                    f"δ median {r['llm_delta_median_us']:.1f}µs, "
+                    f"p99 {r['llm_delta_p99_us']:.1f}µs; "
+                    f"statements: median {r['llm_stmt_delta_median_us']:.1f}µs, "
+                    f"p99 {r['llm_stmt_delta_p99_us']:.1f}µs; def/class: "
+                    f"median {r['llm_decl_delta_median_us']:.1f}µs, "
+                    f"p99 {r['llm_decl_delta_p99_us']:.1f}µs"
                 )
     ref = RESULTS.get("native", RESULTS["pure"])
     name = "native" if "native" in RESULTS else "pure"
