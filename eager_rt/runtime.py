@@ -225,6 +225,9 @@ class _StreamRun:
                 if is_boundary(piece):
                     # the source knows the code unit ended: its last statement is complete
                     self.accept(self.chunker.flush())
+                    if self.stop_requested:
+                        self.gen_end = t
+                        return
                     continue
                 if not piece:
                     continue
