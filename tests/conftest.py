@@ -12,7 +12,6 @@ import pytest
 pytest.register_assert_rewrite("tests.provision")
 
 from eager_rt.executor import Backend, Session  # noqa: E402
-
 from tests import provision  # noqa: E402
 
 

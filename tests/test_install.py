@@ -42,8 +42,14 @@ def test_native_scanner_is_active_when_built() -> None:
 def test_pure_override_at_import() -> None:
     code = "import eager_rt; print(eager_rt.NATIVE)"
     env = {**os.environ, "EAGER_RT_PURE": "1"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -54,6 +60,7 @@ def test_import_is_cheap_and_lazy() -> None:
         " 'anthropic', 'matplotlib') if m in sys.modules]\n"
         "print(heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == "[]"

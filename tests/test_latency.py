@@ -21,8 +21,9 @@ def models(draw: st.DrawFn) -> LatencyModel:
         t += gap
         chunks.append(ChunkFigures(t, draw(st.floats(0, 0.01)), draw(durations)))
     gen_end = t + draw(durations)  # trailing tokens after the last chunk
-    return LatencyModel(ttft=ttft, gen_end=gen_end, t_setup=draw(st.floats(0, 0.1)),
-                        chunks=tuple(chunks))
+    return LatencyModel(
+        ttft=ttft, gen_end=gen_end, t_setup=draw(st.floats(0, 0.1)), chunks=tuple(chunks)
+    )
 
 
 @given(models())

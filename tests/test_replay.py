@@ -6,6 +6,7 @@ import asyncio
 import glob
 import sysconfig
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -40,7 +41,7 @@ def test_whitespace_glues_to_piece_starts_and_ends() -> None:
     for tokenizer in ("approx", "cl100k"):
         if tokenizer == "cl100k":
             pytest.importorskip("tiktoken")
-        text = "".join(open(path, encoding="utf-8").read() for path in STDLIB[:10])
+        text = "".join(Path(path).read_text(encoding="utf-8") for path in STDLIB[:10])
         pieces = tokenize_pieces(text, tokenizer)  # type: ignore[arg-type]
         glued_newlines = sum(1 for p in pieces if p.endswith("\n") and p.strip())
         bare_newlines = sum(1 for p in pieces if p.endswith("\n") and not p.strip())
@@ -51,7 +52,7 @@ def test_whitespace_glues_to_piece_starts_and_ends() -> None:
 
 def test_approximation_has_about_as_many_pieces_as_cl100k() -> None:
     pytest.importorskip("tiktoken")
-    text = "".join(open(path, encoding="utf-8").read() for path in STDLIB)
+    text = "".join(Path(path).read_text(encoding="utf-8") for path in STDLIB)
     ratio = len(approximate_pieces(text)) / len(tokenize_pieces(text, "cl100k"))
     assert 0.8 < ratio < 1.25
 

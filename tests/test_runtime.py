@@ -147,8 +147,9 @@ async def test_blocking_source_is_pulled_and_closed_on_its_own_thread(local: Ses
 
 async def test_interrupted_event_names_the_error(local: Session) -> None:
     events: list[Event] = []
-    await arun_stream(replay("int('x')\n" + "print(0)\n" * 30, tps=300), local,
-                      on_event=events.append)
+    await arun_stream(
+        replay("int('x')\n" + "print(0)\n" * 30, tps=300), local, on_event=events.append
+    )
     reasons = [e.reason for e in events if isinstance(e, Interrupted)]
     assert len(reasons) == 1
     assert "ValueError" in reasons[0]

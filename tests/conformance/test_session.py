@@ -31,9 +31,9 @@ def merged(outputs: list[Output]) -> list[tuple[str, str]]:
     return result
 
 
-async def run_until_running(session: Session, code: str, marker: str, **kw: object) -> tuple[
-    asyncio.Task[ExecResult], list[Output]
-]:
+async def run_until_running(
+    session: Session, code: str, marker: str, **kw: object
+) -> tuple[asyncio.Task[ExecResult], list[Output]]:
     """Start ``code`` and return once it has printed ``marker`` (so it is surely running)."""
     seen: list[Output] = []
     started = asyncio.Event()
@@ -47,7 +47,8 @@ async def run_until_running(session: Session, code: str, marker: str, **kw: obje
     waiter = asyncio.create_task(started.wait())
     await asyncio.wait({task, waiter}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
-    assert started.is_set(), f"code never printed {marker!r}: {task.result() if task.done() else 'still running'}"
+    state = task.result() if task.done() else "still running"
+    assert started.is_set(), f"code never printed {marker!r}: {state}"
     return task, seen
 
 
@@ -82,7 +83,7 @@ async def test_stdout_and_stderr_keep_their_order(session: Session) -> None:
 
 async def test_output_is_streamed_while_running(session: Session) -> None:
     code = "import time\nprint('early', flush=True)\ntime.sleep(1.5)\nprint('late')\n"
-    task, seen = await run_until_running(session, code, "early", timeout=60)
+    task, _ = await run_until_running(session, code, "early", timeout=60)
     # 'early' reached us while the code was still sleeping
     assert not task.done()
     result = await task

@@ -175,7 +175,8 @@ async def test_gating_defers_definitions(session: Session) -> None:
     gated = await arun_stream(Scripted(steps), session, gating=True)
     assert gated.stdout == "1 C\n"
     assert len(gated.batches) == 1
-    assert gated.batches[0].chunk_indices == [r.chunk.index for r in gated.chunks if r.chunk.runnable]
+    runnable = [r.chunk.index for r in gated.chunks if r.chunk.runnable]
+    assert gated.batches[0].chunk_indices == runnable
 
     ungated = await arun_stream(Scripted(steps), session, gating=False)
     assert ungated.stdout == "1 C\n"

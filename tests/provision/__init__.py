@@ -21,7 +21,7 @@ import pytest
 
 
 def unavailable(what: str, reason: str, require_var: str) -> None:
-    """Skip (on a developer's machine) or fail (in CI) when a backend's infrastructure is missing."""
+    """Skip (on a developer's machine) or fail (in CI) when a backend's infrastructure is gone."""
     if os.environ.get(require_var) == "1":
         pytest.fail(f"{what} is required ({require_var}=1) but unavailable: {reason}")
     pytest.skip(f"{what} unavailable: {reason} (set {require_var}=1 to make this a failure)")
