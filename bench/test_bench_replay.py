@@ -34,10 +34,13 @@ strictly sequential: parallel sessions would distort every timing):
 * The per-call overhead T_setup fed to the latency model is the median round
   trip of an empty execution on a warm session (lowest of five rounds).
 
-Outputs: ``bench/results/replay_local.md`` (tables, machine, plan) and
-``replay_local.json`` (every run). ``EAGER_RT_BENCH_STRICT=1`` turns the
-issue's timing targets (>= 95% of execution hidden at every rate, E2EL within
-5% of the lower bound) into assertions; by default they are reported, since a
+Outputs: ``bench/results/replay_<backend>.md`` (tables, machine, plan) and
+``replay_<backend>.json`` (every run). ``EAGER_RT_BENCH_BACKEND`` picks the
+backend (default ``local``) and ``EAGER_RT_BENCH_BACKEND_OPTIONS`` (JSON) its
+options, e.g. ``docker`` with ``{"image": "eager-rt-python:local"}``.
+``EAGER_RT_BENCH_STRICT=1`` turns the issue's timing targets (>= 95% of
+execution hidden at every rate, E2EL within 5% of the lower bound) into
+assertions; by default they are reported, since a
 shared machine's timings are not a property of the code.
 
     .venv/bin/pytest bench/test_bench_replay.py -s
@@ -340,8 +343,22 @@ async def _bench_variant(backend: Backend, report: Report, variant: ErrorVariant
         )
 
 
+def _backend_name() -> str:
+    """``EAGER_RT_BENCH_BACKEND`` picks the backend (default ``local``)."""
+    return os.environ.get("EAGER_RT_BENCH_BACKEND", "local").strip() or "local"
+
+
+def _backend_options() -> dict[str, Any]:
+    """``EAGER_RT_BENCH_BACKEND_OPTIONS``: a JSON object of backend options."""
+    raw = os.environ.get("EAGER_RT_BENCH_BACKEND_OPTIONS", "").strip()
+    options = json.loads(raw) if raw else {}
+    if not isinstance(options, dict):
+        raise ValueError("EAGER_RT_BENCH_BACKEND_OPTIONS must be a JSON object")
+    return options
+
+
 async def _bench(plan: Plan) -> Report:
-    backend = get_backend("local")()
+    backend = get_backend(_backend_name())(**_backend_options())
     started = time.perf_counter()
     try:
         t_setup = await _measure_setup(backend)
@@ -460,7 +477,8 @@ def _targets(report: Report) -> list[tuple[str, bool]]:
 
 def render(report: Report) -> str:
     plan = report.plan
-    md = ["# Replay benchmark: serial vs eager, local backend", ""]
+    name = _backend_name()
+    md = [f"# Replay benchmark: serial vs eager, {name} backend", ""]
     md.append(
         f"Produced by `{'EAGER_RT_BENCH_FULL=1 ' if plan.full else ''}"
         ".venv/bin/pytest bench/test_bench_replay.py -s` "
@@ -470,7 +488,7 @@ def render(report: Report) -> str:
     md += ["## Machine", ""]
     md += [f"- {k}: {v}" for k, v in report.machine.items()]
     md.append(
-        f"- local backend per-call overhead T_setup (median empty round trip, at the start): "
+        f"- {name} backend per-call overhead T_setup (median empty round trip, at the start): "
         f"{report.t_setup_s * 1000:.2f} ms"
     )
     md += ["", "## Plan", "", plan.describe() + "."]
@@ -649,7 +667,8 @@ def report() -> Iterator[Report]:
     if not plan.scripts:
         pytest.skip("no corpus script selected")
     result = asyncio.run(_bench(plan))
-    out = Path(os.environ.get("EAGER_RT_BENCH_OUT", RESULTS_DIR / "replay_local.md"))
+    default_out = RESULTS_DIR / f"replay_{_backend_name()}.md"
+    out = Path(os.environ.get("EAGER_RT_BENCH_OUT", default_out))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(result), encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps(_dump(result), indent=1) + "\n")

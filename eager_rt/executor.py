@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Literal
@@ -33,6 +33,8 @@ __all__ = [
     "Session",
     "SessionDead",
     "Status",
+    "display_bundles",
+    "stream_text",
 ]
 
 
@@ -66,6 +68,16 @@ class Output:
 
 
 OutputCallback = Callable[[Output], None]
+
+
+def stream_text(outputs: Sequence[Output], kind: Literal["stdout", "stderr"]) -> str:
+    """Everything one stream printed, in order."""
+    return "".join(o.text for o in outputs if o.kind == kind)
+
+
+def display_bundles(outputs: Sequence[Output]) -> list[dict[str, Any]]:
+    """The MIME bundles that were displayed, in order."""
+    return [o.data for o in outputs if o.kind == "display" and o.data is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +121,15 @@ class ExecResult:
 
     @property
     def stdout(self) -> str:
-        return "".join(o.text for o in self.outputs if o.kind == "stdout")
+        return stream_text(self.outputs, "stdout")
 
     @property
     def stderr(self) -> str:
-        return "".join(o.text for o in self.outputs if o.kind == "stderr")
+        return stream_text(self.outputs, "stderr")
 
     @property
     def displays(self) -> list[dict[str, Any]]:
-        return [o.data for o in self.outputs if o.kind == "display" and o.data is not None]
+        return display_bundles(self.outputs)
 
     @property
     def duration(self) -> float:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from eager_rt.chunk import Chunk
-from eager_rt.executor import ExecResult, Output
+from eager_rt.executor import ExecResult, Output, display_bundles, stream_text
 
 __all__ = ["BatchRecord", "ChunkRecord", "RunError", "RunResult", "RunStatus"]
 
@@ -112,15 +112,15 @@ class RunResult:
 
     @property
     def stdout(self) -> str:
-        return "".join(o.text for o in self.outputs if o.kind == "stdout")
+        return stream_text(self.outputs, "stdout")
 
     @property
     def stderr(self) -> str:
-        return "".join(o.text for o in self.outputs if o.kind == "stderr")
+        return stream_text(self.outputs, "stderr")
 
     @property
     def displays(self) -> list[dict[str, Any]]:
-        return [o.data for o in self.outputs if o.kind == "display" and o.data is not None]
+        return display_bundles(self.outputs)
 
     @property
     def executed_code(self) -> str:
