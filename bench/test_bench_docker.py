@@ -44,6 +44,7 @@ import pytest
 from eager_rt.backends.docker import DockerBackend, DockerSession
 from eager_rt.backends.local import LocalSession
 
+from bench.harness import time_round_trips
 from eager_rt.executor import Status
 from tests.provision.docker import TEST_IMAGE, require_docker
 
@@ -120,18 +121,8 @@ def _measure_round_trips(
     rounds: int = ROUNDS,
     warmup: int = WARMUP,
 ) -> None:
-    samples: list[float] = []
-
-    async def batch(n: int, keep: bool) -> None:
-        for _ in range(n):
-            t0 = time.perf_counter()
-            await round_trip()
-            if keep:
-                samples.append(time.perf_counter() - t0)
-
-    loop.run_until_complete(batch(warmup, False))
-    benchmark.pedantic(
-        lambda: loop.run_until_complete(batch(batch_size, True)), rounds=rounds, iterations=1
+    samples = time_round_trips(
+        benchmark, loop, round_trip, batch=batch_size, rounds=rounds, warmup=warmup
     )
     SAMPLES[case] = samples
     benchmark.extra_info.update(_stats(samples))

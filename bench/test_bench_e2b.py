@@ -44,8 +44,9 @@ from typing import Any
 
 import pytest
 
-from bench.corpus_index import is_dabench, script_names, script_text, session_env
-from eager_rt.executor import Session, Status
+from bench.corpus_index import is_dabench, script_names, script_text
+from bench.harness import execute_pass, kernel_env, time_round_trips
+from eager_rt.executor import Session
 from eager_rt.registry import open_backend
 from eager_rt.result import RunResult
 from eager_rt.runtime import arun_stream
@@ -71,42 +72,17 @@ ROWS: list[ReplayRow] = []
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    try:
-        yield loop
-    finally:
-        loop.close()
-
-
-@pytest.fixture(scope="module")
 def server() -> Iterator[LocalE2B]:
     with LocalE2B() as s:
         yield s
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in session_env().items() if k != "MPLBACKEND"}
 
 
 # -- part 1 ----------------------------------------------------------------------------
 
 
 def _measure(benchmark: Any, loop: asyncio.AbstractEventLoop, case: str, session: Session) -> None:
-    samples: list[float] = []
-
-    async def batch(n: int, keep: bool) -> None:
-        for _ in range(n):
-            t0 = time.perf_counter()
-            result = await session.execute("pass", timeout=30)
-            elapsed = time.perf_counter() - t0
-            assert result.status is Status.OK, result
-            if keep:
-                samples.append(elapsed)
-
-    loop.run_until_complete(batch(WARMUP, False))
-    benchmark.pedantic(
-        lambda: loop.run_until_complete(batch(BATCH, True)), rounds=ROUNDS, iterations=1
+    samples = time_round_trips(
+        benchmark, loop, lambda: execute_pass(session), batch=BATCH, rounds=ROUNDS, warmup=WARMUP
     )
     SAMPLES[case] = sorted(samples)
     benchmark.extra_info["per_call_median_ms"] = round(statistics.median(samples) * 1e3, 2)
@@ -250,7 +226,7 @@ def _plan() -> list[str]:
 
 
 async def _run(server: LocalE2B, text: str, tps: float, **options: Any) -> RunResult:
-    session = open_backend("e2b", **server.sdk_options(), envs=_env()).session()
+    session = open_backend("e2b", **server.sdk_options(), envs=kernel_env()).session()
     await session.start(timeout=120)
     try:
         source = replay(text, tps)

@@ -41,7 +41,6 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,9 +56,9 @@ from bench.corpus_index import (
     is_dabench,
     script_names,
     script_text,
-    session_env,
 )
-from eager_rt.executor import Session, Status
+from bench.harness import execute_pass, kernel_env, time_round_trips
+from eager_rt.executor import Session
 from eager_rt.result import RunResult
 from eager_rt.runtime import arun_stream
 from eager_rt.sources.replay import replay
@@ -89,43 +88,17 @@ ERROR_ROWS: list[ErrorRow] = []
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    try:
-        yield loop
-    finally:
-        loop.close()
-
-
-@pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
     with running_gateway() as g:
         yield g
-
-
-def _jupyter_env() -> dict[str, str]:
-    """The corpus environment, minus its Agg backend: kernels draw with the inline backend."""
-    return {k: v for k, v in session_env().items() if k != "MPLBACKEND"}
 
 
 # -- part 1: per-execution overhead ----------------------------------------------------
 
 
 def _measure(benchmark: Any, loop: asyncio.AbstractEventLoop, case: str, session: Session) -> None:
-    samples: list[float] = []
-
-    async def batch(n: int, keep: bool) -> None:
-        for _ in range(n):
-            t0 = time.perf_counter()
-            result = await session.execute("pass", timeout=30)
-            elapsed = time.perf_counter() - t0
-            assert result.status is Status.OK, result
-            if keep:
-                samples.append(elapsed)
-
-    loop.run_until_complete(batch(WARMUP, False))
-    benchmark.pedantic(
-        lambda: loop.run_until_complete(batch(BATCH, True)), rounds=ROUNDS, iterations=1
+    samples = time_round_trips(
+        benchmark, loop, lambda: execute_pass(session), batch=BATCH, rounds=ROUNDS, warmup=WARMUP
     )
     SAMPLES[case] = sorted(samples)
     benchmark.extra_info.update(
@@ -230,7 +203,7 @@ def _images(result: RunResult) -> list[str]:
 async def _run(backend: JupyterBackend, text: str, tps: float, **options: Any) -> RunResult:
     """One stream on a fresh, started kernel in a fresh working directory."""
     with tempfile.TemporaryDirectory(prefix="eager-bench-") as cwd:
-        session = backend.session(cwd=cwd, env=_jupyter_env())
+        session = backend.session(cwd=cwd, env=kernel_env())
         await session.start(timeout=120)
         try:
             source = replay(text, tps)
@@ -345,7 +318,7 @@ async def _error_rows() -> list[ErrorRow]:
         text = variant.text()
         serial = await _run(backend, text, SERIAL_TPS, mode="serial")
         with tempfile.TemporaryDirectory(prefix="eager-bench-") as cwd:
-            session = backend.session(cwd=cwd, env=_jupyter_env())
+            session = backend.session(cwd=cwd, env=kernel_env())
             await session.start(timeout=120)
             try:
                 source = replay(text, TPS)

@@ -118,15 +118,6 @@ class _Child:
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    try:
-        yield loop
-    finally:
-        loop.close()
-
-
-@pytest.fixture(scope="module")
 def rig(loop: asyncio.AbstractEventLoop) -> Iterator[dict[str, RoundTrip]]:
     """case -> one round trip, every process started and warm."""
     echo = _Child(loop, _ECHO)

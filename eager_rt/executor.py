@@ -224,6 +224,9 @@ class Backend(ABC):
 
     name: ClassVar[str] = "?"
 
+    def __init__(self, **options: Any) -> None:
+        """Backends take keyword options only, every one with a default."""
+
     @abstractmethod
     def session(self, **options: Any) -> Session:
         """A new, not yet started, session."""

@@ -1,0 +1,54 @@
+"""What the backend benchmarks share: timed round trips and the corpus environment for kernels.
+
+Each benchmark compares its backend against a baseline in the same run; they
+all time round trips the same way (a warm-up, then ``rounds`` batches of
+``batch`` calls under pytest-benchmark), so their figures compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bench.corpus_index import session_env
+from eager_rt.executor import Session, Status
+
+__all__ = ["execute_pass", "kernel_env", "time_round_trips"]
+
+
+def time_round_trips(
+    benchmark: Any,
+    loop: asyncio.AbstractEventLoop,
+    round_trip: Callable[[], Awaitable[object]],
+    *,
+    batch: int,
+    rounds: int,
+    warmup: int,
+) -> list[float]:
+    """Seconds per ``round_trip()`` call, every call of every measured round."""
+    samples: list[float] = []
+
+    async def run(n: int, keep: bool) -> None:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await round_trip()
+            if keep:
+                samples.append(time.perf_counter() - t0)
+
+    loop.run_until_complete(run(warmup, False))
+    benchmark.pedantic(lambda: loop.run_until_complete(run(batch, True)), rounds=rounds,
+                       iterations=1)
+    return samples
+
+
+async def execute_pass(session: Session) -> None:
+    """The trivial execution whose round trip is a backend's per-call overhead."""
+    result = await session.execute("pass", timeout=30)
+    assert result.status is Status.OK, result
+
+
+def kernel_env() -> dict[str, str]:
+    """The corpus environment, minus its Agg backend: kernels draw with the inline backend."""
+    return {k: v for k, v in session_env().items() if k != "MPLBACKEND"}
