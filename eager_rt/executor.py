@@ -224,7 +224,7 @@ class Backend(ABC):
 
     name: ClassVar[str] = "?"
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, **options: Any) -> None:  # noqa: B027 - subclasses take their options
         """Backends take keyword options only, every one with a default."""
 
     @abstractmethod
