@@ -260,7 +260,7 @@ class E2BSession(Session):
         debug: bool | None = None,
         request_timeout: float | None = None,
         sandbox_timeout: int = 600,
-        envs: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
         cwd: str | None = None,
         semantics: Semantics = "script",
         grace: float = 5.0,
@@ -288,7 +288,7 @@ class E2BSession(Session):
         }
         self.template = template
         self.sandbox_timeout = sandbox_timeout
-        self.envs = dict(envs or {})
+        self.env = dict(env or {})
         self.cwd = cwd
         self.semantics: Semantics = semantics
         self.grace = grace
@@ -345,7 +345,7 @@ class E2BSession(Session):
             sandbox = await cls.create(
                 template=self.template,
                 timeout=self.sandbox_timeout,
-                envs=self.envs or None,
+                envs=self.env or None,
                 metadata=self.metadata or None,
                 **self._conn,
             )
@@ -693,7 +693,7 @@ class E2BBackend(Backend):
     (``url`` sets both, for one endpoint that serves the API and the sandboxes),
     ``debug``, ``request_timeout`` (E2B connection settings, else the SDK reads
     ``E2B_*`` variables), ``sandbox_timeout`` (seconds the sandbox may live),
-    ``envs``, ``cwd``, ``semantics`` (``"script"`` / ``"notebook"``), ``grace``
+    ``env``, ``cwd``, ``semantics`` (``"script"`` / ``"notebook"``), ``grace``
     (seconds an interrupted execution may take to stop before the context is
     restarted), ``stall_timeout``, ``probe_timeout``, ``auto_restart``,
     ``metadata``.

@@ -226,7 +226,7 @@ def _plan() -> list[str]:
 
 
 async def _run(server: LocalE2B, text: str, tps: float, **options: Any) -> RunResult:
-    session = open_backend("e2b", **server.sdk_options(), envs=kernel_env()).session()
+    session = open_backend("e2b", **server.sdk_options(), env=kernel_env()).session()
     await session.start(timeout=120)
     try:
         source = replay(text, tps)

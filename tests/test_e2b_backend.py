@@ -171,7 +171,7 @@ async def test_output_callback_error_stops_the_code_and_propagates(session: Any)
 
 
 async def test_env_vars_and_cwd_hold_across_a_restart(backend: Any, tmp_path: Path) -> None:
-    session = backend.session(envs={"EAGER_RT_TEST_VAR": "forty two"}, cwd=str(tmp_path))
+    session = backend.session(env={"EAGER_RT_TEST_VAR": "forty two"}, cwd=str(tmp_path))
     await session.start(timeout=120)
     try:
         code = "import os\nprint(os.environ['EAGER_RT_TEST_VAR'])\nprint(os.getcwd())\n"
@@ -207,7 +207,7 @@ async def test_missing_working_directory_is_created(backend: Any, tmp_path: Path
 
 async def test_error_line_numbers_are_not_shifted_by_the_env_prelude(backend: Any) -> None:
     """The server prepends env assignments to a context's first execution; ours absorbs them."""
-    session = backend.session(envs={"A": "1", "B": "2"})
+    session = backend.session(env={"A": "1", "B": "2"})
     await session.start(timeout=120)
     try:
         result = await session.execute("x = 1\ny = 2\nraise ValueError('line 3')\n", timeout=60)
