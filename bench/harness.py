@@ -15,7 +15,7 @@ from typing import Any
 from bench.corpus_index import session_env
 from eager_rt.executor import Session, Status
 
-__all__ = ["execute_pass", "kernel_env", "time_round_trips"]
+__all__ = ["backend_env", "execute_pass", "time_round_trips"]
 
 
 def time_round_trips(
@@ -49,6 +49,11 @@ async def execute_pass(session: Session) -> None:
     assert result.status is Status.OK, result
 
 
-def kernel_env() -> dict[str, str]:
-    """The corpus environment, minus its Agg backend: kernels draw with the inline backend."""
+def backend_env() -> dict[str, str]:
+    """The corpus environment for a session, minus ``MPLBACKEND``.
+
+    Standalone runs of a corpus script need Agg; a session picks its own
+    matplotlib backend (the worker's Agg with ``plt.show()`` capture, a
+    kernel's inline backend), so the variable must not override it.
+    """
     return {k: v for k, v in session_env().items() if k != "MPLBACKEND"}

@@ -45,7 +45,7 @@ from typing import Any
 import pytest
 
 from bench.corpus_index import is_dabench, script_names, script_text
-from bench.harness import execute_pass, kernel_env, time_round_trips
+from bench.harness import backend_env, execute_pass, time_round_trips
 from eager_rt.executor import Session
 from eager_rt.registry import open_backend
 from eager_rt.result import RunResult
@@ -226,7 +226,7 @@ def _plan() -> list[str]:
 
 
 async def _run(server: LocalE2B, text: str, tps: float, **options: Any) -> RunResult:
-    session = open_backend("e2b", **server.sdk_options(), env=kernel_env()).session()
+    session = open_backend("e2b", **server.sdk_options(), env=backend_env()).session()
     await session.start(timeout=120)
     try:
         source = replay(text, tps)

@@ -57,7 +57,7 @@ from bench.corpus_index import (
     script_names,
     script_text,
 )
-from bench.harness import execute_pass, kernel_env, time_round_trips
+from bench.harness import backend_env, execute_pass, time_round_trips
 from eager_rt.executor import Session
 from eager_rt.result import RunResult
 from eager_rt.runtime import arun_stream
@@ -203,7 +203,7 @@ def _images(result: RunResult) -> list[str]:
 async def _run(backend: JupyterBackend, text: str, tps: float, **options: Any) -> RunResult:
     """One stream on a fresh, started kernel in a fresh working directory."""
     with tempfile.TemporaryDirectory(prefix="eager-bench-") as cwd:
-        session = backend.session(cwd=cwd, env=kernel_env())
+        session = backend.session(cwd=cwd, env=backend_env())
         await session.start(timeout=120)
         try:
             source = replay(text, tps)
@@ -318,7 +318,7 @@ async def _error_rows() -> list[ErrorRow]:
         text = variant.text()
         serial = await _run(backend, text, SERIAL_TPS, mode="serial")
         with tempfile.TemporaryDirectory(prefix="eager-bench-") as cwd:
-            session = backend.session(cwd=cwd, env=kernel_env())
+            session = backend.session(cwd=cwd, env=backend_env())
             await session.start(timeout=120)
             try:
                 source = replay(text, TPS)

@@ -71,8 +71,8 @@ from bench.corpus_index import (
     is_dabench,
     script_names,
     script_text,
-    session_env,
 )
+from bench.harness import backend_env
 from eager_rt.executor import Backend
 from eager_rt.latency import LatencyModel
 from eager_rt.registry import get_backend
@@ -235,7 +235,7 @@ def _images(result: RunResult) -> list[str]:
 async def _run(backend: Backend, source: Replay, mode: Mode) -> RunResult:
     """One stream on a fresh, started session in a fresh working directory."""
     with tempfile.TemporaryDirectory(prefix="eager-bench-") as cwd:
-        session = backend.session(cwd=cwd, env=session_env())
+        session = backend.session(cwd=cwd, env=backend_env())
         await session.start(timeout=60)
         try:
             budget = source.duration + 180.0
@@ -251,7 +251,7 @@ async def _measure_setup(backend: Backend, calls: int = 50, rounds: int = 5) -> 
     load-resistant reading is enough: the lowest of a few medians.
     """
     with tempfile.TemporaryDirectory(prefix="eager-bench-") as cwd:
-        session = backend.session(cwd=cwd, env=session_env())
+        session = backend.session(cwd=cwd, env=backend_env())
         await session.start(timeout=60)
         try:
             # warm the page cache the corpus needs, outside any measurement
