@@ -33,6 +33,7 @@ from eager_rt.registry import get_backend
 from eager_rt.result import RunResult
 from eager_rt.runtime import Mode, arun_stream
 from eager_rt.sources.replay import replay
+from tests.provision import unavailable
 
 SCRIPTS = script_names()
 FAST_TPS = 2000.0
@@ -41,7 +42,7 @@ FAST_TPS = 2000.0
 def _skip_if_data_missing(script: str) -> None:
     reason = dabench_missing_reason()
     if is_dabench(script) and reason is not None:
-        pytest.skip(reason)
+        unavailable("The DABench tables", reason, "EAGER_RT_REQUIRE_DABENCH")
 
 
 def _run_standalone(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,7 @@ import pytest
 import eager_rt
 from eager_rt.executor import Backend
 from eager_rt.registry import BackendNotFound, available_backends, get_backend
+from tests.provision import unavailable
 
 
 def test_every_documented_backend_is_registered() -> None:
@@ -32,10 +33,10 @@ def test_every_registered_backend_is_provisioned_for_the_conformance_suite() -> 
 def test_native_scanner_is_active_when_built() -> None:
     from eager_rt.scanner import native_scanner
 
-    if os.environ.get("EAGER_RT_REQUIRE_NATIVE") == "1":
-        assert native_scanner() is not None, "the Cython scanner was not built"
     if native_scanner() is None:
-        pytest.skip("the native scanner is not built here (set EAGER_RT_REQUIRE_NATIVE=1 to fail)")
+        unavailable(
+            "The native scanner", "eager_rt._native is not built", "EAGER_RT_REQUIRE_NATIVE"
+        )
     assert eager_rt.NATIVE is (os.environ.get("EAGER_RT_PURE") != "1")
 
 
