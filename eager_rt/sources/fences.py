@@ -22,7 +22,7 @@ Each call to :meth:`FenceExtractor.feed` costs time proportional to the new text
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Generator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -272,22 +272,23 @@ def code_from_fences(
     iterator = iter(pieces)
     try:
         for piece in iterator:
-            for seg in extractor.feed(piece):
-                if on_segment is not None:
-                    on_segment(seg)
-                if seg.kind == "code":
-                    yield seg.text
-                elif seg.closes:
-                    yield BOUNDARY
-        for seg in extractor.close():
-            if on_segment is not None:
-                on_segment(seg)
-            if seg.kind == "code":
-                yield seg.text
-            elif seg.closes:
-                yield BOUNDARY
+            yield from _runnable(extractor.feed(piece), on_segment)
+        yield from _runnable(extractor.close(), on_segment)
     finally:
         close_quietly(iterator)
+
+
+def _runnable(
+    segments: Iterable[Segment], on_segment: Callable[[Segment], None] | None
+) -> Iterator[str]:
+    """What the runtime gets from a batch of segments: code text, and BOUNDARY at a block's end."""
+    for seg in segments:
+        if on_segment is not None:
+            on_segment(seg)
+        if seg.kind == "code":
+            yield seg.text
+        elif seg.closes:
+            yield BOUNDARY
 
 
 async def acode_from_fences(
@@ -301,19 +302,9 @@ async def acode_from_fences(
     iterator = aiter(pieces)
     try:
         async for piece in iterator:
-            for seg in extractor.feed(piece):
-                if on_segment is not None:
-                    on_segment(seg)
-                if seg.kind == "code":
-                    yield seg.text
-                elif seg.closes:
-                    yield BOUNDARY
-        for seg in extractor.close():
-            if on_segment is not None:
-                on_segment(seg)
-            if seg.kind == "code":
-                yield seg.text
-            elif seg.closes:
-                yield BOUNDARY
+            for out in _runnable(extractor.feed(piece), on_segment):
+                yield out
+        for out in _runnable(extractor.close(), on_segment):
+            yield out
     finally:
         await aclose_quietly(iterator)
