@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 
 import pytest
@@ -12,6 +12,8 @@ import pytest
 pytest.register_assert_rewrite("tests.provision")
 
 from eager_rt.executor import Backend, Session  # noqa: E402
+from eager_rt.registry import get_backend  # noqa: E402
+from eager_rt.sync import SyncSession  # noqa: E402
 from tests import provision  # noqa: E402
 
 
@@ -52,3 +54,27 @@ async def session(backend: Backend) -> AsyncIterator[Session]:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture
+async def local_session() -> AsyncIterator[Session]:
+    """A started session of the default local backend, for tests that are not about backends."""
+    backend = get_backend("local")()
+    session = backend.session()
+    await session.start(timeout=60)
+    try:
+        yield session
+    finally:
+        await session.close()
+        await backend.aclose()
+
+
+@pytest.fixture
+def sync_session() -> Iterator[SyncSession]:
+    """The same, through the blocking facade."""
+    session = SyncSession(get_backend("local")().session())
+    session.start(timeout=60)
+    try:
+        yield session
+    finally:
+        session.close()

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import anthropic
 import openai
 import pytest
 
 from eager_rt.agent import STREAMABLE_CODE_PROMPT, arun_turn, run_turn
 from eager_rt.executor import Session
-from eager_rt.registry import get_backend
 from eager_rt.sync import SyncSession
 from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments
-
-
-@pytest.fixture
-async def local_session() -> AsyncIterator[Session]:
-    backend = get_backend("local")()
-    session = backend.session()
-    await session.start(timeout=60)
-    try:
-        yield session
-    finally:
-        await session.close()
-        await backend.aclose()
-
-
-@pytest.fixture
-def sync_session() -> Iterator[SyncSession]:
-    session = SyncSession(get_backend("local")().session())
-    session.start(timeout=60)
-    try:
-        yield session
-    finally:
-        session.close()
 
 
 def fenced(code: str, size: int = 5) -> Reply:
@@ -86,7 +61,9 @@ async def test_failing_turn_gives_the_partial_program(local_session: Session) ->
         client = anthropic_client(llm)
         try:
             stream = await client.messages.create(
-                model="m", max_tokens=500, messages=[{"role": "user", "content": "go"}],
+                model="m",
+                max_tokens=500,
+                messages=[{"role": "user", "content": "go"}],
                 stream=True,
             )
             turn = await arun_turn(stream, local_session)
@@ -231,8 +208,7 @@ async def test_bad_tool_arguments_turn(local_session: Session) -> None:
 
 def test_blocking_twin(sync_session: SyncSession) -> None:
     with FakeLLM(fenced("print('sync ok')\n")) as llm:
-        client = openai.OpenAI(base_url=llm.openai_url, api_key="test", max_retries=0,
-                               timeout=30)
+        client = openai.OpenAI(base_url=llm.openai_url, api_key="test", max_retries=0, timeout=30)
         try:
             stream = client.chat.completions.create(model="m", messages=[], stream=True)
             turn = run_turn(stream, sync_session, timeout=60)

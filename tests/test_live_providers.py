@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from eager_rt.agent import STREAMABLE_CODE_PROMPT, run_turn
-from eager_rt.registry import get_backend
 from eager_rt.sync import SyncSession
 
 pytestmark = pytest.mark.live
@@ -29,18 +27,26 @@ needs_openai = pytest.mark.skipif(not OPENAI_KEY, reason="OPENAI_API_KEY is not 
 needs_anthropic = pytest.mark.skipif(not ANTHROPIC_KEY, reason="ANTHROPIC_API_KEY is not set")
 
 SYSTEM = "Answer with Python code in one ```python block.\n\n" + STREAMABLE_CODE_PROMPT
-PROMPT = (
-    "Compute the sum of the squares of the first 321 prime numbers and print only that "
-    "number."
-)
+PROMPT = "Compute the sum of the squares of the first 321 prime numbers and print only that number."
 TOOL_SYSTEM = "Use the python tool to run code.\n\n" + STREAMABLE_CODE_PROMPT
-TOOL_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"code": {"type": "string"}},
-               "required": ["code"]}
+TOOL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"code": {"type": "string"}},
+    "required": ["code"],
+}
 
-RESPONSES_TOOL: Any = {"type": "function", "name": "python", "description": "Run Python code.",
-                       "parameters": TOOL_SCHEMA, "strict": False}
-ANTHROPIC_TOOL: Any = {"name": "python", "description": "Run Python code.",
-                       "input_schema": TOOL_SCHEMA}
+RESPONSES_TOOL: Any = {
+    "type": "function",
+    "name": "python",
+    "description": "Run Python code.",
+    "parameters": TOOL_SCHEMA,
+    "strict": False,
+}
+ANTHROPIC_TOOL: Any = {
+    "name": "python",
+    "description": "Run Python code.",
+    "input_schema": TOOL_SCHEMA,
+}
 
 
 def expected() -> str:
@@ -53,16 +59,6 @@ def expected() -> str:
     return str(sum(p * p for p in primes))
 
 
-@pytest.fixture
-def sync_session() -> Iterator[SyncSession]:
-    session = SyncSession(get_backend("local")().session())
-    session.start(timeout=60)
-    try:
-        yield session
-    finally:
-        session.close()
-
-
 @needs_openai
 def test_openai_chat_fenced_code(sync_session: SyncSession) -> None:
     import openai
@@ -71,7 +67,9 @@ def test_openai_chat_fenced_code(sync_session: SyncSession) -> None:
     try:
         t0 = time.perf_counter()
         stream = client.chat.completions.create(
-            model=OPENAI_MODEL, stream=True, stream_options={"include_usage": True},
+            model=OPENAI_MODEL,
+            stream=True,
+            stream_options={"include_usage": True},
             messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}],
         )
         turn = run_turn(stream, sync_session, started=t0, timeout=300)
@@ -89,7 +87,10 @@ def test_openai_responses_tool_call(sync_session: SyncSession) -> None:
     client = openai.OpenAI(timeout=120)
     try:
         stream = client.responses.create(
-            model=OPENAI_MODEL, instructions=TOOL_SYSTEM, input=PROMPT, stream=True,
+            model=OPENAI_MODEL,
+            instructions=TOOL_SYSTEM,
+            input=PROMPT,
+            stream=True,
             tools=[RESPONSES_TOOL],
             tool_choice="required",
         )
@@ -108,7 +109,10 @@ def test_anthropic_fenced_code(sync_session: SyncSession) -> None:
     client = anthropic.Anthropic(timeout=120)
     try:
         stream = client.messages.create(
-            model=ANTHROPIC_MODEL, max_tokens=2048, system=SYSTEM, stream=True,
+            model=ANTHROPIC_MODEL,
+            max_tokens=2048,
+            system=SYSTEM,
+            stream=True,
             messages=[{"role": "user", "content": PROMPT}],
         )
         turn = run_turn(stream, sync_session, timeout=300)
@@ -125,7 +129,10 @@ def test_anthropic_tool_use(sync_session: SyncSession) -> None:
     client = anthropic.Anthropic(timeout=120)
     try:
         stream = client.messages.create(
-            model=ANTHROPIC_MODEL, max_tokens=2048, system=TOOL_SYSTEM, stream=True,
+            model=ANTHROPIC_MODEL,
+            max_tokens=2048,
+            system=TOOL_SYSTEM,
+            stream=True,
             messages=[{"role": "user", "content": PROMPT}],
             tools=[ANTHROPIC_TOOL],
             tool_choice={"type": "tool", "name": "python"},

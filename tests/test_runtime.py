@@ -29,19 +29,9 @@ pytestmark = pytest.mark.anyio
 PROGRAM = "x = 2\nprint(x * 21)\nfor i in range(2):\n    print(i)\nprint('end')\n"
 
 
-@pytest.fixture
-async def local() -> AsyncIterator[Session]:
-    session = get_backend("local")().session()
-    await session.start(timeout=60)
-    try:
-        yield session
-    finally:
-        await session.close()
-
-
-async def test_events_arrive_live_and_in_order(local: Session) -> None:
+async def test_events_arrive_live_and_in_order(local_session: Session) -> None:
     events: list[Event] = []
-    result = await arun_stream(replay(PROGRAM, tps=1000), local, on_event=events.append)
+    result = await arun_stream(replay(PROGRAM, tps=1000), local_session, on_event=events.append)
     assert result.status == "ok"
     assert result.stdout == "42\n0\n1\nend\n"
     assert isinstance(events[-1], Finished) and events[-1].result is result
@@ -59,14 +49,14 @@ async def test_events_arrive_live_and_in_order(local: Session) -> None:
                 assert result.chunks[idx].t_detected <= e.t
 
 
-async def test_ttft_is_the_first_pieces_arrival(local: Session) -> None:
-    result = await arun_stream(["x = 2\n", "print(x)\n"], local)
+async def test_ttft_is_the_first_pieces_arrival(local_session: Session) -> None:
+    result = await arun_stream(["x = 2\n", "print(x)\n"], local_session)
     # the first piece completes the first statement: both name the same moment
     assert result.ttft_s == result.chunks[0].t_generated
 
 
-async def test_timeline_and_metrics_are_consistent(local: Session) -> None:
-    result = await arun_stream(replay(PROGRAM, tps=200, ttft=0.2), local)
+async def test_timeline_and_metrics_are_consistent(local_session: Session) -> None:
+    result = await arun_stream(replay(PROGRAM, tps=200, ttft=0.2), local_session)
     for record in result.chunks:
         if not record.chunk.runnable:
             continue
@@ -80,8 +70,8 @@ async def test_timeline_and_metrics_are_consistent(local: Session) -> None:
     assert result.to_dict()["chunks"] == len([r for r in result.chunks if r.chunk.runnable])
 
 
-async def test_serial_mode_runs_once_after_generation(local: Session) -> None:
-    result = await arun_stream(replay(PROGRAM, tps=500), local, mode="serial")
+async def test_serial_mode_runs_once_after_generation(local_session: Session) -> None:
+    result = await arun_stream(replay(PROGRAM, tps=500), local_session, mode="serial")
     assert result.stdout == "42\n0\n1\nend\n"
     assert len(result.batches) == 1
     assert result.batches[0].code == PROGRAM
@@ -89,32 +79,32 @@ async def test_serial_mode_runs_once_after_generation(local: Session) -> None:
     assert result.nel_s == pytest.approx(result.exec_s)
 
 
-async def test_leaving_the_event_stream_early_cleans_up(local: Session) -> None:
+async def test_leaving_the_event_stream_early_cleans_up(local_session: Session) -> None:
     code = "print('a')\nimport time\ntime.sleep(0.3)\n" + "print('b')\n" * 50
     tasks_before = len(asyncio.all_tasks())
-    stream = astream_events(replay(code, tps=100), local)
+    stream = astream_events(replay(code, tps=100), local_session)
     async for event in stream:
         if isinstance(event, OutputEvent):
             break
     await stream.aclose()  # type: ignore[attr-defined]
     await asyncio.sleep(0)
     assert len(asyncio.all_tasks()) == tasks_before
-    result = await local.execute("print('usable')", timeout=30)
+    result = await local_session.execute("print('usable')", timeout=30)
     assert result.stdout == "usable\n"
 
 
-async def test_cancelling_a_run_leaves_nothing_behind(local: Session) -> None:
+async def test_cancelling_a_run_leaves_nothing_behind(local_session: Session) -> None:
     tasks_before = len(asyncio.all_tasks())
     threads_before = threading.active_count()
     code = "import time\n" + "time.sleep(0.05)\n" * 200
-    task = asyncio.create_task(arun_stream(replay(code, tps=400), local))
+    task = asyncio.create_task(arun_stream(replay(code, tps=400), local_session))
     await asyncio.sleep(0.5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert len(asyncio.all_tasks()) == tasks_before
     assert threading.active_count() <= threads_before
-    result = await local.execute("print('after')", timeout=30)
+    result = await local_session.execute("print('after')", timeout=30)
     assert result.stdout == "after\n"
 
 
@@ -137,10 +127,12 @@ class SyncSource:
             self.closed_on = threading.current_thread().name
 
 
-async def test_blocking_source_is_pulled_and_closed_on_its_own_thread(local: Session) -> None:
+async def test_blocking_source_is_pulled_and_closed_on_its_own_thread(
+    local_session: Session,
+) -> None:
     source = SyncSource(["print(1)\n", "1/0\n"] + ["print(2)\n"] * 20, pause=0.05)
     threads_before = threading.active_count()
-    result = await arun_stream(source, local)
+    result = await arun_stream(source, local_session)
     assert result.status == "error"
     assert result.stream_closed_early
     assert source.closed_on is not None and source.closed_on.startswith("eager_rt-source")
@@ -149,26 +141,26 @@ async def test_blocking_source_is_pulled_and_closed_on_its_own_thread(local: Ses
     assert result.stdout == "1\n"
 
 
-async def test_interrupted_event_names_the_error(local: Session) -> None:
+async def test_interrupted_event_names_the_error(local_session: Session) -> None:
     events: list[Event] = []
     await arun_stream(
-        replay("int('x')\n" + "print(0)\n" * 30, tps=300), local, on_event=events.append
+        replay("int('x')\n" + "print(0)\n" * 30, tps=300), local_session, on_event=events.append
     )
     reasons = [e.reason for e in events if isinstance(e, Interrupted)]
     assert len(reasons) == 1
     assert "ValueError" in reasons[0]
 
 
-async def test_source_must_yield_text(local: Session) -> None:
+async def test_source_must_yield_text(local_session: Session) -> None:
     with pytest.raises(TypeError, match="not str"):
-        await arun_stream([b"print(1)\n"], local)  # type: ignore[list-item]
+        await arun_stream([b"print(1)\n"], local_session)  # type: ignore[list-item]
 
 
-async def test_bad_options_are_rejected(local: Session) -> None:
+async def test_bad_options_are_rejected(local_session: Session) -> None:
     with pytest.raises(ValueError, match="mode"):
-        await arun_stream(["x=1\n"], local, mode="lazy")  # type: ignore[arg-type]
+        await arun_stream(["x=1\n"], local_session, mode="lazy")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="on_error"):
-        await arun_stream(["x=1\n"], local, on_error="ignore")  # type: ignore[arg-type]
+        await arun_stream(["x=1\n"], local_session, on_error="ignore")  # type: ignore[arg-type]
 
 
 async def test_session_start_overlaps_generation() -> None:
@@ -200,13 +192,13 @@ def test_sync_facade_times_out_cleanly() -> None:
         assert after.stdout == "alive\n"
 
 
-async def test_a_dropped_stream_ends_in_a_precise_result(local: Session) -> None:
+async def test_a_dropped_stream_ends_in_a_precise_result(local_session: Session) -> None:
     async def dropping() -> AsyncIterator[str]:
         yield "print(1)\n"
         yield "for i in range(3):\n    print(i)\n"  # complete only once the next line comes
         raise ConnectionError("peer closed connection mid-stream")
 
-    result = await arun_stream(dropping(), local)
+    result = await arun_stream(dropping(), local_session)
     assert result.status == "source_error"
     assert result.stdout == "1\n"  # the cut-off loop never ran
     assert result.error is not None
@@ -218,13 +210,13 @@ async def test_a_dropped_stream_ends_in_a_precise_result(local: Session) -> None
     assert result.to_dict()["error"]["kind"] == "source"
 
 
-async def test_a_failing_blocking_source_is_reported_too(local: Session) -> None:
+async def test_a_failing_blocking_source_is_reported_too(local_session: Session) -> None:
     def dropping() -> Iterator[str]:
         yield "x = 5\n"
         yield "print(x)\n"
         raise TimeoutError("read timed out")
 
-    result = await arun_stream(dropping(), local)
+    result = await arun_stream(dropping(), local_session)
     assert result.status == "source_error"
     assert result.stdout == "5\n"
     assert result.error is not None and result.error.ename == "TimeoutError"

@@ -17,7 +17,6 @@ import openai
 import pytest
 
 from eager_rt.executor import Session
-from eager_rt.registry import get_backend
 from eager_rt.result import RunResult
 from eager_rt.runtime import arun_stream, run_stream
 from eager_rt.sources.anthropic import amessages, messages
@@ -111,28 +110,6 @@ async def async_stream(api: str, llm: FakeLLM, timeout: float = CLIENT_TIMEOUT
         yield make
     finally:
         await client.close()
-
-
-@pytest.fixture
-def sync_session() -> Iterator[SyncSession]:
-    session = SyncSession(get_backend("local")().session())
-    session.start(timeout=60)
-    try:
-        yield session
-    finally:
-        session.close()
-
-
-@pytest.fixture
-async def local_session() -> AsyncIterator[Session]:
-    backend = get_backend("local")()
-    session = backend.session()
-    await session.start(timeout=60)
-    try:
-        yield session
-    finally:
-        await session.close()
-        await backend.aclose()
 
 
 def consumed_events(api: str, sent: int, reply: Reply) -> int:
