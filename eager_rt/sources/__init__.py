@@ -10,19 +10,34 @@
 None of these imports a provider SDK.
 """
 
-from eager_rt.sources.anthropic import amessages, messages
-from eager_rt.sources.llm import ModelStreamError, model_source
-from eager_rt.sources.openai import achat_completions, aresponses, chat_completions, responses
-from eager_rt.sources.replay import replay
+from __future__ import annotations
 
-__all__ = [
-    "ModelStreamError",
-    "achat_completions",
-    "amessages",
-    "aresponses",
-    "chat_completions",
-    "messages",
-    "model_source",
-    "replay",
-    "responses",
-]
+import importlib
+from typing import Any
+
+# bound eagerly: a lazy name would be shadowed by the submodule of the same name
+from eager_rt.sources.replay import replay as replay
+
+_EXPORTS = {
+    "ModelStreamError": "eager_rt.sources.llm",
+    "model_source": "eager_rt.sources.llm",
+    "messages": "eager_rt.sources.anthropic",
+    "amessages": "eager_rt.sources.anthropic",
+    "chat_completions": "eager_rt.sources.openai",
+    "achat_completions": "eager_rt.sources.openai",
+    "responses": "eager_rt.sources.openai",
+    "aresponses": "eager_rt.sources.openai",
+}
+
+__all__ = sorted([*_EXPORTS, "replay"])
+
+
+def __getattr__(name: str) -> Any:
+    # loaded on first use: the runtime imports this package (for BOUNDARY) and
+    # must not pay for the provider adapters it does not use
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eager_rt.sources' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
