@@ -114,11 +114,14 @@ class WorkerSession(Session):
     catches a death the channel cannot show, such as a forked child of the
     worker holding the channel open; the default never returns) and
     :meth:`_worker_options` (the init frame's options; the worker understands
-    ``memory_limit``, in bytes, applied as RLIMIT_AS).
+    ``memory_limit``, in bytes, applied as RLIMIT_AS, and ``prerender_figures``).
 
     Options: ``interrupt_grace`` seconds between the interrupt sent at a timeout
     (or at a cancelled ``execute``) and the kill; ``auto_restart`` a worker that
-    died; ``start_timeout`` for the restarts this class performs on its own.
+    died; ``start_timeout`` for the restarts this class performs on its own;
+    ``prerender_figures`` (default True): the worker renders changed matplotlib
+    figures while it waits for the next execution, so ``plt.show()`` finds them
+    ready (see ``_figures``); False renders them at ``plt.show()`` only.
 
     What this class guarantees on top of the transport: an interrupt is sent as
     an ``interrupt`` frame and then SIGINT, so it stops its execution even if it
@@ -134,10 +137,12 @@ class WorkerSession(Session):
         interrupt_grace: float = 2.0,
         auto_restart: bool = True,
         start_timeout: float = 60.0,
+        prerender_figures: bool = True,
     ) -> None:
         if interrupt_grace < 0:
             raise ValueError("interrupt_grace must be >= 0")
         self.interrupt_grace = interrupt_grace
+        self.prerender_figures = prerender_figures
         self.auto_restart = auto_restart
         self.start_timeout = start_timeout
         self.worker_info: dict[str, Any] = {}  #: the ``ready`` frame of the current worker
@@ -179,8 +184,8 @@ class WorkerSession(Session):
         await asyncio.Event().wait()
 
     def _worker_options(self) -> dict[str, Any]:
-        """Options for the worker's init frame (``memory_limit``)."""
-        return {}
+        """Options for the worker's init frame; a subclass adds its own to these."""
+        return {"prerender_figures": self.prerender_figures}
 
     # ------------------------------------------------------------------ Session
 

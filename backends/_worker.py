@@ -56,7 +56,7 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -125,13 +125,36 @@ def worker_command(python: str) -> list[str]:
 _payload: list[bytes] = []
 
 
+#: sibling modules the worker uses; it runs from source sent over a pipe, so
+#: they travel inside its payload (as ``_BUNDLED``) instead of being imported
+_BUNDLED_MODULES = ("_figures",)
+
+
 def worker_payload() -> bytes:
-    """The worker's own source, length-prefixed, as the bootstrap expects it."""
+    """The worker's source with its bundled modules, length-prefixed, as the bootstrap expects."""
     if not _payload:
+        here = os.path.dirname(os.path.abspath(__file__))
         with open(os.path.abspath(__file__), "rb") as f:
             source = f.read()
+        bundled = {}
+        for name in _BUNDLED_MODULES:
+            with open(os.path.join(here, name + ".py"), encoding="utf-8") as f:
+                bundled[name] = f.read()
+        source += f"\n_BUNDLED = {bundled!r}\n".encode()
         _payload.append(len(source).to_bytes(HEADER_SIZE, "big") + source)
     return _payload[0]
+
+
+def _bundled(name: str) -> types.ModuleType:
+    """A module shipped in the payload, loaded once as ``_eager_rt<name>``."""
+    qualified = "_eager_rt" + name
+    module = sys.modules.get(qualified)
+    if module is None:
+        source = globals()["_BUNDLED"][name]
+        module = types.ModuleType(qualified)
+        sys.modules[qualified] = module
+        exec(compile(source, f"<eager_rt {name.strip('_')}>", "exec"), module.__dict__)
+    return module
 
 
 # --------------------------------------------------------------------------- channel
@@ -145,6 +168,8 @@ class _Channel:
         self.wfd = wfd
         self.lock = threading.RLock()
         self._buf = bytearray()
+        self._poller = select.poll()
+        self._poller.register(rfd, select.POLLIN)
 
     def recv(self) -> dict[str, Any] | None:
         """The next host frame, or None at end of stream (the host went away)."""
@@ -175,6 +200,10 @@ class _Channel:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return bool(chunk)
+
+    def input_waiting(self) -> bool:
+        """Whether a frame (or part of one) from the host is already here."""
+        return bool(self._buf) or bool(self._poller.poll(0))
 
     def interrupt_queued(self, exec_id: Any) -> bool:
         """Whether the host asked, in an ``interrupt`` frame, to stop execution ``exec_id``.
@@ -293,6 +322,8 @@ class _OutStream(io.TextIOBase):
             worker = self._worker
             if worker.forked:
                 os.write(self._fd, s.encode("utf-8", "replace"))
+            elif worker.captured is not None:
+                worker.captured.append((self._name, s))
             else:
                 worker.guarded(worker.write_text, self, s)
         return len(s)
@@ -333,6 +364,9 @@ class Worker:
         self._poll = select.poll()
         self.stdout = _OutStream(self, "stdout", 1)
         self.stderr = _OutStream(self, "stderr", 2)
+        #: while not None, text for stdout/stderr is collected here, not sent
+        self.captured: list[tuple[str, str]] | None = None
+        self.figures = _bundled("_figures").FigureRenderer(self.capture, self.write_named)
         self._future_mask = 0
         for feature in __future__.all_feature_names:
             self._future_mask |= getattr(__future__, feature).compiler_flag
@@ -379,6 +413,7 @@ class Worker:
         os.register_at_fork(after_in_child=self._after_fork)
 
     def apply_options(self, options: dict[str, Any]) -> None:
+        self.figures.ahead = bool(options.get("prerender_figures", True))
         limit = options.get("memory_limit")
         if limit:
             self.memory_limit = int(limit)
@@ -521,10 +556,23 @@ class Worker:
         elif self.timer_armed and time.monotonic() - self.window_start >= _COALESCE_S:
             self.send_text()
 
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[list[tuple[str, str]]]:
+        """Collect what stdout/stderr receive meanwhile, for work done between executions."""
+        collected: list[tuple[str, str]] = []
+        self.captured = collected
+        try:
+            yield collected
+        finally:
+            self.captured = None
+
+    def write_named(self, name: str, text: str) -> None:
+        (self.stdout if name == "stdout" else self.stderr).write(text)
+
     def display(self, *objs: Any, **kwargs: Any) -> None:
         """The ``display()`` builtin: MIME bundles from the IPython ``_repr_*_`` protocol."""
         for obj in objs:
-            data, metadata = _mime_bundle(obj)
+            data, metadata = _mime_bundle(obj, self.figures)
             self.send_display(data, metadata)
 
     def send_display(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
@@ -551,7 +599,7 @@ class Worker:
         for num in numbers:
             fig = plt.figure(num)
             try:
-                data = _figure_bundle(fig)
+                data = _figure_bundle(fig, self.figures.png(fig))
             except Exception as exc:  # noqa: BLE001
                 self.stderr.write(f"could not render figure {num}: {exc!r}\n")
                 continue
@@ -611,6 +659,17 @@ class Worker:
             return "error", _error_info(exc, exc.__traceback__, filename)
         return "ok", None
 
+    def render_ahead(self) -> bool:
+        """Idle: render changed figures before ``plt.show()``; True if a request overtook that."""
+        try:
+            if self.figures.render_ahead(self.channel.input_waiting):
+                return self.channel.input_waiting()
+        except KeyboardInterrupt:
+            # a raising SIGINT handler of the user's cut a rendering short;
+            # figures are rendered at plt.show() only from now on
+            self.figures.ahead = False
+        return False
+
     def _die_of_memory(self, exc: MemoryError) -> None:
         """Out of ``memory_limit``: end like an OOM-killed container would."""
         said = f": {exc}" if str(exc) else ""
@@ -627,6 +686,7 @@ class Worker:
         channel = self.channel
         while True:
             try:
+                overtaken = self.render_ahead()
                 message = channel.recv()
             except KeyboardInterrupt:
                 # only if user code put back a raising SIGINT handler: idle, ignore it
@@ -635,7 +695,9 @@ class Worker:
                 return
             op = message.get("op")
             if op == "execute":
+                self.figures.request_arrived(overtaken)
                 self.execute(message.get("id"), message.get("code", ""))
+                self.figures.idle_started()
             elif op == "interrupt":
                 pass  # for an execution that has ended: the SIGINT came too late
             elif op == "ping":
@@ -711,11 +773,11 @@ def _jsonable(mime: str, value: Any) -> Any:
     return value
 
 
-def _mime_bundle(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _mime_bundle(obj: Any, figures: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     data: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
     if _is_figure(obj):
-        return _figure_bundle(obj), metadata
+        return _figure_bundle(obj, figures.png(obj)), metadata
     method = getattr(obj, "_repr_mimebundle_", None)
     if callable(method) and not isinstance(obj, type):
         result = method(include=None, exclude=None)
@@ -746,11 +808,9 @@ def _is_figure(obj: Any) -> bool:
     return type(obj).__module__.startswith("matplotlib.") and hasattr(obj, "savefig")
 
 
-def _figure_bundle(fig: Any) -> dict[str, Any]:
-    out = io.BytesIO()
-    fig.savefig(out, format="png", bbox_inches="tight")
+def _figure_bundle(fig: Any, png: bytes) -> dict[str, Any]:
     return {
-        "image/png": base64.b64encode(out.getvalue()).decode("ascii"),
+        "image/png": base64.b64encode(png).decode("ascii"),
         "text/plain": repr(fig),
     }
 

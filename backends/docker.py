@@ -290,7 +290,8 @@ class DockerSession(WorkerSession):
     and ``host_config`` (any other keyword of the SDK's
     ``create_host_config``, applied last). Engine: ``base_url`` (default
     ``$DOCKER_HOST`` or the local socket), ``api_timeout``. Session:
-    ``interrupt_grace``, ``auto_restart``, ``start_timeout``, and ``cwd``: a
+    ``interrupt_grace``, ``auto_restart``, ``start_timeout``,
+    ``prerender_figures`` (as for the local backend), and ``cwd``: a
     host directory whose contents are copied into the work directory at every
     (re)start, so a script's relative data paths work as they do locally
     (copied, never mounted: the code cannot change the host's files).
@@ -306,13 +307,17 @@ class DockerSession(WorkerSession):
         interrupt_grace: float = 2.0,
         auto_restart: bool = True,
         start_timeout: float = 120.0,
+        prerender_figures: bool = True,
         cwd: str | os.PathLike[str] | None = None,
         _engine: _EngineHolder | None = None,
         _pool: WarmPool | None = None,
         **container_options: Any,
     ) -> None:
         super().__init__(
-            interrupt_grace=interrupt_grace, auto_restart=auto_restart, start_timeout=start_timeout
+            interrupt_grace=interrupt_grace,
+            auto_restart=auto_restart,
+            start_timeout=start_timeout,
+            prerender_figures=prerender_figures,
         )
         self.cwd = None if cwd is None else Path(cwd)
         if self.cwd is not None and not self.cwd.is_dir():
@@ -626,4 +631,6 @@ class DockerBackend(Backend):
         await asyncio.to_thread(self._engine.close)
 
 
-_SESSION_ONLY = frozenset({"interrupt_grace", "auto_restart", "start_timeout", "cwd"})
+_SESSION_ONLY = frozenset(
+    {"interrupt_grace", "auto_restart", "start_timeout", "prerender_figures", "cwd"}
+)

@@ -65,6 +65,8 @@ class LocalSession(WorkerSession):
       detail); one the code catches is its own business. Address space counts
       reserved memory too: numpy/pandas/matplotlib work needs ~512 MiB or more.
     * ``start_timeout``: for the restarts the session does on its own.
+    * ``prerender_figures``: render changed matplotlib figures while the worker
+      waits for code, so ``plt.show()`` finds them ready (default True).
     """
 
     backend_name: ClassVar[str] = "local"
@@ -79,9 +81,13 @@ class LocalSession(WorkerSession):
         auto_restart: bool = True,
         memory_limit: int | None = None,
         start_timeout: float = 60.0,
+        prerender_figures: bool = True,
     ) -> None:
         super().__init__(
-            interrupt_grace=interrupt_grace, auto_restart=auto_restart, start_timeout=start_timeout
+            interrupt_grace=interrupt_grace,
+            auto_restart=auto_restart,
+            start_timeout=start_timeout,
+            prerender_figures=prerender_figures,
         )
         if memory_limit is not None and memory_limit <= 0:
             raise ValueError("memory_limit must be a positive number of bytes")
@@ -104,7 +110,7 @@ class LocalSession(WorkerSession):
         return worker_command(self.python)
 
     def _worker_options(self) -> dict[str, Any]:
-        return {"memory_limit": self.memory_limit}
+        return {**super()._worker_options(), "memory_limit": self.memory_limit}
 
     async def _launch(
         self, timeout: float | None

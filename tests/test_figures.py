@@ -1,0 +1,174 @@
+"""Figures at ``plt.show()``: one draw, and rendered ahead while the worker idles.
+
+Each test runs the same executions on two local sessions, one rendering
+figures ahead of time (the default) and one rendering them at ``plt.show()``
+only, and holds the first to the second: same images, same text, in the same
+places. Whether an idle rendering happened is visible to user code: it leaves
+the figure clean (``fig.stale`` is False) until the next change.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+from eager_rt.backends.local import LocalSession
+
+from eager_rt.executor import ExecResult, Status
+
+pytest.importorskip("matplotlib")
+pytestmark = pytest.mark.anyio
+
+T = 60.0
+#: a pause between executions: the gaps the worker judges an idle rendering by
+PAUSE = 0.4
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[LocalSession, LocalSession]]:
+    ahead, plain = LocalSession(), LocalSession(prerender_figures=False)
+    await ahead.start(timeout=T)
+    await plain.start(timeout=T)
+    try:
+        yield ahead, plain
+    finally:
+        await ahead.close()
+        await plain.close()
+
+
+async def run_both(
+    pair: tuple[LocalSession, LocalSession], code: str
+) -> tuple[ExecResult, ExecResult]:
+    ahead, plain = pair
+    a = await ahead.execute(code, timeout=T)
+    b = await plain.execute(code, timeout=T)
+    assert a.status is Status.OK, a
+    assert b.status is Status.OK, b
+    await anyio.sleep(PAUSE)
+    return a, b
+
+
+def png_size(bundle: dict[str, object]) -> tuple[int, int]:
+    data = base64.b64decode(str(bundle["image/png"]))
+    assert data.startswith(PNG_SIGNATURE)
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+async def warm_up(pair: tuple[LocalSession, LocalSession]) -> None:
+    """A few executions with pauses: the worker has seen gaps long enough to render in."""
+    for code in ("import matplotlib.pyplot as plt", "x = 1", "y = 2"):
+        await run_both(pair, code)
+
+
+async def test_figure_rendered_ahead_is_the_one_shown(
+    pair: tuple[LocalSession, LocalSession],
+) -> None:
+    await warm_up(pair)
+    await run_both(pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3], [3, 1, 2])")
+    await run_both(pair, "ax.set_title('rendered while idle')")
+    a, b = await run_both(pair, "print(fig.stale)")
+    assert (a.stdout, b.stdout) == ("False\n", "True\n")  # only the first rendered ahead
+    a, b = await run_both(pair, "plt.show()")
+    assert len(a.displays) == len(b.displays) == 1
+    assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
+
+
+async def test_a_change_after_the_idle_rendering_is_in_the_image(
+    pair: tuple[LocalSession, LocalSession],
+) -> None:
+    await warm_up(pair)
+    await run_both(pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3])")
+    a, _ = await run_both(pair, "print(fig.stale)")
+    assert a.stdout == "False\n"
+    # a change, then show at once: no idle time in between to render it again
+    ahead, plain = pair
+    code = "ax.set_title('changed after')\nax.plot([3, 2, 1])\nplt.show()"
+    a = await ahead.execute(code, timeout=T)
+    b = await plain.execute(code, timeout=T)
+    assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
+
+
+async def test_rcparams_changed_after_the_idle_rendering_count(
+    pair: tuple[LocalSession, LocalSession],
+) -> None:
+    await warm_up(pair)
+    await run_both(pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3])")
+    a, _ = await run_both(pair, "print(fig.stale)")
+    assert a.stdout == "False\n"
+    ahead, plain = pair
+    code = "plt.rcParams['savefig.facecolor'] = 'yellow'\nplt.show()"
+    a = await ahead.execute(code, timeout=T)
+    b = await plain.execute(code, timeout=T)
+    assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
+
+
+async def test_warning_raised_by_an_idle_rendering_appears_at_show(
+    pair: tuple[LocalSession, LocalSession],
+) -> None:
+    await warm_up(pair)
+    # DejaVu Sans has no glyph for this character: drawing it warns, once
+    await run_both(pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.set_title('\\u0f00')")
+    a, b = await run_both(pair, "print(fig.stale)")
+    assert (a.stdout, b.stdout) == ("False\n", "True\n")
+    a, b = await run_both(pair, "print('before show')\nplt.show()\nprint('after show')")
+    assert "Glyph" in b.stderr and "missing" in b.stderr
+    assert [(o.kind, o.text) for o in a.outputs if o.kind != "display"] == [
+        (o.kind, o.text) for o in b.outputs if o.kind != "display"
+    ]
+    assert [o.kind for o in a.outputs] == [o.kind for o in b.outputs]
+    assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
+
+
+async def test_content_beyond_the_canvas_grows_the_image(
+    pair: tuple[LocalSession, LocalSession],
+) -> None:
+    ahead, plain = pair
+    code = (
+        "import matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots(figsize=(4, 3), dpi=100)\n"
+        "ax.plot([1, 2], label='a label placed outside the axes')\n"
+        "ax.legend(loc='upper left', bbox_to_anchor=(1.02, 1))\n"
+        "plt.show()\n"
+    )
+    a = await ahead.execute(code, timeout=T)
+    width, _ = png_size(a.displays[0])
+    assert width > 400  # the legend was kept, as savefig's tight box keeps it
+    b = await plain.execute(code, timeout=T)
+    assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
+
+
+async def test_shown_figure_is_cropped_to_its_content(
+    pair: tuple[LocalSession, LocalSession],
+) -> None:
+    ahead, _ = pair
+    r = await ahead.execute(
+        "import matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots(figsize=(4, 3), dpi=100)\n"
+        "ax.plot([1, 2, 3])\n"
+        "plt.show()\n",
+        timeout=T,
+    )
+    width, height = png_size(r.displays[0])
+    assert 300 < width < 400 and 200 < height < 300  # the empty margins are cut away
+
+
+async def test_display_of_a_figure_uses_the_same_rendering(
+    pair: tuple[LocalSession, LocalSession],
+) -> None:
+    ahead, _ = pair
+    r = await ahead.execute(
+        "import matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots(figsize=(4, 3))\n"
+        "ax.plot([1, 2, 3])\n"
+        "display(fig)\n"
+        "plt.show()\n",
+        timeout=T,
+    )
+    assert r.status is Status.OK, r
+    assert len(r.displays) == 2
+    assert r.displays[0]["image/png"] == r.displays[1]["image/png"]
