@@ -52,10 +52,11 @@ Events are tuples ``(kind, a, b, c, d)`` in absolute stream offsets:
 the text between the previous cut and ``end``; ``(EV_PROBE, line_start,
 line_end, 0, 0)`` — ask whether ``text[last_cut:line_end]`` is dead; if so
 the statement is cut at ``line_start`` and scanning restarts there;
-``(EV_SPEC, end, body_end, 0, 0)`` — two blank lines in a row follow a
-compound statement's line, so the statement *may* end at ``end``: a hint
-that lets the chunker confirm it early (while the model is still writing),
-leaving almost nothing to do when the deciding token arrives.
+``(EV_SPEC, end, body_end, blanks, 0)`` — the first or second blank line
+(``blanks``: 1 or 2) follows a compound statement's line, so the statement
+*may* end at ``end``: a hint that lets the chunker confirm it early (while
+the model is still writing), leaving almost nothing to do when the deciding
+token arrives.
 """
 
 from __future__ import annotations
@@ -328,10 +329,11 @@ class Scanner:
             self.trivia = 0
         else:  # a blank line
             self.trivia += 1
-            if self.trivia == 2 and self.state == S_COMPOUND and not self.closing:
-                # Two blank lines in a row after a block: PEP 8's gap after a
-                # top-level definition, never inside one.  It may be over.
-                self.events.append((EV_SPEC, self.stmt_end, self.stmt_body, 0, 0))
+            if self.trivia <= 2 and self.state == S_COMPOUND and not self.closing:
+                # A blank line after a block's line: the block may be over
+                # (two in a row are PEP 8's gap after a top-level definition,
+                # never found inside one); the chunker decides whether to act.
+                self.events.append((EV_SPEC, self.stmt_end, self.stmt_body, self.trivia, 0))
         self.mode = M_INDENT
         self.indented = False
 

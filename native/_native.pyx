@@ -268,8 +268,8 @@ cdef class Scanner:
             self.trivia = 0
         else:  # a blank line
             self.trivia += 1
-            if self.trivia == 2 and self.state == S_COMPOUND and not self.closing:
-                self.events.append((C_EV_SPEC, self.stmt_end, self.stmt_body, 0, 0))
+            if self.trivia <= 2 and self.state == S_COMPOUND and not self.closing:
+                self.events.append((C_EV_SPEC, self.stmt_end, self.stmt_body, self.trivia, 0))
         self.mode = M_INDENT
         self.indented = False
 

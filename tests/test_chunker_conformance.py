@@ -548,10 +548,18 @@ def test_first_word_rule_matches_tokenize() -> None:
 
 
 @pytest.mark.parametrize("scanner_cls", SCANNERS)
-def test_blank_line_confirms_a_block_ahead_of_time(
-    scanner_cls: type[ScannerType], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The compile for a block happens at the second blank line, not at the deciding token."""
+def test_nul_byte_in_a_trailing_comment_is_a_syntax_error(scanner_cls: type[ScannerType]) -> None:
+    chunker = Chunker(scanner_cls=scanner_cls)
+    assert [c.kind for c in chunker.feed("x = 1\n# a comment \x00 with a NUL\n")] == [S]
+    (tail,) = chunker.close()
+    assert tail.kind == "syntax_error" and tail.code == "# a comment \x00 with a NUL\n"
+    assert tail.error is not None and "null" in tail.error.msg
+    chunker = Chunker(scanner_cls=scanner_cls)
+    chunker.feed("x = 1\n# only a comment\n")
+    assert [c.kind for c in chunker.close()] == ["trivia"]
+
+
+def _count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     import eager_rt.chunker as chunker_module
 
     calls: list[str] = []
@@ -561,45 +569,92 @@ def test_blank_line_confirms_a_block_ahead_of_time(
         return compile(src, *args, **kwargs)  # type: ignore[call-overload]
 
     monkeypatch.setattr(chunker_module, "compile", counting_compile, raising=False)
+    return calls
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+def test_blank_line_confirms_a_long_block_ahead_of_time(
+    scanner_cls: type[ScannerType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long block is compiled at the blank line after it, not at the deciding token."""
+    calls = _count_compiles(monkeypatch)
+    body = "def f():\n" + "    x = 1\n" * 100
     chunker = Chunker(scanner_cls=scanner_cls)
-    assert chunker.feed("def f():\n    return 1\n") == []
+    assert chunker.feed(body) == []
     assert calls == []
     assert chunker.feed("\n") == []
-    assert calls == []
-    assert chunker.feed("\n") == []
-    assert calls == ["def f():\n    return 1\n"]
+    assert calls == [body]
+    assert chunker.feed("\n") == []  # the second blank line: already confirmed
+    assert calls == [body]
     (chunk,) = chunker.feed("x")  # the deciding token: only a lookup left
-    assert chunk.code == "def f():\n    return 1\n" and chunk.kind == S
+    assert chunk.code == body and chunk.kind == S
     assert len(calls) == 1
     # A guess that turns out wrong costs one more compile, never a wrong chunk.
-    assert chunker.feed(" = 1\nif x:\n    a\n\n") != []
-    assert chunker.feed("\n") == []
-    assert chunker.feed("    b\n") == []
-    (chunk,) = chunker.feed("y")
-    assert chunk.code == "if x:\n    a\n\n\n    b\n"
-    assert calls[-2:] == ["if x:\n    a\n", "if x:\n    a\n\n\n    b\n"]
+    assert chunker.feed(" = 1\n" + body + "\n") != []
+    assert calls[-2:] == ["\n\nx = 1\n", body]
+    assert chunker.feed("    y = 2\n") == []
+    (chunk,) = chunker.feed("z")
+    assert chunk.code == body + "\n    y = 2\n" and chunk.kind == S
+    assert calls[-1] == chunk.code
     # Within one feed the cut itself decides: no early work.
-    assert [c.kind for c in chunker.feed("\ndef g():\n    pass\n\n\nz = 1\n")] == [S, S, S]
-    assert calls[-3:] == ["y\n", "def g():\n    pass\n", "\n\nz = 1\n"]
+    n = len(calls)
+    assert [c.kind for c in chunker.feed(" = 3\n" + body + "\n\nw = 1\n")] == [S, S, S]
+    assert calls[n:] == ["z = 3\n", body, "\n\nw = 1\n"]
+
+
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+def test_short_blocks_are_confirmed_at_the_cut(
+    scanner_cls: type[ScannerType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short block compiles in about the time speculation would take: no early work."""
+    calls = _count_compiles(monkeypatch)
+    chunker = Chunker(scanner_cls=scanner_cls)
+    for piece in ("def f():\n    return 1\n", "\n", "\n"):
+        assert chunker.feed(piece) == []
+    assert calls == []
+    (chunk,) = chunker.feed("x")
+    assert chunk.code == "def f():\n    return 1\n"
+    assert calls == [chunk.code]
 
 
 @pytest.mark.parametrize("scanner_cls", SCANNERS)
 def test_early_confirmation_work_stays_linear(
     scanner_cls: type[ScannerType], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Blank lines inside a long block: speculation is capped, chunks stay exact."""
     import eager_rt.chunker as chunker_module
 
-    compiled: list[int] = []
+    calls = _count_compiles(monkeypatch)
+    for gap in ("\n", "\n\n"):
+        src = "class C:\n" + ("    x = 1\n" * 10 + gap) * 400 + "y = 2\n"
+        n = len(calls)
+        chunks = feed_pieces(list(src), scanner_cls)
+        assert [c.kind for c in chunks] == [S, S]
+        assert "".join(c.code for c in chunks) == src
+        limit = chunker_module._SPEC_BUDGET + chunker_module._SPEC_RESERVE + 1
+        assert sum(len(c) for c in calls[n:]) <= limit * len(src)
+        assert len(calls) - n > 3  # it did speculate, until the budget ran out
 
-    def counting_compile(src: str, *args: object, **kwargs: object) -> object:
-        compiled.append(len(src))
-        return compile(src, *args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(chunker_module, "compile", counting_compile, raising=False)
-    src = "def f():\n" + "    x = 1\n\n\n" * 400 + "y = 2\n"
-    chunks = feed_pieces(list(src), scanner_cls)
-    assert [c.kind for c in chunks] == [S, S]
-    assert sum(compiled) <= 3 * len(src)
+@pytest.mark.parametrize("scanner_cls", SCANNERS)
+def test_pep8_gap_after_a_long_class_is_confirmed_ahead(
+    scanner_cls: type[ScannerType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guesses at the blank lines between methods spend the budget; the reserve still pays."""
+    calls = _count_compiles(monkeypatch)
+    methods = "".join(f"    def m{i}(self):\n" + "        x = 1\n" * 12 + "\n" for i in range(60))
+    src = "class C:\n" + methods.rstrip("\n") + "\n"
+    chunker = Chunker(scanner_cls=scanner_cls)
+    for i in range(0, len(src), 4):
+        assert chunker.feed(src[i : i + 4]) == []
+    assert chunker.feed("\n") == []
+    assert calls[-1] != src  # the budget is spent: no guess at one blank line
+    assert chunker.feed("\n") == []
+    assert calls[-1] == src  # PEP 8's two: the reserve pays
+    n = len(calls)
+    (chunk,) = chunker.feed("w")
+    assert chunk.code == src and chunk.kind == S
+    assert len(calls) == n  # nothing left to compile at the deciding token
 
 
 # -- f-strings as nested code (PEP 701, Python 3.12+) ------------------------------
