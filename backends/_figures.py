@@ -52,7 +52,7 @@ _PLAIN_SAVEFIG = {
 _GAPS = 8
 #: an idle rendering starts only if the typical gap is this many times its cost
 _MARGIN = 1.5
-#: the cost assumed for a figure never rendered yet
+#: the cost assumed for a figure never rendered, before any figure was
 _FIRST_COST_S = 0.1
 
 
@@ -92,6 +92,7 @@ class FigureRenderer:
         self._done: weakref.WeakKeyDictionary[Any, _Rendered] = weakref.WeakKeyDictionary()
         self._gaps: deque[float] = deque(maxlen=_GAPS)
         self._idle_since: float | None = None
+        self._last_cost = _FIRST_COST_S  # a new figure is assumed to cost what the last one did
 
     # -- plt.show()
 
@@ -130,7 +131,7 @@ class FigureRenderer:
             done = self._done.get(fig)
             if done is not None and self._still_valid(fig, done):
                 continue
-            cost = done.cost if done is not None else _FIRST_COST_S
+            cost = done.cost if done is not None else self._last_cost
             if typical_gap < _MARGIN * cost or input_waiting():
                 break
             ran = True
@@ -166,7 +167,8 @@ class FigureRenderer:
         # measuring the tight box marks the figure stale though nothing the
         # drawing depends on changed; from here on, stale means a real change
         fig.stale = False
-        return _Rendered(png, _rc_snapshot(), _size(fig), time.perf_counter() - start)
+        self._last_cost = time.perf_counter() - start
+        return _Rendered(png, _rc_snapshot(), _size(fig), self._last_cost)
 
 
 def _pyplot() -> Any:
