@@ -343,6 +343,52 @@ def test_native_and_pure(benchmark: Any) -> None:
         benchmark.extra_info.update({f"{key}_{k}": v for k, v in figures.items()})
 
 
+def _floor(tokens: dict[str, list[str]]) -> dict[str, float]:
+    """What any exact chunker pays at the deciding piece, whatever it does ahead of time.
+
+    A chunk's text is final once the newline ending its last line has
+    arrived. When that newline comes in the same piece as the token that
+    shows the statement is over, nothing could have compiled the final text
+    earlier, so that piece's δ includes one ``compile()`` of the whole chunk
+    (best of ``ROUNDS``); for every other chunk the floor is zero. The p99 of
+    these floors bounds the δ p99 of any chunker that confirms by compiling.
+    """
+    floors: list[float] = []
+    clock = time.perf_counter_ns
+    for name, _src in CORPUS:
+        chunker = Chunker(scanner_cls=PureScanner)
+        for piece in tokens[name]:
+            before = chunker.offset
+            for chunk in chunker.feed(piece):
+                if before >= chunk.end:
+                    floors.append(0.0)
+                    continue
+                best = float("inf")
+                for _ in range(ROUNDS):
+                    t0 = clock()
+                    with contextlib.suppress(SyntaxError, ValueError):
+                        compile(chunk.code, "<floor>", "exec", dont_inherit=True)
+                    best = min(best, clock() - t0)
+                floors.append(best / 1000)
+        chunker.close()
+    return {
+        "p99_us": _p99(floors),
+        "over_200us": sum(f > 200 for f in floors) / len(floors),
+        "chunks": len(floors),
+    }
+
+
+def test_exact_chunker_floor(benchmark: Any) -> None:
+    def run() -> dict[str, float]:
+        out = {f"pieces_{k}": v for k, v in _floor(TOKENS).items()}
+        llm_tokens = _llm_tokens()
+        if llm_tokens is not None:
+            out.update({f"llm_{k}": v for k, v in _floor(llm_tokens).items()})
+        return out
+
+    _run(benchmark, "floor", run)
+
+
 def test_baseline_ast_whole_buffer(benchmark: Any) -> None:
     _run(benchmark, "ast", lambda: _baseline(_ast_whole))
 
@@ -403,6 +449,19 @@ def test_summary(capsys: pytest.CaptureFixture[str]) -> None:
                     f"median {r['llm_decl_delta_median_us']:.1f}µs, "
                     f"p99 {r['llm_decl_delta_p99_us']:.1f}µs"
                 )
+    floor = RESULTS.get("floor")
+    if floor is not None:
+        text = (
+            f"floor for any exact chunker (one compile() of a chunk whose text the deciding "
+            f"piece itself completed): δ p99 >= {floor['pieces_p99_us']:.1f}µs in 3-5 char "
+            f"pieces ({floor['pieces_over_200us']:.1%} of chunks above 200µs)"
+        )
+        if "llm_p99_us" in floor:
+            text += (
+                f", >= {floor['llm_p99_us']:.1f}µs in cl100k pieces "
+                f"({floor['llm_over_200us']:.1%} above 200µs)"
+            )
+        lines.append(text)
     ref = RESULTS.get("native", RESULTS["pure"])
     name = "native" if "native" in RESULTS else "pure"
     long = ref["long_token_mean_us"]
