@@ -41,14 +41,16 @@ async def pair() -> AsyncIterator[tuple[LocalSession, LocalSession]]:
 
 
 async def run_both(
-    pair: tuple[LocalSession, LocalSession], code: str
+    pair: tuple[LocalSession, LocalSession], code: str, pause: bool = True
 ) -> tuple[ExecResult, ExecResult]:
+    """``code`` on both sessions, then (unless ``pause`` is False) idle time to render in."""
     ahead, plain = pair
     a = await ahead.execute(code, timeout=T)
     b = await plain.execute(code, timeout=T)
     assert a.status is Status.OK, a
     assert b.status is Status.OK, b
-    await anyio.sleep(PAUSE)
+    if pause:
+        await anyio.sleep(PAUSE)
     return a, b
 
 
@@ -59,20 +61,22 @@ def png_size(bundle: dict[str, object]) -> tuple[int, int]:
     return width, height
 
 
-async def warm_up(pair: tuple[LocalSession, LocalSession]) -> None:
-    """A few executions with pauses: the worker has seen gaps long enough to render in."""
-    for code in ("import matplotlib.pyplot as plt", "x = 1", "y = 2"):
+async def rendered_while_idle(pair: tuple[LocalSession, LocalSession], figure: str) -> None:
+    """Build ``figure`` on both sessions after gaps long enough to render in; check it was."""
+    for code in ("import matplotlib.pyplot as plt", "x = 1", "y = 2", figure):
         await run_both(pair, code)
+    a, b = await run_both(pair, "print(fig.stale)")
+    assert (a.stdout, b.stdout) == ("False\n", "True\n")  # only the first rendered ahead
 
 
 async def test_figure_rendered_ahead_is_the_one_shown(
     pair: tuple[LocalSession, LocalSession],
 ) -> None:
-    await warm_up(pair)
-    await run_both(pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3], [3, 1, 2])")
-    await run_both(pair, "ax.set_title('rendered while idle')")
-    a, b = await run_both(pair, "print(fig.stale)")
-    assert (a.stdout, b.stdout) == ("False\n", "True\n")  # only the first rendered ahead
+    await rendered_while_idle(
+        pair,
+        "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3], [3, 1, 2])\n"
+        "ax.set_title('rendered while idle')",
+    )
     a, b = await run_both(pair, "plt.show()")
     assert len(a.displays) == len(b.displays) == 1
     assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
@@ -81,40 +85,29 @@ async def test_figure_rendered_ahead_is_the_one_shown(
 async def test_a_change_after_the_idle_rendering_is_in_the_image(
     pair: tuple[LocalSession, LocalSession],
 ) -> None:
-    await warm_up(pair)
-    await run_both(pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3])")
-    a, _ = await run_both(pair, "print(fig.stale)")
-    assert a.stdout == "False\n"
+    await rendered_while_idle(pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3])")
     # a change, then show at once: no idle time in between to render it again
-    ahead, plain = pair
     code = "ax.set_title('changed after')\nax.plot([3, 2, 1])\nplt.show()"
-    a = await ahead.execute(code, timeout=T)
-    b = await plain.execute(code, timeout=T)
+    a, b = await run_both(pair, code, pause=False)
     assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
 
 
 async def test_rcparams_changed_after_the_idle_rendering_count(
     pair: tuple[LocalSession, LocalSession],
 ) -> None:
-    await warm_up(pair)
-    await run_both(pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3])")
-    a, _ = await run_both(pair, "print(fig.stale)")
-    assert a.stdout == "False\n"
-    ahead, plain = pair
+    await rendered_while_idle(pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3])")
     code = "plt.rcParams['savefig.facecolor'] = 'yellow'\nplt.show()"
-    a = await ahead.execute(code, timeout=T)
-    b = await plain.execute(code, timeout=T)
+    a, b = await run_both(pair, code, pause=False)
     assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
 
 
 async def test_warning_raised_by_an_idle_rendering_appears_at_show(
     pair: tuple[LocalSession, LocalSession],
 ) -> None:
-    await warm_up(pair)
     # DejaVu Sans has no glyph for this character: drawing it warns, once
-    await run_both(pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.set_title('\\u0f00')")
-    a, b = await run_both(pair, "print(fig.stale)")
-    assert (a.stdout, b.stdout) == ("False\n", "True\n")
+    await rendered_while_idle(
+        pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.set_title('\\u0f00')"
+    )
     a, b = await run_both(pair, "print('before show')\nplt.show()\nprint('after show')")
     assert "Glyph" in b.stderr and "missing" in b.stderr
     assert [(o.kind, o.text) for o in a.outputs if o.kind != "display"] == [
@@ -172,3 +165,15 @@ async def test_display_of_a_figure_uses_the_same_rendering(
     assert r.status is Status.OK, r
     assert len(r.displays) == 2
     assert r.displays[0]["image/png"] == r.displays[1]["image/png"]
+
+
+async def test_no_early_rendering_when_requests_come_back_to_back(
+    pair: tuple[LocalSession, LocalSession],
+) -> None:
+    """Gaps too short for a rendering: the worker never delays the next request with one."""
+    ahead, _ = pair
+    for code in ("import matplotlib.pyplot as plt", "fig, ax = plt.subplots()", "ax.plot([1, 2])"):
+        for _ in range(4):
+            assert (await ahead.execute(code, timeout=T)).ok
+    r = await ahead.execute("print(fig.stale)", timeout=T)
+    assert r.stdout == "True\n"
