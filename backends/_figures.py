@@ -139,8 +139,11 @@ class FigureRenderer:
                 try:
                     rendered = self._render(fig)
                 except Exception:  # noqa: BLE001 - plt.show() renders it again and reports
+                    # a figure that cannot render would fail again at every idle
+                    # moment; from now on figures are rendered at plt.show() only
                     self._done.pop(fig, None)
-                    continue
+                    self.ahead = False
+                    break
             rendered.output = list(output)
             self._done[fig] = rendered
             if rendered.output:

@@ -177,3 +177,21 @@ async def test_no_early_rendering_when_requests_come_back_to_back(
             assert (await ahead.execute(code, timeout=T)).ok
     r = await ahead.execute("print(fig.stale)", timeout=T)
     assert r.stdout == "True\n"
+
+
+async def test_a_figure_that_cannot_render_fails_at_show_as_before(
+    pair: tuple[LocalSession, LocalSession],
+) -> None:
+    broken = (
+        "fig, ax = plt.subplots(figsize=(4, 3))\n"
+        "class Broken(plt.Artist):\n"
+        "    def draw(self, renderer):\n"
+        "        raise RuntimeError('cannot draw this')\n"
+        "fig.add_artist(Broken())"
+    )
+    for code in ("import matplotlib.pyplot as plt", "x = 1", "y = 2", broken):
+        await run_both(pair, code)
+    a, b = await run_both(pair, "plt.show()\nprint('after')")
+    assert a.displays == b.displays == []
+    assert a.stdout == b.stdout == "after\n"
+    assert "cannot draw this" in a.stderr and a.stderr == b.stderr
