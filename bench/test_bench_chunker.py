@@ -49,12 +49,10 @@ import contextlib
 import gc
 import random
 import statistics
-import sysconfig
 import time
 import warnings
 import zlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,6 +61,7 @@ from eager_rt.chunk import Chunk
 from eager_rt.chunker import Chunker
 from eager_rt.scanner import PureScanner, native_scanner
 from eager_rt.scanner_pure import Scanner as ScannerType
+from tests.chunker_helpers import stdlib_sources
 
 NativeScanner = native_scanner()
 STEP = 8
@@ -71,22 +70,6 @@ BASELINE_POSITIONS = 60
 LONG = 500  # lines
 
 RESULTS: dict[str, dict[str, float]] = {}
-
-
-def _corpus() -> list[tuple[str, str]]:
-    root = Path(sysconfig.get_paths()["stdlib"])
-    paths = sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts)
-    out = []
-    for path in paths[::STEP]:
-        try:
-            src = path.read_text(encoding="utf-8")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                compile(src.removeprefix("\ufeff"), str(path), "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, UnicodeDecodeError):
-            continue
-        out.append((str(path), src))
-    return out
 
 
 def _pieces(name: str, src: str) -> list[str]:
@@ -100,7 +83,7 @@ def _pieces(name: str, src: str) -> list[str]:
     return out
 
 
-CORPUS = _corpus()
+CORPUS = stdlib_sources(STEP)
 TOKENS = {name: _pieces(name, src) for name, src in CORPUS}
 LONG_FILES = [(n, s) for n, s in CORPUS if s.count("\n") >= LONG]
 NBYTES = sum(len(s.encode()) for _, s in CORPUS)

@@ -82,22 +82,19 @@ async def test_figure_rendered_ahead_is_the_one_shown(
     assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param("ax.set_title('changed after')\nax.plot([3, 2, 1])", id="artists"),
+        pytest.param("plt.rcParams['savefig.facecolor'] = 'yellow'", id="rcparams"),
+    ],
+)
 async def test_a_change_after_the_idle_rendering_is_in_the_image(
-    pair: tuple[LocalSession, LocalSession],
+    pair: tuple[LocalSession, LocalSession], change: str
 ) -> None:
     await rendered_while_idle(pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3])")
     # a change, then show at once: no idle time in between to render it again
-    code = "ax.set_title('changed after')\nax.plot([3, 2, 1])\nplt.show()"
-    a, b = await run_both(pair, code, pause=False)
-    assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
-
-
-async def test_rcparams_changed_after_the_idle_rendering_count(
-    pair: tuple[LocalSession, LocalSession],
-) -> None:
-    await rendered_while_idle(pair, "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3])")
-    code = "plt.rcParams['savefig.facecolor'] = 'yellow'\nplt.show()"
-    a, b = await run_both(pair, code, pause=False)
+    a, b = await run_both(pair, change + "\nplt.show()", pause=False)
     assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
 
 

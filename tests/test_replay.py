@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import importlib
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
@@ -63,14 +63,33 @@ def test_multibyte_characters_are_never_split() -> None:
         piece.encode("utf-8")  # a lone surrogate or broken character would raise
 
 
-def test_sync_iteration_keeps_the_rate() -> None:
+class _VirtualClock:
+    """Stands in for the ``time`` module: sleeping moves the clock, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_sync_iteration_keeps_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the package exports the function under the module's name: take the module
+    replay_module = importlib.import_module("eager_rt.sources.replay")
+    clock = _VirtualClock()
+    monkeypatch.setattr(replay_module, "time", clock)
     stream = replay("x = 1\n" * 10, tps=100, ttft=0.1)
-    start = time.perf_counter()
-    pieces = list(stream)
-    elapsed = time.perf_counter() - start
-    assert "".join(pieces) == "x = 1\n" * 10
+    released = []
+    for piece in stream:
+        released.append((clock.now - 1000.0, piece))
+    assert "".join(p for _, p in released) == "x = 1\n" * 10
     assert stream.consumed == len(stream.pieces)
-    assert elapsed >= stream.duration  # never early: piece i waits for ttft + i/tps
+    # piece i is released at ttft + i/tps, neither earlier nor later
+    assert [t for t, _ in released] == pytest.approx([0.1 + i / 100 for i in range(len(released))])
+    assert released[-1][0] == pytest.approx(stream.duration)
 
 
 def test_async_iteration_and_partial_consumption() -> None:
