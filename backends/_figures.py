@@ -15,6 +15,12 @@ after the model's last token.
   pixel buffer. When the box reaches outside the canvas (a legend placed
   beyond the axes) or savefig settings ask for something the canvas does not
   draw, savefig renders it, as before.
+* **Warm.** The first figure a process draws costs up to twice what later
+  ones do: the font files, glyph and text-layout code, the Agg canvas and the
+  PNG encoder are loaded and set up on first use. Once pyplot is imported,
+  the worker draws a private figure (never registered with pyplot, so no
+  figure number or ``gcf()`` changes) in short steps while it idles, so that
+  cost is paid behind generation instead of at the first ``plt.show()``.
 * **Ahead of time.** While the worker waits for the host, it renders open
   figures that changed since their last rendering. matplotlib marks a figure
   stale on every change to it or to any artist in it; a figure that is still
@@ -56,6 +62,8 @@ _GAPS = 8
 _MARGIN = 1.5
 #: the cost assumed for a figure never rendered, before any figure was
 _FIRST_COST_S = 0.1
+#: what the warm-up figure is drawn under (see ``_warm_up_figure``)
+_WARM_UP_RC: dict[Any, Any] = {"font.family": ["DejaVu Sans"], "text.usetex": False}
 
 
 class _Rendered:
@@ -95,11 +103,17 @@ class FigureRenderer:
         self._gaps: deque[float] = deque(maxlen=_GAPS)
         self._idle_since: float | None = None
         self._last_cost = _FIRST_COST_S  # a new figure is assumed to cost what the last one did
+        self._warm_up: Iterator[None] | None = None  # steps left of the warm-up, once started
+        self._warm = False  # the warm-up has run to its end
+        self._held: list[tuple[str, str]] = []  # what the warm-up wrote, for the next show
 
     # -- plt.show()
 
     def png(self, fig: Any) -> bytes:
         """The figure's PNG: the one rendered ahead if nothing changed since, else a new one."""
+        held, self._held = self._held, []
+        for name, text in held:
+            self._write(name, text)
         done = self._done.pop(fig, None)
         if done is not None:
             for name, text in done.output:
@@ -122,13 +136,15 @@ class FigureRenderer:
 
     def render_ahead(self, input_waiting: Callable[[], bool]) -> bool:
         """Render changed open figures while no request waits; True if any rendering ran."""
-        if not self.ahead or len(self._gaps) < 2:
+        if not self.ahead:
             return False
         pyplot = sys.modules.get("matplotlib.pyplot")
         if pyplot is None:
             return False
+        ran = self._warm_up_steps(input_waiting)
+        if not self.ahead or len(self._gaps) < 2:
+            return ran
         typical_gap = _median(self._gaps)
-        ran = False
         for fig in _changed_figures(pyplot):
             done = self._done.get(fig)  # an earlier rendering, outdated by the change
             cost = done.cost if done is not None else self._last_cost
@@ -151,6 +167,38 @@ class FigureRenderer:
                 # it is replayed at this figure's show, and no other figure is
                 # rendered out of turn, so no other message can go astray
                 self.ahead = False
+                break
+        return ran
+
+    def _warm_up_steps(self, input_waiting: Callable[[], bool]) -> bool:
+        """Run warm-up steps until it ends or a request waits; True if a step ran.
+
+        Each step is short (the longest, the first draw, ~50-80 ms), so a
+        request that arrives during one waits at most that long, once per
+        process, early in the stream. The warm-up draws with matplotlib's own
+        font, so it writes nothing unless user code changed matplotlib itself
+        (a wrapped ``Figure.draw`` that prints); what it writes then is held
+        for the next ``plt.show()``, where a figure is drawn, and no figure is
+        rendered out of turn after that, as after a figure rendering that wrote.
+        """
+        if self._warm:
+            return False
+        if self._warm_up is None:
+            self._warm_up = _warm_up_figure()
+        ran = False
+        while not input_waiting():
+            ran = True
+            with self._capture() as output:
+                try:
+                    finished = next(self._warm_up, True) is True
+                except Exception:  # noqa: BLE001 - the user's figures will report it
+                    finished = True
+                    self.ahead = False
+            self._held.extend(output)
+            if output:
+                self.ahead = False
+            if finished or not self.ahead:
+                self._warm, self._warm_up = True, None
                 break
         return ran
 
@@ -200,8 +248,44 @@ def _size(fig: Any) -> tuple[float, float, float]:
     return (float(width), float(height), float(fig.dpi))
 
 
-def _one_draw_png(fig: Any) -> bytes | None:
-    """The tight PNG from a single draw of the figure's canvas, or None where that is not exact."""
+def _warm_up_figure() -> Iterator[None]:
+    """Draw a private figure with the common artists, one short step between yields.
+
+    Each step runs under matplotlib's bundled font and without TeX, whatever
+    the user's style says: a font that is missing would be reported once, here,
+    and TeX would turn a step into seconds. The rcParams are the user's again
+    at every yield, when user code may run.
+    """
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def private_rc() -> Any:
+        return matplotlib.rc_context(_WARM_UP_RC)
+
+    with private_rc():
+        fig = Figure()
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        ax.plot([0, 1, 2], [1.0, 0.5, 2.0], marker="o", label="line")
+        ax.bar([0, 1, 2], [0.5, 1.5, 1.0], label="bar")
+        ax.set_title("Title")
+        ax.set_xlabel("x label")
+        ax.set_ylabel("y label")
+        ax.legend()
+    yield
+    with private_rc():
+        fig.canvas.draw()
+    yield
+    with private_rc():
+        _one_draw_png(fig, drawn=True)
+
+
+def _one_draw_png(fig: Any, drawn: bool = False) -> bytes | None:
+    """The tight PNG from a single draw of the figure's canvas, or None where that is not exact.
+
+    ``drawn``: the canvas already holds a drawing of the figure as it is now.
+    """
     import matplotlib
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -218,7 +302,8 @@ def _one_draw_png(fig: Any) -> bytes | None:
     pad = rc["savefig.pad_inches"]
     if not isinstance(pad, (int, float)):
         return None
-    canvas.draw()
+    if not drawn:
+        canvas.draw()
     box = fig.get_tightbbox(canvas.get_renderer()).padded(pad)
     dpi = fig.dpi
     pixels = np.asarray(canvas.buffer_rgba())

@@ -192,3 +192,57 @@ async def test_a_figure_that_cannot_render_fails_at_show_as_before(
     assert a.displays == b.displays == []
     assert a.stdout == b.stdout == "after\n"
     assert "cannot draw this" in a.stderr and a.stderr == b.stderr
+
+
+async def test_idle_worker_warms_the_renderer_without_a_trace(
+    pair: tuple[LocalSession, LocalSession],
+) -> None:
+    """The warm-up draws a private figure: pyplot figures, numbering and rcParams unchanged."""
+    await run_both(pair, "import matplotlib.pyplot as plt\nplt.rcParams['font.family'] = 'serif'")
+    a, b = await run_both(
+        pair,
+        "import matplotlib.font_manager as fm\n"
+        "print(fm._get_font.cache_info().currsize > 0, plt.get_fignums(),"
+        " plt.rcParams['font.family'], plt.rcParams['text.usetex'])",
+    )
+    assert a.stdout == "True [] ['serif'] False\n"  # fonts loaded by the warm-up
+    assert b.stdout == "False [] ['serif'] False\n"  # nothing drawn yet
+    a, b = await run_both(
+        pair, "fig = plt.figure(figsize=(3, 2))\nplt.plot([1, 3, 2])\nprint(fig.number)\nplt.show()"
+    )
+    assert a.stdout == b.stdout == "1\n"
+    assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
+
+
+async def test_text_written_by_the_warm_up_is_held_for_the_next_show(
+    pair: tuple[LocalSession, LocalSession],
+) -> None:
+    """A wrapped ``Figure.draw`` that prints also prints for the warm-up's private figure.
+
+    That text is sent at the next ``plt.show()``, before the figure's own, and
+    no figure is rendered out of turn afterwards.
+    """
+    loud_draw = (
+        "import matplotlib.pyplot as plt\n"
+        "from matplotlib.figure import Figure\n"
+        "quiet_draw = Figure.draw\n"
+        "def loud_draw(self, renderer):\n"
+        "    print('drawing')\n"
+        "    return quiet_draw(self, renderer)\n"
+        "Figure.draw = loud_draw"
+    )
+    await run_both(pair, loud_draw)
+    a, b = await run_both(pair, "x = 1")
+    assert a.stdout == b.stdout == ""  # the warm-up's text is not sent on its own
+    for code in ("fig, ax = plt.subplots(figsize=(3, 2))", "ax.plot([1, 2])", "y = 2"):
+        await run_both(pair, code)
+    a, b = await run_both(pair, "print(fig.stale)\nplt.show()")
+    texts = [(o.kind, o.text) for o in b.outputs if o.kind != "display"]
+    assert texts[0] == ("stdout", "True\n")  # not rendered ahead in either session
+    assert [(o.kind, o.text) for o in a.outputs if o.kind != "display"] == [
+        texts[0],
+        ("stdout", "drawing\n"),
+        *texts[1:],
+    ]
+    assert a.outputs[-1].kind == b.outputs[-1].kind == "display"
+    assert a.displays[0]["image/png"] == b.displays[0]["image/png"]
