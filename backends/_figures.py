@@ -252,9 +252,10 @@ def _warm_up_figure() -> Iterator[None]:
     """Draw a private figure with the common artists, one short step between yields.
 
     Each step runs under matplotlib's bundled font and without TeX, whatever
-    the user's style says: a font that is missing would be reported once, here,
-    and TeX would turn a step into seconds. The rcParams are the user's again
-    at every yield, when user code may run.
+    the user's style says: matplotlib reports a missing font only once, so
+    looking up the user's font here could spend that report before the user's
+    own figure; and TeX would turn a step into seconds. The rcParams are the
+    user's again at every yield, when user code may run.
     """
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
