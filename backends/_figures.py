@@ -103,8 +103,8 @@ class FigureRenderer:
         self._gaps: deque[float] = deque(maxlen=_GAPS)
         self._idle_since: float | None = None
         self._last_cost = _FIRST_COST_S  # a new figure is assumed to cost what the last one did
-        self._warm_up: Iterator[None] | None = None  # steps left of the warm-up, once started
-        self._warm = False  # the warm-up has run to its end
+        #: the warm-up's remaining steps (nothing runs before the first); None once over
+        self._warm_up: Iterator[None] | None = _warm_up_figure()
         self._held: list[tuple[str, str]] = []  # what the warm-up wrote, for the next show
 
     # -- plt.show()
@@ -112,12 +112,10 @@ class FigureRenderer:
     def png(self, fig: Any) -> bytes:
         """The figure's PNG: the one rendered ahead if nothing changed since, else a new one."""
         held, self._held = self._held, []
-        for name, text in held:
-            self._write(name, text)
+        self._replay(held)
         done = self._done.pop(fig, None)
         if done is not None:
-            for name, text in done.output:
-                self._write(name, text)
+            self._replay(done.output)
             if self._still_valid(fig, done):
                 return done.png
         return self._render(fig).png
@@ -181,10 +179,8 @@ class FigureRenderer:
         for the next ``plt.show()``, where a figure is drawn, and no figure is
         rendered out of turn after that, as after a figure rendering that wrote.
         """
-        if self._warm:
-            return False
         if self._warm_up is None:
-            self._warm_up = _warm_up_figure()
+            return False
         ran = False
         while not input_waiting():
             ran = True
@@ -198,11 +194,15 @@ class FigureRenderer:
             if output:
                 self.ahead = False
             if finished or not self.ahead:
-                self._warm, self._warm_up = True, None
+                self._warm_up = None
                 break
         return ran
 
     # -- rendering
+
+    def _replay(self, output: list[tuple[str, str]]) -> None:
+        for name, text in output:
+            self._write(name, text)
 
     @staticmethod
     def _still_valid(fig: Any, done: _Rendered) -> bool:

@@ -119,9 +119,10 @@ class WorkerSession(Session):
     Options: ``interrupt_grace`` seconds between the interrupt sent at a timeout
     (or at a cancelled ``execute``) and the kill; ``auto_restart`` a worker that
     died; ``start_timeout`` for the restarts this class performs on its own;
-    ``prerender_figures`` (default True): the worker renders changed matplotlib
-    figures while it waits for the next execution, so ``plt.show()`` finds them
-    ready (see ``_figures``); False renders them at ``plt.show()`` only.
+    ``prerender_figures`` (default True): while it waits for the next execution,
+    the worker warms matplotlib's renderer once pyplot is imported and renders
+    changed figures, so ``plt.show()`` finds them ready (see ``_figures``);
+    False renders them at ``plt.show()`` only.
 
     What this class guarantees on top of the transport: an interrupt is sent as
     an ``interrupt`` frame and then SIGINT, so it stops its execution even if it

@@ -26,6 +26,12 @@ T = 60.0
 #: a pause between executions: the gaps the worker judges an idle rendering by
 PAUSE = 0.4
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: a small figure, 400x300 pixels before cropping, not yet shown
+SMALL_FIGURE = (
+    "import matplotlib.pyplot as plt\n"
+    "fig, ax = plt.subplots(figsize=(4, 3), dpi=100)\n"
+    "ax.plot([1, 2, 3])\n"
+)
 
 
 @pytest.fixture
@@ -136,13 +142,7 @@ async def test_shown_figure_is_cropped_to_its_content(
     pair: tuple[LocalSession, LocalSession],
 ) -> None:
     ahead, _ = pair
-    r = await ahead.execute(
-        "import matplotlib.pyplot as plt\n"
-        "fig, ax = plt.subplots(figsize=(4, 3), dpi=100)\n"
-        "ax.plot([1, 2, 3])\n"
-        "plt.show()\n",
-        timeout=T,
-    )
+    r = await ahead.execute(SMALL_FIGURE + "plt.show()\n", timeout=T)
     width, height = png_size(r.displays[0])
     assert 300 < width < 400 and 200 < height < 300  # the empty margins are cut away
 
@@ -151,14 +151,7 @@ async def test_display_of_a_figure_uses_the_same_rendering(
     pair: tuple[LocalSession, LocalSession],
 ) -> None:
     ahead, _ = pair
-    r = await ahead.execute(
-        "import matplotlib.pyplot as plt\n"
-        "fig, ax = plt.subplots(figsize=(4, 3))\n"
-        "ax.plot([1, 2, 3])\n"
-        "display(fig)\n"
-        "plt.show()\n",
-        timeout=T,
-    )
+    r = await ahead.execute(SMALL_FIGURE + "display(fig)\nplt.show()\n", timeout=T)
     assert r.status is Status.OK, r
     assert len(r.displays) == 2
     assert r.displays[0]["image/png"] == r.displays[1]["image/png"]
