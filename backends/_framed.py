@@ -120,8 +120,9 @@ class WorkerSession(Session):
     (or at a cancelled ``execute``) and the kill; ``auto_restart`` a worker that
     died; ``start_timeout`` for the restarts this class performs on its own;
     ``prerender_figures`` (default True): while it waits for the next execution,
-    the worker warms matplotlib's renderer once pyplot is imported and renders
-    changed figures, so ``plt.show()`` finds them ready (see ``_figures``);
+    the worker warms matplotlib's renderer once pyplot is imported and has a
+    forked child render changed figures, so ``plt.show()`` finds them ready
+    without any drawing user code could see before the show (see ``_figures``);
     False renders them at ``plt.show()`` only.
 
     What this class guarantees on top of the transport: an interrupt is sent as

@@ -587,8 +587,13 @@ class Worker:
             {"type": "display", "id": self.exec_id, "data": data, "metadata": metadata}
         )
 
-    def send_figures(self) -> None:
-        """Every open matplotlib figure as an ``image/png`` display, then closed."""
+    def send_figures(self, caller: types.FrameType | None = None) -> None:
+        """Every open matplotlib figure as an ``image/png`` display, then closed.
+
+        ``caller``: the frame that called ``plt.show()``; when that is the
+        last statement of the code, what drawing does to a figure rendered
+        ahead may be left until the execution is over (see ``_figures``).
+        """
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is None:
             return
@@ -596,16 +601,39 @@ class Worker:
             numbers = plt.get_fignums()
         except Exception:  # noqa: BLE001 - a broken pyplot must not break the session
             return
+        last = caller is not None and self._ends_the_code(caller)
         for num in numbers:
             fig = plt.figure(num)
             try:
-                data = _figure_bundle(fig, self.figures.png(fig))
+                data = _figure_bundle(fig, self.figures.png(fig, last_statement=last))
             except Exception as exc:  # noqa: BLE001
                 self.stderr.write(f"could not render figure {num}: {exc!r}\n")
                 continue
             finally:
-                plt.close(fig)
+                if not self.figures.unsettled(fig):
+                    plt.close(fig)  # else once settled, after the execution
             self.send_display(data, {})
+
+    def _ends_the_code(self, frame: types.FrameType) -> bool:
+        """``frame`` is the code's own top level, in its last statement, a call ``….show(…)``.
+
+        Then no user code runs after the show in this execution.
+        """
+        filename = f"<cell-{self.exec_id}>"
+        if frame.f_code.co_filename != filename or frame.f_code.co_name != "<module>":
+            return False
+        import ast
+
+        try:
+            last = ast.parse("".join(linecache.getlines(filename))).body[-1]
+        except (KeyError, SyntaxError, IndexError):
+            return False
+        if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)):
+            return False
+        func = last.value.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        end = last.end_lineno or last.lineno
+        return name == "show" and last.lineno <= frame.f_lineno <= end
 
     # -- execution
 
@@ -659,16 +687,22 @@ class Worker:
             return "error", _error_info(exc, exc.__traceback__, filename)
         return "ok", None
 
-    def render_ahead(self) -> bool:
-        """Idle: render changed figures before ``plt.show()``; True if a request overtook that."""
+    def settle_figures(self) -> None:
+        """After an execution: finish the shows it left to finish (see ``_figures``)."""
         try:
-            if self.figures.render_ahead(self.channel.input_waiting):
-                return self.channel.input_waiting()
+            self.figures.settle()
         except KeyboardInterrupt:
-            # a raising SIGINT handler of the user's cut a rendering short;
+            # a raising SIGINT handler of the user's; a late interrupt: nothing runs
+            self.figures.settle()
+
+    def render_ahead(self) -> None:
+        """Idle: warm matplotlib up, start rendering changed figures before ``plt.show()``."""
+        try:
+            self.figures.render_ahead(self.channel.input_waiting)
+        except KeyboardInterrupt:
+            # a raising SIGINT handler of the user's cut the warm-up short;
             # figures are rendered at plt.show() only from now on
             self.figures.ahead = False
-        return False
 
     def _die_of_memory(self, exc: MemoryError) -> None:
         """Out of ``memory_limit``: end like an OOM-killed container would."""
@@ -686,7 +720,7 @@ class Worker:
         channel = self.channel
         while True:
             try:
-                overtaken = self.render_ahead()
+                self.render_ahead()
                 message = channel.recv()
             except KeyboardInterrupt:
                 # only if user code put back a raising SIGINT handler: idle, ignore it
@@ -695,8 +729,9 @@ class Worker:
                 return
             op = message.get("op")
             if op == "execute":
-                self.figures.request_arrived(overtaken)
+                self.figures.request_arrived()
                 self.execute(message.get("id"), message.get("code", ""))
+                self.settle_figures()
                 self.figures.idle_started()
             elif op == "interrupt":
                 pass  # for an execution that has ended: the SIGINT came too late
@@ -854,7 +889,7 @@ class _PatchingLoader:
         worker = self._worker
 
         def show(*args: Any, **kwargs: Any) -> None:
-            worker.send_figures()
+            worker.send_figures(sys._getframe(1))
 
         show.__doc__ = "Display every open figure as an image/png output and close it."
         module.show = show  # type: ignore[attr-defined]
@@ -897,6 +932,7 @@ def main(cwd_on_path: bool = False) -> None:
     )
     try:
         worker.serve()
+        worker.figures.stop()
     except BaseException:  # noqa: BLE001 - a worker bug: say why on the private stderr
         os.write(private_stderr, traceback.format_exc().encode("utf-8", "replace"))
         os._exit(70)

@@ -65,9 +65,9 @@ class LocalSession(WorkerSession):
       detail); one the code catches is its own business. Address space counts
       reserved memory too: numpy/pandas/matplotlib work needs ~512 MiB or more.
     * ``start_timeout``: for the restarts the session does on its own.
-    * ``prerender_figures``: warm matplotlib's renderer and render changed
-      figures while the worker waits for code, so ``plt.show()`` finds them
-      ready (default True).
+    * ``prerender_figures``: warm matplotlib's renderer, and render changed
+      figures in a forked child, while the worker waits for code, so
+      ``plt.show()`` finds them ready (default True).
     """
 
     backend_name: ClassVar[str] = "local"

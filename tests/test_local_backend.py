@@ -26,6 +26,7 @@ from eager_rt.backends.local import LocalBackend, LocalSession, describe_exit
 from eager_rt.executor import BackendError, ExecResult, Output, SessionDead, Status
 from eager_rt.registry import get_backend
 from eager_rt.sync import SyncSession
+from tests.processes import process_gone, wait_until_gone
 
 pytestmark = pytest.mark.anyio
 
@@ -55,28 +56,6 @@ async def make_session() -> AsyncIterator[Any]:
 async def s(make_session: Any) -> LocalSession:
     session: LocalSession = await make_session()
     return session
-
-
-def process_gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs (absent, or a zombie nobody reaped yet)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return True
-    return "\nState:\tZ" in status
-
-
-async def wait_until_gone(pid: int, within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if process_gone(pid):
-            return True
-        await asyncio.sleep(0.02)
-    return process_gone(pid)
 
 
 async def run_until_output(
