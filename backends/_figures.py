@@ -129,14 +129,11 @@ class _Changes:
 class _Rendering:
     """A child's rendering: the PNG, the full canvas's RGBA pixels, what it took and said."""
 
-    __slots__ = ("cost", "pixels", "png", "shape", "wrote")
+    __slots__ = ("cost", "pixels", "png", "wrote")
 
-    def __init__(
-        self, png: bytes, pixels: bytes, shape: tuple[int, int], cost: float, wrote: bool
-    ) -> None:
+    def __init__(self, png: bytes, pixels: bytes, cost: float, wrote: bool) -> None:
         self.png = png
         self.pixels = pixels
-        self.shape = shape
         self.cost = cost
         self.wrote = wrote
 
@@ -194,7 +191,7 @@ class _Child:
         png_size, height, width, cost, wrote = _RESULT_HEADER.unpack(header)
         png = _read_at(self.result, png_size, _RESULT_HEADER.size)
         pixels = _read_at(self.result, height * width * 4, _RESULT_HEADER.size + png_size)
-        return _Rendering(png, pixels, (height, width), cost, wrote)
+        return _Rendering(png, pixels, cost, wrote)
 
     def end(self) -> None:
         """Stop it if it still runs, reap it, free its result."""
@@ -278,8 +275,7 @@ class FigureRenderer:
         if defer and not rendering.wrote:
             self._unsettled[fig] = rendering
             return rendering.png
-        if not _paint(_draw_without_pixels(fig), rendering):
-            return None
+        _paint(_draw_without_pixels(fig), rendering)
         return self._shown(fig, rendering.png)
 
     def _race(self, fig: Any, child: _Child) -> bytes:
@@ -295,14 +291,22 @@ class FigureRenderer:
         if child.finished() and child.ok:
             rendering = child.rendering()
             self._child_cost = rendering.cost
-            if rendering.shape == _canvas_shape(fig):
-                return self._shown(fig, rendering.png)
+            return self._shown(fig, rendering.png)
         return self._render(fig, drawn=True)
 
     def _shown(self, fig: Any, png: bytes) -> bytes:
-        fig.stale = False  # as after _render
-        self._rendered[fig] = _changes_of(fig).count
+        """``png`` is what the figure shows now: no child needed until it changes."""
+        # measuring the tight box marks the figure stale though nothing the
+        # drawing depends on changed; from here on, stale means a real change
+        fig.stale = False
+        changes = fig.stale_callback
+        if isinstance(changes, _Changes):
+            self._rendered[fig] = changes.count
         return png
+
+    def rendering_ahead(self) -> bool:
+        """Some figure has a child rendering it (or done rendering it)."""
+        return bool(self._children)
 
     def unsettled(self, fig: Any) -> bool:
         """The figure was shown, and its drawing here waits for the end of the execution."""
@@ -323,7 +327,7 @@ class FigureRenderer:
             with self._capture() as output:
                 try:
                     _paint(_draw_without_pixels(fig), rendering)
-                    fig.stale = False
+                    self._shown(fig, rendering.png)
                 except Exception:  # noqa: BLE001, S110 - the child drew this very figure
                     pass
                 finally:
@@ -338,10 +342,7 @@ class FigureRenderer:
             buf = io.BytesIO()
             fig.savefig(buf, format="png", bbox_inches="tight")
             png = buf.getvalue()
-        # measuring the tight box marks the figure stale though nothing the
-        # drawing depends on changed; from here on, stale means a real change
-        fig.stale = False
-        return png
+        return self._shown(fig, png)
 
     # -- the idle time between requests
 
@@ -492,20 +493,16 @@ def _draw(fig: Any, pixels: bool) -> None:
         fig.canvas.draw()
 
 
-def _canvas_shape(fig: Any) -> tuple[int, int]:
-    width, height = fig.canvas.get_width_height(physical=True)
-    return (height, width)
+def _paint(renderer: Any, rendering: _Rendering) -> None:
+    """Put a child's pixels into the worker's canvas, as its own drawing would have.
 
-
-def _paint(renderer: Any, rendering: _Rendering) -> bool:
-    """Put a child's pixels into the worker's canvas, as its own drawing would have."""
+    The canvas has the child's size: ``_Child.describes`` held the figure's
+    size and dpi to the fork's.
+    """
     import numpy as np
 
     canvas = np.asarray(renderer.buffer_rgba())
-    if canvas.shape[:2] != rendering.shape:
-        return False
     canvas[...] = np.frombuffer(rendering.pixels, np.uint8).reshape(canvas.shape)
-    return True
 
 
 def _render_in_child(fig: Any, result: int, done: int) -> NoReturn:

@@ -601,7 +601,8 @@ class Worker:
             numbers = plt.get_fignums()
         except Exception:  # noqa: BLE001 - a broken pyplot must not break the session
             return
-        last = caller is not None and self._ends_the_code(caller)
+        # parsing the code is worth it only if a figure may be shown from a child
+        last = caller is not None and self.figures.rendering_ahead() and self._ends_the_code(caller)
         for num in numbers:
             fig = plt.figure(num)
             try:
@@ -626,7 +627,7 @@ class Worker:
 
         try:
             last = ast.parse("".join(linecache.getlines(filename))).body[-1]
-        except (KeyError, SyntaxError, IndexError):
+        except (SyntaxError, IndexError):
             return False
         if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)):
             return False
@@ -692,7 +693,8 @@ class Worker:
         try:
             self.figures.settle()
         except KeyboardInterrupt:
-            # a raising SIGINT handler of the user's; a late interrupt: nothing runs
+            # a raising SIGINT handler of the user's, in a late interrupt: settle
+            # goes on with the figures it had not reached
             self.figures.settle()
 
     def render_ahead(self) -> None:
