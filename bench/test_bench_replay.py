@@ -430,6 +430,10 @@ def _rate_summary(rows: list[ScriptRow]) -> dict[str, Any]:
     lower = sum(r.lower_bound_s for r in rows)
     ratios = [r.over_lower_bound for r in rows]
     unavoidable = sum(max(0.0, r.lower_bound_s - r.gen_s) for r in rows)
+    at_optimum = [max(0.0, r.model_optimum_s - r.gen_s) for r in rows]
+    unhidden_without_a_final_figure = sum(
+        after for r, after in zip(rows, at_optimum, strict=True) if not _ends_with_show(r.script)
+    )
     return {
         "n": len(rows),
         "gen_s": sum(r.gen_nominal_s for r in rows) / len(rows),
@@ -437,6 +441,8 @@ def _rate_summary(rows: list[ScriptRow]) -> dict[str, Any]:
         "eager_nel_s": eager_nel / len(rows),
         "nel_hidden": 1.0 - eager_nel / serial_nel,
         "nel_hideable": 1.0 - unavoidable / serial_nel,
+        "nel_hidden_at_optimum": 1.0 - sum(at_optimum) / serial_nel,
+        "nel_hidden_if_figures_free": 1.0 - unhidden_without_a_final_figure / serial_nel,
         "nel_saving_min": min(r.nel_saving for r in rows),
         "e2el_saving": 1.0 - eager_e2el / serial_e2el,
         "e2el_saving_max": max(r.e2el_saving for r in rows),
@@ -504,11 +510,12 @@ def render(report: Report) -> str:
     md += ["", "## Error-free scripts", ""]
     md.append(
         "| tok/s | scripts | mean gen (s) | mean serial NEL (s) | mean eager NEL (s) "
-        "| NEL hidden | NEL hideable at the bound | min NEL saving | E2EL saving "
+        "| NEL hidden | NEL hideable at the bound | NEL hidden at the model optimum "
+        "| the same, final figures free | min NEL saving | E2EL saving "
         "| max E2EL saving | E2EL / lower bound (sum, median) | within 5% "
         "| E2EL / model optimum | stdout = serial | images = serial |"
     )
-    md.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    md.append("|---:" * 17 + "|")
     for tps in RATES:
         rows = [r for r in report.rows if r.tps == tps]
         if not rows:
@@ -517,6 +524,7 @@ def render(report: Report) -> str:
         md.append(
             f"| {tps:g} | {s['n']} | {s['gen_s']:.1f} | {s['serial_nel_s']:.2f} "
             f"| {s['eager_nel_s']:.3f} | {_pct(s['nel_hidden'])} | {_pct(s['nel_hideable'])} "
+            f"| {_pct(s['nel_hidden_at_optimum'])} | {_pct(s['nel_hidden_if_figures_free'])} "
             f"| {_pct(s['nel_saving_min'])} | {_pct(s['e2el_saving'])} "
             f"| {_pct(s['e2el_saving_max'])} "
             f"| {s['over_lb']:.3f}, {s['over_lb_median']:.3f} | {s['within_5']}/{s['n']} "
@@ -533,7 +541,12 @@ def render(report: Report) -> str:
         "bound = 1 - sum(max(0, lower bound - generation time)) / sum(serial NEL): the most "
         "any schedule could hide given these execution times. When a script's execution "
         "takes longer than its generation (typical at 200 tok/s: about 3 s of generation), "
-        "the bound itself rules out hiding 95%."
+        "the bound itself rules out hiding 95%. NEL hidden at the model optimum = the same "
+        "with the model optimum, which is tighter: the best schedule of these chunks, given "
+        "when each one's text was complete and what each took. The same, final figures "
+        "free = what the optimum would hide if every script ending with `plt.show()` were "
+        "hidden entirely, as though its last figure cost nothing to render: what is left "
+        "then is the work of other statements whose text arrives last (a final loop)."
     )
     md += [
         "",
@@ -543,10 +556,10 @@ def render(report: Report) -> str:
         "",
     ]
     md.append(
-        "| group | tok/s | scripts | NEL hidden | NEL hideable at the bound | E2EL saving "
-        "| E2EL / lower bound |"
+        "| group | tok/s | scripts | NEL hidden | NEL hideable at the bound "
+        "| NEL hidden at the model optimum | E2EL saving | E2EL / lower bound |"
     )
-    md.append("|---|---:|---:|---:|---:|---:|---:|")
+    md.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     groups: list[tuple[str, Callable[[ScriptRow], bool]]] = [
         ("track: DABench", lambda r: r.track == "dabench"),
         ("track: synthetic", lambda r: r.track == "synthetic"),
@@ -560,7 +573,8 @@ def render(report: Report) -> str:
                 s = _rate_summary(rows)
                 md.append(
                     f"| {label} | {tps:g} | {s['n']} | {_pct(s['nel_hidden'])} "
-                    f"| {_pct(s['nel_hideable'])} | {_pct(s['e2el_saving'])} "
+                    f"| {_pct(s['nel_hideable'])} | {_pct(s['nel_hidden_at_optimum'])} "
+                    f"| {_pct(s['e2el_saving'])} "
                     f"| {s['over_lb']:.3f} |"
                 )
     if report.errors:
