@@ -49,6 +49,7 @@ shared machine's timings are not a property of the code.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
@@ -413,6 +414,7 @@ def _machine() -> dict[str, str]:
     }
 
 
+@functools.cache  # every summary of every group asks, and the corpus does not change
 def _ends_with_show(script: str) -> bool:
     lines = [ln.strip() for ln in script_text(script).splitlines() if ln.strip()]
     return bool(lines) and lines[-1] == "plt.show()"
