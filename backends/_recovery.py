@@ -1,0 +1,170 @@
+"""One recovery policy for every backend: timeout, interrupt, grace, kill and restart.
+
+Every session, whatever it drives (a worker process, a container, a Jupyter
+kernel, an E2B code context), stops runaway code the same way and says so in
+the same words. A backend supplies the three things only it knows how to do
+(wait for its execution to end, interrupt it, kill what runs it) and asks a
+:class:`Supervisor` what to do and what to report. The sentences a result's
+``detail`` carries are written here, once.
+
+The rules (also in ``docs/backends.md``):
+
+* ``timeout`` counts from the moment the execution starts; when it passes, the
+  code is interrupted (``KeyboardInterrupt``, state kept). If it has not ended
+  ``interrupt_grace`` seconds later, what runs it is killed and restarted, and
+  the result says ``state_lost``.
+* A cancelled ``execute`` is stopped the same way (interrupt, grace, kill)
+  before the cancellation propagates.
+* After a death, the session restarts when ``auto_restart`` is on (the default);
+  after a kill for an ignored interrupt it always restarts.
+* A second ``execute`` while one runs waits for its turn (first come, first
+  served); its timeout starts when its turn does.
+
+All times are read from the running loop's clock (:mod:`eager_rt.clock`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eager_rt.executor import BackendError
+
+__all__ = ["DEFAULT_INTERRUPT_GRACE", "Escalation", "RecoveryPolicy", "Supervisor"]
+
+#: seconds interrupted code gets to stop before it is killed, on every backend
+DEFAULT_INTERRUPT_GRACE = 2.0
+
+
+class Escalation(enum.Enum):
+    """How far :meth:`Supervisor.supervise` had to go."""
+
+    FINISHED = "finished"  #: the code ended on its own, before any deadline
+    INTERRUPTED = "interrupted"  #: interrupted, and it stopped within the grace period
+    KILLED = "killed"  #: it ignored the interrupt for the grace period; ``kill`` was called
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryPolicy:
+    """The two knobs every backend takes, with the same names and meanings."""
+
+    #: seconds interrupted code gets to stop before it is killed
+    interrupt_grace: float = DEFAULT_INTERRUPT_GRACE
+    #: start a fresh interpreter after one died (a kill for an ignored interrupt always restarts)
+    auto_restart: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.interrupt_grace >= 0:
+            raise ValueError(f"interrupt_grace must be >= 0 seconds, not {self.interrupt_grace!r}")
+
+
+Action = Callable[[], Awaitable[None]]
+
+
+class Supervisor:
+    """One session's turns, deadlines, escalation and the sentences that report them.
+
+    ``unit`` names what a kill ends and a restart replaces ("worker",
+    "container", "kernel", "context"), for the result's ``detail``.
+    """
+
+    def __init__(self, policy: RecoveryPolicy, unit: str) -> None:
+        self.policy = policy
+        self.unit = unit
+        self._turn = asyncio.Lock()
+
+    @property
+    def interrupt_grace(self) -> float:
+        return self.policy.interrupt_grace
+
+    @property
+    def auto_restart(self) -> bool:
+        return self.policy.auto_restart
+
+    def turn(self) -> asyncio.Lock:
+        """Held for the whole of one ``execute``: a second one waits here for its turn."""
+        return self._turn
+
+    @property
+    def busy(self) -> bool:
+        """An execution holds the turn."""
+        return self._turn.locked()
+
+    # ------------------------------------------------------------------ escalation
+
+    async def supervise(
+        self,
+        done: asyncio.Future[Any],
+        *,
+        timeout: float | None,
+        interrupt: Action,
+        kill: Action,
+    ) -> Escalation:
+        """Wait for ``done``; past ``timeout``, stop the code (see :meth:`stop`).
+
+        ``done`` is never cancelled here: whoever resolves it keeps doing so.
+        """
+        if timeout is None:
+            await asyncio.wait({done})
+            return Escalation.FINISHED
+        finished, _ = await asyncio.wait({done}, timeout=max(timeout, 0.0))
+        if finished:
+            return Escalation.FINISHED
+        return await self.stop(done, interrupt=interrupt, kill=kill)
+
+    async def stop(self, done: asyncio.Future[Any], *, interrupt: Action, kill: Action) -> Escalation:
+        """Interrupt; if ``done`` has not resolved ``interrupt_grace`` seconds later, kill."""
+        if done.done():
+            return Escalation.INTERRUPTED
+        await interrupt()
+        finished, _ = await asyncio.wait({done}, timeout=self.policy.interrupt_grace)
+        if finished:
+            return Escalation.INTERRUPTED
+        await kill()
+        return Escalation.KILLED
+
+    # ------------------------------------------------------------------ what to say
+
+    def timed_out(self, timeout: float | None) -> str:
+        """The code hit its timeout and stopped at the interrupt; state kept."""
+        limit = "" if timeout is None else f" of {timeout:g} s"
+        return f"the timeout{limit} fired; the code was interrupted and the state kept"
+
+    @staticmethod
+    def interrupted() -> str:
+        return "interrupted; the state was kept"
+
+    def ignored_interrupt(self, *, after_timeout: bool) -> str:
+        """The cause of a kill: the code did not stop within the grace period."""
+        when = " after the timeout" if after_timeout else ""
+        grace = self.policy.interrupt_grace
+        return f"the code ignored the interrupt for {grace:g} s{when} and the {self.unit} was killed"
+
+    def idle_death(self, why: str) -> str:
+        return f"the {self.unit} had died while idle ({why}) and was restarted"
+
+    def not_alive(self, why: str | None) -> str:
+        """The message of the ``SessionDead`` raised by ``execute`` on a dead session."""
+        cause = f" (the {self.unit} died: {why})" if why else ""
+        return f"the session is not alive{cause}; start() or restart() it first"
+
+    async def recover(
+        self, cause: str, restart: Action, *, forced: bool, closed: bool = False
+    ) -> str:
+        """After a kill (``forced``) or a death: restart when the policy says so.
+
+        Returns the whole ``detail`` sentence: the cause, then what became of
+        the session. A failed restart is reported there, not raised.
+        """
+        if not (forced or self.policy.auto_restart):
+            return f"{cause}; the {self.unit} was not restarted (auto_restart is off)"
+        if closed:
+            return f"{cause}; not restarted: the session was closed meanwhile"
+        try:
+            await restart()
+        except BackendError as exc:
+            return f"{cause}; the restart failed: {exc}"
+        return f"{cause}; the {self.unit} was restarted"
