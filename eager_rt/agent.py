@@ -154,7 +154,7 @@ async def arun_turn(
 ) -> TurnResult:
     """Run the model's code eagerly on ``session`` and build the tool result.
 
-    ``started``: a ``time.perf_counter()`` reading taken before the request,
+    ``started``: an :func:`eager_rt.clock.now` reading taken before the request,
     so time to first token includes the request. ``max_output_chars`` bounds
     the output quoted in ``text`` (head and tail kept; ``data`` has it all).
     """

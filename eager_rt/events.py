@@ -1,8 +1,9 @@
 """What a caller can watch while a stream runs.
 
 The runtime reports each step live, through a callback (``on_event=``) or as
-an async iterator (:func:`eager_rt.runtime.astream_events`). Times are
-``time.perf_counter()`` readings, comparable with ``ExecResult`` timestamps.
+an async iterator (:func:`eager_rt.runtime.astream_events`). Times (``t``)
+are seconds from the stream's start, read from :func:`eager_rt.clock.now` like
+every timestamp of a run.
 """
 
 from __future__ import annotations

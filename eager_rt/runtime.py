@@ -10,6 +10,10 @@ free it takes what is pending and executes it.
 * **Gating** (``gating=True``): chunks that only define functions or classes
   cost almost nothing to run, so they wait and ride along with the next chunk
   that does real work.
+
+  Both are decided by a :class:`~eager_rt.policy.BatchPolicy` the consumer asks
+  whenever it is free; ``batching``/``gating`` build the
+  :class:`~eager_rt.policy.DefaultPolicy`, ``policy=`` passes another.
 * **Early error interruption** (``on_error="interrupt"``): the moment a
   statement fails, the producer stops pulling and the token source is closed
   (an HTTP stream is cancelled, generation and billing stop), and the result
@@ -21,7 +25,11 @@ free it takes what is pending and executes it.
 
 Each batch is sent with its first line padded to its line in the stream, so
 tracebacks and ``ErrorInfo.lineno`` speak in stream lines on every backend, and
-a failure inside a batch is pinned to the exact statement.
+a failure inside a batch is pinned to the exact statement
+(:mod:`eager_rt.failure` says where a run was cut).
+
+Every timestamp is read from :func:`eager_rt.clock.now` (the running loop's
+clock) and reported in seconds from the stream's start.
 
 The runtime never knows which backend it drives: it only calls the
 :class:`~eager_rt.executor.Session` interface. Nothing it starts outlives the
@@ -33,11 +41,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+from eager_rt import clock
 from eager_rt.chunk import Chunk
 from eager_rt.chunker import Chunker
 from eager_rt.events import (
@@ -50,7 +58,9 @@ from eager_rt.events import (
     Interrupted,
     OutputEvent,
 )
-from eager_rt.executor import ExecResult, Output, Session, Status
+from eager_rt.executor import Output, Session
+from eager_rt.failure import Failure, fail_execution, fail_source, fail_syntax, locate_failure
+from eager_rt.policy import BatchPolicy, DefaultPolicy, checked_take
 from eager_rt.result import BatchRecord, ChunkRecord, RunError, RunResult, RunStatus
 from eager_rt.sources.boundary import is_boundary
 from eager_rt.sync import Portal, SyncSession
@@ -61,12 +71,6 @@ Mode = Literal["eager", "serial"]
 OnError = Literal["interrupt", "continue"]
 TokenSource = Iterable[str] | AsyncIterable[str]
 
-_STATUS_TO_KIND: dict[Status, Literal["runtime", "timeout", "died", "interrupted"]] = {
-    Status.ERROR: "runtime",
-    Status.TIMEOUT: "timeout",
-    Status.DIED: "died",
-    Status.INTERRUPTED: "interrupted",
-}
 _KIND_TO_RUN_STATUS: dict[str, RunStatus] = {
     "runtime": "error",
     "syntax": "syntax_error",
@@ -151,8 +155,7 @@ class _StreamRun:
         session: Session,
         *,
         mode: Mode,
-        batching: bool,
-        gating: bool,
+        policy: BatchPolicy,
         on_error: OnError,
         exec_timeout: float | None,
         on_event: EventCallback | None,
@@ -164,14 +167,13 @@ class _StreamRun:
             raise ValueError(f"on_error must be 'interrupt' or 'continue', not {on_error!r}")
         self.session = session
         self.mode = mode
-        self.batching = batching
-        self.gating = gating
+        self.policy = policy
         self.on_error = on_error
         self.exec_timeout = exec_timeout
         self.on_event = on_event
         self.chunker = chunker or Chunker()
         started_at = getattr(tokens, "started_at", None)
-        self.t0 = started_at if isinstance(started_at, float) else time.perf_counter()
+        self.t0 = started_at if isinstance(started_at, float) else clock.now()
         self.pieces = _Pieces(tokens)
 
         self.text_parts: list[str] = []
@@ -195,7 +197,8 @@ class _StreamRun:
 
     # ----------------------------------------------------------------- helpers
     def now(self) -> float:
-        return time.perf_counter() - self.t0
+        """Seconds since the stream's start."""
+        return clock.now() - self.t0
 
     def emit(self, event: Event) -> None:
         if self.on_event is not None:
@@ -296,9 +299,9 @@ class _StreamRun:
                 continue
             await self.execute(batch)
         if self.syntax_error is not None and self.error is None:
-            self.fail_syntax(self.syntax_error)
+            self.fail(fail_syntax(self.syntax_error, self.records))
         if self.source_error is not None and self.error is None:
-            self.fail_source(self.source_error)
+            self.fail(fail_source(self.source_error, self.records))
 
     async def consume_serial(self) -> None:
         while not self.generation_over:
@@ -310,23 +313,15 @@ class _StreamRun:
         await self.execute(runnable, whole_program=True)
 
     def take_batch(self) -> list[ChunkRecord] | None:
+        """What the policy says to run now, or None to wait."""
         pending = self.pending
         if not pending:
             return None
-        if self.gating:
-            real = [i for i, r in enumerate(pending) if not r.chunk.declaration]
-            if not real:
-                if not self.generation_over:
-                    return None  # only definitions so far: let them ride with the next chunk
-                k = len(pending) - 1
-            else:
-                k = real[-1] if self.batching else real[0]
-        else:
-            k = len(pending) - 1 if self.batching else 0
-        if self.batching and self.generation_over:
-            k = len(pending) - 1
-        batch = pending[: k + 1]
-        del pending[: k + 1]
+        n = checked_take(self.policy, tuple(pending), self.generation_over)
+        if n == 0:
+            return None
+        batch = pending[:n]
+        del pending[:n]
         return batch
 
     async def execute(self, batch: list[ChunkRecord], whole_program: bool = False) -> None:
@@ -355,95 +350,21 @@ class _StreamRun:
         )
         ran = batch
         if not result.ok:
-            failing = self.locate_failure(batch, result)
+            failing = locate_failure(batch, result)
             ran = batch if failing is None else batch[: batch.index(failing) + 1]
         for record in ran:
             record.t_exec_start, record.t_exec_end, record.batch = rel_start, rel_end, index
         self.emit(ExecutionFinished(index, result, self.now()))
         if not result.ok:
-            self.fail_execution(batch, result, whole_program)
-
-    @staticmethod
-    def locate_failure(batch: list[ChunkRecord], result: ExecResult) -> ChunkRecord | None:
-        """The statement of ``batch`` that raised, from the stream line of the error."""
-        if len(batch) == 1:
-            return batch[0]
-        lineno = result.error.lineno if result.error is not None else None
-        if lineno is None:
-            return None
-        candidates = [r for r in batch if r.chunk.lineno <= lineno]
-        return candidates[-1] if candidates else None
-
-    def fail_execution(
-        self, batch: list[ChunkRecord], result: ExecResult, whole_program: bool
-    ) -> None:
-        failing = self.locate_failure(batch, result)
-        code = self.code
-        after_start: int
-        if failing is not None:
-            statement = failing.chunk.code
-            before_end, after_start = failing.chunk.start, failing.chunk.end
-            chunk_index: int | None = failing.chunk.index
-            lineno: int | None = failing.chunk.lineno
-        else:
-            statement = code if whole_program else "".join(r.chunk.code for r in batch)
-            before_end = 0 if whole_program else batch[0].chunk.start
-            after_start = len(code) if whole_program else batch[-1].chunk.end
-            chunk_index, lineno = None, None
-        err = result.error
-        if err is not None and err.lineno is not None:
-            lineno = err.lineno
-        kind = _STATUS_TO_KIND.get(result.status, "runtime")
-        if whole_program:
-            # a serial run executes everything at once: what "ran" is all the code up to the failure
-            code_before = code[:before_end]
-        else:
-            code_before = "".join(
-                r.chunk.code
-                for r in self.records
-                if r.ran and r is not failing and r.chunk.end <= before_end
+            self.fail(
+                fail_execution(
+                    batch, result, records=self.records, code=self.code, whole_program=whole_program
+                )
             )
-        self.error = RunError(
-            kind=kind,
-            chunk_index=chunk_index,
-            statement=statement,
-            ename=err.ename if err else result.status.value,
-            evalue=err.evalue if err else result.detail,
-            traceback=list(err.traceback) if err else [],
-            lineno=lineno,
-            code_before=code_before,
-            state_lost=result.state_lost,
-        )
-        self.error_after = after_start
-        self.halt(f"{self.error.describe()}")
 
-    def fail_syntax(self, record: ChunkRecord) -> None:
-        chunk = record.chunk
-        info = chunk.error
-        self.error = RunError(
-            kind="syntax",
-            chunk_index=chunk.index,
-            statement=chunk.code,
-            ename="SyntaxError",
-            evalue=info.msg if info else "invalid syntax",
-            lineno=info.lineno if info and info.lineno else chunk.lineno,
-            code_before="".join(r.chunk.code for r in self.records if r.ran),
-        )
-        self.error_after = chunk.start
-        self.halt(self.error.describe())
-
-    def fail_source(self, exc: Exception) -> None:
-        """The stream broke: every complete statement ran; the cut-off tail did not."""
-        self.error = RunError(
-            kind="source",
-            chunk_index=None,
-            statement="",
-            ename=type(exc).__name__,
-            evalue=str(exc),
-            code_before="".join(r.chunk.code for r in self.records if r.ran),
-            cause=exc,
-        )
-        self.error_after = self.records[-1].chunk.end if self.records else 0
+    def fail(self, failure: Failure) -> None:
+        """The run stops here: nothing more runs; generation too, when interrupting."""
+        self.error, self.error_after = failure
         self.halt(self.error.describe())
 
     def halt(self, reason: str) -> None:
@@ -506,8 +427,9 @@ async def arun_stream(
     session: Session,
     *,
     mode: Mode = "eager",
-    batching: bool = True,
-    gating: bool = True,
+    batching: bool | None = None,
+    gating: bool | None = None,
+    policy: BatchPolicy | None = None,
     on_error: OnError = "interrupt",
     exec_timeout: float | None = None,
     on_event: EventCallback | None = None,
@@ -518,13 +440,23 @@ async def arun_stream(
     ``session`` is started if it is not alive yet; starting it then overlaps
     generation. ``exec_timeout`` bounds each execution (the session reports a
     timeout as a result; the run then stops like on any error).
+
+    ``batching`` and ``gating`` (both on unless set to False) configure the
+    :class:`~eager_rt.policy.DefaultPolicy`; ``policy`` replaces it with any
+    :class:`~eager_rt.policy.BatchPolicy` (then leave the two flags unset).
     """
+    if policy is None:
+        policy = DefaultPolicy(
+            batching=True if batching is None else batching,
+            gating=True if gating is None else gating,
+        )
+    elif batching is not None or gating is not None:
+        raise ValueError("pass either policy= or batching=/gating=, not both")
     run = _StreamRun(
         tokens,
         session,
         mode=mode,
-        batching=batching,
-        gating=gating,
+        policy=policy,
         on_error=on_error,
         exec_timeout=exec_timeout,
         on_event=on_event,

@@ -64,27 +64,28 @@ def test_multibyte_characters_are_never_split() -> None:
 
 
 class _VirtualClock:
-    """Stands in for the ``time`` module: sleeping moves the clock, nothing waits."""
+    """Stands in for ``eager_rt.clock`` and ``time``: sleeping moves the clock, nothing waits."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.t = 1000.0
 
-    def perf_counter(self) -> float:
-        return self.now
+    def now(self) -> float:
+        return self.t
 
     def sleep(self, seconds: float) -> None:
-        self.now += seconds
+        self.t += seconds
 
 
 def test_sync_iteration_keeps_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     # the package exports the function under the module's name: take the module
     replay_module = importlib.import_module("eager_rt.sources.replay")
     clock = _VirtualClock()
+    monkeypatch.setattr(replay_module, "clock", clock)
     monkeypatch.setattr(replay_module, "time", clock)
     stream = replay("x = 1\n" * 10, tps=100, ttft=0.1)
     released = []
     for piece in stream:
-        released.append((clock.now - 1000.0, piece))
+        released.append((clock.t - 1000.0, piece))
     assert "".join(p for _, p in released) == "x = 1\n" * 10
     assert stream.consumed == len(stream.pieces)
     # piece i is released at ttft + i/tps, neither earlier nor later

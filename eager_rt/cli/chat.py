@@ -21,10 +21,10 @@ import asyncio
 import json
 import os
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
+from eager_rt import clock
 from eager_rt.agent import STREAMABLE_CODE_PROMPT, TurnResult, arun_turn
 from eager_rt.cli.common import add_backend_arguments, backend_from_args
 from eager_rt.cli.live import LivePrinter
@@ -178,7 +178,7 @@ async def _chat(args: argparse.Namespace, key: str, out: TextIO) -> tuple[TurnRe
             starting = asyncio.ensure_future(start)
             try:
                 client, request = _prepare(args, key)
-                t0 = time.perf_counter()
+                t0 = clock.now()
                 stream = await request()
             except BaseException:
                 starting.cancel()

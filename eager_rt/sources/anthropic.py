@@ -5,7 +5,7 @@ Pass the stream the official ``anthropic`` SDK returns for
 ``client.messages.stream(...)``; its extra ``text``/``input_json`` events repeat
 the raw deltas and are skipped)::
 
-    t0 = time.perf_counter()
+    t0 = eager_rt.clock.now()
     stream = client.messages.create(model=..., max_tokens=..., messages=..., stream=True)
     result = run_stream(messages(stream, started=t0), session)
 

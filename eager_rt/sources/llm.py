@@ -23,11 +23,11 @@ pending statement when the source ends cleanly.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from eager_rt import clock
 from eager_rt.sources._close import aclose_quietly, close_quietly
 from eager_rt.sources.boundary import BOUNDARY
 from eager_rt.sources.fences import PYTHON_LANGUAGES, FenceExtractor, Segment
@@ -82,7 +82,7 @@ class ToolCallRecord:
 
 @dataclass(slots=True)
 class StreamStats:
-    """What one model stream did; times are ``time.perf_counter()`` readings."""
+    """What one model stream did; times are :func:`eager_rt.clock.now` readings."""
 
     provider: str
     api: str
@@ -306,7 +306,7 @@ class Assembler:
     def _delta(self) -> None:
         self.stats.deltas += 1
         if self.stats.first_token_at is None:
-            self.stats.first_token_at = time.perf_counter()
+            self.stats.first_token_at = clock.now()
 
     def _new_call(
         self, key: str, name: str | None, call_id: str | None, *, raw: bool = False
@@ -346,7 +346,7 @@ class Assembler:
         self._pending.append(code)
         self.stats.code_parts.append(code)
         if self.stats.first_code_at is None:
-            self.stats.first_code_at = time.perf_counter()
+            self.stats.first_code_at = clock.now()
 
 
 class EventReader(Protocol):
@@ -445,7 +445,7 @@ class _SourceBase:
         self.stats = StreamStats(
             provider=provider or self.provider,
             api=api or self.api,
-            started=time.perf_counter() if started is None else started,
+            started=clock.now() if started is None else started,
         )
         self._asm = Assembler(
             self.stats,
@@ -471,7 +471,7 @@ class _SourceBase:
         stats = self.stats
         stats.events += 1
         if stats.first_event_at is None:
-            stats.first_event_at = time.perf_counter()
+            stats.first_event_at = clock.now()
         self._reader.read(event, self._asm)
         return self._asm.take()
 
@@ -529,7 +529,7 @@ class ModelSource(_SourceBase):
             self.stats.closed_early = True
             raise
         finally:
-            self.stats.ended_at = time.perf_counter()
+            self.stats.ended_at = clock.now()
             close_quietly(it)
             close_quietly(stream)
             if entered is not None:
@@ -566,7 +566,7 @@ class AsyncModelSource(_SourceBase):
             self.stats.closed_early = True
             raise
         finally:
-            self.stats.ended_at = time.perf_counter()
+            self.stats.ended_at = clock.now()
             await aclose_quietly(it)
             await aclose_quietly(stream)
             if entered is not None:

@@ -3,7 +3,7 @@
 Pass the stream the official ``openai`` SDK returns for ``stream=True``; the
 result is what :func:`eager_rt.runtime.run_stream` / ``arun_stream`` iterate::
 
-    t0 = time.perf_counter()
+    t0 = eager_rt.clock.now()
     stream = client.chat.completions.create(model=..., messages=..., stream=True)
     result = run_stream(chat_completions(stream, started=t0), session)
 
@@ -148,7 +148,7 @@ def _api_error(asm: Assembler, message: str) -> ModelStreamError:
 def chat_completions(stream: Any, **options: Any) -> ModelSource:
     """Code from a sync ``client.chat.completions.create(..., stream=True)``.
 
-    Options: ``started`` (a ``time.perf_counter()`` reading taken before the
+    Options: ``started`` (an :func:`eager_rt.clock.now` reading taken before the
     request, for a true time to first token), ``fences``, ``tools``,
     ``argument``, ``strict_json``, ``on_segment`` (see
     :class:`~eager_rt.sources.llm.Assembler`).

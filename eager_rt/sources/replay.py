@@ -16,7 +16,10 @@ standard library's source that gives about 10% more pieces than cl100k.
 A :class:`Replay` is both an iterable (blocking, ``time.sleep``) and an async
 iterable (``asyncio.sleep``); piece *i* is released at
 ``ttft + i / tps`` seconds after iteration starts, on an absolute schedule so
-sleeps do not drift.
+sleeps do not drift. The schedule is read from :func:`eager_rt.clock.now`: the
+running loop's clock when iterated async (so a virtual clock, as in
+:mod:`eager_rt.testing`, paces it without waiting), :func:`time.monotonic`
+on a thread.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from functools import lru_cache
 from typing import Any, Literal
+
+from eager_rt import clock
 
 __all__ = ["Replay", "approximate_pieces", "replay", "tokenize_pieces"]
 
@@ -147,19 +152,18 @@ class Replay:
         return self.ttft + i / self.tps
 
     def __iter__(self) -> Iterator[str]:
-        start = time.perf_counter()
+        start = clock.now()
         for i, piece in enumerate(self.pieces):
-            delay = start + self._due(i) - time.perf_counter()
+            delay = start + self._due(i) - clock.now()
             if delay > 0:
                 time.sleep(delay)
             self.consumed = i + 1
             yield piece
 
     async def _aiter(self) -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = clock.now()
         for i, piece in enumerate(self.pieces):
-            delay = start + self._due(i) - loop.time()
+            delay = start + self._due(i) - clock.now()
             if delay > 0:
                 await asyncio.sleep(delay)
             self.consumed = i + 1
