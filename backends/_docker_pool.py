@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 
 from eager_rt.backends._docker_engine import Container, ContainerSpec, Engine
-from eager_rt.backends._worker import worker_payload
+from eager_rt.backends._protocol import worker_payload
 
 __all__ = ["WarmPool"]
 

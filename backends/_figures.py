@@ -1,6 +1,6 @@
 """How the framed worker turns matplotlib figures into ``image/png`` for ``plt.show()``.
 
-Shipped inside the worker's payload (see ``_worker.worker_payload``), so it
+Shipped inside the worker's payload (see ``_protocol.worker_payload``), so it
 depends on the standard library only; matplotlib, numpy and Pillow are
 imported when a figure exists, which means they are installed.
 

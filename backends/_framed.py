@@ -1,12 +1,10 @@
-"""The host side of the framed worker protocol, independent of how the worker is reached.
+"""The worker protocol client: a :class:`Session` over one framed channel to a worker.
 
-:class:`WorkerSession` implements the whole :class:`~eager_rt.executor.Session`
-contract over one asyncio byte channel to a worker running
-:mod:`eager_rt.backends._worker` (the wire format is defined there, once).
-A backend subclasses it and supplies only the transport: how to start an
-interpreter, how to deliver SIGINT to it, how to kill it, and why it died.
-The local backend starts a subprocess; the Docker backend runs the same worker
-inside a container.
+:class:`WorkerSession` speaks :mod:`~eager_rt.backends._protocol` to a worker
+running :mod:`~eager_rt.backends._worker` and applies the one recovery policy
+(:mod:`~eager_rt.backends._recovery`). How the worker is started, signalled,
+killed and diagnosed is a :class:`~eager_rt.backends._process.WorkerProcess`
+handed to it: a local subprocess, a Docker or a Podman container.
 
 One background task per worker reads frames and routes them to the execution
 in flight; an execution is a frame out and a future resolved by the ``done``
@@ -17,22 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import time
-from abc import abstractmethod
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from eager_rt.backends._worker import (
-    HEADER_SIZE,
-    PROTOCOL,
-    pack_frame,
-    unpack_length,
-    worker_command,
-    worker_payload,
+from eager_rt.backends import _protocol as protocol
+from eager_rt.backends._process import WorkerProcess
+from eager_rt.backends._recovery import (
+    DEFAULT_INTERRUPT_GRACE,
+    Escalation,
+    RecoveryPolicy,
+    Supervisor,
 )
 
+from eager_rt import clock
 from eager_rt.executor import (
     BackendError,
     ErrorInfo,
@@ -45,11 +41,10 @@ from eager_rt.executor import (
     Status,
 )
 
-__all__ = ["WorkerSession", "worker_command", "worker_payload"]
+__all__ = ["WorkerSession"]
 
-# asyncio.TimeoutError is the builtin only from Python 3.11 on
-TIMEOUT_ERRORS = (asyncio.TimeoutError, TimeoutError)
 _EOF_GRACE = 0.5  # seconds the reader gets to drain a dead worker's last frames
+_READ_SIZE = 1 << 16
 
 _DONE_STATUS = {"ok": Status.OK, "error": Status.ERROR, "interrupted": Status.INTERRUPTED}
 
@@ -72,83 +67,49 @@ class _Pending:
     on_output: OutputCallback | None
     outputs: list[Output] = field(default_factory=list)
     callback_error: BaseException | None = None
-    timed_out: bool = False
-    killed: bool = False
-    escalation: asyncio.Task[None] | None = None
-
-
-async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any]:
-    """One frame from the channel; raises ``asyncio.IncompleteReadError`` at EOF."""
-    header = await reader.readexactly(HEADER_SIZE)
-    body = await reader.readexactly(unpack_length(header))
-    message = json.loads(body)
-    if not isinstance(message, dict):
-        raise ValueError("frame is not a JSON object")
-    return message
 
 
 class WorkerSession(Session):
-    """A :class:`Session` over the framed worker; subclasses provide the transport.
+    """A :class:`Session` over the framed worker that ``process`` runs.
 
-    Transport hooks (all a subclass must write):
+    Options, the same on every worker-style backend: ``interrupt_grace``
+    (seconds interrupted code gets before the worker is killed and restarted)
+    and ``auto_restart`` (see :mod:`~eager_rt.backends._recovery`);
+    ``start_timeout`` for the restarts this class performs on its own;
+    ``prerender_figures`` (default True): while it waits for the next
+    execution, the worker warms matplotlib's renderer once pyplot is imported
+    and has a forked child render changed figures, so ``plt.show()`` finds them
+    ready without any drawing user code could see before the show (see
+    ``_figures``); False renders them at ``plt.show()`` only.
 
-    * :meth:`_launch` starts a fresh interpreter with :func:`worker_command`
-      (its stdin and stdout are the channel; nothing else may write to them)
-      and returns ``(reader, writer)`` for that channel. This class then sends
-      :func:`worker_payload` and the init frame itself and waits for ``ready``.
-      Keep whatever the other hooks need (process handle, container id) on
-      ``self``; ``_launch`` may use :meth:`_spawn` for helper tasks (they are
-      cancelled and awaited with the worker).
-    * :meth:`_send_interrupt` delivers SIGINT to the worker process only (its
-      pid, as the worker sees it, is ``self.worker_info["pid"]``).
-    * :meth:`_terminate` kills the worker and everything it started, waits for
-      it, and closes the channel. It is called after every launch failure,
-      death, timeout kill, restart and close, also when nothing runs: it must
-      be idempotent and must not raise.
-    * :meth:`_death_detail` says, in one sentence, why the worker went away
-      ("the worker exited with code 3", "... was killed by SIGKILL (out of
-      memory?)"). Called once the channel closed or the process ended, before
-      :meth:`_terminate`; a "fatal" frame from the worker is prepended to it.
-
-    Optional: :meth:`_wait_exit` (returns when the worker process has ended:
-    catches a death the channel cannot show, such as a forked child of the
-    worker holding the channel open; the default never returns) and
-    :meth:`_worker_options` (the init frame's options; the worker understands
-    ``memory_limit``, in bytes, applied as RLIMIT_AS, and ``prerender_figures``).
-
-    Options: ``interrupt_grace`` seconds between the interrupt sent at a timeout
-    (or at a cancelled ``execute``) and the kill; ``auto_restart`` a worker that
-    died; ``start_timeout`` for the restarts this class performs on its own;
-    ``prerender_figures`` (default True): while it waits for the next execution,
-    the worker warms matplotlib's renderer once pyplot is imported and has a
-    forked child render changed figures, so ``plt.show()`` finds them ready
-    without any drawing user code could see before the show (see ``_figures``);
-    False renders them at ``plt.show()`` only.
-
-    What this class guarantees on top of the transport: an interrupt is sent as
+    What this class guarantees on top of the process: an interrupt is sent as
     an ``interrupt`` frame and then SIGINT, so it stops its execution even if it
     reaches the worker before the code starts; a death is noticed through the
-    channel's EOF or :meth:`_wait_exit`, whichever comes first, also between
-    executions (the next ``execute`` then restarts, or raises ``SessionDead``);
-    a cancelled ``execute`` stops its code before the cancellation propagates.
+    channel's end or :meth:`WorkerProcess.wait_exit`, whichever comes first,
+    also between executions (the next ``execute`` then restarts, or raises
+    ``SessionDead``); a cancelled ``execute`` stops its code before the
+    cancellation propagates.
     """
 
     def __init__(
         self,
+        process: WorkerProcess,
         *,
-        interrupt_grace: float = 2.0,
+        python: str = "python3",
+        interrupt_grace: float = DEFAULT_INTERRUPT_GRACE,
         auto_restart: bool = True,
         start_timeout: float = 60.0,
         prerender_figures: bool = True,
     ) -> None:
-        if interrupt_grace < 0:
-            raise ValueError("interrupt_grace must be >= 0")
-        self.interrupt_grace = interrupt_grace
+        self.process = process
+        self.python = python
+        self.supervisor = Supervisor(
+            RecoveryPolicy(interrupt_grace=interrupt_grace, auto_restart=auto_restart),
+            unit=process.unit,
+        )
         self.prerender_figures = prerender_figures
-        self.auto_restart = auto_restart
         self.start_timeout = start_timeout
         self.worker_info: dict[str, Any] = {}  #: the ``ready`` frame of the current worker
-        self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._generation = 0  # bumped at every launch; stale watchers check it
         self._running = False  # a worker is up and answering
@@ -158,36 +119,19 @@ class WorkerSession(Session):
         self._pending: _Pending | None = None
         self._next_id = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._read_task: asyncio.Task[None] | None = None
         self._death_settled: asyncio.Future[None] | None = None
 
-    # ------------------------------------------------------------------ transport hooks
+    @property
+    def interrupt_grace(self) -> float:
+        return self.supervisor.interrupt_grace
 
-    @abstractmethod
-    async def _launch(
-        self, timeout: float | None
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Start an interpreter running ``worker_command(python)``; return (reader, writer)."""
+    @property
+    def auto_restart(self) -> bool:
+        return self.supervisor.auto_restart
 
-    @abstractmethod
-    async def _send_interrupt(self) -> None:
-        """Deliver SIGINT to the worker process (not to its children)."""
-
-    @abstractmethod
-    async def _terminate(self) -> None:
-        """Kill the worker and everything it started, reap it, close the channel. Idempotent."""
-
-    @abstractmethod
-    async def _death_detail(self) -> str:
-        """Why the worker went away, for ``ExecResult.detail``. Called after the channel closed."""
-
-    async def _wait_exit(self) -> None:
-        """Return when the worker process has ended. The default never returns."""
-        await asyncio.Event().wait()
-
-    def _worker_options(self) -> dict[str, Any]:
-        """Options for the worker's init frame; a subclass adds its own to these."""
-        return {"prerender_figures": self.prerender_figures}
+    def worker_options(self) -> dict[str, Any]:
+        """The init frame's options: the session's, then the process's own."""
+        return {"prerender_figures": self.prerender_figures, **self.process.worker_options()}
 
     # ------------------------------------------------------------------ Session
 
@@ -213,8 +157,8 @@ class WorkerSession(Session):
     async def _interrupt(self, pending: _Pending) -> None:
         """Stop execution ``pending``, even if the worker has not begun running it yet."""
         if self._running and self._writer is not None:
-            self._send({"op": "interrupt", "id": pending.id})
-            await self._send_interrupt()
+            self._send({"op": protocol.Op.INTERRUPT, "id": pending.id})
+            await self.process.send_interrupt(int(self.worker_info.get("pid", 0)))
 
     async def close(self) -> None:
         self._closed = True  # a recovery in flight must not start a new worker
@@ -227,71 +171,79 @@ class WorkerSession(Session):
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> ExecResult:
-        note = ""
-        if not self._running and self._death_settled is not None:
-            await asyncio.shield(self._death_settled)
-        if not self._running:
-            if self._idle_death is None or not self.auto_restart:
-                why = f": the worker died ({self._idle_death})" if self._idle_death else ""
-                raise SessionDead(f"{type(self).__name__} is not alive{why}")
-            note = f"the worker had died while idle ({self._idle_death}) and was restarted"
-            await self._boot(self.start_timeout)
-        if self._pending is not None:
-            raise BackendError("execute() called while another execution runs on this session")
-        loop = asyncio.get_running_loop()
+        async with self.supervisor.turn():
+            return await self._execute(code, timeout, on_output)
+
+    async def _execute(
+        self, code: str, timeout: float | None, on_output: OutputCallback | None
+    ) -> ExecResult:
+        note = await self._revive()
         self._next_id += 1
-        pending = _Pending(self._next_id, loop.create_future(), on_output)
+        pending = _Pending(self._next_id, asyncio.get_running_loop().create_future(), on_output)
         self._pending = pending
-        deadline = None
-        started = time.perf_counter()
+        started = clock.now()
         try:
-            self._send({"op": "execute", "id": pending.id, "code": code})
-            if timeout is not None:
-                deadline = loop.call_later(max(timeout, 0.0), self._on_deadline, pending)
-            outcome = await pending.future
-            ended = time.perf_counter()
+            self._send({"op": protocol.Op.EXECUTE, "id": pending.id, "code": code})
+            escalation = await self.supervisor.supervise(
+                pending.future,
+                timeout=timeout,
+                interrupt=lambda: self._interrupt(pending),
+                kill=lambda: self._kill(pending),
+            )
+            ended = clock.now()
         except asyncio.CancelledError:
             # The caller gave up: stop the code before the cancellation goes on,
-            # so nothing keeps running behind its back. (Awaiting the future
-            # directly means the cancellation cancelled it too.)
-            finished = pending.future.done() and not pending.future.cancelled()
-            if self._running and not finished:
+            # so nothing keeps running behind its back.
+            if self._running and not pending.future.done():
                 cleanup = self._spawn(self._abandon(pending))
                 with contextlib.suppress(asyncio.CancelledError):
                     # cancelled again: the clean-up goes on, owned by the session
                     await asyncio.shield(cleanup)
             raise
         finally:
-            if deadline is not None:
-                deadline.cancel()
-            if pending.escalation is not None and not pending.escalation.done():
-                pending.escalation.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pending.escalation
             self._pending = None
 
+        outcome = pending.future.result()
         result = ExecResult(
             Status.OK, pending.outputs, started=started, ended=ended, state_lost=bool(note)
         )
         if isinstance(outcome, _Gone):
-            await self._recover(pending, outcome, result)
+            await self._recover(outcome, result, killed=escalation is Escalation.KILLED)
         else:
-            self._apply_done(pending, outcome, result)
+            self._apply_done(outcome, result, escalation, timeout)
         if note:
             result.detail = f"{note}; {result.detail}" if result.detail else note
         if pending.callback_error is not None:
             raise pending.callback_error
         return result
 
+    async def _revive(self) -> str:
+        """Before an execution: restart a worker that died while idle, if allowed; say so."""
+        if not self._running and self._death_settled is not None:
+            await asyncio.shield(self._death_settled)
+        if self._running:
+            return ""
+        if self._idle_death is None or not self.auto_restart:
+            raise SessionDead(self.supervisor.not_alive(self._idle_death))
+        note = self.supervisor.idle_death(self._idle_death)
+        await self._boot(self.start_timeout)
+        return note
+
     # ------------------------------------------------------------------ execution helpers
 
-    def _apply_done(self, pending: _Pending, done: dict[str, Any], result: ExecResult) -> None:
+    def _apply_done(
+        self,
+        done: dict[str, Any],
+        result: ExecResult,
+        escalation: Escalation,
+        timeout: float | None,
+    ) -> None:
         status = _DONE_STATUS.get(str(done.get("status")), Status.ERROR)
-        if status is Status.INTERRUPTED and pending.timed_out:
+        if status is Status.INTERRUPTED and escalation is Escalation.INTERRUPTED:
             status = Status.TIMEOUT
-            result.detail = "the timeout fired; the code was interrupted and the state kept"
+            result.detail = self.supervisor.timed_out(timeout)
         elif status is Status.INTERRUPTED:
-            result.detail = "interrupted; the state was kept"
+            result.detail = self.supervisor.interrupted()
         result.status = status
         error = done.get("error")
         if isinstance(error, dict):
@@ -302,7 +254,7 @@ class WorkerSession(Session):
                 lineno=error.get("lineno") if isinstance(error.get("lineno"), int) else None,
             )
 
-    async def _recover(self, pending: _Pending, gone: _Gone, result: ExecResult) -> None:
+    async def _recover(self, gone: _Gone, result: ExecResult, *, killed: bool) -> None:
         """The worker is gone mid-execution: report why, then restart when that is the policy."""
         result.state_lost = True
         if gone.by_session:
@@ -311,71 +263,48 @@ class WorkerSession(Session):
             result.detail = gone.detail
             return
         await self._shutdown_worker()
-        if pending.killed:
+        if killed:
             result.status = Status.TIMEOUT
-            result.detail = (
-                f"the code ignored the interrupt for {self.interrupt_grace} s after the timeout; "
-                "the worker was killed"
-            )
-            must_restart = True
+            cause = self.supervisor.ignored_interrupt(after_timeout=True)
         else:
             result.status = Status.DIED
-            result.detail = gone.detail
-            must_restart = self.auto_restart
-        if not must_restart:
-            return
-        if self._closed:
-            result.detail += "; not restarted: the session was closed meanwhile"
-            return
-        try:
-            await self._boot(self.start_timeout)
-        except BackendError as exc:
-            result.detail += f"; the restart failed: {exc}"
-        else:
-            result.detail += " and restarted" if pending.killed else "; the worker was restarted"
+            cause = gone.detail
+        result.detail = await self.supervisor.recover(
+            cause, lambda: self._boot(self.start_timeout), forced=killed, closed=self._closed
+        )
+
+    async def _kill(self, pending: _Pending) -> None:
+        """The code ignored the interrupt: end the worker (the caller restarts it)."""
+        await self.process.terminate()
+        if not pending.future.done():
+            pending.future.set_result(_Gone("killed after the interrupt was ignored"))
 
     async def _abandon(self, pending: _Pending) -> None:
         """Stop the code of a cancelled execute(): interrupt, and kill + restart if it holds on."""
-        stopped: asyncio.Future[dict[str, Any] | _Gone] = asyncio.get_running_loop().create_future()
-        pending.future = stopped  # the reader settles this one from now on
-        if pending.escalation is not None:
-            pending.escalation.cancel()
-        await self._interrupt(pending)
-        try:
-            outcome = await asyncio.wait_for(asyncio.shield(stopped), self.interrupt_grace)
-        except TIMEOUT_ERRORS:
-            outcome = None
+        escalation = await self.supervisor.stop(
+            pending.future,
+            interrupt=lambda: self._interrupt(pending),
+            kill=lambda: self._kill(pending),
+        )
+        outcome = pending.future.result()
         if isinstance(outcome, dict):
             return  # it stopped; the state is kept
-        if isinstance(outcome, _Gone) and outcome.by_session:
+        if outcome.by_session:
             return  # close() or restart() took over
         # it would not stop (or the worker died meanwhile): start afresh
+        forced = escalation is Escalation.KILLED
         await self._shutdown_worker()
-        if (outcome is None or self.auto_restart) and not self._closed:
-            with contextlib.suppress(BackendError):
-                await self._boot(self.start_timeout)
-
-    def _on_deadline(self, pending: _Pending) -> None:
-        if pending.future.done():
-            return
-        pending.timed_out = True
-        pending.escalation = self._spawn(self._escalate(pending))
-
-    async def _escalate(self, pending: _Pending) -> None:
-        """Interrupt; if the code has not stopped after the grace period, kill the worker."""
-        await self._interrupt(pending)
-        try:
-            await asyncio.wait_for(asyncio.shield(pending.future), self.interrupt_grace)
-        except TIMEOUT_ERRORS:
-            pending.killed = True
-            await self._terminate()
-            if not pending.future.done():
-                pending.future.set_result(_Gone("killed after the timeout"))
+        await self.supervisor.recover(
+            outcome.detail,
+            lambda: self._boot(self.start_timeout),
+            forced=forced,
+            closed=self._closed,
+        )
 
     def _send(self, message: dict[str, Any]) -> None:
         if self._writer is None:
             raise SessionDead("the worker channel is closed")
-        self._writer.write(pack_frame(message))
+        self._writer.write(protocol.encode(message))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -386,57 +315,82 @@ class WorkerSession(Session):
         generation = self._generation
         self._idle_death = None
         self._fatal = None
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = None if timeout is None else clock.now() + timeout
+        frames = protocol.FrameDecoder()
         try:
-            reader, writer = await asyncio.wait_for(self._launch(timeout), timeout)
-            writer.write(worker_payload())
-            writer.write(pack_frame({"op": "init", "options": self._worker_options()}))
-            left = None if deadline is None else max(deadline - loop.time(), 0.0)
-            ready = await asyncio.wait_for(self._await_ready(reader), left)
-        except TIMEOUT_ERRORS:
-            await self._terminate()
-            raise BackendError(f"the worker did not start within {timeout} s") from None
+            command = protocol.worker_command(self.python)
+            reader, writer = await asyncio.wait_for(self.process.launch(command, timeout), timeout)
+            writer.write(protocol.worker_payload())
+            writer.write(protocol.encode(protocol.init_frame(self.worker_options())))
+            left = None if deadline is None else max(deadline - clock.now(), 0.0)
+            ready = await asyncio.wait_for(self._await_ready(reader, frames), left)
+        except TimeoutError:
+            await self.process.terminate()
+            raise BackendError(
+                f"the {self.process.unit} did not start within {timeout} s"
+            ) from None
+        except _StartRefused as refused:
+            await self.process.terminate()
+            raise BackendError(f"the {self.process.unit} refused to start: {refused}") from None
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             detail = await self._safe_death_detail()
-            await self._terminate()
-            raise BackendError(f"the worker failed to start: {detail or exc!r}") from exc
+            await self.process.terminate()
+            raise BackendError(
+                f"the {self.process.unit} failed to start: {detail or exc!r}"
+            ) from exc
         except BaseException:
-            await self._terminate()
+            await self.process.terminate()
             raise
         if generation != self._generation or self._closed:
-            await self._terminate()
+            await self.process.terminate()
             raise SessionDead("the session was closed while its worker was starting")
-        if ready.get("protocol") != PROTOCOL:
-            await self._terminate()
-            raise BackendError(f"worker speaks protocol {ready.get('protocol')}, not {PROTOCOL}")
+        mismatch = protocol.version_mismatch(protocol.VERSION, ready.get("protocol"))
+        if mismatch:
+            await self.process.terminate()
+            raise BackendError(mismatch)
         self.worker_info = ready
-        self._reader, self._writer = reader, writer
+        self._writer = writer
         self._running = True
-        self._read_task = self._spawn(self._read_loop(generation, reader))
-        self._spawn(self._watch_exit(generation, self._read_task))
+        read_task = self._spawn(self._read_loop(generation, reader, frames))
+        self._spawn(self._watch_exit(generation, read_task))
 
-    async def _await_ready(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+    async def _await_ready(
+        self, reader: asyncio.StreamReader, frames: protocol.FrameDecoder
+    ) -> dict[str, Any]:
         while True:
-            message = await read_frame(reader)
-            if message.get("type") == "ready":
+            message = frames.next()
+            if message is None:
+                data = await reader.read(_READ_SIZE)
+                if not data:
+                    raise asyncio.IncompleteReadError(b"", None)
+                frames.feed(data)
+            elif message.get("type") == protocol.Msg.READY:
                 return message
-            if message.get("type") == "fatal":
-                raise ValueError(str(message.get("reason")))
+            elif message.get("type") == protocol.Msg.FATAL:
+                raise _StartRefused(str(message.get("reason")))
 
-    async def _read_loop(self, generation: int, reader: asyncio.StreamReader) -> None:
+    async def _read_loop(
+        self, generation: int, reader: asyncio.StreamReader, frames: protocol.FrameDecoder
+    ) -> None:
         problem = ""
         try:
             while True:
-                self._dispatch(await read_frame(reader))
-        except (asyncio.IncompleteReadError, ConnectionError):
+                message = frames.next()
+                if message is not None:
+                    self._dispatch(message)
+                    continue
+                data = await reader.read(_READ_SIZE)
+                if not data:
+                    break
+                frames.feed(data)
+        except ConnectionError:
             pass
-        except (ValueError, UnicodeDecodeError) as exc:
+        except protocol.ProtocolError as exc:
             problem = f"the worker channel was corrupted ({exc})"
         await self._worker_gone(generation, problem)
 
     async def _watch_exit(self, generation: int, read_task: asyncio.Task[None]) -> None:
-        await self._wait_exit()
+        await self.process.wait_exit()
         # let the reader take the last frames and see EOF first; it cannot when a
         # forked child of the worker still holds the channel open
         await asyncio.wait({read_task}, timeout=_EOF_GRACE)
@@ -445,19 +399,19 @@ class WorkerSession(Session):
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         pending = self._pending
-        if kind == "fatal":
+        if kind == protocol.Msg.FATAL:
             self._fatal = str(message.get("reason"))
             return
         if pending is None or message.get("id") != pending.id:
             return  # output of an abandoned execution, or of a thread while idle
-        if kind == "stream":
+        if kind == protocol.Msg.STREAM:
             name: OutputKind = "stderr" if message.get("name") == "stderr" else "stdout"
             output = Output(name, text=str(message.get("text", "")))
-        elif kind == "display":
+        elif kind == protocol.Msg.DISPLAY:
             output = Output(
                 "display", data=message.get("data") or {}, metadata=message.get("metadata") or {}
             )
-        elif kind == "done":
+        elif kind == protocol.Msg.DONE:
             if not pending.future.done():
                 pending.future.set_result(message)
             return
@@ -481,7 +435,7 @@ class WorkerSession(Session):
             detail = problem or await self._safe_death_detail()
             if self._fatal:
                 detail = f"{self._fatal}; {detail}" if detail else self._fatal
-            detail = detail or "the worker went away"
+            detail = detail or f"the {self.process.unit} went away"
             pending = self._pending
             if pending is not None:
                 if not pending.future.done():
@@ -493,7 +447,7 @@ class WorkerSession(Session):
 
     async def _safe_death_detail(self) -> str:
         try:
-            return await asyncio.wait_for(self._death_detail(), 10.0)
+            return await asyncio.wait_for(self.process.death_detail(), 10.0)
         except Exception as exc:  # noqa: BLE001 - the detail is best effort
             return f"cause unknown ({exc!r})"
 
@@ -504,8 +458,8 @@ class WorkerSession(Session):
         pending = self._pending
         if pending is not None and not pending.future.done():
             pending.future.set_result(_Gone("the session was closed or restarted", by_session=True))
-        await self._terminate()
-        self._reader = self._writer = None
+        await self.process.terminate()
+        self._writer = None
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:
@@ -519,3 +473,7 @@ class WorkerSession(Session):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+class _StartRefused(Exception):
+    """The worker answered its init frame with ``fatal``: it will not serve this host."""

@@ -115,7 +115,9 @@ class Supervisor:
             return Escalation.FINISHED
         return await self.stop(done, interrupt=interrupt, kill=kill)
 
-    async def stop(self, done: asyncio.Future[Any], *, interrupt: Action, kill: Action) -> Escalation:
+    async def stop(
+        self, done: asyncio.Future[Any], *, interrupt: Action, kill: Action
+    ) -> Escalation:
         """Interrupt; if ``done`` has not resolved ``interrupt_grace`` seconds later, kill."""
         if done.done():
             return Escalation.INTERRUPTED
@@ -141,7 +143,9 @@ class Supervisor:
         """The cause of a kill: the code did not stop within the grace period."""
         when = " after the timeout" if after_timeout else ""
         grace = self.policy.interrupt_grace
-        return f"the code ignored the interrupt for {grace:g} s{when} and the {self.unit} was killed"
+        return (
+            f"the code ignored the interrupt for {grace:g} s{when} and the {self.unit} was killed"
+        )
 
     def idle_death(self, why: str) -> str:
         return f"the {self.unit} had died while idle ({why}) and was restarted"

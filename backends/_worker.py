@@ -1,26 +1,12 @@
 """The framed worker: one persistent Python interpreter that runs code for a host.
 
-This file is the other end of :mod:`eager_rt.backends._framed`. It is sent as
-source over the worker's stdin by a tiny ``-c`` bootstrap (see
-:func:`worker_command`), so the same launch works on a local interpreter, in a
-virtualenv, or inside a read-only container where nothing is installed. It
-therefore depends on the standard library only, runs on any CPython >= 3.8 and
-imports nothing from eager_rt. The host imports it too, for the framing
-helpers, so the wire format is defined once.
-
-Wire format, both directions: a 4-byte big-endian length, then that many bytes
-of UTF-8 JSON (one object per frame).
-
-* host -> worker: ``{"op": "init", "options": {...}}`` (once, answered by
-  ``ready``), ``{"op": "execute", "id": n, "code": str}``, ``{"op":
-  "interrupt", "id": n}`` (written just before a SIGINT, so an interrupt that
-  arrives before execution n began still stops it), ``{"op": "ping"}``
-  (answered by ``pong``), ``{"op": "shutdown"}``.
-* worker -> host: ``{"type": "ready", "pid", "python", "protocol"}``,
-  ``{"type": "stream", "id", "name": "stdout"|"stderr", "text"}``,
-  ``{"type": "display", "id", "data": {mime: value}, "metadata": {...}}``,
-  ``{"type": "done", "id", "status": "ok"|"error"|"interrupted", "error"}``,
-  ``{"type": "fatal", "reason"}`` (sent just before the worker ends itself).
+This file is the other end of :mod:`eager_rt.backends._framed`. The host sends
+it as source over the worker's stdin (see :mod:`eager_rt.backends._protocol`,
+which defines the wire format for both ends and travels in the same payload),
+so the same launch works on a local interpreter, in a virtualenv, or inside a
+read-only container where nothing is installed. It therefore depends on the
+standard library only, runs on any CPython >= 3.8 and imports nothing from
+eager_rt. ``docs/protocol.md`` describes the conversation.
 
 The code runs with script semantics, so that a program executed in chunks
 prints exactly what one run of it prints: a bare expression shows nothing, and
@@ -57,14 +43,9 @@ import time
 import traceback
 import types
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 _T = TypeVar("_T")
-
-PROTOCOL = 1
-HEADER_SIZE = 4
-#: a frame larger than this is a protocol error (a corrupted length prefix)
-MAX_FRAME = 1 << 30
 
 _CHANNEL_FD_MIN = 200  # keep the channel away from the low fds user code tends to close
 _FLUSH_THRESHOLD = 1 << 16  # a line-buffered stream also flushes when this much is pending
@@ -76,77 +57,15 @@ _PIPE_BUF = getattr(select, "PIPE_BUF", 512)  # a pipe write this small is atomi
 _COALESCE_S = 0.005
 _BURST = 8
 
-# The bootstrap reads the worker's source, length-prefixed, from fd 0 with raw
-# reads (a buffered read could swallow the frames that follow), runs it as a
-# module named ``_eager_rt_worker`` and calls its ``main()``.
-BOOTSTRAP = (
-    "import sys\n"
-    # '' (the working directory) would let a json.py there shadow the worker's
-    # own imports; it is put back for user code once the worker is loaded
-    "_c=sys.path[:1]==[''] and sys.path.pop(0)==''\n"
-    "import os,types\n"
-    "def _r(n):\n"
-    "    b=b''\n"
-    "    while len(b)<n:\n"
-    "        c=os.read(0,n-len(b))\n"
-    "        if not c: raise SystemExit(0)\n"
-    "        b+=c\n"
-    "    return b\n"
-    "_s=_r(int.from_bytes(_r(4),'big'))\n"
-    "_m=types.ModuleType('_eager_rt_worker')\n"
-    "sys.modules['_eager_rt_worker']=_m\n"
-    "exec(compile(_s,'<eager_rt worker>','exec'),_m.__dict__)\n"
-    "del _r,_s\n"
-    "_m.main(_c)\n"
-)
-
-
-# --------------------------------------------------------------------------- framing
-
-
-def pack_frame(message: dict[str, Any]) -> bytes:
-    """One frame: length prefix + JSON. ASCII-escaped, so lone surrogates survive."""
-    body = json.dumps(message, separators=(",", ":")).encode("ascii")
-    return len(body).to_bytes(HEADER_SIZE, "big") + body
-
-
-def unpack_length(header: bytes) -> int:
-    n = int.from_bytes(header, "big")
-    if n > MAX_FRAME:
-        raise ValueError(f"frame length {n} exceeds the limit; the channel is corrupted")
-    return n
-
-
-def worker_command(python: str) -> list[str]:
-    """The argv that starts a worker; its source must then be written to its stdin."""
-    return [python, "-c", BOOTSTRAP]
-
-
-_payload: list[bytes] = []
-
-
-#: sibling modules the worker uses; it runs from source sent over a pipe, so
-#: they travel inside its payload (as ``_BUNDLED``) instead of being imported
-_BUNDLED_MODULES = ("_figures",)
-
-
-def worker_payload() -> bytes:
-    """The worker's source with its bundled modules, length-prefixed, as the bootstrap expects."""
-    if not _payload:
-        here = os.path.dirname(os.path.abspath(__file__))
-        with open(os.path.abspath(__file__), "rb") as f:
-            source = f.read()
-        bundled = {}
-        for name in _BUNDLED_MODULES:
-            with open(os.path.join(here, name + ".py"), encoding="utf-8") as f:
-                bundled[name] = f.read()
-        source += f"\n_BUNDLED = {bundled!r}\n".encode()
-        _payload.append(len(source).to_bytes(HEADER_SIZE, "big") + source)
-    return _payload[0]
-
 
 def _bundled(name: str) -> types.ModuleType:
-    """A module shipped in the payload, loaded once as ``_eager_rt<name>``."""
+    """A module shipped in the payload, loaded once as ``_eager_rt<name>``.
+
+    Imported on the host (tests do), the worker has no payload: it takes the
+    package's own module.
+    """
+    if "_BUNDLED" not in globals():
+        return importlib.import_module("eager_rt.backends." + name)
     qualified = "_eager_rt" + name
     module = sys.modules.get(qualified)
     if module is None:
@@ -155,6 +74,13 @@ def _bundled(name: str) -> types.ModuleType:
         sys.modules[qualified] = module
         exec(compile(source, f"<eager_rt {name.strip('_')}>", "exec"), module.__dict__)
     return module
+
+
+#: the wire format (``_protocol``), bound when the worker starts (see ``main``)
+if TYPE_CHECKING:
+    from eager_rt.backends import _protocol as protocol
+else:
+    protocol = None
 
 
 # --------------------------------------------------------------------------- channel
@@ -167,26 +93,18 @@ class _Channel:
         self.rfd = rfd
         self.wfd = wfd
         self.lock = threading.RLock()
-        self._buf = bytearray()
+        self._frames = protocol.FrameDecoder()
         self._poller = select.poll()
         self._poller.register(rfd, select.POLLIN)
 
     def recv(self) -> dict[str, Any] | None:
         """The next host frame, or None at end of stream (the host went away)."""
-        buf = self._buf
-        while len(buf) < HEADER_SIZE:
+        while True:
+            message = self._frames.next()
+            if message is not None:
+                return message
             if not self._fill():
                 return None
-        n = unpack_length(bytes(buf[:HEADER_SIZE]))
-        while len(buf) < HEADER_SIZE + n:
-            if not self._fill():
-                return None
-        body = bytes(buf[HEADER_SIZE : HEADER_SIZE + n])
-        del buf[: HEADER_SIZE + n]
-        message = json.loads(body.decode("utf-8"))
-        if not isinstance(message, dict):
-            raise ValueError("frame is not a JSON object")
-        return message
 
     def _fill(self) -> bool:
         # With SIGINT blocked, a handler that raises (user code may install
@@ -196,14 +114,14 @@ class _Channel:
         try:
             chunk = os.read(self.rfd, _READ_SIZE)
             if chunk:
-                self._buf += chunk
+                self._frames.feed(chunk)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return bool(chunk)
 
     def input_waiting(self) -> bool:
         """Whether a frame (or part of one) from the host is already here."""
-        return bool(self._buf) or bool(self._poller.poll(0))
+        return self._frames.pending or bool(self._poller.poll(0))
 
     def interrupt_queued(self, exec_id: Any) -> bool:
         """Whether the host asked, in an ``interrupt`` frame, to stop execution ``exec_id``.
@@ -212,30 +130,13 @@ class _Channel:
         reached the worker before the execution began finds it here. Interrupt
         frames are taken out of the stream; any other frame stays queued.
         """
-        poller = select.poll()
-        poller.register(self.rfd, select.POLLIN)
-        if poller.poll(0):
+        if self._poller.poll(0):
             self._fill()
-        buf = self._buf
-        kept = bytearray()
-        found = False
-        pos = 0
-        while len(buf) - pos >= HEADER_SIZE:
-            n = unpack_length(bytes(buf[pos : pos + HEADER_SIZE]))
-            end = pos + HEADER_SIZE + n
-            if end > len(buf):
-                break
-            message = json.loads(bytes(buf[pos + HEADER_SIZE : end]).decode("utf-8"))
-            if isinstance(message, dict) and message.get("op") == "interrupt":
-                found = found or message.get("id") == exec_id
-            else:
-                kept += buf[pos:end]
-            pos = end
-        self._buf = kept + buf[pos:]
-        return found
+        interrupts = self._frames.take(lambda m: m.get("op") == protocol.Op.INTERRUPT)
+        return any(m.get("id") == exec_id for m in interrupts)
 
     def send(self, message: dict[str, Any]) -> None:
-        data = pack_frame(message)
+        data = protocol.encode(message)
         with self.lock:
             # a pipe write of up to PIPE_BUF bytes is atomic: whole or not at all
             if len(data) <= _PIPE_BUF and os.write(self.wfd, data) == len(data):
@@ -458,7 +359,9 @@ class Worker:
                     signal.pthread_kill(self.main_ident, signal.SIGINT)
 
     def _send_stream(self, name: str, text: str) -> None:
-        self.channel.send({"type": "stream", "id": self.exec_id, "name": name, "text": text})
+        self.channel.send(
+            {"type": protocol.Msg.STREAM, "id": self.exec_id, "name": name, "text": text}
+        )
         now = time.monotonic()
         if now - self.window_start >= _COALESCE_S:
             self.window_start = now
@@ -584,7 +487,7 @@ class Worker:
         self.send_text()
         self.drain_fds()
         self.channel.send(
-            {"type": "display", "id": self.exec_id, "data": data, "metadata": metadata}
+            {"type": protocol.Msg.DISPLAY, "id": self.exec_id, "data": data, "metadata": metadata}
         )
 
     def send_figures(self, caller: types.FrameType | None = None) -> None:
@@ -660,7 +563,9 @@ class Worker:
         # one pass under the lock: pending text, fd output, then "done", in order
         self.send_text()
         self.drain_fds()
-        self.channel.send({"type": "done", "id": exec_id, "status": status, "error": error})
+        self.channel.send(
+            {"type": protocol.Msg.DONE, "id": exec_id, "status": status, "error": error}
+        )
 
     def _run(self, exec_id: Any, code: str) -> tuple[str, dict[str, Any] | None]:
         filename = f"<cell-{exec_id}>"
@@ -714,7 +619,7 @@ class Worker:
             f"(MemoryError{said})"
         )
         try:
-            self.channel.send({"type": "fatal", "reason": reason})
+            self.channel.send({"type": protocol.Msg.FATAL, "reason": reason})
         finally:
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -730,19 +635,19 @@ class Worker:
             if message is None:
                 return
             op = message.get("op")
-            if op == "execute":
+            if op == protocol.Op.EXECUTE:
                 self.figures.request_arrived()
                 self.execute(message.get("id"), message.get("code", ""))
                 self.settle_figures()
                 self.figures.idle_started()
-            elif op == "interrupt":
+            elif op == protocol.Op.INTERRUPT:
                 pass  # for an execution that has ended: the SIGINT came too late
-            elif op == "ping":
-                channel.send({"type": "pong"})
-            elif op == "shutdown":
+            elif op == protocol.Op.PING:
+                channel.send({"type": protocol.Msg.PONG})
+            elif op == protocol.Op.SHUTDOWN:
                 return
             else:
-                channel.send({"type": "fatal", "reason": f"unknown op {op!r}"})
+                channel.send({"type": protocol.Msg.FATAL, "reason": f"unknown op {op!r}"})
 
 
 def _high_fd(fd: int) -> int:
@@ -906,12 +811,19 @@ class _PatchingLoader:
 def main(cwd_on_path: bool = False) -> None:
     """Serve the host; ``cwd_on_path``: give user code the working directory on sys.path."""
     # the original stdin/stdout become the private channel, out of user code's reach
+    global protocol
+    protocol = _bundled("_protocol")
     rfd = _high_fd(0)
     wfd = _high_fd(1)
     private_stderr = _high_fd(2)
     channel = _Channel(rfd, wfd)
     init = channel.recv()
     if init is None:
+        return
+    mismatch = protocol.version_mismatch(init.get("protocol"), protocol.VERSION)
+    if init.get("op") != protocol.Op.INIT or mismatch:
+        reason = mismatch or f"expected an init frame first, got {init.get('op')!r}"
+        channel.send({"type": protocol.Msg.FATAL, "reason": reason})
         return
     worker = Worker(channel, private_stderr)
     worker.redirect_fds()
@@ -921,15 +833,15 @@ def main(cwd_on_path: bool = False) -> None:
     try:
         worker.apply_options(init.get("options") or {})
     except Exception as exc:  # noqa: BLE001
-        channel.send({"type": "fatal", "reason": f"bad worker options: {exc!r}"})
+        channel.send({"type": protocol.Msg.FATAL, "reason": f"bad worker options: {exc!r}"})
         return
     channel.send(
         {
-            "type": "ready",
+            "type": protocol.Msg.READY,
             "pid": os.getpid(),
             "python": sys.version.split()[0],
             "executable": sys.executable,
-            "protocol": PROTOCOL,
+            "protocol": protocol.VERSION,
         }
     )
     try:

@@ -58,8 +58,12 @@ from eager_rt.backends._docker_engine import (
     tar_of_path,
 )
 from eager_rt.backends._docker_pool import WarmPool
-from eager_rt.backends._framed import WorkerSession, worker_command
+from eager_rt.backends._framed import WorkerSession
+from eager_rt.backends._process import WorkerProcess
+from eager_rt.backends._protocol import worker_command
+from eager_rt.backends._recovery import DEFAULT_INTERRUPT_GRACE
 
+from eager_rt import clock
 from eager_rt.executor import Backend, BackendError, SessionDead
 
 __all__ = ["DEFAULT_IMAGE", "IMAGE_ENV", "DockerBackend", "DockerSession"]
@@ -278,6 +282,149 @@ class _PreloadedWriter(asyncio.StreamWriter):
             raise BackendError("the pooled worker was preloaded with a different worker source")
 
 
+class DockerWorker(WorkerProcess):
+    """The worker as a container's main process, reached over the engine's attach stream."""
+
+    unit: ClassVar[str] = "container"
+
+    def __init__(
+        self,
+        spec: ContainerSpec,
+        engine: _EngineHolder,
+        pool: WarmPool | None,
+        cwd: Path | None,
+    ) -> None:
+        self.spec = spec
+        self.engine = engine
+        self.pool = pool
+        self.cwd = cwd
+        self.container: Container | None = None
+        self._transport: asyncio.Transport | None = None
+        self._stderr_tail = bytearray()
+        self._removals: set[asyncio.Future[None]] = set()
+        self.last_start_s: float | None = None  #: seconds the last container launch took
+        self.last_start_pooled = False  #: whether it came from the warm pool
+
+    async def launch(
+        self, command: Sequence[str], timeout: float | None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        # the container's command is the worker argv already (see build_spec)
+        began = clock.now()
+        self._stderr_tail = bytearray()
+        container = self.pool.take() if self.pool is not None else None
+        self.last_start_pooled = container is not None
+        if container is None:
+            container = await self._start_container()
+        self.container = container
+        sock, container.sock = container.sock, None
+        if sock is None:
+            raise BackendError("the container has no attach connection")
+        if self.cwd is not None:
+            try:
+                archive = await asyncio.to_thread(tar_of_path, self.cwd, ".")
+                await self.put_archive(archive, ".", container)
+            except BaseException:
+                sock.close()
+                raise
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_READER_LIMIT, loop=loop)
+        protocol = _AttachProtocol(reader, self._on_stderr)
+        try:
+            transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self.last_start_s = clock.now() - began
+        if container.preloaded:
+            return reader, _PreloadedWriter(transport, protocol, reader, loop, container.preloaded)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+    async def _start_container(self) -> Container:
+        """Start a container in a thread; if we are cancelled meanwhile, remove what it started."""
+        engine = await asyncio.to_thread(self.engine.get)
+        if self.pool is not None:
+            self.pool.start()  # refill for the next session or restart
+        job = asyncio.ensure_future(asyncio.to_thread(engine.start_container, self.spec))
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                orphan = await job
+                orphan.close_socket()
+                await asyncio.to_thread(engine.remove, orphan.id)
+            raise
+
+    def _on_stderr(self, data: bytes) -> None:
+        self._stderr_tail += data
+        del self._stderr_tail[:-_STDERR_KEEP]
+
+    async def send_interrupt(self, pid: int) -> None:
+        container = self.container
+        if container is not None:
+            engine = await asyncio.to_thread(self.engine.get)
+            await asyncio.to_thread(engine.signal, container.id, "SIGINT")
+
+    async def terminate(self) -> None:
+        transport, self._transport = self._transport, None
+        container, self.container = self.container, None
+        if container is not None:
+            container.close_socket()
+            # the removal runs to its end even if whoever awaits it is cancelled
+            # (a timeout's escalation is, once the code is gone); every later
+            # terminate (restart, close) waits for it, so nothing outlives close()
+            removal = asyncio.ensure_future(self._remove(container.id))
+            self._removals.add(removal)
+            removal.add_done_callback(self._removals.discard)
+        if transport is not None:
+            transport.abort()
+        for pending_removal in list(self._removals):
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending_removal)
+
+    async def _remove(self, container_id: str) -> None:
+        engine = await asyncio.to_thread(self.engine.get)
+        await asyncio.to_thread(engine.remove, container_id)
+
+    async def death_detail(self) -> str:
+        container = self.container
+        if container is None:
+            return ""
+        engine = await asyncio.to_thread(self.engine.get)
+        document = await asyncio.to_thread(_inspect_when_stopped, engine, container.id)
+        state = document.get("State") if document is not None else None
+        memory = (document or {}).get("HostConfig", {}).get("Memory") or None
+        detail = describe_state(state, memory)
+        tail = self._stderr_tail.decode("utf-8", "replace").strip()
+        if tail:
+            detail += f"; worker stderr: {tail[-1000:]}"
+        return detail
+
+    async def put_archive(self, archive: bytes, dest: str, container: Container) -> None:
+        engine = await asyncio.to_thread(self.engine.get)
+        await asyncio.to_thread(
+            engine.put_archive,
+            container.id,
+            self.spec.command[0],
+            archive,
+            dest,
+            user=self.spec.user,
+            workdir=self.spec.working_dir,
+        )
+
+    async def get_archive(self, path: str, container: Container) -> bytes:
+        engine = await asyncio.to_thread(self.engine.get)
+        return await asyncio.to_thread(
+            engine.get_archive,
+            container.id,
+            self.spec.command[0],
+            path,
+            user=self.spec.user,
+            workdir=self.spec.working_dir,
+        )
+
+
 class DockerSession(WorkerSession):
     """One worker in one container; see the module docstring for the defaults.
 
@@ -291,20 +438,21 @@ class DockerSession(WorkerSession):
     ``create_host_config``, applied last). Engine: ``base_url`` (default
     ``$DOCKER_HOST`` or the local socket), ``api_timeout``. Session:
     ``interrupt_grace``, ``auto_restart``, ``start_timeout``,
-    ``prerender_figures`` (as for the local backend), and ``cwd``: a
+    ``prerender_figures`` (as for every worker backend), and ``cwd``: a
     host directory whose contents are copied into the work directory at every
     (re)start, so a script's relative data paths work as they do locally
     (copied, never mounted: the code cannot change the host's files).
     """
 
     backend_name: ClassVar[str] = "docker"
+    process: DockerWorker
 
     def __init__(
         self,
         *,
         base_url: str | None = None,
         api_timeout: float = 60.0,
-        interrupt_grace: float = 2.0,
+        interrupt_grace: float = DEFAULT_INTERRUPT_GRACE,
         auto_restart: bool = True,
         start_timeout: float = 120.0,
         prerender_figures: bool = True,
@@ -313,39 +461,48 @@ class DockerSession(WorkerSession):
         _pool: WarmPool | None = None,
         **container_options: Any,
     ) -> None:
+        directory = None if cwd is None else Path(cwd)
+        if directory is not None and not directory.is_dir():
+            raise ValueError(f"cwd must be a directory on this host: {directory}")
+        spec = build_spec(**container_options)
+        self._owns_engine = _engine is None
+        engine = _engine or _EngineHolder(base_url, api_timeout)
+        pool = _pool if _pool is not None and _pool.spec.key() == spec.key() else None
         super().__init__(
+            DockerWorker(spec, engine, pool, directory),
+            python=str(container_options.get("python", "python3")),
             interrupt_grace=interrupt_grace,
             auto_restart=auto_restart,
             start_timeout=start_timeout,
             prerender_figures=prerender_figures,
         )
-        self.cwd = None if cwd is None else Path(cwd)
-        if self.cwd is not None and not self.cwd.is_dir():
-            raise ValueError(f"cwd must be a directory on this host: {self.cwd}")
-        self.spec = build_spec(**container_options)
-        self.python = str(container_options.get("python", "python3"))
-        self._owns_engine = _engine is None
-        self._engine_holder = _engine or _EngineHolder(base_url, api_timeout)
-        self._pool = _pool if _pool is not None and _pool.spec.key() == self.spec.key() else None
-        self._container: Container | None = None
-        self._transport: asyncio.Transport | None = None
-        self._stderr_tail = bytearray()
+        self.cwd = directory
+        self.spec = spec
         self._start_lock: asyncio.Lock | None = None
         self._start_task: asyncio.Task[None] | None = None
-        self._removals: set[asyncio.Future[None]] = set()
-        self.last_start_s: float | None = None  #: seconds the last container launch took
-        self.last_start_pooled = False  #: whether it came from the warm pool
 
     # ------------------------------------------------------------------ public extras
 
     @property
     def container_id(self) -> str | None:
         """The current container's id, while there is one."""
-        return self._container.id if self._container is not None else None
+        container = self.process.container
+        return container.id if container is not None else None
 
     @property
     def container_labels(self) -> dict[str, str]:
-        return dict(self._container.labels) if self._container is not None else {}
+        container = self.process.container
+        return dict(container.labels) if container is not None else {}
+
+    @property
+    def last_start_s(self) -> float | None:
+        """Seconds the last container launch took."""
+        return self.process.last_start_s
+
+    @property
+    def last_start_pooled(self) -> bool:
+        """Whether the last container came from the warm pool."""
+        return self.process.last_start_pooled
 
     def start_soon(self, timeout: float | None = None) -> asyncio.Task[None]:
         """Begin :meth:`start` in the background, e.g. when the LLM request is sent.
@@ -375,7 +532,7 @@ class DockerSession(WorkerSession):
                 await task
         await super().close()
         if self._owns_engine:
-            await asyncio.to_thread(self._engine_holder.close)
+            await asyncio.to_thread(self.process.engine.close)
 
     async def put_file(self, path: str, data: bytes, *, mode: int = 0o644) -> None:
         """Write ``data`` to ``path`` in the container (relative paths: under the work dir)."""
@@ -383,7 +540,7 @@ class DockerSession(WorkerSession):
         if not name:
             raise ValueError(f"not a file path: {path!r}")
         archive = tar_of_bytes(name, data, mode)
-        await self._put_archive(archive, directory or ".")
+        await self.process.put_archive(archive, directory or ".", self._require_container())
 
     async def upload(self, local: str | os.PathLike[str], dest: str = ".") -> None:
         """Copy a local file or directory into directory ``dest`` of the container."""
@@ -391,11 +548,11 @@ class DockerSession(WorkerSession):
         if not source.exists():
             raise FileNotFoundError(f"no such local file: {source}")
         archive = await asyncio.to_thread(tar_of_path, source, source.name)
-        await self._put_archive(archive, dest)
+        await self.process.put_archive(archive, dest, self._require_container())
 
     async def get_file(self, path: str) -> bytes:
         """The content of file ``path`` in the container."""
-        archive = await self._get_archive(path)
+        archive = await self.process.get_archive(path, self._require_container())
         for member, content in iter_tar_files(archive):
             if content is not None:
                 return content
@@ -405,142 +562,17 @@ class DockerSession(WorkerSession):
 
     async def download(self, path: str, local_dir: str | os.PathLike[str]) -> Path:
         """Copy file or directory ``path`` out of the container into ``local_dir``; return it."""
-        archive = await self._get_archive(path)
+        archive = await self.process.get_archive(path, self._require_container())
         target = Path(local_dir)
         target.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(_extract, archive, target)
         return target / posixpath.basename(path.rstrip("/"))
 
-    # ------------------------------------------------------------------ transport hooks
-
-    async def _launch(
-        self, timeout: float | None
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        began = time.perf_counter()
-        self._stderr_tail = bytearray()
-        container = self._pool.take() if self._pool is not None else None
-        self.last_start_pooled = container is not None
-        if container is None:
-            container = await self._start_container()
-        self._container = container
-        sock, container.sock = container.sock, None
-        if sock is None:
-            raise BackendError("the container has no attach connection")
-        if self.cwd is not None:
-            try:
-                archive = await asyncio.to_thread(tar_of_path, self.cwd, ".")
-                await self._put_archive(archive, ".", container)
-            except BaseException:
-                sock.close()
-                raise
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=_READER_LIMIT, loop=loop)
-        protocol = _AttachProtocol(reader, self._on_stderr)
-        try:
-            transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
-        except BaseException:
-            sock.close()
-            raise
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self.last_start_s = time.perf_counter() - began
-        if container.preloaded:
-            return reader, _PreloadedWriter(transport, protocol, reader, loop, container.preloaded)
-        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
-
-    async def _start_container(self) -> Container:
-        """Start a container in a thread; if we are cancelled meanwhile, remove what it started."""
-        engine = await asyncio.to_thread(self._engine_holder.get)
-        if self._pool is not None:
-            self._pool.start()  # refill for the next session or restart
-        job = asyncio.ensure_future(asyncio.to_thread(engine.start_container, self.spec))
-        try:
-            return await asyncio.shield(job)
-        except asyncio.CancelledError:
-            with contextlib.suppress(BaseException):
-                orphan = await job
-                orphan.close_socket()
-                await asyncio.to_thread(engine.remove, orphan.id)
-            raise
-
-    def _on_stderr(self, data: bytes) -> None:
-        self._stderr_tail += data
-        del self._stderr_tail[:-_STDERR_KEEP]
-
-    async def _send_interrupt(self) -> None:
-        container = self._container
-        if container is not None:
-            engine = await asyncio.to_thread(self._engine_holder.get)
-            await asyncio.to_thread(engine.signal, container.id, "SIGINT")
-
-    async def _terminate(self) -> None:
-        transport, self._transport = self._transport, None
-        container, self._container = self._container, None
-        if container is not None:
-            container.close_socket()
-            # the removal runs to its end even if whoever awaits it is cancelled
-            # (a timeout's escalation is, once the code is gone); every later
-            # _terminate (restart, close) waits for it, so nothing outlives close()
-            removal = asyncio.ensure_future(self._remove(container.id))
-            self._removals.add(removal)
-            removal.add_done_callback(self._removals.discard)
-        if transport is not None:
-            transport.abort()
-        for pending_removal in list(self._removals):
-            with contextlib.suppress(Exception):
-                await asyncio.shield(pending_removal)
-
-    async def _remove(self, container_id: str) -> None:
-        engine = await asyncio.to_thread(self._engine_holder.get)
-        await asyncio.to_thread(engine.remove, container_id)
-
-    async def _death_detail(self) -> str:
-        container = self._container
-        if container is None:
-            return ""
-        engine = await asyncio.to_thread(self._engine_holder.get)
-        document = await asyncio.to_thread(_inspect_when_stopped, engine, container.id)
-        state = document.get("State") if document is not None else None
-        memory = (document or {}).get("HostConfig", {}).get("Memory") or None
-        detail = describe_state(state, memory)
-        tail = self._stderr_tail.decode("utf-8", "replace").strip()
-        if tail:
-            detail += f"; worker stderr: {tail[-1000:]}"
-        return detail
-
-    # ------------------------------------------------------------------ files
-
     def _require_container(self) -> Container:
-        if self._container is None or not self.alive:
+        container = self.process.container
+        if container is None or not self.alive:
             raise SessionDead("the Docker session is not running; start it first")
-        return self._container
-
-    async def _put_archive(
-        self, archive: bytes, dest: str, container: Container | None = None
-    ) -> None:
-        container = container or self._require_container()
-        engine = await asyncio.to_thread(self._engine_holder.get)
-        await asyncio.to_thread(
-            engine.put_archive,
-            container.id,
-            self.python,
-            archive,
-            dest,
-            user=self.spec.user,
-            workdir=self.spec.working_dir,
-        )
-
-    async def _get_archive(self, path: str) -> bytes:
-        container = self._require_container()
-        engine = await asyncio.to_thread(self._engine_holder.get)
-        return await asyncio.to_thread(
-            engine.get_archive,
-            container.id,
-            self.python,
-            path,
-            user=self.spec.user,
-            workdir=self.spec.working_dir,
-        )
+        return container
 
 
 def _consume_exception(task: asyncio.Task[None]) -> None:

@@ -7,7 +7,7 @@ trip to a child process, measured the same way in the same run:
 * ``pipe_echo``: 16 raw bytes to a bare ``os.read``/``os.write`` echo child
   over asyncio pipes. The floor: event loop, two pipes, two process wake-ups.
 * ``framed_echo``: the same child, but speaking the worker's framing (length
-  prefix + JSON, :func:`eager_rt.backends._worker.pack_frame`) both ways. What
+  prefix + JSON, :func:`eager_rt.backends._protocol.encode`) both ways. What
   the framing itself costs.
 * ``execute_pass`` / ``execute_assign`` / ``execute_print``:
   ``LocalSession.execute("pass")``, ``("x = 1")``, ``("print(1)")`` on a warm
@@ -39,8 +39,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from eager_rt.backends._framed import read_frame
-from eager_rt.backends._worker import pack_frame
+from eager_rt.backends import _protocol as protocol
 from eager_rt.backends.local import LocalSession
 
 from eager_rt.executor import Status
@@ -108,8 +107,9 @@ class _Child:
 
     async def framed(self) -> None:
         self.counter += 1
-        self.writer.write(pack_frame({"op": "execute", "id": self.counter, "code": "pass"}))
-        done = await read_frame(self.reader)
+        self.writer.write(protocol.encode({"op": "execute", "id": self.counter, "code": "pass"}))
+        header = await self.reader.readexactly(protocol.HEADER_SIZE)
+        done = protocol.decode(await self.reader.readexactly(protocol.frame_length(header)))
         assert done["id"] == self.counter
 
     def close(self) -> None:

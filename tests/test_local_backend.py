@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eager_rt.backends._worker import pack_frame
+from eager_rt.backends._protocol import encode as pack_frame
 from eager_rt.backends.local import LocalBackend, LocalSession, describe_exit
 
 from eager_rt.executor import BackendError, ExecResult, Output, SessionDead, Status
