@@ -244,3 +244,20 @@ async def test_close_is_idempotent_and_final(session: Session) -> None:
     await session.close()
     with pytest.raises(SessionDead):
         await session.execute("pass", timeout=10)
+
+
+async def test_a_second_execute_waits_for_its_turn(session: Session) -> None:
+    """The rule on every backend: executions queue, first come first served.
+
+    The second one's timeout starts with its turn: it is shorter than the first
+    execution, yet the second is not cut off while it waits.
+    """
+    code = "import time\nprint('first', flush=True)\ntime.sleep(1.5)\nx = 1\n"
+    first, _ = await run_until_running(session, code, "first", timeout=60)
+    second = asyncio.create_task(session.execute("print(x + 1)", timeout=1.0))
+    third = asyncio.create_task(session.execute("print(x + 2)", timeout=60))
+    one, two, three = await asyncio.gather(first, second, third)
+    assert one.status is Status.OK, one
+    assert two.status is Status.OK and two.stdout == "2\n", two
+    assert three.status is Status.OK and three.stdout == "3\n", three
+    assert one.ended <= two.started and two.ended <= three.started
