@@ -101,8 +101,8 @@ class ErrorInfo:
 class ExecResult:
     """The full outcome of one :meth:`Session.execute` call.
 
-    ``started``/``ended`` are ``time.perf_counter()`` readings taken on the host,
-    so they compare directly with the runtime's own timestamps.
+    ``started``/``ended`` are :func:`eager_rt.clock.now` readings taken on the
+    host, so they compare directly with the runtime's own timestamps.
     ``state_lost`` is true when the session had to be restarted to recover (a
     timeout the code ignored, a dead worker): variables defined before are gone.
     """
@@ -157,10 +157,11 @@ class Session(ABC):
     * Output is delivered to ``on_output`` as it happens, and also collected in
       ``ExecResult.outputs`` in the same order.
     * On timeout the session first interrupts; if the code does not stop within
-      the backend's grace period the session is restarted and the result says
+      ``interrupt_grace`` seconds the session is restarted and the result says
       ``state_lost=True``. After a ``died`` result the session has been restarted
       too (``state_lost=True``) when ``auto_restart`` is on, else it is not alive.
-    * ``execute`` calls are serial: one at a time per session.
+    * ``execute`` calls are serial: a second call while one runs waits for its
+      turn (first come, first served), and its ``timeout`` starts with its turn.
     * If the task awaiting ``execute`` is cancelled, the session interrupts the
       running code (killing and restarting the worker if it will not stop) before
       the cancellation propagates, so no code keeps running behind the caller's back.
