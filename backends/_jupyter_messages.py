@@ -3,9 +3,8 @@
 A transport (``_jupyter_local``, ``_jupyter_remote``) only moves messages; this
 module says what they mean: which iopub messages become :class:`Output` values,
 how an ``error`` becomes an :class:`ErrorInfo` (ANSI colours stripped, the failing
-line found in IPython's ``Cell In[n], line m`` frames), and which code each
-kernel runs right after it starts so that it behaves like a script rather than a
-notebook.
+line found in IPython's ``Cell In[n], line m`` frames). The code each kernel
+runs right after it starts is :mod:`._ipython_setup`'s, shared with E2B.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ __all__ = [
     "error_info",
     "new_message",
     "output_from_iopub",
-    "setup_code",
     "strip_ansi",
 ]
 
@@ -149,83 +147,3 @@ def execute_content(code: str, *, silent: bool = False) -> dict[str, Any]:
         "allow_stdin": False,
         "stop_on_error": False,
     }
-
-
-_SETUP = """
-def __eager_rt_setup(script, cwd, env):
-    import os
-    import sys
-
-    ip = get_ipython()
-
-    # ipykernel buffers stdout and stderr separately and flushes each on a timer,
-    # so "a" (stdout), "b" (stderr), "c" (stdout) would arrive as "a c", "b".
-    # Flushing the other stream before a write keeps the order the code wrote in.
-    # IPython swaps each stream's ``write`` for a history tee around every cell
-    # and puts the old one back after it, so the wrapper goes on per cell.
-    def order_streams(*args):
-        for stream, other in ((sys.stdout, sys.stderr), (sys.stderr, sys.stdout)):
-            write = stream.write
-            if getattr(write, "_eager_rt_ordered", False):
-                continue
-
-            def ordered_write(text, *more, _write=write, _other=other, **options):
-                if getattr(_other, "_flush_pending", False):
-                    _other.flush()
-                return _write(text, *more, **options)
-
-            ordered_write._eager_rt_ordered = True
-            stream.write = ordered_write
-
-    ip.events.register("pre_execute", order_streams)
-
-    # IPython drops a cell's leading blank lines, which shifts every line number
-    # in its tracebacks; the runtime pads a batch with blank lines precisely so
-    # that they match the lines of the whole program.
-    transforms = ip.input_transformer_manager.cleanup_transforms
-    transforms[:] = [t for t in transforms if getattr(t, "__name__", "") != "leading_empty_lines"]
-
-    if env:
-        os.environ.update(env)
-    if cwd:
-        os.chdir(cwd)
-
-    if script:
-        # A program run chunk by chunk must print what one run of the whole
-        # program prints: no value echo for a bare expression, and no figure
-        # drawn behind the code's back at the end of a chunk (the inline backend
-        # does that in interactive mode); figures appear on plt.show().
-        ip.ast_node_interactivity = "none"
-
-        def script_figures(*args):
-            inline = sys.modules.get("matplotlib_inline.backend_inline")
-            if inline is not None:
-                inline.show._draw_called = False
-                inline.show._to_draw = []
-            mpl = sys.modules.get("matplotlib")
-            if mpl is not None and mpl.is_interactive():
-                mpl.interactive(False)
-
-        ip.events.register("post_execute", script_figures)
-
-        # nobody will answer input(): fail at once, as a script with its stdin
-        # closed does (ipykernel installs its own input() before every cell,
-        # hence the hook)
-        def no_input(prompt=""):
-            raise EOFError("EOF when reading a line")
-
-        def script_input(*args):
-            import builtins
-
-            builtins.input = no_input
-
-        ip.events.register("pre_execute", script_input)
-
-__eager_rt_setup({script!r}, {cwd!r}, {env!r})
-del __eager_rt_setup
-"""
-
-
-def setup_code(*, script: bool, cwd: str | None, env: dict[str, str] | None) -> str:
-    """Code every kernel runs (silently) right after it starts or restarts."""
-    return _SETUP.format(script=script, cwd=cwd, env=dict(env or {}))

@@ -8,11 +8,14 @@ this module runs one execution over either: send an ``execute_request``, follow
 iopub for the messages whose parent it is, and finish when both its
 ``execute_reply`` and its ``idle`` status are in.
 
-Kernels get *script* semantics by default. The runtime executes a program in
-chunks, and an eager run must print exactly what one serial run prints, so a
-bare expression does not echo its value and matplotlib figures appear only on
-``plt.show()``. ``notebook_semantics=True`` gives back IPython's notebook
-behaviour.
+Kernels get *script* semantics by default (see :mod:`._ipython_setup`, shared
+with E2B). The runtime executes a program in chunks, and an eager run must
+print exactly what one serial run prints, so a bare expression does not echo
+its value and matplotlib figures appear only on ``plt.show()``.
+``semantics="notebook"`` gives back IPython's notebook behaviour.
+
+Timeouts, interrupts, deaths and restarts follow :mod:`._recovery`, the one
+policy of every backend (its rules are in ``docs/backends.md``).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol
 
+from eager_rt.clock import now
 from eager_rt.executor import (
     Backend,
     BackendError,
@@ -35,7 +39,9 @@ from eager_rt.executor import (
     Status,
 )
 
-from ._jupyter_messages import KernelDied, KernelMessage, error_info, output_from_iopub, setup_code
+from ._ipython_setup import Semantics, check_semantics, setup_code
+from ._jupyter_messages import KernelDied, KernelMessage, error_info, output_from_iopub
+from ._recovery import DEFAULT_INTERRUPT_GRACE, Escalation, RecoveryPolicy, Supervisor
 
 __all__ = ["JupyterBackend", "JupyterSession"]
 
@@ -74,6 +80,12 @@ class JupyterSession(Session):
     A restart gives a fresh interpreter (a new local process, or the gateway's
     restart of the same kernel id) behind a fresh message queue, so nothing of
     the old state or stray messages can leak into the next execution.
+
+    Recovery is :mod:`._recovery`'s. A kernel is killed by its restart
+    (``jupyter_client`` kills the process before it starts a new one, a gateway
+    does the same on ``POST .../restart``), so the kill the supervisor asks for
+    only stops following the execution, and the forced restart that always
+    comes next ends the kernel.
     """
 
     backend_name: ClassVar[str] = "jupyter"
@@ -84,34 +96,44 @@ class JupyterSession(Session):
         kernel_name: str = "python3",
         url: str | None = None,
         token: str | None = None,
-        cwd: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
         env: dict[str, str] | None = None,
-        interrupt_grace: float = 2.0,
+        interrupt_grace: float = DEFAULT_INTERRUPT_GRACE,
         auto_restart: bool = True,
-        notebook_semantics: bool = False,
+        semantics: Semantics = "script",
+        start_timeout: float = 60.0,
         tcp_nodelay: bool = True,
         tcp_quickack: bool = True,
         request_timeout: float = 30.0,
     ) -> None:
+        self._supervisor = Supervisor(
+            RecoveryPolicy(interrupt_grace=interrupt_grace, auto_restart=auto_restart), "kernel"
+        )
+        self.semantics = check_semantics(semantics)
         self.kernel_name = kernel_name
         self.url = url
         # the variable Jupyter Server's own gateway client reads, so that a
         # token need not appear on a command line
         self.token = token if token is not None else os.environ.get(TOKEN_ENV)
-        self.cwd = cwd
+        self.cwd = None if cwd is None else os.fspath(cwd)
         self.env = dict(env) if env else None
-        self.interrupt_grace = interrupt_grace
-        self.auto_restart = auto_restart
-        self.notebook_semantics = notebook_semantics
+        self.start_timeout = start_timeout
         self.tcp_nodelay = tcp_nodelay
         self.tcp_quickack = tcp_quickack
         self.request_timeout = request_timeout
         self._kernel: Any = None
         self._running: str | None = None  # msg_id of the execution in flight
         self._interrupted = False
-        self._lock = asyncio.Lock()
         self._abandoned: asyncio.Task[None] | None = None
         self._closed = False
+
+    @property
+    def interrupt_grace(self) -> float:
+        return self._supervisor.interrupt_grace
+
+    @property
+    def auto_restart(self) -> bool:
+        return self._supervisor.auto_restart
 
     # -- Session -----------------------------------------------------------
 
@@ -163,7 +185,7 @@ class JupyterSession(Session):
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> ExecResult:
-        async with self._lock:
+        async with self._supervisor.turn():
             await self._finish_abandoned()
             note = await self._revive()
             result = await self._execute(code, timeout, on_output)
@@ -178,64 +200,95 @@ class JupyterSession(Session):
             return ""
         death = None if self._kernel is None else self._kernel.death
         if death is None or self._closed or not self.auto_restart:
-            why = f" (the kernel died: {death})" if death else ""
-            raise SessionDead(
-                f"the kernel session is not alive{why}; start() or restart() it first"
-            )
-        await self._relaunch(None)
-        return f"the kernel had died while idle ({death}) and was restarted"
+            raise SessionDead(self._supervisor.not_alive(death))
+        await self._relaunch(self.start_timeout)
+        return self._supervisor.idle_death(death)
 
     # -- one execution -----------------------------------------------------
 
     async def _execute(
         self, code: str, timeout: float | None, on_output: OutputCallback | None
     ) -> ExecResult:
-        result = ExecResult(status=Status.OK, started=time.perf_counter())
+        result = ExecResult(status=Status.OK, started=now())
         run = _Run(result, on_output)
         self._interrupted = False
-        deadline = None if timeout is None else result.started + timeout
-        msg_id: str | None = None
+        follow: asyncio.Task[None] | None = None
         try:
             msg_id = self._running = await self._kernel.send_execute(code)
-            try:
-                await self._follow(run, msg_id, deadline)
-            except TimeoutError:
-                await self._on_timeout(run)
-            else:
-                run.settle(interrupted=self._interrupted)
-        except KernelDied as died:
+            follow = asyncio.get_running_loop().create_task(self._follow(run, msg_id, None))
+            escalation = await self._supervisor.supervise(
+                follow, timeout=timeout, interrupt=self._send_interrupt, kill=_stopper(follow)
+            )
+            await self._conclude(run, follow, escalation, timeout)
+        except KernelDied as died:  # before the request was sent
             await self._on_death(result, str(died))
         except asyncio.CancelledError:
-            if msg_id is not None:
+            if follow is not None:
                 # the caller gave up on this execution: stop the code rather
                 # than let it run on unseen; if we are cancelled again while
                 # waiting, the next call or close() finishes the job
-                self._abandoned = asyncio.get_running_loop().create_task(self._abandon(msg_id))
+                self._abandoned = asyncio.get_running_loop().create_task(self._abandon(follow))
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.shield(self._abandoned)
             raise
         finally:
             self._running = None
-            result.ended = time.perf_counter()
+            result.ended = now()
         return result
 
-    async def _abandon(self, msg_id: str) -> None:
-        """Interrupt an execution nobody waits for; restart if it will not stop."""
-        run = _Run(ExecResult(status=Status.OK), None)
-        try:
-            await self._kernel.interrupt()
-            await self._follow(run, msg_id, time.perf_counter() + self.interrupt_grace)
-        except TimeoutError:
-            await self._recover(ExecResult(status=Status.TIMEOUT))
-        except KernelDied:
-            if self.auto_restart and not self._closed:
-                await self._recover(ExecResult(status=Status.DIED))
+    async def _conclude(
+        self, run: _Run, follow: asyncio.Task[None], escalation: Escalation, timeout: float | None
+    ) -> None:
+        """The status and detail of an execution the supervisor let end, or ended."""
+        result = run.result
+        if escalation is Escalation.KILLED:
+            result.status = Status.TIMEOUT
+            result.state_lost = True
+            cause = self._supervisor.ignored_interrupt(after_timeout=True)
+            result.detail = await self._supervisor.recover(
+                cause, self._restart_kernel, forced=True, closed=self._closed
+            )
+            return
+        died = follow.exception()
+        if isinstance(died, KernelDied):
+            await self._on_death(result, str(died))
+            return
+        if died is not None:
+            raise died
+        if escalation is Escalation.INTERRUPTED:  # by the timeout, and it stopped
+            result.status = Status.TIMEOUT
+            result.error = run.error_info
+            result.detail = self._supervisor.timed_out(timeout)
+            return
+        run.settle(interrupted=self._interrupted)
+
+    async def _abandon(self, follow: asyncio.Task[None]) -> None:
+        """Stop an execution nobody waits for; restart if it will not stop."""
+        escalation = await self._supervisor.stop(
+            follow, interrupt=self._send_interrupt, kill=_stopper(follow)
+        )
+        if escalation is Escalation.KILLED:
+            cause = self._supervisor.ignored_interrupt(after_timeout=False)
+            await self._supervisor.recover(
+                cause, self._restart_kernel, forced=True, closed=self._closed
+            )
+        elif isinstance(follow.exception(), KernelDied):
+            cause = str(follow.exception())
+            await self._supervisor.recover(
+                cause, self._restart_kernel, forced=False, closed=self._closed
+            )
 
     async def _finish_abandoned(self) -> None:
         task, self._abandoned = self._abandoned, None
         if task is not None:
             with contextlib.suppress(Exception):
                 await task
+
+    async def _send_interrupt(self) -> None:
+        """The supervisor's interrupt; one that cannot be delivered lets the grace run out."""
+        self._interrupted = True
+        with contextlib.suppress(KernelDied, BackendError):
+            await self._kernel.interrupt()
 
     async def _follow(self, run: _Run, msg_id: str, deadline: float | None) -> None:
         """Collect the execution's messages until its reply and its idle status are both in.
@@ -244,12 +297,12 @@ class JupyterSession(Session):
         the kernel goes away first.
         """
         while not (run.replied and run.idle):
-            now = time.perf_counter()
-            wait = None if deadline is None else deadline - now
+            moment = now()
+            wait = None if deadline is None else deadline - moment
             if run.replied:
                 # the idle status follows the reply within microseconds; if it
                 # were ever lost we must not wait for it forever
-                settle = (run.replied_at or now) + _SETTLE_S - now
+                settle = (run.replied_at or moment) + _SETTLE_S - moment
                 wait = settle if wait is None else min(wait, settle)
                 if settle <= 0:
                     return
@@ -264,39 +317,21 @@ class JupyterSession(Session):
             if msg.parent_id == msg_id:
                 run.take(msg)
 
-    async def _on_timeout(self, run: _Run) -> None:
-        result = run.result
-        result.status = Status.TIMEOUT
-        self._interrupted = True
-        await self._kernel.interrupt()
-        assert self._running is not None
-        try:
-            await self._follow(run, self._running, time.perf_counter() + self.interrupt_grace)
-        except TimeoutError:
-            result.detail = (
-                f"the code did not stop within {self.interrupt_grace:g} s of an interrupt; "
-                "the kernel was restarted and its state is lost"
-            )
-            await self._recover(result)
-            return
-        result.error = run.error_info
-        result.detail = "timed out; the code was interrupted and the session keeps its state"
-
-    async def _on_death(self, result: ExecResult, detail: str) -> None:
+    async def _on_death(self, result: ExecResult, cause: str) -> None:
         result.status = Status.DIED
-        result.detail = detail
-        if self.auto_restart and not self._closed:
-            await self._recover(result)
-        else:
-            result.state_lost = True
-
-    async def _recover(self, result: ExecResult) -> None:
-        """Restart after a timeout or a death; the result says what happened to the state."""
         result.state_lost = True
+        result.detail = await self._supervisor.recover(
+            cause, self._restart_kernel, forced=False, closed=self._closed
+        )
+
+    async def _restart_kernel(self) -> None:
+        """The supervisor's restart: a fresh kernel within ``start_timeout``, or BackendError."""
+        if self._kernel is None:
+            raise BackendError("the kernel was dropped after a failed setup")
         try:
-            await self._relaunch(None)
-        except BackendError as exc:
-            result.detail += f"; the restart failed: {exc}"
+            await self._relaunch(self.start_timeout)
+        except KernelDied as exc:
+            raise BackendError(str(exc)) from exc
 
     # -- kernel lifecycle --------------------------------------------------
 
@@ -319,20 +354,20 @@ class JupyterSession(Session):
 
     async def _launch(self, timeout: float | None) -> None:
         self._kernel = self._new_transport()
-        deadline = None if timeout is None else time.perf_counter() + timeout
+        deadline = None if timeout is None else now() + timeout
         await self._kernel.start(timeout)
         await self._configure(deadline)
 
     async def _relaunch(self, timeout: float | None) -> None:
         """Restart the kernel in place (a gateway keeps the kernel's id) and set it up again."""
-        deadline = None if timeout is None else time.perf_counter() + timeout
+        deadline = None if timeout is None else now() + timeout
         await self._kernel.restart(timeout)
         await self._configure(deadline)
 
     async def _configure(self, deadline: float | None) -> None:
         remote = bool(self.url)
         code = setup_code(
-            script=not self.notebook_semantics,
+            semantics=self.semantics,
             cwd=self.cwd if remote else None,  # a local kernel is launched there already
             env=self.env if remote else None,  # and with its environment
         )
@@ -361,18 +396,18 @@ class JupyterSession(Session):
                 return
             msg_id = await self._kernel.send_execute("", silent=True)
             run = _Run(ExecResult(status=Status.OK), None)
-            probe_deadline = time.perf_counter() + _PROBE_S
+            probe_deadline = now() + _PROBE_S
             limit = probe_deadline if deadline is None else min(deadline, probe_deadline)
             try:
                 await self._follow(run, msg_id, limit)
             except TimeoutError:
-                if deadline is not None and time.perf_counter() >= deadline:
+                if deadline is not None and now() >= deadline:
                     raise
         raise TimeoutError(f"no output channel traffic after {_PROBES} probes")
 
     async def _follow_until_replied(self, run: _Run, msg_id: str, deadline: float | None) -> None:
         while not run.replied:
-            wait = None if deadline is None else deadline - time.perf_counter()
+            wait = None if deadline is None else deadline - now()
             if wait is not None and wait <= 0:
                 raise TimeoutError("the kernel did not answer its setup request")
             msg = await self._kernel.recv(wait)
@@ -380,12 +415,22 @@ class JupyterSession(Session):
                 run.take(msg)
         if not run.idle:  # usually right behind the reply
             with contextlib.suppress(TimeoutError):
-                await self._follow(run, msg_id, time.perf_counter() + _PROBE_S)
+                await self._follow(run, msg_id, now() + _PROBE_S)
 
     async def _drop_kernel(self) -> None:
         kernel, self._kernel = self._kernel, None
         if kernel is not None:
             await kernel.close()
+
+
+def _stopper(follow: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
+    """The supervisor's kill: stop following; the forced restart after it ends the kernel."""
+
+    async def stop_following() -> None:
+        follow.cancel()
+        await asyncio.gather(follow, return_exceptions=True)
+
+    return stop_following
 
 
 class _Run:
@@ -405,7 +450,7 @@ class _Run:
         if msg.channel == "shell":
             if msg.msg_type == "execute_reply":
                 self.replied = True
-                self.replied_at = time.perf_counter()
+                self.replied_at = now()
                 self.reply_status = str(msg.content.get("status", ""))
                 count = msg.content.get("execution_count")
                 if isinstance(count, int):
@@ -452,7 +497,7 @@ class _Run:
             or (result.error is not None and result.error.ename == "KeyboardInterrupt")
         ):
             result.status = Status.INTERRUPTED
-            result.detail = "interrupted; the session keeps its state"
+            result.detail = Supervisor.interrupted()
             return
         result.status = Status.ERROR
         if result.error is None:
@@ -474,15 +519,18 @@ class JupyterBackend(Backend):
         working directory and extra environment variables of the kernel. A
         gateway launches kernels its own way (Kernel Gateway passes on only
         ``KERNEL_*`` variables), so for remote kernels both are also applied
-        inside the kernel as soon as it starts.
+        inside the kernel as soon as it starts (the directory is created
+        there if missing).
     ``interrupt_grace``
-        seconds a timed-out execution gets to stop after the interrupt before
-        the kernel is restarted (``state_lost=True``).
+        seconds interrupted code (at a timeout or a cancelled ``execute``) gets
+        to stop before the kernel is killed and restarted (``state_lost=True``).
     ``auto_restart``
         restart a kernel that died, so the session stays usable.
-    ``notebook_semantics``
-        IPython's notebook behaviour (echo of a bare expression, figures drawn
-        after every execution) instead of a script's.
+    ``semantics``
+        ``"script"`` (default) or ``"notebook"``: IPython's notebook behaviour
+        (echo of a bare expression, figures drawn after every execution).
+    ``start_timeout``
+        seconds for the restarts the session does on its own.
     ``tcp_nodelay``, ``tcp_quickack``
         on the websocket to a gateway, disable Nagle's algorithm and ACK every
         frame at once (both the default; see ``_jupyter_remote`` for why both,

@@ -23,6 +23,7 @@ from eager_rt.backends._jupyter_messages import (
     output_from_iopub,
     strip_ansi,
 )
+from eager_rt.backends._recovery import DEFAULT_INTERRUPT_GRACE
 from eager_rt.backends.jupyter import JupyterBackend, JupyterSession
 
 from eager_rt.executor import BackendError, Output, SessionDead, Status
@@ -170,7 +171,7 @@ async def test_script_semantics_show_figures_only_on_show(session: JupyterSessio
 
 @pytest.mark.anyio
 async def test_notebook_semantics_echo_the_last_expression(options: dict[str, object]) -> None:
-    session = await started(notebook_semantics=True, **options)
+    session = await started(semantics="notebook", **options)
     try:
         result = await session.execute("x = 20\nx + 22\n", timeout=60)
         assert result.status is Status.OK, result
@@ -362,6 +363,31 @@ async def test_interrupt_reports_keyboard_interrupt(session: JupyterSession) -> 
     assert result.status is Status.INTERRUPTED
     assert result.error is not None and result.error.ename == "KeyboardInterrupt"
     assert not result.state_lost
+
+
+@pytest.mark.anyio
+async def test_a_second_execute_waits_for_its_turn(session: JupyterSession) -> None:
+    """Two concurrent executes both complete, in the order they were called."""
+    first = asyncio.create_task(
+        session.execute("import time\ntime.sleep(0.5)\norder = ['first']\n", timeout=60)
+    )
+    await asyncio.sleep(0)  # the first one holds the turn
+    second = asyncio.create_task(session.execute("order.append('second')\nprint(order)\n"))
+    one, two = await asyncio.wait_for(asyncio.gather(first, second), 120)
+    assert one.status is Status.OK and two.status is Status.OK, (one, two)
+    assert two.stdout == "['first', 'second']\n"  # the second ran after the first
+    assert one.ended <= two.started
+
+
+def test_options_share_the_vocabulary_of_every_backend() -> None:
+    with pytest.raises(TypeError):
+        JupyterBackend(notebook_semantics=True)
+    with pytest.raises(ValueError, match="semantics"):
+        JupyterBackend(semantics="lab")
+    with pytest.raises(ValueError, match="interrupt_grace"):
+        JupyterBackend(interrupt_grace=-1)
+    session = JupyterBackend().session()
+    assert (session.semantics, session.interrupt_grace) == ("script", DEFAULT_INTERRUPT_GRACE)
 
 
 @pytest.mark.anyio
