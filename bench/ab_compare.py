@@ -211,7 +211,7 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
             }
         report["replay"]["summary"] = summary
     finally:
-        for side, src in sources.items():
+        for src in sources.values():
             if src != ROOT:
                 subprocess.run(
                     ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(src)],
