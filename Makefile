@@ -25,9 +25,11 @@ demo: $(STAMP)
 		--timeline demo_timeline.png
 
 ## The whole test suite. As root, it first brings up a Docker engine and the
-## test image (scripts/setup-docker.sh); without one, Docker tests skip.
+## test image (scripts/setup-docker.sh), then Podman with the same image
+## (scripts/setup-podman.sh); without them, Docker or Podman tests skip.
 test: $(STAMP)
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/setup-docker.sh || echo "Docker unavailable: its tests will skip"; fi
+	@if [ "$$(id -u)" = 0 ]; then bash scripts/setup-podman.sh || echo "Podman unavailable: its tests will skip"; fi
 	$(BIN)/python -m pytest tests -q -ra
 
 bench: $(STAMP)
