@@ -21,8 +21,9 @@ Why the code looks the way it does (checked against e2b-code-interpreter
   client go and interrupts the kernel. The session then *probes* the context
   (``pass``) until it answers, because an execution sent while the kernel is
   still unwinding is aborted by ipykernel and the server never ends such a
-  stream. If the code ignores the interrupt for ``grace`` seconds, the context
-  is restarted and the result says ``state_lost``.
+  stream. If the code ignores the interrupt for ``interrupt_grace`` seconds,
+  the context is restarted and the result says ``state_lost`` (the one
+  recovery policy of every backend, :mod:`._recovery`).
 * **A stream that ends badly is never taken for success.** The SDK drops the
   ``end_of_execution`` and ``keepalive`` lines, so a truncated stream would
   look like a finished one. A response hook on the SDK's own httpx client
@@ -32,18 +33,13 @@ Why the code looks the way it does (checked against e2b-code-interpreter
 * **Script semantics by default.** The server runs code as notebook cells, so
   a bare expression would be displayed and inline matplotlib would show every
   figure touched at the end of each cell. Eager execution cuts one script into
-  many cells, so by default the session sets
-  ``ast_node_interactivity = "none"``, holds figures until ``plt.show()``,
-  and makes ``input()`` raise ``EOFError``: chunk-by-chunk execution then
-  prints exactly what a serial run prints. ``semantics="notebook"`` keeps the
-  notebook behaviour.
-
-* **Output and line numbers as the code wrote them.** ipykernel buffers
-  stdout and stderr separately, so the session flushes one before writing the
-  other; IPython drops a cell's leading blank lines, which would shift the
-  line numbers of code padded to its place in a program, so that cleanup is
-  turned off. ``ErrorInfo.lineno`` comes from the first ``Cell In[n], line k``
-  of the traceback (``n`` = this execution's count).
+  many cells, so every new context first runs the setup the Jupyter backend
+  runs too (:mod:`._ipython_setup`): no echo, figures held until
+  ``plt.show()``, ``input()`` raising ``EOFError``, stdout and stderr in the
+  order written, leading blank lines kept so line numbers hold.
+  ``semantics="notebook"`` keeps the notebook behaviour.
+  ``ErrorInfo.lineno`` comes from the first ``Cell In[n], line k`` of the
+  traceback (``n`` = this execution's count).
 
 Configuration follows E2B's own settings: ``E2B_API_KEY``, ``E2B_DOMAIN``
 (and ``E2B_API_URL`` / ``E2B_SANDBOX_URL`` / ``E2B_DEBUG``) are read by the SDK
@@ -56,13 +52,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
-import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
+from eager_rt.clock import now
 from eager_rt.executor import (
     Backend,
     BackendError,
@@ -75,9 +72,10 @@ from eager_rt.executor import (
     Status,
 )
 
-__all__ = ["E2BBackend", "E2BSession"]
+from ._ipython_setup import Semantics, check_semantics, setup_code
+from ._recovery import DEFAULT_INTERRUPT_GRACE, Escalation, RecoveryPolicy, Supervisor
 
-Semantics = Literal["script", "notebook"]
+__all__ = ["E2BBackend", "E2BSession"]
 
 # Result attributes of the SDK and the MIME type each one came from on the server
 # (template/server/api/models/result.py lifts these keys out of the bundle).
@@ -101,52 +99,7 @@ _LOST = {"UnexpectedEndOfExecution", "WebSocketError"}
 _RESTARTED = "ContextRestarting"
 _ABORTED = "ExecutionAborted"
 
-_SETUP = """\
-def __eager_rt_setup():
-    import os, sys
-    ip = get_ipython()
-    def ordered_writes():
-        # ipykernel buffers each stream on its own; flushing the other one
-        # first keeps stdout and stderr in the order the code wrote them.
-        # Done before every cell, as IPython re-wraps write() around each one.
-        for stream, other in ((sys.stdout, sys.stderr), (sys.stderr, sys.stdout)):
-            write = stream.write
-            if getattr(write, "eager_rt", False):
-                continue
-            def ordered(text, *args, write=write, other=other):
-                if getattr(other, "_flush_pending", False):
-                    other.flush()
-                return write(text, *args)
-            ordered.eager_rt = True
-            stream.write = ordered
-    ip.events.register("pre_execute", ordered_writes)
-    # IPython drops a cell's leading blank lines, which would shift every line
-    # number reported for code padded to its place in a longer program.
-    manager = ip.input_transformer_manager
-    manager.cleanup_transforms = [
-        t for t in manager.cleanup_transforms if getattr(t, "__name__", "") != "leading_empty_lines"
-    ]
-    if {cwd!r} is None:
-        print(os.getcwd(), end="")
-    else:
-        os.makedirs({cwd!r}, exist_ok=True)  # a local path asked of a fresh cloud sandbox
-        os.chdir({cwd!r})
-    if {script!r}:
-        ip.ast_node_interactivity = "none"
-        def hold_figures():
-            inline = sys.modules.get("matplotlib_inline.backend_inline")
-            if inline is not None:
-                inline.show._draw_called = False
-        ip.events.register("post_execute", hold_figures)
-        def no_input(prompt=""):
-            raise EOFError("input() has no terminal here: the code runs unattended")
-        kernel = getattr(ip, "kernel", None)
-        if kernel is not None:
-            kernel.raw_input = no_input
-            kernel.getpass = no_input
-__eager_rt_setup()
-del __eager_rt_setup
-"""
+_UNWIND_S = 0.1  # a moment for an interrupted cell to unwind before a probe
 
 
 class _Tap:
@@ -158,18 +111,18 @@ class _Tap:
     def reset(self) -> None:
         self.status: int | None = None
         self.ended = False
-        self.last_activity = time.monotonic()
+        self.last_activity = now()
         self._partial = b""
 
     async def on_response(self, response: Any) -> None:
         if not str(response.request.url.path).endswith("/execute"):
             return
         self.status = int(response.status_code)
-        self.last_activity = time.monotonic()
+        self.last_activity = now()
         response.stream = _tap_stream_class()(response.stream, self)
 
     def feed(self, chunk: bytes) -> None:
-        self.last_activity = time.monotonic()
+        self.last_activity = now()
         lines = (self._partial + chunk).split(b"\n")
         self._partial = lines.pop()
         for line in lines:
@@ -239,12 +192,26 @@ class _Run:
     error: Any = None  # the SDK's ExecutionError
     execution_count: int | None = None
     exception: BaseException | None = None
-    stopped: str | None = None  # "timeout" | "interrupt" | "stall" when we closed the stream
+    stopped: str | None = None  # "interrupt" | "stall" | "patience" when we closed the stream
     callback_error: BaseException | None = None  # raised by the caller's on_output
+    unsettled: str | None = None  # the error a probe met after the interrupt, other than abort
+    interrupt: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def request_interrupt(self) -> None:
+        """Close this run's stream (the server then interrupts the kernel)."""
+        self.interrupt.set()
 
 
 class E2BSession(Session):
-    """One sandbox, one code context in it, one execution at a time."""
+    """One sandbox, one code context in it, one execution at a time.
+
+    Recovery is :mod:`._recovery`'s. The interrupt is closing the execution's
+    stream, after which the server interrupts the kernel; the execution is
+    over (``done``) once the context answers a probe again. A kill is the
+    context's restart (``restart_code_context`` ends the kernel), so the kill
+    the supervisor asks for only stops the probing, and the forced restart
+    that always comes next ends the code.
+    """
 
     backend_name: ClassVar[str] = "e2b"
 
@@ -261,16 +228,19 @@ class E2BSession(Session):
         request_timeout: float | None = None,
         sandbox_timeout: int = 600,
         env: dict[str, str] | None = None,
-        cwd: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
         semantics: Semantics = "script",
-        grace: float = 5.0,
+        interrupt_grace: float = DEFAULT_INTERRUPT_GRACE,
+        auto_restart: bool = True,
+        start_timeout: float = 120.0,
         stall_timeout: float = 30.0,
         probe_timeout: float = 2.0,
-        auto_restart: bool = True,
         metadata: dict[str, str] | None = None,
     ) -> None:
-        if semantics not in ("script", "notebook"):
-            raise ValueError("semantics must be 'script' or 'notebook'")
+        self.supervisor = Supervisor(
+            RecoveryPolicy(interrupt_grace=interrupt_grace, auto_restart=auto_restart), "context"
+        )
+        self.semantics = check_semantics(semantics)
         if url is not None:  # one endpoint for the API and the sandboxes (a proxy, a local server)
             api_url = api_url or url
             sandbox_url = sandbox_url or url
@@ -289,12 +259,10 @@ class E2BSession(Session):
         self.template = template
         self.sandbox_timeout = sandbox_timeout
         self.env = dict(env or {})
-        self.cwd = cwd
-        self.semantics: Semantics = semantics
-        self.grace = grace
+        self.cwd = None if cwd is None else os.fspath(cwd)
+        self.start_timeout = start_timeout
         self.stall_timeout = stall_timeout
         self.probe_timeout = probe_timeout
-        self.auto_restart = auto_restart
         self.metadata = dict(metadata or {})
         self._request_timeout = request_timeout
         self.sandbox: Any = None  # the SDK AsyncSandbox, once started
@@ -303,11 +271,19 @@ class E2BSession(Session):
         self._tap = _Tap()
         self._alive = False
         self._closed = False
+        self._death: str | None = None  # why the session is not alive, after a death
         self._starting: asyncio.Task[None] | None = None
-        self._running: asyncio.Task[Any] | None = None
-        self._interrupt = asyncio.Event()
-        self._exec_lock = asyncio.Lock()
+        self._current: _Run | None = None  # the execution in flight
+        self._following: asyncio.Task[None] | None = None  # and its done
         self._refreshed = 0.0
+
+    @property
+    def interrupt_grace(self) -> float:
+        return self.supervisor.interrupt_grace
+
+    @property
+    def auto_restart(self) -> bool:
+        return self.supervisor.auto_restart
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -353,7 +329,7 @@ class E2BSession(Session):
             raise BackendError(f"could not create an E2B sandbox: {exc}") from exc
         sandbox.eager_tap = self._tap
         self.sandbox = sandbox
-        self._refreshed = time.monotonic()
+        self._refreshed = now()
         try:
             self._context = await sandbox.create_code_context(
                 cwd=self.cwd, language="python", request_timeout=self._request_timeout
@@ -369,11 +345,18 @@ class E2BSession(Session):
             await self._kill_sandbox()
             raise SessionDead("session was closed while it started")
         self._alive = True
+        self._death = None
 
     async def _setup(self) -> None:
-        """Make a fresh context behave like a script run (see the module docstring)."""
-        code = _SETUP.format(cwd=self._context_cwd, script=self.semantics == "script")
-        run = await self._run(code, None, None)
+        """Make a fresh context behave like a script run (see :mod:`._ipython_setup`).
+
+        The sandbox has the environment from its creation; the working
+        directory is set (and created) inside the context, which a restart
+        does not keep.
+        """
+        code = setup_code(semantics=self.semantics, cwd=self._context_cwd)
+        run = _Run()
+        await self._stream(run, code, None)
         if run.exception is not None or run.error is not None or not self._tap.ended:
             what = run.exception or (run.error and f"{run.error.name}: {run.error.value}")
             raise BackendError(f"setting up the E2B context failed: {what or 'stream cut'}")
@@ -386,10 +369,21 @@ class E2BSession(Session):
         """Restart the context's kernel (state gone); a sandbox that is gone is replaced."""
         if self._closed:
             raise SessionDead("session is closed")
+        await self._restart_within(timeout)
+
+    async def _restart_within(self, timeout: float | None) -> None:
+        """:meth:`_restart`, every failure a :class:`BackendError` (what the supervisor reports)."""
         try:
             await asyncio.wait_for(self._restart(), timeout)
         except (TimeoutError, asyncio.TimeoutError):  # noqa: UP041 - distinct on 3.10
             raise BackendError(f"E2B restart did not finish within {timeout} s") from None
+        except BackendError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the SDK's own errors
+            raise BackendError(f"E2B restart failed: {exc}") from exc
+
+    async def _restart_on_recovery(self) -> None:
+        await self._restart_within(self.start_timeout)
 
     async def _restart(self) -> None:
         self._alive = False
@@ -398,6 +392,7 @@ class E2BSession(Session):
                 await self.sandbox.restart_code_context(self._context)
                 await self._setup()
                 self._alive = True
+                self._death = None
                 return
             except Exception:  # noqa: BLE001 - fall back to a new sandbox
                 pass
@@ -409,10 +404,10 @@ class E2BSession(Session):
             return
         self._closed = True
         self._alive = False
-        if self._running is not None and not self._running.done():
-            self._running.cancel()
-            with contextlib.suppress(BaseException):
-                await self._running
+        following = self._following
+        if following is not None and not following.done():
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
         starting = self._starting
         if starting is not None and not starting.done():
             # Let a creation in flight finish: cancelling it could leave a
@@ -431,11 +426,11 @@ class E2BSession(Session):
         unless told otherwise; a short timeout bounds what a crashed client
         leaves behind, and this keeps a long, active session from expiring.
         """
-        if time.monotonic() - self._refreshed < self.sandbox_timeout / 2:
+        if now() - self._refreshed < self.sandbox_timeout / 2:
             return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.sandbox.set_timeout(self.sandbox_timeout), 15)
-            self._refreshed = time.monotonic()
+            self._refreshed = now()
 
     async def _kill_sandbox(self) -> None:
         sandbox, self.sandbox = self.sandbox, None
@@ -451,8 +446,9 @@ class E2BSession(Session):
             return False
 
     async def interrupt(self) -> None:
-        if self._running is not None and not self._running.done():
-            self._interrupt.set()
+        run = self._current
+        if run is not None:
+            await run.request_interrupt()
 
     # -- execution ---------------------------------------------------------------
 
@@ -463,40 +459,54 @@ class E2BSession(Session):
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> ExecResult:
-        if not self.alive and self._starting is not None and not self._starting.done():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._starting)
-        if not self.alive:
-            raise SessionDead("E2B session is not alive; start or restart it first")
-        async with self._exec_lock:
-            started = time.perf_counter()
+        async with self.supervisor.turn():
+            starting = self._starting
+            if not self.alive and starting is not None and not starting.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(starting)
+            if not self.alive:
+                raise SessionDead(self.supervisor.not_alive(self._death))
+            started = now()
             await self._keep_sandbox_alive()
+            run = _Run()
+            follow = asyncio.ensure_future(self._follow(run, code, on_output))
+            self._current, self._following = run, follow
             try:
-                run = await self._run(code, timeout, on_output)
+                escalation = await self.supervisor.supervise(
+                    follow, timeout=timeout, interrupt=run.request_interrupt, kill=_stopper(follow)
+                )
             except asyncio.CancelledError:
-                # The caller gave up: the stream is closed (so the kernel was
-                # interrupted); make sure the code really stopped before the
-                # cancellation goes on, restarting the context if it did not.
-                recovery = asyncio.ensure_future(self._stop_for_good())
-                while not recovery.done():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.shield(recovery)
+                # The caller gave up: stop the code (interrupt, grace, restart)
+                # before the cancellation goes on, even if cancelled again.
+                await _insist(self._wind_down(run, follow))
                 raise
+            finally:
+                self._current = self._following = None
             if run.callback_error is not None:
                 # The SDK closed the stream when the callback raised, so the
                 # kernel was interrupted; settle like for a cancellation.
-                await self._stop_for_good()
+                probing = asyncio.ensure_future(self._until_answering(run))
+                await _insist(self._wind_down(run, probing))
                 raise run.callback_error
-            result = await self._conclude(run)
+            result = await self._conclude(run, follow, escalation, timeout)
             result.started = started
-            result.ended = time.perf_counter()
+            result.ended = now()
             return result
 
-    async def _run(
-        self, code: str, timeout: float | None, on_output: OutputCallback | None
-    ) -> _Run:
-        """One ``run_code``, watched: our deadline, interrupt requests, a stalled stream."""
-        run = _Run()
+    async def _follow(self, run: _Run, code: str, on_output: OutputCallback | None) -> None:
+        """An execution's ``done``: its stream ended; or, once we closed it, the context answers."""
+        await self._stream(run, code, on_output)
+        if run.stopped == "interrupt":
+            await self._until_answering(run)
+
+    async def _stream(
+        self,
+        run: _Run,
+        code: str,
+        on_output: OutputCallback | None,
+        patience: float | None = None,
+    ) -> None:
+        """One ``run_code``, watched: interrupt requests, a stalled stream, a probe's patience."""
 
         def emit(out: Output) -> None:
             run.outputs.append(out)
@@ -511,7 +521,6 @@ class E2BSession(Session):
             run.error = err
 
         self._tap.reset()
-        self._interrupt.clear()
         call = self.sandbox.run_code(
             code,
             context=self._context,
@@ -523,17 +532,17 @@ class E2BSession(Session):
             request_timeout=self._request_timeout,
         )
         task: asyncio.Task[Any] = asyncio.ensure_future(call)
-        self._running = task
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interrupted = asyncio.ensure_future(self._interrupt.wait())
+        deadline = None if patience is None else now() + patience
+        interrupted = asyncio.ensure_future(run.interrupt.wait())
         try:
             while not task.done():
-                now = time.monotonic()
-                waits = [self.stall_timeout - (now - self._tap.last_activity)]
+                moment = now()
+                waits = [self.stall_timeout - (moment - self._tap.last_activity)]
                 if deadline is not None:
-                    waits.append(deadline - now)
+                    waits.append(deadline - moment)
                 if min(waits) <= 0:
-                    run.stopped = "timeout" if deadline is not None and now >= deadline else "stall"
+                    late = deadline is not None and moment >= deadline
+                    run.stopped = "patience" if late else "stall"
                     break
                 await asyncio.wait(
                     {task, interrupted}, timeout=min(waits), return_when="FIRST_COMPLETED"
@@ -553,28 +562,67 @@ class E2BSession(Session):
                     raise
             except Exception as exc:  # noqa: BLE001 - classified by _conclude
                 run.exception = exc
-            self._running = None
-        return run
 
-    async def _conclude(self, run: _Run) -> ExecResult:
-        """Turn a watched run into an ExecResult, recovering the session where needed."""
+    async def _until_answering(self, run: _Run) -> None:
+        """Probe the context (``pass``) until it runs code again after an interrupt.
+
+        A probe that reaches the kernel before it has finished unwinding the
+        interrupted cell is aborted (stop_on_error), and the server never ends
+        an aborted execution; so give the interrupt a moment, and retry probes
+        with growing patience (each probe given up on re-interrupts). The
+        supervisor's grace bounds the whole.
+        """
+        await asyncio.sleep(_UNWIND_S)
+        patience = min(0.5, self.probe_timeout)
+        while True:
+            probe = _Run()
+            await self._stream(probe, "pass", None, patience)
+            if probe.stopped is None and probe.exception is None and self._tap.ended:
+                if probe.error is None:
+                    return
+                if probe.error.name != _ABORTED:
+                    run.unsettled = f"{probe.error.name}: {probe.error.value}"
+                    return
+            elif probe.exception is not None:
+                await asyncio.sleep(_UNWIND_S)  # refused outright: no busy loop
+            patience = min(patience * 2, self.probe_timeout)
+
+    async def _wind_down(self, run: _Run, done: asyncio.Future[None]) -> None:
+        """Stop code nobody will see the result of; restart the context if it holds on."""
+        escalation = await self.supervisor.stop(
+            done, interrupt=run.request_interrupt, kill=_stopper(done)
+        )
+        if escalation is Escalation.KILLED:
+            cause = self.supervisor.ignored_interrupt(after_timeout=False)
+            await self._lose_context(cause, forced=True)
+        elif run.unsettled is not None:
+            await self._lose_context(run.unsettled, forced=False)
+
+    async def _conclude(
+        self, run: _Run, follow: asyncio.Task[None], escalation: Escalation, timeout: float | None
+    ) -> ExecResult:
+        """Turn a supervised run into an ExecResult, recovering the session where needed."""
         outputs = run.outputs
-        if run.stopped in ("timeout", "interrupt"):
-            status = Status.TIMEOUT if run.stopped == "timeout" else Status.INTERRUPTED
-            settled = await self._settle()
-            if settled:
-                what = "the execution timed out" if run.stopped == "timeout" else "interrupted"
-                return ExecResult(status, outputs, detail=f"{what}; the kernel was interrupted")
-            lost = await self._recover()
-            return ExecResult(
-                status,
-                outputs,
-                state_lost=lost,
-                detail=f"the code ignored the interrupt for {self.grace} s; "
-                + ("the context was restarted" if self.alive else "the session could not recover"),
+        if escalation is Escalation.KILLED:
+            cause = self.supervisor.ignored_interrupt(after_timeout=True)
+            detail = await self._lose_context(cause, forced=True)
+            return ExecResult(Status.TIMEOUT, outputs, state_lost=True, detail=detail)
+        if follow.cancelled():
+            detail = "the session was closed while the code ran"
+            return ExecResult(Status.DIED, outputs, state_lost=True, detail=detail)
+        failure = follow.exception()
+        if failure is not None:
+            raise failure
+        if run.unsettled is not None:
+            return await self._died(
+                outputs, f"the context failed after the interrupt: {run.unsettled}"
             )
+        if escalation is Escalation.INTERRUPTED:  # by the timeout, and it stopped
+            return ExecResult(Status.TIMEOUT, outputs, detail=self.supervisor.timed_out(timeout))
+        if run.stopped == "interrupt":
+            return ExecResult(Status.INTERRUPTED, outputs, detail=Supervisor.interrupted())
         if run.stopped == "stall":
-            silence = f"no data from the sandbox for {self.stall_timeout} s (not even keepalives)"
+            silence = f"no data from the sandbox for {self.stall_timeout:g} s (not even keepalives)"
             return await self._died(outputs, silence)
         if run.exception is not None:
             return await self._failed(run)
@@ -606,55 +654,51 @@ class E2BSession(Session):
             gone = not await self._sandbox_running()
             if gone:
                 self._alive = False
+                self._death = f"HTTP {status} from the sandbox, which is no longer running"
             where = "the sandbox, which is no longer running" if gone else "the sandbox"
             raise BackendError(f"HTTP {status} from {where}; the code did not run: {exc}") from exc
         if status is None:
             # No response head at all: the sandbox could not be reached.
             if self.sandbox is not None and not await self._sandbox_running():
                 self._alive = False
+                self._death = "the sandbox could not be reached"
             why = f"the sandbox could not be reached; the code did not run: {exc}"
             raise BackendError(why) from exc
         why = f"the execution stream broke: {type(exc).__name__}: {exc}"
         return await self._died(run.outputs, why)
 
     async def _died(self, outputs: list[Output], why: str) -> ExecResult:
-        lost = await self._recover()
-        tail = "; the session was restarted" if self.alive else "; the session is not alive"
-        return ExecResult(Status.DIED, outputs, state_lost=lost, detail=why + tail)
+        detail = await self._lose_context(why, forced=False)
+        return ExecResult(Status.DIED, outputs, state_lost=True, detail=detail)
 
-    async def _recover(self) -> bool:
-        """After a death: restart when allowed, else leave the session dead. True: state is gone."""
+    async def _lose_context(self, cause: str, *, forced: bool) -> str:
+        """The context's state is gone: restart it when the policy says so; the whole detail."""
         self._alive = False
-        if not self.auto_restart:
-            return True
-        try:
-            await self._restart()
-        except Exception:  # noqa: BLE001 - the result says the session is not alive
-            self._alive = False
-        return True
+        detail = await self.supervisor.recover(
+            cause, self._restart_on_recovery, forced=forced, closed=self._closed
+        )
+        if not self.alive:
+            self._death = cause
+        return detail
 
-    async def _stop_for_good(self) -> None:
-        if not await self._settle():
-            await self._recover()
 
-    async def _settle(self) -> bool:
-        """Wait until the context runs code again after an interrupt (False: not within grace)."""
-        deadline = time.monotonic() + self.grace
-        # A probe that reaches the kernel before it has finished unwinding the
-        # interrupted cell is aborted (stop_on_error), and the server never
-        # ends an aborted execution; so give the interrupt a moment, and retry
-        # probes with growing patience (each cancelled probe re-interrupts).
-        await asyncio.sleep(min(0.1, self.grace))
-        patience = min(0.5, self.probe_timeout)
-        while (left := deadline - time.monotonic()) > 0:
-            probe = await self._run("pass", min(patience, left), None)
-            if probe.stopped is None and probe.exception is None and self._tap.ended:
-                if probe.error is None:
-                    return True
-                if probe.error.name != _ABORTED:
-                    return False
-            patience = min(patience * 2, self.probe_timeout)
-        return False
+async def _insist(cleanup: Awaitable[None]) -> None:
+    """Run ``cleanup`` to its end even if the caller is cancelled (again) meanwhile."""
+    task = asyncio.ensure_future(cleanup)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+    task.result()
+
+
+def _stopper(done: asyncio.Future[None]) -> Callable[[], Awaitable[None]]:
+    """The supervisor's kill: stop following; the forced context restart after it ends the code."""
+
+    async def stop_following() -> None:
+        done.cancel()
+        await asyncio.gather(done, return_exceptions=True)
+
+    return stop_following
 
 
 def _bundle(result: Any) -> dict[str, Any]:
@@ -693,10 +737,14 @@ class E2BBackend(Backend):
     (``url`` sets both, for one endpoint that serves the API and the sandboxes),
     ``debug``, ``request_timeout`` (E2B connection settings, else the SDK reads
     ``E2B_*`` variables), ``sandbox_timeout`` (seconds the sandbox may live),
-    ``env``, ``cwd``, ``semantics`` (``"script"`` / ``"notebook"``), ``grace``
-    (seconds an interrupted execution may take to stop before the context is
-    restarted), ``stall_timeout``, ``probe_timeout``, ``auto_restart``,
-    ``metadata``.
+    ``env``, ``cwd`` (created in the sandbox if missing), ``semantics``
+    (``"script"`` / ``"notebook"``), ``interrupt_grace`` (seconds interrupted
+    code may take to stop before the context is restarted), ``auto_restart``,
+    ``start_timeout`` (for the restarts the session does on its own),
+    ``stall_timeout`` (seconds without a byte, not even a keepalive, before
+    the stream counts as lost), ``probe_timeout`` (longest wait for one probe
+    after an interrupt), ``metadata``. The shared ones are tabled in
+    ``docs/backends.md``.
     """
 
     name: ClassVar[str] = "e2b"
@@ -714,4 +762,3 @@ class E2BBackend(Backend):
     async def aclose(self) -> None:
         """Close any session still open, so no sandbox outlives the backend."""
         await asyncio.gather(*(s.close() for s in list(self._sessions)), return_exceptions=True)
-

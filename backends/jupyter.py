@@ -106,7 +106,7 @@ class JupyterSession(Session):
         tcp_quickack: bool = True,
         request_timeout: float = 30.0,
     ) -> None:
-        self._supervisor = Supervisor(
+        self.supervisor = Supervisor(
             RecoveryPolicy(interrupt_grace=interrupt_grace, auto_restart=auto_restart), "kernel"
         )
         self.semantics = check_semantics(semantics)
@@ -129,11 +129,11 @@ class JupyterSession(Session):
 
     @property
     def interrupt_grace(self) -> float:
-        return self._supervisor.interrupt_grace
+        return self.supervisor.interrupt_grace
 
     @property
     def auto_restart(self) -> bool:
-        return self._supervisor.auto_restart
+        return self.supervisor.auto_restart
 
     # -- Session -----------------------------------------------------------
 
@@ -185,7 +185,7 @@ class JupyterSession(Session):
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> ExecResult:
-        async with self._supervisor.turn():
+        async with self.supervisor.turn():
             await self._finish_abandoned()
             note = await self._revive()
             result = await self._execute(code, timeout, on_output)
@@ -200,9 +200,9 @@ class JupyterSession(Session):
             return ""
         death = None if self._kernel is None else self._kernel.death
         if death is None or self._closed or not self.auto_restart:
-            raise SessionDead(self._supervisor.not_alive(death))
+            raise SessionDead(self.supervisor.not_alive(death))
         await self._relaunch(self.start_timeout)
-        return self._supervisor.idle_death(death)
+        return self.supervisor.idle_death(death)
 
     # -- one execution -----------------------------------------------------
 
@@ -216,7 +216,7 @@ class JupyterSession(Session):
         try:
             msg_id = self._running = await self._kernel.send_execute(code)
             follow = asyncio.get_running_loop().create_task(self._follow(run, msg_id, None))
-            escalation = await self._supervisor.supervise(
+            escalation = await self.supervisor.supervise(
                 follow, timeout=timeout, interrupt=self._send_interrupt, kill=_stopper(follow)
             )
             await self._conclude(run, follow, escalation, timeout)
@@ -244,8 +244,8 @@ class JupyterSession(Session):
         if escalation is Escalation.KILLED:
             result.status = Status.TIMEOUT
             result.state_lost = True
-            cause = self._supervisor.ignored_interrupt(after_timeout=True)
-            result.detail = await self._supervisor.recover(
+            cause = self.supervisor.ignored_interrupt(after_timeout=True)
+            result.detail = await self.supervisor.recover(
                 cause, self._restart_kernel, forced=True, closed=self._closed
             )
             return
@@ -258,23 +258,23 @@ class JupyterSession(Session):
         if escalation is Escalation.INTERRUPTED:  # by the timeout, and it stopped
             result.status = Status.TIMEOUT
             result.error = run.error_info
-            result.detail = self._supervisor.timed_out(timeout)
+            result.detail = self.supervisor.timed_out(timeout)
             return
         run.settle(interrupted=self._interrupted)
 
     async def _abandon(self, follow: asyncio.Task[None]) -> None:
         """Stop an execution nobody waits for; restart if it will not stop."""
-        escalation = await self._supervisor.stop(
+        escalation = await self.supervisor.stop(
             follow, interrupt=self._send_interrupt, kill=_stopper(follow)
         )
         if escalation is Escalation.KILLED:
-            cause = self._supervisor.ignored_interrupt(after_timeout=False)
-            await self._supervisor.recover(
+            cause = self.supervisor.ignored_interrupt(after_timeout=False)
+            await self.supervisor.recover(
                 cause, self._restart_kernel, forced=True, closed=self._closed
             )
         elif isinstance(follow.exception(), KernelDied):
             cause = str(follow.exception())
-            await self._supervisor.recover(
+            await self.supervisor.recover(
                 cause, self._restart_kernel, forced=False, closed=self._closed
             )
 
@@ -320,7 +320,7 @@ class JupyterSession(Session):
     async def _on_death(self, result: ExecResult, cause: str) -> None:
         result.status = Status.DIED
         result.state_lost = True
-        result.detail = await self._supervisor.recover(
+        result.detail = await self.supervisor.recover(
             cause, self._restart_kernel, forced=False, closed=self._closed
         )
 

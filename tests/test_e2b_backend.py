@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eager_rt.backends._recovery import DEFAULT_INTERRUPT_GRACE
 
 from eager_rt.executor import BackendError, Output, Status
 from eager_rt.registry import open_backend
@@ -37,7 +38,7 @@ def server(e2b_server: object) -> LocalE2B:
 
 @pytest.fixture
 async def backend(server: LocalE2B) -> AsyncIterator[Any]:
-    b = open_backend("e2b", **server.sdk_options(), grace=3.0, stall_timeout=10.0)
+    b = open_backend("e2b", **server.sdk_options(), interrupt_grace=3.0, stall_timeout=10.0)
     try:
         yield b
     finally:
@@ -167,6 +168,46 @@ async def test_output_callback_error_stops_the_code_and_propagates(session: Any)
     assert after.stdout == "overwritten\n"
 
 
+async def test_a_second_execute_waits_for_its_turn(session: Any) -> None:
+    """Two concurrent executes both complete, in the order they were called."""
+    first = asyncio.create_task(
+        session.execute("import time\ntime.sleep(0.5)\norder = ['first']\n", timeout=60)
+    )
+    await asyncio.sleep(0)  # the first one holds the turn
+    second = asyncio.create_task(session.execute("order.append('second')\nprint(order)\n"))
+    one, two = await asyncio.wait_for(asyncio.gather(first, second), 120)
+    assert one.status is Status.OK and two.status is Status.OK, (one, two)
+    assert two.stdout == "['first', 'second']\n"  # the second ran after the first
+    assert one.ended <= two.started
+
+
+async def test_user_interrupt_waits_until_the_context_answers(session: Any) -> None:
+    """The interrupt closes the stream; the result comes once the context runs code again."""
+    await session.execute("kept = 'yes'", timeout=60)
+    seen = asyncio.Event()
+    code = "import time\nprint('go', flush=True)\nwhile True:\n    time.sleep(0.01)\n"
+    task = asyncio.create_task(session.execute(code, on_output=lambda o: seen.set()))
+    await asyncio.wait_for(seen.wait(), 60)
+    await session.interrupt()
+    result = await asyncio.wait_for(task, 60)
+    assert result.status is Status.INTERRUPTED, result
+    assert not result.state_lost
+    after = await session.execute("print(kept)", timeout=10)
+    assert after.stdout == "yes\n"
+
+
+def test_options_share_the_vocabulary_of_every_backend(server: LocalE2B) -> None:
+    options = server.sdk_options()
+    with pytest.raises(TypeError):
+        open_backend("e2b", grace=1.0, **options)
+    with pytest.raises(ValueError, match="semantics"):
+        open_backend("e2b", semantics="lab", **options)
+    with pytest.raises(ValueError, match="interrupt_grace"):
+        open_backend("e2b", interrupt_grace=-1, **options)
+    session = open_backend("e2b", **options).session()
+    assert (session.semantics, session.interrupt_grace) == ("script", DEFAULT_INTERRUPT_GRACE)
+
+
 # -- environment ---------------------------------------------------------------------
 
 
@@ -225,7 +266,7 @@ async def test_rich_results_come_back_as_mime_bundles(session: Any) -> None:
         "from IPython.display import HTML, Markdown, SVG, JSON, display\n"
         "display(HTML('<b>bold</b>'))\n"
         "display(Markdown('# title'))\n"
-        "display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"4\" height=\"4\"/>'))\n"
+        'display(SVG(\'<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>\'))\n'
         "display(JSON({'k': [1, 2]}))\n"
         "import matplotlib.pyplot as plt\n"
         "plt.plot([1, 2, 3])\n"

@@ -45,7 +45,8 @@ async def e2b_backend(e2b_server: object) -> AsyncIterator[Backend]:
     from tests.e2b_server import LocalE2B
 
     assert isinstance(e2b_server, LocalE2B)
-    backend = open_backend("e2b", **e2b_server.sdk_options(), grace=3.0, stall_timeout=10.0)
+    options = e2b_server.sdk_options()
+    backend = open_backend("e2b", **options, interrupt_grace=3.0, stall_timeout=10.0)
     try:
         yield backend
     finally:
