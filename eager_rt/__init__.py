@@ -4,7 +4,9 @@ The pipeline: a token stream (``eager_rt.sources``) feeds the :class:`Chunker`,
 which cuts it into complete top-level statements; the runtime
 (:func:`arun_stream` / :func:`run_stream`) runs them in a persistent
 :class:`~eager_rt.executor.Session` from a backend (``eager_rt.backends``)
-while later tokens are still arriving.
+while later tokens are still arriving; a :class:`BatchPolicy` decides how
+statements are batched. :mod:`eager_rt.testing` runs all of it without a
+sandbox, on a virtual clock.
 
 Names are loaded on first use so that ``import eager_rt`` stays cheap and
 optional SDKs are never imported unless asked for.
@@ -37,6 +39,8 @@ _EXPORTS = {
     "arun_stream": "eager_rt.runtime",
     "run_stream": "eager_rt.runtime",
     "astream_events": "eager_rt.runtime",
+    "BatchPolicy": "eager_rt.policy",
+    "DefaultPolicy": "eager_rt.policy",
     "RunResult": "eager_rt.result",
     "replay": "eager_rt.sources.replay",
 }

@@ -1,11 +1,16 @@
-"""Runtime behaviour beyond the per-backend conformance suite, on the local backend."""
+"""Runtime behaviour on a real session (the local backend): events, clean-up, threads, sync API.
+
+The runtime's policies and failure reports are tested exactly on FakeSession
+in ``tests/test_runtime_policy.py``; what stays here needs a real
+interpreter, real threads or the blocking facade.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,7 +20,6 @@ from eager_rt.events import (
     ExecutionFinished,
     ExecutionStarted,
     Finished,
-    Interrupted,
     OutputEvent,
 )
 from eager_rt.executor import Session
@@ -47,40 +51,6 @@ async def test_events_arrive_live_and_in_order(local_session: Session) -> None:
         if isinstance(e, ExecutionStarted):
             for idx in e.chunk_indices:
                 assert result.chunks[idx].t_detected <= e.t
-
-
-async def test_ttft_is_the_first_pieces_arrival(local_session: Session) -> None:
-    result = await arun_stream(["x = 2\n", "print(x)\n"], local_session)
-    # the first piece completes the first statement: both name the same moment
-    assert result.ttft_s == result.chunks[0].t_generated
-
-
-async def test_timeline_and_metrics_are_consistent(local_session: Session) -> None:
-    result = await arun_stream(replay(PROGRAM, tps=200, ttft=0.2), local_session)
-    for record in result.chunks:
-        if not record.chunk.runnable:
-            continue
-        assert record.t_generated <= record.t_detected
-        assert record.t_exec_start is not None and record.t_exec_end is not None
-        assert record.t_detected <= record.t_exec_start + 1e-3
-        assert record.t_exec_start <= record.t_exec_end
-    # the metrics are what the recorded moments say: execution is the batches'
-    # time, NEL the part of it after the last piece, E2EL until the last batch
-    batches = result.batches
-    assert result.exec_s == pytest.approx(sum(b.t_end - b.t_start for b in batches))
-    after = [max(0.0, b.t_end - max(b.t_start, result.gen_s)) for b in batches]
-    assert result.nel_s == pytest.approx(sum(after))
-    assert result.e2el_s == pytest.approx(max(result.gen_s, batches[-1].t_end))
-    assert result.to_dict()["chunks"] == len([r for r in result.chunks if r.chunk.runnable])
-
-
-async def test_serial_mode_runs_once_after_generation(local_session: Session) -> None:
-    result = await arun_stream(replay(PROGRAM, tps=500), local_session, mode="serial")
-    assert result.stdout == "42\n0\n1\nend\n"
-    assert len(result.batches) == 1
-    assert result.batches[0].code == PROGRAM
-    assert result.batches[0].t_start >= result.gen_s
-    assert result.nel_s == pytest.approx(result.exec_s)
 
 
 async def test_leaving_the_event_stream_early_cleans_up(local_session: Session) -> None:
@@ -145,39 +115,6 @@ async def test_blocking_source_is_pulled_and_closed_on_its_own_thread(
     assert result.stdout == "1\n"
 
 
-async def test_interrupted_event_names_the_error(local_session: Session) -> None:
-    events: list[Event] = []
-    await arun_stream(
-        replay("int('x')\n" + "print(0)\n" * 30, tps=300), local_session, on_event=events.append
-    )
-    reasons = [e.reason for e in events if isinstance(e, Interrupted)]
-    assert len(reasons) == 1
-    assert "ValueError" in reasons[0]
-
-
-async def test_source_must_yield_text(local_session: Session) -> None:
-    with pytest.raises(TypeError, match="not str"):
-        await arun_stream([b"print(1)\n"], local_session)  # type: ignore[list-item]
-
-
-async def test_bad_options_are_rejected(local_session: Session) -> None:
-    with pytest.raises(ValueError, match="mode"):
-        await arun_stream(["x=1\n"], local_session, mode="lazy")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="on_error"):
-        await arun_stream(["x=1\n"], local_session, on_error="ignore")  # type: ignore[arg-type]
-
-
-async def test_session_start_overlaps_generation() -> None:
-    session = get_backend("local")().session()
-    try:
-        assert not session.alive
-        result = await arun_stream(replay("print('hi')\n", tps=20, ttft=0.5), session)
-        assert result.stdout == "hi\n"
-        assert session.alive
-    finally:
-        await session.close()
-
-
 def test_sync_facade_with_and_without_a_session() -> None:
     result = run_stream(replay(PROGRAM, tps=2000), timeout=120)
     assert result.stdout == "42\n0\n1\nend\n"
@@ -194,24 +131,6 @@ def test_sync_facade_times_out_cleanly() -> None:
             run_stream(replay("print(1)\n" * 100, tps=20), session, timeout=0.5)
         after = run_stream(["print('alive')\n"], session, timeout=60)
         assert after.stdout == "alive\n"
-
-
-async def test_a_dropped_stream_ends_in_a_precise_result(local_session: Session) -> None:
-    async def dropping() -> AsyncIterator[str]:
-        yield "print(1)\n"
-        yield "for i in range(3):\n    print(i)\n"  # complete only once the next line comes
-        raise ConnectionError("peer closed connection mid-stream")
-
-    result = await arun_stream(dropping(), local_session)
-    assert result.status == "source_error"
-    assert result.stdout == "1\n"  # the cut-off loop never ran
-    assert result.error is not None
-    assert result.error.kind == "source"
-    assert result.error.ename == "ConnectionError"
-    assert result.error.code_before == "print(1)\n"
-    assert result.error.not_run == "for i in range(3):\n    print(i)\n"
-    assert isinstance(result.error.cause, ConnectionError)
-    assert result.to_dict()["error"]["kind"] == "source"
 
 
 async def test_a_failing_blocking_source_is_reported_too(local_session: Session) -> None:

@@ -77,8 +77,13 @@ async def test_the_clock_waits_for_work_on_a_thread() -> None:
     t0 = clock.now()
     timer = asyncio.create_task(asyncio.sleep(10))
     loop = asyncio.get_running_loop()
+
+    def work() -> int:
+        time.sleep(0.05)
+        return threading.get_ident()
+
     # the thread sleeps for real; the virtual clock does not jump past the timer meanwhile
-    value = await loop.run_in_executor(None, lambda: time.sleep(0.05) or threading.get_ident())
+    value = await loop.run_in_executor(None, work)
     assert value != threading.get_ident()
     assert clock.now() == t0
     await timer

@@ -1,7 +1,11 @@
-"""The runtime on every backend: early interruption, batching, gating, eager == serial.
+"""The runtime end to end on every backend: eager == serial, early stop, overlap.
 
-The runtime never knows which backend it drives, so these behaviours must
-hold unchanged on each of them.
+The runtime never knows which backend it drives; what it needs from one is
+checked here, on each of them: real code run eagerly prints what the serial
+program prints, a real exception stops generation with its output and line
+right, and an execution does not hold up generation. The runtime's own
+policies (batching, gating, failures of every kind, metrics) are tested exactly
+on FakeSession in ``tests/test_runtime_policy.py``.
 """
 
 from __future__ import annotations
@@ -111,77 +115,6 @@ async def test_early_interruption_stops_generation(session: Session) -> None:
     assert result.error.not_run == result.code[len(code) - len(tail) :]
     assert result.stdout == "before\n"
     assert "after" not in result.stdout
-
-
-async def test_error_stops_the_source_while_it_is_waiting(session: Session) -> None:
-    """A model pausing mid-stream is cut off at once, not after its next token."""
-    source = Scripted([("1 / 0\n", 30.0), ("print('never')\n", 0.0)])
-    result = await asyncio.wait_for(arun_stream(source, session), 20)
-    assert result.status == "error"
-    assert source.closed
-    assert source.yielded == 1
-    assert result.error is not None and result.error.ename == "ZeroDivisionError"
-
-
-async def test_continue_mode_generates_everything_runs_nothing_after_error(
-    session: Session,
-) -> None:
-    code = "print('a')\nundefined_name\nprint('b')\n"
-    source = replay(code, tps=2000)
-    result = await arun_stream(source, session, on_error="continue")
-    assert result.status == "error"
-    assert not result.stream_closed_early
-    assert result.code == code
-    assert result.stdout == "a\n"
-    assert result.error is not None
-    assert result.error.ename == "NameError"
-    assert result.error.not_run == "print('b')\n"
-
-
-async def test_syntax_error_mid_stream(session: Session) -> None:
-    code = "print('ok')\nx = = 2\nprint('never')\n"
-    source = Scripted([("print('ok')\n", 0.3), ("x = = 2\n", 0.3), ("print('never')\n", 0.0)])
-    result = await arun_stream(source, session)
-    assert result.status == "syntax_error"
-    assert result.stdout == "ok\n"
-    assert result.error is not None
-    assert result.error.lineno == 2
-    assert result.error.code_before == "print('ok')\n"
-    assert result.code in (code, code[: -len("print('never')\n")])
-
-
-async def test_dynamic_batching_merges_what_piles_up(session: Session) -> None:
-    steps = [("import time\ntime.sleep(0.8)\n", 0.1)]
-    steps += [(f"v{i} = {i}\n", 0.0) for i in range(5)]
-    steps += [("print(v0 + v1 + v2 + v3 + v4)\n", 0.0)]
-    batched = await arun_stream(Scripted(steps), session)
-    assert batched.status == "ok", batched.error
-    assert batched.stdout == "10\n"
-    # the first statements run while the rest arrives; everything else is one batch
-    assert len(batched.batches) == 2
-    assert batched.batches[-1].chunk_indices[-1] == batched.chunks[-1].chunk.index
-
-    unbatched = await arun_stream(Scripted(steps), session, batching=False)
-    assert unbatched.stdout == "10\n"
-    assert len(unbatched.batches) == sum(1 for r in unbatched.chunks if r.chunk.runnable)
-
-
-async def test_gating_defers_definitions(session: Session) -> None:
-    steps = [
-        ("def f():\n    return 1\n", 0.3),
-        ("class C:\n    pass\n", 0.3),
-        ("print(f(), C.__name__)\n", 0.0),
-    ]
-    gated = await arun_stream(Scripted(steps), session, gating=True)
-    assert gated.stdout == "1 C\n"
-    assert len(gated.batches) == 1
-    runnable = [r.chunk.index for r in gated.chunks if r.chunk.runnable]
-    assert gated.batches[0].chunk_indices == runnable
-
-    ungated = await arun_stream(Scripted(steps), session, gating=False)
-    assert ungated.stdout == "1 C\n"
-    assert len(ungated.batches) >= 2
-    assert ungated.batches[0].code == "def f():\n    return 1\n"
 
 
 async def test_statements_run_while_generation_continues(session: Session) -> None:
