@@ -164,16 +164,19 @@ async def test_cwd_is_copied_into_the_work_dir(backend: PodmanBackend, tmp_path:
 
 async def test_interrupt_reaches_the_worker_and_keeps_state(backend: PodmanBackend) -> None:
     async with backend.session() as session:
-        await session.execute("kept = 41", timeout=60)
+        setup = "import subprocess\nkept = 41\nchild = subprocess.Popen(['sleep', '3600'])"
+        await session.execute(setup, timeout=60)
         container = session.container_name
         task = await sleeping(session)
-        await session.interrupt()
+        # the signal alone (no interrupt frame): client -> sig-proxy -> init -> worker
+        await session.process.send_interrupt(0)
         result = await asyncio.wait_for(task, 60)
         assert result.status is Status.INTERRUPTED
         assert result.error is not None and result.error.ename == "KeyboardInterrupt"
         assert not result.state_lost
-        after = await session.execute("print(kept + 1)", timeout=60)
-        assert after.stdout == "42\n"
+        # state kept, and the worker's own child was not signalled
+        after = await session.execute("print(kept + 1, child.poll())", timeout=60)
+        assert after.stdout == "42 None\n"
         assert session.container_name == container
 
 
