@@ -348,6 +348,19 @@ async def test_an_output_callback_error_is_raised_after_the_code_ended(fake: Fak
     assert fake.calls[-1].result is not None and fake.calls[-1].result.stdout == "1\n2\n"
 
 
+async def test_a_callback_that_escapes_fails_the_call_instead_of_hanging(
+    fake: FakeSession,
+) -> None:
+    class Escape(BaseException):
+        pass
+
+    def escaping(_: Output) -> None:
+        raise Escape
+
+    with pytest.raises(Escape):
+        await fake.execute("print(1)\n", on_output=escaping)
+
+
 async def test_fake_factory_makes_configured_sessions() -> None:
     factory = FakeBackend(default_cost=0.5)
     session = factory.session(start_cost=0.25)

@@ -79,6 +79,7 @@ class Rule:
     dies: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "outputs", tuple(self.outputs))  # frozen means frozen
         if not self.cost >= 0:
             raise ValueError(f"cost must be >= 0 seconds, got {self.cost!r}")
         if not self.interrupt_delay >= 0:
@@ -204,6 +205,13 @@ class _Execution:
         self._interrupt_at: float | None = None  # when KeyboardInterrupt takes effect
         self._wake: asyncio.Future[bool] | None = None
         self._task = loop.create_task(self._play(), name="eager_rt-fake-execution")
+        self._task.add_done_callback(self._failed)
+
+    def _failed(self, task: asyncio.Task[None]) -> None:
+        """A bug in the fake (or a callback's BaseException) surfaces from execute(), not a hang."""
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not self.done.done():
+            self.done.set_exception(error)
 
     def interrupt(self) -> None:
         """Deliver an interrupt to the running statement (it may take a while, or ignore it)."""
