@@ -486,7 +486,11 @@ class E2BSession(Session):
                 # The SDK closed the stream when the callback raised, so the
                 # kernel was interrupted; settle like for a cancellation.
                 probing = asyncio.ensure_future(self._until_answering(run))
-                await _insist(self._wind_down(run, probing))
+                self._following = probing  # close() ends it like any execution's done
+                try:
+                    await _insist(self._wind_down(run, probing))
+                finally:
+                    self._following = None
                 raise run.callback_error
             result = await self._conclude(run, follow, escalation, timeout)
             result.started = started

@@ -123,6 +123,7 @@ class JupyterSession(Session):
         self.request_timeout = request_timeout
         self._kernel: Any = None
         self._running: str | None = None  # msg_id of the execution in flight
+        self._following: asyncio.Task[None] | None = None  # and the task collecting its messages
         self._interrupted = False
         self._abandoned: asyncio.Task[None] | None = None
         self._closed = False
@@ -166,10 +167,11 @@ class JupyterSession(Session):
         if self._closed:
             return
         self._closed = True
-        task, self._abandoned = self._abandoned, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        for task in (self._abandoned, self._following):
+            if task is not None:
+                task.cancel()  # an execution in flight ends as "died": closed meanwhile
+                await asyncio.gather(task, return_exceptions=True)
+        self._abandoned = None
         await self._drop_kernel()
 
     async def interrupt(self) -> None:
@@ -216,6 +218,7 @@ class JupyterSession(Session):
         try:
             msg_id = self._running = await self._kernel.send_execute(code)
             follow = asyncio.get_running_loop().create_task(self._follow(run, msg_id, None))
+            self._following = follow
             escalation = await self.supervisor.supervise(
                 follow, timeout=timeout, interrupt=self._send_interrupt, kill=_stopper(follow)
             )
@@ -232,7 +235,7 @@ class JupyterSession(Session):
                     await asyncio.shield(self._abandoned)
             raise
         finally:
-            self._running = None
+            self._running = self._following = None
             result.ended = now()
         return result
 
@@ -248,6 +251,11 @@ class JupyterSession(Session):
             result.detail = await self.supervisor.recover(
                 cause, self._restart_kernel, forced=True, closed=self._closed
             )
+            return
+        if follow.cancelled():
+            result.status = Status.DIED
+            result.state_lost = True
+            result.detail = "the session was closed while the code ran"
             return
         died = follow.exception()
         if isinstance(died, KernelDied):
@@ -272,7 +280,7 @@ class JupyterSession(Session):
             await self.supervisor.recover(
                 cause, self._restart_kernel, forced=True, closed=self._closed
             )
-        elif isinstance(follow.exception(), KernelDied):
+        elif not follow.cancelled() and isinstance(follow.exception(), KernelDied):
             cause = str(follow.exception())
             await self.supervisor.recover(
                 cause, self._restart_kernel, forced=False, closed=self._closed

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eager_rt.backends._ipython_setup import EOF_MESSAGE
 from eager_rt.backends._recovery import DEFAULT_INTERRUPT_GRACE
 
 from eager_rt.executor import BackendError, Output, Status
 from eager_rt.registry import open_backend
 from eager_rt.runtime import arun_stream
 from tests.e2b_server import LocalE2B
+from tests.session_rules import close_ends_a_running_execute
 
 pytestmark = pytest.mark.anyio
 
@@ -168,32 +170,8 @@ async def test_output_callback_error_stops_the_code_and_propagates(session: Any)
     assert after.stdout == "overwritten\n"
 
 
-async def test_a_second_execute_waits_for_its_turn(session: Any) -> None:
-    """Two concurrent executes both complete, in the order they were called."""
-    first = asyncio.create_task(
-        session.execute("import time\ntime.sleep(0.5)\norder = ['first']\n", timeout=60)
-    )
-    await asyncio.sleep(0)  # the first one holds the turn
-    second = asyncio.create_task(session.execute("order.append('second')\nprint(order)\n"))
-    one, two = await asyncio.wait_for(asyncio.gather(first, second), 120)
-    assert one.status is Status.OK and two.status is Status.OK, (one, two)
-    assert two.stdout == "['first', 'second']\n"  # the second ran after the first
-    assert one.ended <= two.started
-
-
-async def test_user_interrupt_waits_until_the_context_answers(session: Any) -> None:
-    """The interrupt closes the stream; the result comes once the context runs code again."""
-    await session.execute("kept = 'yes'", timeout=60)
-    seen = asyncio.Event()
-    code = "import time\nprint('go', flush=True)\nwhile True:\n    time.sleep(0.01)\n"
-    task = asyncio.create_task(session.execute(code, on_output=lambda o: seen.set()))
-    await asyncio.wait_for(seen.wait(), 60)
-    await session.interrupt()
-    result = await asyncio.wait_for(task, 60)
-    assert result.status is Status.INTERRUPTED, result
-    assert not result.state_lost
-    after = await session.execute("print(kept)", timeout=10)
-    assert after.stdout == "yes\n"
+async def test_close_ends_a_running_execute(session: Any) -> None:
+    await close_ends_a_running_execute(session)
 
 
 def test_options_share_the_vocabulary_of_every_backend(server: LocalE2B) -> None:
@@ -292,6 +270,15 @@ async def test_figure_drawn_across_executions_shows_once_at_show(session: Any) -
     third = await session.execute("plt.show()\n", timeout=60)
     assert first.displays == [] and second.displays == []
     assert len(third.displays) == 1 and "image/png" in third.displays[0]
+
+
+async def test_input_and_getpass_fail_at_once(session: Any) -> None:
+    """Nobody answers input() in a sandbox: EOFError, as for a script without a terminal."""
+    result = await session.execute("import getpass\ngetpass.getpass('pw? ')\n", timeout=60)
+    assert result.error is not None
+    assert (result.error.ename, result.error.evalue) == ("EOFError", EOF_MESSAGE)
+    result = await session.execute("input()\n", timeout=60)
+    assert result.error is not None and result.error.ename == "EOFError"
 
 
 async def test_notebook_semantics_display_the_last_expression(backend: Any) -> None:

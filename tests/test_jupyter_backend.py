@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from eager_rt.backends._ipython_setup import EOF_MESSAGE
 from eager_rt.backends._jupyter_messages import (
     KernelMessage,
     error_info,
@@ -29,6 +30,7 @@ from eager_rt.backends.jupyter import JupyterBackend, JupyterSession
 from eager_rt.executor import BackendError, Output, SessionDead, Status
 from tests.provision import unavailable
 from tests.provision.jupyter import REQUIRE_VAR, Gateway, _missing_jupyter
+from tests.session_rules import close_ends_a_running_execute
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # a 1x1 transparent PNG
@@ -212,9 +214,11 @@ async def test_leading_blank_lines_count(session: JupyterSession) -> None:
 
 @pytest.mark.anyio
 async def test_input_fails_at_once_like_a_script_without_stdin(session: JupyterSession) -> None:
-    result = await session.execute("name = input('name? ')\n", timeout=60)
-    assert result.status is Status.ERROR
-    assert result.error is not None and result.error.ename == "EOFError"
+    for code in ("name = input('name? ')\n", "import getpass\nsecret = getpass.getpass()\n"):
+        result = await session.execute(code, timeout=60)
+        assert result.status is Status.ERROR
+        assert result.error is not None
+        assert (result.error.ename, result.error.evalue) == ("EOFError", EOF_MESSAGE)
 
 
 @pytest.mark.anyio
@@ -366,17 +370,8 @@ async def test_interrupt_reports_keyboard_interrupt(session: JupyterSession) -> 
 
 
 @pytest.mark.anyio
-async def test_a_second_execute_waits_for_its_turn(session: JupyterSession) -> None:
-    """Two concurrent executes both complete, in the order they were called."""
-    first = asyncio.create_task(
-        session.execute("import time\ntime.sleep(0.5)\norder = ['first']\n", timeout=60)
-    )
-    await asyncio.sleep(0)  # the first one holds the turn
-    second = asyncio.create_task(session.execute("order.append('second')\nprint(order)\n"))
-    one, two = await asyncio.wait_for(asyncio.gather(first, second), 120)
-    assert one.status is Status.OK and two.status is Status.OK, (one, two)
-    assert two.stdout == "['first', 'second']\n"  # the second ran after the first
-    assert one.ended <= two.started
+async def test_close_ends_a_running_execute(session: JupyterSession) -> None:
+    await close_ends_a_running_execute(session)
 
 
 def test_options_share_the_vocabulary_of_every_backend() -> None:
