@@ -574,7 +574,8 @@ class E2BSession(Session):
         interrupted cell is aborted (stop_on_error), and the server never ends
         an aborted execution; so give the interrupt a moment, and retry probes
         with growing patience (each probe given up on re-interrupts). The
-        supervisor's grace bounds the whole.
+        supervisor's grace bounds the whole at a timeout or a cancellation; a
+        sandbox that stopped running ends it at once.
         """
         await asyncio.sleep(_UNWIND_S)
         patience = min(0.5, self.probe_timeout)
@@ -587,8 +588,11 @@ class E2BSession(Session):
                 if probe.error.name != _ABORTED:
                     run.unsettled = f"{probe.error.name}: {probe.error.value}"
                     return
-            elif probe.exception is not None:
-                await asyncio.sleep(_UNWIND_S)  # refused outright: no busy loop
+            elif probe.exception is not None:  # refused or unreachable
+                if not await self._sandbox_running():
+                    run.unsettled = f"the sandbox stopped running ({probe.exception})"
+                    return
+                await asyncio.sleep(_UNWIND_S)  # no busy loop
             patience = min(patience * 2, self.probe_timeout)
 
     async def _wind_down(self, run: _Run, done: asyncio.Future[None]) -> None:

@@ -295,8 +295,9 @@ class JupyterSession(Session):
     async def _send_interrupt(self) -> None:
         """The supervisor's interrupt; one that cannot be delivered lets the grace run out."""
         self._interrupted = True
-        with contextlib.suppress(KernelDied, BackendError):
-            await self._kernel.interrupt()
+        if self._kernel is not None:
+            with contextlib.suppress(KernelDied, BackendError):
+                await self._kernel.interrupt()
 
     async def _follow(self, run: _Run, msg_id: str, deadline: float | None) -> None:
         """Collect the execution's messages until its reply and its idle status are both in.
