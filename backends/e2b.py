@@ -55,7 +55,7 @@ import json
 import os
 import re
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -73,6 +73,7 @@ from eager_rt.executor import (
 )
 
 from ._ipython_setup import Semantics, check_semantics, setup_code
+from ._kernel_kill import stop_following
 from ._recovery import DEFAULT_INTERRUPT_GRACE, Escalation, RecoveryPolicy, Supervisor
 
 __all__ = ["E2BBackend", "E2BSession"]
@@ -208,9 +209,7 @@ class E2BSession(Session):
     Recovery is :mod:`._recovery`'s. The interrupt is closing the execution's
     stream, after which the server interrupts the kernel; the execution is
     over (``done``) once the context answers a probe again. A kill is the
-    context's restart (``restart_code_context`` ends the kernel), so the kill
-    the supervisor asks for only stops the probing, and the forced restart
-    that always comes next ends the code.
+    context's restart (:mod:`._kernel_kill`).
     """
 
     backend_name: ClassVar[str] = "e2b"
@@ -473,7 +472,10 @@ class E2BSession(Session):
             self._current, self._following = run, follow
             try:
                 escalation = await self.supervisor.supervise(
-                    follow, timeout=timeout, interrupt=run.request_interrupt, kill=_stopper(follow)
+                    follow,
+                    timeout=timeout,
+                    interrupt=run.request_interrupt,
+                    kill=stop_following(follow),
                 )
             except asyncio.CancelledError:
                 # The caller gave up: stop the code (interrupt, grace, restart)
@@ -598,7 +600,7 @@ class E2BSession(Session):
     async def _wind_down(self, run: _Run, done: asyncio.Future[None]) -> None:
         """Stop code nobody will see the result of; restart the context if it holds on."""
         escalation = await self.supervisor.stop(
-            done, interrupt=run.request_interrupt, kill=_stopper(done)
+            done, interrupt=run.request_interrupt, kill=stop_following(done)
         )
         if escalation is Escalation.KILLED:
             cause = self.supervisor.ignored_interrupt(after_timeout=False)
@@ -697,16 +699,6 @@ async def _insist(cleanup: Awaitable[None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(task)
     task.result()
-
-
-def _stopper(done: asyncio.Future[None]) -> Callable[[], Awaitable[None]]:
-    """The supervisor's kill: stop following; the forced context restart after it ends the code."""
-
-    async def stop_following() -> None:
-        done.cancel()
-        await asyncio.gather(done, return_exceptions=True)
-
-    return stop_following
 
 
 def _bundle(result: Any) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol
 
 from eager_rt.clock import now
@@ -41,6 +40,7 @@ from eager_rt.executor import (
 
 from ._ipython_setup import Semantics, check_semantics, setup_code
 from ._jupyter_messages import KernelDied, KernelMessage, error_info, output_from_iopub
+from ._kernel_kill import stop_following
 from ._recovery import DEFAULT_INTERRUPT_GRACE, Escalation, RecoveryPolicy, Supervisor
 
 __all__ = ["JupyterBackend", "JupyterSession"]
@@ -81,11 +81,8 @@ class JupyterSession(Session):
     restart of the same kernel id) behind a fresh message queue, so nothing of
     the old state or stray messages can leak into the next execution.
 
-    Recovery is :mod:`._recovery`'s. A kernel is killed by its restart
-    (``jupyter_client`` kills the process before it starts a new one, a gateway
-    does the same on ``POST .../restart``), so the kill the supervisor asks for
-    only stops following the execution, and the forced restart that always
-    comes next ends the kernel.
+    Recovery is :mod:`._recovery`'s; a kernel is killed by its restart
+    (:mod:`._kernel_kill`).
     """
 
     backend_name: ClassVar[str] = "jupyter"
@@ -220,7 +217,7 @@ class JupyterSession(Session):
             follow = asyncio.get_running_loop().create_task(self._follow(run, msg_id, None))
             self._following = follow
             escalation = await self.supervisor.supervise(
-                follow, timeout=timeout, interrupt=self._send_interrupt, kill=_stopper(follow)
+                follow, timeout=timeout, interrupt=self._send_interrupt, kill=stop_following(follow)
             )
             await self._conclude(run, follow, escalation, timeout)
         except KernelDied as died:  # before the request was sent
@@ -273,7 +270,7 @@ class JupyterSession(Session):
     async def _abandon(self, follow: asyncio.Task[None]) -> None:
         """Stop an execution nobody waits for; restart if it will not stop."""
         escalation = await self.supervisor.stop(
-            follow, interrupt=self._send_interrupt, kill=_stopper(follow)
+            follow, interrupt=self._send_interrupt, kill=stop_following(follow)
         )
         if escalation is Escalation.KILLED:
             cause = self.supervisor.ignored_interrupt(after_timeout=False)
@@ -430,16 +427,6 @@ class JupyterSession(Session):
         kernel, self._kernel = self._kernel, None
         if kernel is not None:
             await kernel.close()
-
-
-def _stopper(follow: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
-    """The supervisor's kill: stop following; the forced restart after it ends the kernel."""
-
-    async def stop_following() -> None:
-        follow.cancel()
-        await asyncio.gather(follow, return_exceptions=True)
-
-    return stop_following
 
 
 class _Run:
