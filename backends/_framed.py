@@ -25,6 +25,7 @@ from eager_rt.backends._recovery import (
     DEFAULT_INTERRUPT_GRACE,
     Escalation,
     RecoveryPolicy,
+    Supervised,
     Supervisor,
 )
 
@@ -69,7 +70,7 @@ class _Pending:
     callback_error: BaseException | None = None
 
 
-class WorkerSession(Session):
+class WorkerSession(Supervised, Session):
     """A :class:`Session` over the framed worker that ``process`` runs.
 
     Options, the same on every worker-style backend: ``interrupt_grace``
@@ -120,14 +121,6 @@ class WorkerSession(Session):
         self._next_id = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._death_settled: asyncio.Future[None] | None = None
-
-    @property
-    def interrupt_grace(self) -> float:
-        return self.supervisor.interrupt_grace
-
-    @property
-    def auto_restart(self) -> bool:
-        return self.supervisor.auto_restart
 
     def worker_options(self) -> dict[str, Any]:
         """The init frame's options: the session's, then the process's own."""
@@ -457,7 +450,7 @@ class WorkerSession(Session):
         self._running = False
         pending = self._pending
         if pending is not None and not pending.future.done():
-            pending.future.set_result(_Gone("the session was closed or restarted", by_session=True))
+            pending.future.set_result(_Gone(Supervisor.closed_meanwhile(), by_session=True))
         await self.process.terminate()
         self._writer = None
         current = asyncio.current_task()

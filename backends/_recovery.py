@@ -33,7 +33,14 @@ from typing import Any
 
 from eager_rt.executor import BackendError
 
-__all__ = ["DEFAULT_INTERRUPT_GRACE", "Escalation", "RecoveryPolicy", "Supervisor"]
+__all__ = [
+    "DEFAULT_INTERRUPT_GRACE",
+    "Escalation",
+    "RecoveryPolicy",
+    "Supervised",
+    "Supervisor",
+    "stop_following",
+]
 
 #: seconds interrupted code gets to stop before it is killed, on every backend
 DEFAULT_INTERRUPT_GRACE = 2.0
@@ -147,6 +154,11 @@ class Supervisor:
             f"the code ignored the interrupt for {grace:g} s{when} and the {self.unit} was killed"
         )
 
+    @staticmethod
+    def closed_meanwhile() -> str:
+        """The detail of an execution that ``close()`` or ``restart()`` ended."""
+        return "the session was closed or restarted while the code ran"
+
     def idle_death(self, why: str) -> str:
         return f"the {self.unit} had died while idle ({why}) and was restarted"
 
@@ -172,3 +184,32 @@ class Supervisor:
         except BackendError as exc:
             return f"{cause}; the restart failed: {exc}"
         return f"{cause}; the {self.unit} was restarted"
+
+
+class Supervised:
+    """The recovery options every session exposes, read from its :class:`Supervisor`."""
+
+    supervisor: Supervisor
+
+    @property
+    def interrupt_grace(self) -> float:
+        return self.supervisor.interrupt_grace
+
+    @property
+    def auto_restart(self) -> bool:
+        return self.supervisor.auto_restart
+
+
+def stop_following(done: asyncio.Future[Any]) -> Action:
+    """A ``kill`` for sessions whose kill is their restart (a Jupyter kernel, an E2B context).
+
+    Neither can be killed apart from being restarted, and the forced restart
+    that always follows a kill (``recover(..., forced=True)``) ends the code;
+    so the kill only stops following the execution: ``done`` is cancelled.
+    """
+
+    async def kill() -> None:
+        done.cancel()
+        await asyncio.gather(done, return_exceptions=True)
+
+    return kill

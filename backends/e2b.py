@@ -73,8 +73,14 @@ from eager_rt.executor import (
 )
 
 from ._ipython_setup import Semantics, check_semantics, setup_code
-from ._kernel_kill import stop_following
-from ._recovery import DEFAULT_INTERRUPT_GRACE, Escalation, RecoveryPolicy, Supervisor
+from ._recovery import (
+    DEFAULT_INTERRUPT_GRACE,
+    Escalation,
+    RecoveryPolicy,
+    Supervised,
+    Supervisor,
+    stop_following,
+)
 
 __all__ = ["E2BBackend", "E2BSession"]
 
@@ -203,13 +209,13 @@ class _Run:
         self.interrupt.set()
 
 
-class E2BSession(Session):
+class E2BSession(Supervised, Session):
     """One sandbox, one code context in it, one execution at a time.
 
     Recovery is :mod:`._recovery`'s. The interrupt is closing the execution's
     stream, after which the server interrupts the kernel; the execution is
     over (``done``) once the context answers a probe again. A kill is the
-    context's restart (:mod:`._kernel_kill`).
+    context's restart (:func:`._recovery.stop_following`).
     """
 
     backend_name: ClassVar[str] = "e2b"
@@ -275,14 +281,6 @@ class E2BSession(Session):
         self._current: _Run | None = None  # the execution in flight
         self._following: asyncio.Task[None] | None = None  # and its done
         self._refreshed = 0.0
-
-    @property
-    def interrupt_grace(self) -> float:
-        return self.supervisor.interrupt_grace
-
-    @property
-    def auto_restart(self) -> bool:
-        return self.supervisor.auto_restart
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -618,7 +616,7 @@ class E2BSession(Session):
             detail = await self._lose_context(cause, forced=True)
             return ExecResult(Status.TIMEOUT, outputs, state_lost=True, detail=detail)
         if follow.cancelled():
-            detail = "the session was closed while the code ran"
+            detail = Supervisor.closed_meanwhile()
             return ExecResult(Status.DIED, outputs, state_lost=True, detail=detail)
         failure = follow.exception()
         if failure is not None:

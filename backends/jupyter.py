@@ -40,8 +40,14 @@ from eager_rt.executor import (
 
 from ._ipython_setup import Semantics, check_semantics, setup_code
 from ._jupyter_messages import KernelDied, KernelMessage, error_info, output_from_iopub
-from ._kernel_kill import stop_following
-from ._recovery import DEFAULT_INTERRUPT_GRACE, Escalation, RecoveryPolicy, Supervisor
+from ._recovery import (
+    DEFAULT_INTERRUPT_GRACE,
+    Escalation,
+    RecoveryPolicy,
+    Supervised,
+    Supervisor,
+    stop_following,
+)
 
 __all__ = ["JupyterBackend", "JupyterSession"]
 
@@ -74,7 +80,7 @@ class KernelTransport(Protocol):
     async def close(self) -> None: ...
 
 
-class JupyterSession(Session):
+class JupyterSession(Supervised, Session):
     """A :class:`Session` over one Jupyter kernel.
 
     A restart gives a fresh interpreter (a new local process, or the gateway's
@@ -82,7 +88,7 @@ class JupyterSession(Session):
     the old state or stray messages can leak into the next execution.
 
     Recovery is :mod:`._recovery`'s; a kernel is killed by its restart
-    (:mod:`._kernel_kill`).
+    (:func:`._recovery.stop_following`).
     """
 
     backend_name: ClassVar[str] = "jupyter"
@@ -124,14 +130,6 @@ class JupyterSession(Session):
         self._interrupted = False
         self._abandoned: asyncio.Task[None] | None = None
         self._closed = False
-
-    @property
-    def interrupt_grace(self) -> float:
-        return self.supervisor.interrupt_grace
-
-    @property
-    def auto_restart(self) -> bool:
-        return self.supervisor.auto_restart
 
     # -- Session -----------------------------------------------------------
 
@@ -252,7 +250,7 @@ class JupyterSession(Session):
         if follow.cancelled():
             result.status = Status.DIED
             result.state_lost = True
-            result.detail = "the session was closed while the code ran"
+            result.detail = Supervisor.closed_meanwhile()
             return
         died = follow.exception()
         if isinstance(died, KernelDied):

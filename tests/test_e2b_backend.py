@@ -25,7 +25,6 @@ from eager_rt.executor import BackendError, Output, Status
 from eager_rt.registry import open_backend
 from eager_rt.runtime import arun_stream
 from tests.e2b_server import LocalE2B
-from tests.session_rules import close_ends_a_running_execute
 
 pytestmark = pytest.mark.anyio
 
@@ -169,9 +168,6 @@ async def test_output_callback_error_stops_the_code_and_propagates(session: Any)
     after = await session.execute("print(kept)", timeout=20)
     assert after.stdout == "overwritten\n"
 
-
-async def test_close_ends_a_running_execute(session: Any) -> None:
-    await close_ends_a_running_execute(session)
 
 
 def test_options_share_the_vocabulary_of_every_backend(server: LocalE2B) -> None:

@@ -30,7 +30,6 @@ from eager_rt.backends.jupyter import JupyterBackend, JupyterSession
 from eager_rt.executor import BackendError, Output, SessionDead, Status
 from tests.provision import unavailable
 from tests.provision.jupyter import REQUIRE_VAR, Gateway, _missing_jupyter
-from tests.session_rules import close_ends_a_running_execute
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # a 1x1 transparent PNG
@@ -368,10 +367,6 @@ async def test_interrupt_reports_keyboard_interrupt(session: JupyterSession) -> 
     assert result.error is not None and result.error.ename == "KeyboardInterrupt"
     assert not result.state_lost
 
-
-@pytest.mark.anyio
-async def test_close_ends_a_running_execute(session: JupyterSession) -> None:
-    await close_ends_a_running_execute(session)
 
 
 def test_options_share_the_vocabulary_of_every_backend() -> None:

@@ -315,7 +315,7 @@ async def test_closing_under_a_running_execution_ends_it(fake: FakeSession) -> N
     await fake.close()
     result = await task
     assert result.status is Status.DIED and result.state_lost
-    assert result.detail == "the session was closed while the code ran"
+    assert result.detail == "the session was closed or restarted while the code ran"
 
 
 async def test_a_session_that_was_never_started_is_not_alive() -> None:

@@ -26,6 +26,7 @@ from eager_rt.backends._recovery import (
     DEFAULT_INTERRUPT_GRACE,
     Escalation,
     RecoveryPolicy,
+    Supervised,
     Supervisor,
 )
 from eager_rt.executor import (
@@ -308,7 +309,7 @@ def _error(
     )
 
 
-class FakeSession(Session):
+class FakeSession(Supervised, Session):
     """A :class:`~eager_rt.executor.Session` that plays scripted statements and executes nothing.
 
     Each top-level statement of the executed code takes the first
@@ -355,14 +356,6 @@ class FakeSession(Session):
         self._running: _Execution | None = None
 
     @property
-    def interrupt_grace(self) -> float:
-        return self.supervisor.interrupt_grace
-
-    @property
-    def auto_restart(self) -> bool:
-        return self.supervisor.auto_restart
-
-    @property
     def executed(self) -> list[str]:
         """The code of every execute() call, in order."""
         return [call.code for call in self.calls]
@@ -390,7 +383,7 @@ class FakeSession(Session):
 
     async def close(self) -> None:
         self._closed = True
-        self._shut_down(_Gone("the session was closed while the code ran"))
+        self._shut_down(_Gone(Supervisor.closed_meanwhile()))
         self._death = None
 
     def crash(self, why: str = "killed by SIGKILL") -> None:

@@ -261,3 +261,14 @@ async def test_a_second_execute_waits_for_its_turn(session: Session) -> None:
     assert two.status is Status.OK and two.stdout == "2\n", two
     assert three.status is Status.OK and three.stdout == "3\n", three
     assert one.ended <= two.started and two.ended <= three.started
+
+
+async def test_close_ends_a_running_execute(session: Session) -> None:
+    """close() does not leave a running execute waiting for an interpreter that is gone."""
+    code = "import time\nprint('go', flush=True)\ntime.sleep(60)\n"
+    task, _ = await run_until_running(session, code, "go")
+    await session.close()
+    result = await asyncio.wait_for(task, 30)
+    assert result.status is Status.DIED, result
+    assert result.state_lost and "closed" in result.detail
+    assert result.stdout == "go\n"
