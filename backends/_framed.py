@@ -40,6 +40,7 @@ from eager_rt.executor import (
     Session,
     SessionDead,
     Status,
+    ToolHandler,
 )
 
 __all__ = ["WorkerSession"]
@@ -66,8 +67,11 @@ class _Pending:
     id: int
     future: asyncio.Future[dict[str, Any] | _Gone]
     on_output: OutputCallback | None
+    tools: ToolHandler | None = None
     outputs: list[Output] = field(default_factory=list)
     callback_error: BaseException | None = None
+    #: tool calls being answered; whatever is left when the execution ends is cancelled
+    calls: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class WorkerSession(Supervised, Session):
@@ -163,16 +167,22 @@ class WorkerSession(Supervised, Session):
         *,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
+        tools: ToolHandler | None = None,
     ) -> ExecResult:
         async with self.supervisor.turn():
-            return await self._execute(code, timeout, on_output)
+            return await self._execute(code, timeout, on_output, tools)
 
     async def _execute(
-        self, code: str, timeout: float | None, on_output: OutputCallback | None
+        self,
+        code: str,
+        timeout: float | None,
+        on_output: OutputCallback | None,
+        tools: ToolHandler | None,
     ) -> ExecResult:
         note = await self._revive()
         self._next_id += 1
-        pending = _Pending(self._next_id, asyncio.get_running_loop().create_future(), on_output)
+        future = asyncio.get_running_loop().create_future()
+        pending = _Pending(self._next_id, future, on_output, tools)
         self._pending = pending
         started = clock.now()
         try:
@@ -186,8 +196,10 @@ class WorkerSession(Supervised, Session):
             ended = clock.now()
         except asyncio.CancelledError:
             # The caller gave up: stop the code before the cancellation goes on,
-            # so nothing keeps running behind its back.
-            if self._running and not pending.future.done():
+            # so nothing keeps running behind its back. (Awaiting the future
+            # directly means the cancellation cancelled it too.)
+            finished = pending.future.done() and not pending.future.cancelled()
+            if self._running and not finished:
                 cleanup = self._spawn(self._abandon(pending))
                 with contextlib.suppress(asyncio.CancelledError):
                     # cancelled again: the clean-up goes on, owned by the session
@@ -195,6 +207,7 @@ class WorkerSession(Supervised, Session):
             raise
         finally:
             self._pending = None
+            await _end_calls(pending)
 
         outcome = pending.future.result()
         result = ExecResult(
@@ -274,6 +287,7 @@ class WorkerSession(Supervised, Session):
 
     async def _abandon(self, pending: _Pending) -> None:
         """Stop the code of a cancelled execute(): interrupt, and kill + restart if it holds on."""
+        pending.future = asyncio.get_running_loop().create_future()  # the reader settles this one
         escalation = await self.supervisor.stop(
             pending.future,
             interrupt=lambda: self._interrupt(pending),
@@ -404,6 +418,11 @@ class WorkerSession(Supervised, Session):
             output = Output(
                 "display", data=message.get("data") or {}, metadata=message.get("metadata") or {}
             )
+        elif kind == protocol.Msg.CALL:
+            task = asyncio.get_running_loop().create_task(self._answer(pending, message))
+            pending.calls.add(task)
+            task.add_done_callback(pending.calls.discard)
+            return
         elif kind == protocol.Msg.DONE:
             if not pending.future.done():
                 pending.future.set_result(message)
@@ -416,6 +435,42 @@ class WorkerSession(Supervised, Session):
                 pending.on_output(output)
             except Exception as exc:  # noqa: BLE001 - re-raised by execute() once the code ends
                 pending.callback_error = exc
+
+    async def _answer(self, pending: _Pending, call: dict[str, Any]) -> None:
+        """Run one tool call of the code and send the reply it waits for."""
+        request = {k: call.get(k) for k in ("tool", "args", "call")}
+        if pending.tools is None:
+            reply: dict[str, Any] = {
+                "ok": False,
+                "tool": request["tool"],
+                "error": {"type": "RuntimeError", "message": "this execution was given no tools"},
+            }
+        else:
+            try:
+                reply = await pending.tools(request)
+            except asyncio.CancelledError:
+                # the execution ended first; a thread of the code may still wait
+                ended = "the execution ended before the tool returned"
+                self._reply(
+                    request,
+                    {
+                        "ok": False,
+                        "tool": request["tool"],
+                        "error": {"type": "CancelledError", "message": ended},
+                    },
+                )
+                raise
+            except Exception as exc:  # noqa: BLE001 - the handler's own failure goes to the code
+                reply = {
+                    "ok": False,
+                    "tool": request["tool"],
+                    "error": {"type": type(exc).__name__, "message": str(exc)},
+                }
+        self._reply(request, reply)
+
+    def _reply(self, request: dict[str, Any], reply: dict[str, Any]) -> None:
+        if self._writer is not None and self._running:
+            self._send({"op": protocol.Op.REPLY, "call": request["call"], **reply})
 
     async def _worker_gone(self, generation: int, problem: str) -> None:
         """The channel closed or the process ended: settle the execution in flight."""
@@ -470,3 +525,12 @@ class WorkerSession(Supervised, Session):
 
 class _StartRefused(Exception):
     """The worker answered its init frame with ``fatal``: it will not serve this host."""
+
+
+async def _end_calls(pending: _Pending) -> None:
+    """Cancel the tool calls an ended execution left unanswered, and wait for them."""
+    calls = list(pending.calls)
+    for task in calls:
+        task.cancel()
+    if calls:
+        await asyncio.gather(*calls, return_exceptions=True)

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from typing import Any
 
 #: bumped whenever a frame's meaning changes; host and worker must agree
-VERSION = 2
+VERSION = 3
 HEADER_SIZE = 4
 #: a frame larger than this is a protocol error (a corrupted length prefix)
 MAX_FRAME = 1 << 30
@@ -38,6 +37,9 @@ class Op:
     #: ``{"op", "id": n}``, written just before a SIGINT, so an interrupt that
     #: arrives before execution n began still stops it
     INTERRUPT = "interrupt"
+    #: ``{"op", "call": k, "tool", "ok": bool, "value" | "error": {"type", "message"}}``:
+    #: the host's answer to tool call k
+    REPLY = "reply"
     PING = "ping"  #: answered by ``pong``
     SHUTDOWN = "shutdown"  #: the worker exits after the current frame
 
@@ -50,6 +52,9 @@ class Msg:
     DISPLAY = "display"  #: ``{"type", "id", "data": {mime: value}, "metadata": {...}}``
     #: ``{"type", "id", "status": "ok"|"error"|"interrupted", "error": None|{...}}``
     DONE = "done"
+    #: ``{"type", "id", "call": k, "tool", "args": {param: value}}``: code of execution
+    #: ``id`` calls a host tool; it waits for the ``reply`` with the same ``call``
+    CALL = "call"
     PONG = "pong"
     FATAL = "fatal"  #: ``{"type", "reason"}``, sent just before the worker ends itself
 
@@ -113,27 +118,6 @@ class FrameDecoder:
         self._need = -1
         return decode(body)
 
-    def take(self, match: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-        """Take out the complete buffered messages that ``match``; the rest stay, in order."""
-        taken: list[dict[str, Any]] = []
-        kept = bytearray()
-        buf = self._buf
-        pos = 0
-        while len(buf) - pos >= HEADER_SIZE:
-            end = pos + HEADER_SIZE + frame_length(bytes(buf[pos : pos + HEADER_SIZE]))
-            if end > len(buf):
-                break
-            message = decode(bytes(buf[pos + HEADER_SIZE : end]))
-            if match(message):
-                taken.append(message)
-            else:
-                kept += buf[pos:end]
-            pos = end
-        if taken:
-            self._buf = kept + buf[pos:]
-            self._need = -1
-        return taken
-
 
 def init_frame(options: dict[str, Any]) -> dict[str, Any]:
     return {"op": Op.INIT, "protocol": VERSION, "options": options}
@@ -177,7 +161,7 @@ BOOTSTRAP = (
 
 #: modules the worker uses besides its own; it runs from source sent over a
 #: pipe, so they travel inside its payload (as ``_BUNDLED``) instead of being imported
-BUNDLED_MODULES = ("_protocol", "_figures")
+BUNDLED_MODULES = ("_protocol", "_figures", "_tool_wire")
 
 _payload: list[bytes] = []
 

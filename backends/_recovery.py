@@ -112,15 +112,39 @@ class Supervisor:
     ) -> Escalation:
         """Wait for ``done``; past ``timeout``, stop the code (see :meth:`stop`).
 
-        ``done`` is never cancelled here: whoever resolves it keeps doing so.
+        ``done`` is awaited directly, the cheapest wait asyncio has (no extra
+        turn of the loop per execution), so the caller's cancellation cancels
+        it: pass ``asyncio.shield(task)`` to keep a task going then, or a
+        future the backend can replace. A failure of ``done`` itself is not
+        raised here; the caller reads it.
         """
-        if timeout is None:
-            await asyncio.wait({done})
+        loop = asyncio.get_running_loop()
+        escalating: asyncio.Task[Escalation] | None = None
+
+        def deadline() -> None:
+            nonlocal escalating
+            if not done.done():
+                escalating = loop.create_task(self.stop(done, interrupt=interrupt, kill=kill))
+
+        handle = None if timeout is None else loop.call_later(max(timeout, 0.0), deadline)
+        try:
+            await done
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                if escalating is not None:
+                    escalating.cancel()
+                raise
+            # ``done`` itself was cancelled (the escalation's kill, a close()):
+            # that is an end like any other, for the caller to read
+        except Exception:  # noqa: BLE001, S110 - done's own failure is the caller's to read
+            pass
+        finally:
+            if handle is not None:
+                handle.cancel()
+        if escalating is None:
             return Escalation.FINISHED
-        finished, _ = await asyncio.wait({done}, timeout=max(timeout, 0.0))
-        if finished:
-            return Escalation.FINISHED
-        return await self.stop(done, interrupt=interrupt, kill=kill)
+        return await escalating
 
     async def stop(
         self, done: asyncio.Future[Any], *, interrupt: Action, kill: Action

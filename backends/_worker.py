@@ -27,6 +27,7 @@ import __future__
 import base64
 import builtins
 import codecs
+import collections
 import contextlib
 import fcntl
 import importlib.util
@@ -47,6 +48,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 _T = TypeVar("_T")
 
+#: lets code ``await`` at top level (``ast.PyCF_ALLOW_TOP_LEVEL_AWAIT``, without importing ast)
+_TOP_LEVEL_AWAIT = 0x2000
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE: such code is a coroutine to run
 _CHANNEL_FD_MIN = 200  # keep the channel away from the low fds user code tends to close
 _FLUSH_THRESHOLD = 1 << 16  # a line-buffered stream also flushes when this much is pending
 _READ_SIZE = 1 << 16
@@ -87,7 +91,12 @@ else:
 
 
 class _Channel:
-    """The private framed channel. ``lock`` also orders fd output against frames."""
+    """The private framed channel. ``lock`` also orders fd output against frames.
+
+    One thread at a time reads (the *reader*); any thread may wait for a tool
+    reply. Whoever reads files every complete frame: a tool ``reply`` under
+    its call number, anything else in ``inbox`` for the serve loop.
+    """
 
     def __init__(self, rfd: int, wfd: int) -> None:
         self.rfd = rfd
@@ -96,44 +105,104 @@ class _Channel:
         self._frames = protocol.FrameDecoder()
         self._poller = select.poll()
         self._poller.register(rfd, select.POLLIN)
+        self._cond = threading.Condition(threading.Lock())
+        self._reading = False
+        self._eof = False
+        self.inbox: collections.deque[dict[str, Any]] = collections.deque()
+        self._replies: dict[int, dict[str, Any]] = {}
+        self._awaited: set[int] = set()
 
     def recv(self) -> dict[str, Any] | None:
-        """The next host frame, or None at end of stream (the host went away)."""
+        """The next host frame that is not a tool reply, or None once the host went away."""
+        return self._pump(lambda: self.inbox.popleft() if self.inbox else None, False)
+
+    def await_reply(self, call: int) -> dict[str, Any] | None:
+        """Block until the host replies to tool call ``call`` (None: the host went away).
+
+        In the main thread the wait ends with KeyboardInterrupt on an
+        interrupt, like any blocking call of user code; the reply, if it
+        comes later, is dropped.
+        """
+        with self._cond:
+            self._awaited.add(call)
+        try:
+            return self._pump(lambda: self._replies.pop(call, None), True)
+        finally:
+            with self._cond:
+                self._awaited.discard(call)
+                self._replies.pop(call, None)
+
+    def _pump(
+        self, ready: Callable[[], dict[str, Any] | None], interruptible: bool
+    ) -> dict[str, Any] | None:
         while True:
-            message = self._frames.next()
-            if message is not None:
-                return message
-            if not self._fill():
-                return None
+            with self._cond:
+                found = ready()
+                if found is not None or self._eof:
+                    return found
+                if self._reading:
+                    self._cond.wait()
+                    continue
+                self._reading = True
+            try:
+                if interruptible:  # poll with SIGINT deliverable: an interrupt ends the wait
+                    while not self._poller.poll(-1):
+                        pass
+                more = self._fill()
+            finally:
+                with self._cond:
+                    self._reading = False
+                    self._cond.notify_all()
+            if not more:
+                with self._cond:
+                    self._eof = True
+                    self._cond.notify_all()
 
     def _fill(self) -> bool:
         # With SIGINT blocked, a handler that raises (user code may install
-        # one) cannot fire between the read and the append and lose a frame;
+        # one) cannot fire between the read and the filing and lose a frame;
         # a SIGINT that came meanwhile is delivered on unblocking, whole bytes kept.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
         try:
             chunk = os.read(self.rfd, _READ_SIZE)
             if chunk:
                 self._frames.feed(chunk)
+                with self._cond:
+                    while (message := self._frames.next()) is not None:
+                        if message.get("op") == protocol.Op.REPLY:
+                            if message.get("call") in self._awaited:
+                                self._replies[message["call"]] = message
+                        else:
+                            self.inbox.append(message)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return bool(chunk)
 
     def input_waiting(self) -> bool:
         """Whether a frame (or part of one) from the host is already here."""
-        return self._frames.pending or bool(self._poller.poll(0))
+        return bool(self.inbox) or self._frames.pending or bool(self._poller.poll(0))
 
     def interrupt_queued(self, exec_id: Any) -> bool:
         """Whether the host asked, in an ``interrupt`` frame, to stop execution ``exec_id``.
 
         The host writes that frame just before it sends SIGINT, so a SIGINT that
         reached the worker before the execution began finds it here. Interrupt
-        frames are taken out of the stream; any other frame stays queued.
+        frames are taken out of the inbox; any other frame stays queued.
         """
-        if self._poller.poll(0):
+        with self._cond:
+            reading = self._reading
+        if not reading and self._poller.poll(0):
             self._fill()
-        interrupts = self._frames.take(lambda m: m.get("op") == protocol.Op.INTERRUPT)
-        return any(m.get("id") == exec_id for m in interrupts)
+        with self._cond:
+            found = False
+            kept: collections.deque[dict[str, Any]] = collections.deque()
+            for message in self.inbox:
+                if message.get("op") == protocol.Op.INTERRUPT:
+                    found = found or message.get("id") == exec_id
+                else:
+                    kept.append(message)
+            self.inbox = kept
+        return found
 
     def send(self, message: dict[str, Any]) -> None:
         data = protocol.encode(message)
@@ -257,6 +326,7 @@ class Worker:
         self.forked = False
         self.memory_limit: int | None = None
         self.flags = 0
+        self.loop: Any = None  # the event loop of top-level ``await``, made at first use
         self.pid = os.getpid()
         self.namespace = self._make_main()
         self._decoders: dict[int, Any] = {}
@@ -308,6 +378,7 @@ class Worker:
         sys.argv = [""]
         builtins.input = _no_input
         builtins.display = self.display  # type: ignore[attr-defined]
+        _bundled("_tool_wire").install(self.call_tool)
         os.environ.setdefault("MPLBACKEND", "Agg")
         sys.meta_path.insert(0, _PyplotHook(self))
         signal.signal(signal.SIGINT, self._on_sigint)
@@ -578,9 +649,12 @@ class Worker:
                     self.idle_sigint = False
                     if self.channel.interrupt_queued(exec_id):
                         raise KeyboardInterrupt("interrupted before the code started")
-                compiled = compile(code, filename, "exec", self.flags, True)
+                compiled = compile(code, filename, "exec", self.flags | _TOP_LEVEL_AWAIT, True)
                 self.flags |= compiled.co_flags & self._future_mask
-                exec(compiled, self.namespace)
+                if compiled.co_flags & _CO_COROUTINE:
+                    self._run_coroutine(eval(compiled, self.namespace))  # noqa: S307
+                else:
+                    exec(compiled, self.namespace)
             finally:
                 self.running = False
         except KeyboardInterrupt as exc:
@@ -592,6 +666,41 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001 - SystemExit too: the worker lives on
             return "error", _error_info(exc, exc.__traceback__, filename)
         return "ok", None
+
+    def _run_coroutine(self, coro: Any) -> None:
+        """Code with a top-level ``await``: run it on the worker's one event loop.
+
+        The loop persists, so tasks the code leaves behind run on at its next
+        top-level ``await``, as in IPython.
+        """
+        import asyncio
+
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+        task = self.loop.create_task(coro)
+        try:
+            self.loop.run_until_complete(task)
+        except BaseException:
+            if not task.done():  # interrupted while the loop waited: end the code's task
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    self.loop.run_until_complete(task)
+            raise
+
+    def call_tool(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The tool bridge's transport: send a ``call`` frame, wait for its ``reply``."""
+        if self.forked:
+            raise RuntimeError("host tools cannot be called from a forked child process")
+        self.guarded(self._send_call, {"type": protocol.Msg.CALL, "id": self.exec_id, **request})
+        reply = self.channel.await_reply(request["call"])
+        if reply is None:
+            raise RuntimeError("the host went away while a tool call was waiting")
+        return reply
+
+    def _send_call(self, message: dict[str, Any]) -> None:
+        self.send_text()  # what the code printed before the call goes out before it
+        self.drain_fds()
+        self.channel.send(message)
 
     def settle_figures(self) -> None:
         """After an execution: finish the shows it left to finish (see ``_figures``)."""

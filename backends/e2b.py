@@ -70,6 +70,7 @@ from eager_rt.executor import (
     Session,
     SessionDead,
     Status,
+    ToolHandler,
 )
 
 from ._ipython_setup import Semantics, check_semantics, setup_code
@@ -455,6 +456,7 @@ class E2BSession(Supervised, Session):
         *,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
+        tools: ToolHandler | None = None,
     ) -> ExecResult:
         async with self.supervisor.turn():
             starting = self._starting
@@ -470,7 +472,7 @@ class E2BSession(Supervised, Session):
             self._current, self._following = run, follow
             try:
                 escalation = await self.supervisor.supervise(
-                    follow,
+                    asyncio.shield(follow),
                     timeout=timeout,
                     interrupt=run.request_interrupt,
                     kill=stop_following(follow),

@@ -36,6 +36,7 @@ from eager_rt.executor import (
     Session,
     SessionDead,
     Status,
+    ToolHandler,
 )
 
 from ._ipython_setup import Semantics, check_semantics, setup_code
@@ -181,6 +182,7 @@ class JupyterSession(Supervised, Session):
         *,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
+        tools: ToolHandler | None = None,
     ) -> ExecResult:
         async with self.supervisor.turn():
             await self._finish_abandoned()
@@ -215,7 +217,10 @@ class JupyterSession(Supervised, Session):
             follow = asyncio.get_running_loop().create_task(self._follow(run, msg_id, None))
             self._following = follow
             escalation = await self.supervisor.supervise(
-                follow, timeout=timeout, interrupt=self._send_interrupt, kill=stop_following(follow)
+                asyncio.shield(follow),
+                timeout=timeout,
+                interrupt=self._send_interrupt,
+                kill=stop_following(follow),
             )
             await self._conclude(run, follow, escalation, timeout)
         except KernelDied as died:  # before the request was sent

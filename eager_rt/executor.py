@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Literal
@@ -33,6 +33,7 @@ __all__ = [
     "Session",
     "SessionDead",
     "Status",
+    "ToolHandler",
     "display_bundles",
     "stream_text",
 ]
@@ -68,6 +69,11 @@ class Output:
 
 
 OutputCallback = Callable[[Output], None]
+
+#: Runs one tool call made by the code: a request ``{"tool", "args", "call"}`` (plain
+#: JSON, see :mod:`eager_rt.tools`) in, the reply for the sandbox out. A backend
+#: calls it while the code waits for the reply.
+ToolHandler = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def stream_text(outputs: Sequence[Output], kind: Literal["stdout", "stderr"]) -> str:
@@ -187,8 +193,14 @@ class Session(ABC):
         *,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
+        tools: ToolHandler | None = None,
     ) -> ExecResult:
-        """Run ``code`` in the session's global namespace and report how it ended."""
+        """Run ``code`` in the session's global namespace and report how it ended.
+
+        ``tools`` answers the host tool calls the code makes while it runs
+        (the stubs that make them are defined by :func:`eager_rt.tools.stub_source`);
+        without it such a call raises ``ToolError`` in the code.
+        """
 
     @abstractmethod
     async def interrupt(self) -> None:

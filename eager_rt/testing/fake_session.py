@@ -39,6 +39,7 @@ from eager_rt.executor import (
     Session,
     SessionDead,
     Status,
+    ToolHandler,
 )
 from eager_rt.testing.virtual_clock import resolve
 
@@ -401,6 +402,7 @@ class FakeSession(Supervised, Session):
         *,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
+        tools: ToolHandler | None = None,
     ) -> ExecResult:
         self._check_alive()
         supervisor = self.supervisor
@@ -416,7 +418,10 @@ class FakeSession(Supervised, Session):
             self._running = run
             try:
                 escalation = await supervisor.supervise(
-                    run.done, timeout=timeout, interrupt=self._interrupt_run, kill=self._kill_run
+                    asyncio.shield(run.done),
+                    timeout=timeout,
+                    interrupt=self._interrupt_run,
+                    kill=self._kill_run,
                 )
             except asyncio.CancelledError:
                 call.cancelled = True

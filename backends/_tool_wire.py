@@ -1,0 +1,141 @@
+"""Host tools as the sandbox sees them: the value codec and the call bridge.
+
+This module runs on both sides. In the sandbox (shipped inside the worker's
+payload, or inside the IPython setup of a Jupyter kernel or an E2B context)
+it is what the generated tool stubs call: ``__eager_rt_tools__.call(name,
+arguments)`` turns the arguments into plain JSON, hands them to the backend's
+transport and turns the reply back into a value or a :class:`ToolError`. On
+the host, :mod:`eager_rt.tools` uses the same codec, so a value means the same
+on both ends. It depends on the standard library only (any CPython >= 3.8).
+
+Values: JSON (str, int, float, bool, None, lists and dicts with str keys),
+plus bytes; tuples travel as lists. Objects with ``tolist()`` from numpy
+(arrays, numpy scalars) are converted. Nothing else crosses: a value the codec
+cannot express raises ``TypeError`` in the sandbox, before the host is asked.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import itertools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+BYTES = "$bytes"  #: ``{"$bytes": base64}`` is a bytes value
+ESCAPED = "$dict"  #: ``{"$dict": {...}}`` is a dict whose own keys start with "$"
+DEFAULT = "$default"  #: ``{"$default": true}``: the argument was left to the tool's default
+
+
+class ToolError(Exception):
+    """A host tool failed. ``tool``, ``type`` and ``message`` say which, with what."""
+
+    def __init__(self, tool: str, type: str, message: str) -> None:
+        super().__init__(f"tool {tool}() failed: {type}: {message}")
+        self.tool = tool
+        self.type = type
+        self.message = message
+
+
+class _Default:
+    """Marks a stub parameter left to the host function's own default (not a literal)."""
+
+    def __repr__(self) -> str:
+        return "<tool default>"
+
+
+TOOL_DEFAULT = _Default()
+
+
+def encode(value: Any, path: str = "value") -> Any:
+    """``value`` as plain JSON; raises TypeError naming the first part that cannot cross."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {BYTES: base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, (list, tuple)):
+        return [encode(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{path} has a key of type {type(k).__name__}; keys must be str")
+            out[k] = encode(v, f"{path}[{k!r}]")
+        if any(k.startswith("$") for k in out):
+            return {ESCAPED: out}
+        return out
+    if value is TOOL_DEFAULT:
+        return {DEFAULT: True}
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return encode(value.tolist(), path)
+    raise TypeError(
+        f"{path} is a {type(value).__name__}; tool values must be str, int, float, bool, "
+        "None, bytes, or lists and dicts of them"
+    )
+
+
+def decode(data: Any) -> Any:
+    """The value :func:`encode` made ``data`` from (tuples come back as lists)."""
+    if isinstance(data, list):
+        return [decode(v) for v in data]
+    if isinstance(data, dict):
+        if len(data) == 1:
+            if BYTES in data:
+                return base64.b64decode(data[BYTES])
+            if ESCAPED in data:
+                return {k: decode(v) for k, v in data[ESCAPED].items()}
+            if DEFAULT in data:
+                return TOOL_DEFAULT
+        return {k: decode(v) for k, v in data.items()}
+    return data
+
+
+def reply_value(reply: dict[str, Any]) -> Any:
+    """A host reply as the value the call returns, or the :class:`ToolError` it raises."""
+    if reply.get("ok"):
+        return decode(reply.get("value"))
+    error = reply.get("error") or {}
+    raise ToolError(
+        str(reply.get("tool", "?")), str(error.get("type", "Error")), str(error.get("message", ""))
+    )
+
+
+class Bridge:
+    """What the stubs call: ``__eager_rt_tools__`` in the sandbox's builtins."""
+
+    ToolError = ToolError
+    DEFAULT = TOOL_DEFAULT
+
+    def __init__(self, transport: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        # request -> reply, blocking; called from any thread of the code
+        self._transport = transport
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def call(self, name: str, arguments: dict[str, Any]) -> Any:
+        """Call host tool ``name``; blocks this thread until the host replies."""
+        request = {"tool": name, "args": encode(arguments, "the arguments of " + name + "()")}
+        with self._lock:
+            request["call"] = next(self._ids)
+        return reply_value(self._transport(request))
+
+    async def acall(self, name: str, arguments: dict[str, Any]) -> Any:
+        """The async form: the wait happens on a thread, so calls run concurrently."""
+        import asyncio
+
+        request = {"tool": name, "args": encode(arguments, "the arguments of " + name + "()")}
+        with self._lock:
+            request["call"] = next(self._ids)
+        loop = asyncio.get_running_loop()
+        reply = await loop.run_in_executor(None, self._transport, request)
+        return reply_value(reply)
+
+
+def install(transport: Callable[[dict[str, Any]], dict[str, Any]]) -> Bridge:
+    """Put the bridge where generated stubs look for it."""
+    bridge = Bridge(transport)
+    builtins.__eager_rt_tools__ = bridge  # type: ignore[attr-defined]
+    return bridge
