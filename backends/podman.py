@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -181,6 +182,9 @@ class PodmanWorker(SubprocessWorker):
         if self.podman not in _reaped:
             _reaped.add(self.podman)
             await reap(self.podman)
+        # the client runs in a directory of its own: conmon writes files (an
+        # "oom" mark) into its working directory, and none may outlive the session
+        self.cwd = tempfile.mkdtemp(prefix="eager-rt-podman-")
         return await super().launch(command, timeout)
 
     async def terminate(self) -> None:
@@ -197,6 +201,9 @@ class PodmanWorker(SubprocessWorker):
         for pending in list(self._removals):
             with contextlib.suppress(Exception):
                 await asyncio.shield(pending)
+        scratch, self.cwd = self.cwd, None
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     async def death_detail(self) -> str:
         base = await super().death_detail()

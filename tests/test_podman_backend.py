@@ -180,7 +180,10 @@ async def test_interrupt_reaches_the_worker_and_keeps_state(backend: PodmanBacke
         assert session.container_name == container
 
 
-async def test_memory_hog_is_killed_and_reported_as_oom(backend: PodmanBackend) -> None:
+async def test_memory_hog_is_killed_and_reported_as_oom(
+    backend: PodmanBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # conmon marks an OOM kill with a file in the client's cwd
     async with backend.session(mem_limit="256m") as session:
         await session.execute("kept = 1", timeout=60)
         first = session.container_name
@@ -194,6 +197,11 @@ async def test_memory_hog_is_killed_and_reported_as_oom(backend: PodmanBackend) 
         assert inspect(first) is None
         after = await session.execute("print('kept' in globals())", timeout=60)
         assert after.stdout == "False\n"
+        scratch = session.process.cwd
+        assert scratch is not None and os.path.isdir(scratch)
+    # nothing of the session is left on the host: not its scratch directory, no mark here
+    assert not os.path.exists(scratch)
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_podman_kill_is_detected_and_not_called_oom(backend: PodmanBackend) -> None:
