@@ -43,6 +43,9 @@ _EXPORTS = {
     "DefaultPolicy": "eager_rt.policy",
     "RunResult": "eager_rt.result",
     "replay": "eager_rt.sources.replay",
+    "tool": "eager_rt.tools",
+    "Tool": "eager_rt.tools",
+    "ToolCall": "eager_rt.tools",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]

@@ -17,6 +17,7 @@ from eager_rt.executor import ExecResult, Output
 
 if TYPE_CHECKING:
     from eager_rt.result import RunResult
+    from eager_rt.tools import ToolCall
 
 __all__ = [
     "ChunkDetected",
@@ -27,6 +28,8 @@ __all__ = [
     "Finished",
     "Interrupted",
     "OutputEvent",
+    "ToolCallFinished",
+    "ToolCallStarted",
 ]
 
 
@@ -69,6 +72,24 @@ class ExecutionFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallStarted:
+    """The code (or the runtime, speculating) called a host tool."""
+
+    type: ClassVar[str] = "tool_call_started"
+    call: ToolCall
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFinished:
+    """A host tool returned or raised; ``call`` holds its outcome."""
+
+    type: ClassVar[str] = "tool_call_finished"
+    call: ToolCall
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
 class Interrupted:
     """The run stopped early: a statement failed and generation was cut off."""
 
@@ -86,5 +107,14 @@ class Finished:
     t: float
 
 
-Event = ChunkDetected | ExecutionStarted | OutputEvent | ExecutionFinished | Interrupted | Finished
+Event = (
+    ChunkDetected
+    | ExecutionStarted
+    | OutputEvent
+    | ExecutionFinished
+    | ToolCallStarted
+    | ToolCallFinished
+    | Interrupted
+    | Finished
+)
 EventCallback = Callable[[Event], None]

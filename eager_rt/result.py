@@ -19,10 +19,13 @@ Metric definitions follow the paper (all seconds, from the stream's start):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from eager_rt.chunk import Chunk
 from eager_rt.executor import ExecResult, Output, display_bundles, stream_text
+
+if TYPE_CHECKING:
+    from eager_rt.tools import ToolCall
 
 __all__ = ["BatchRecord", "ChunkRecord", "RunError", "RunResult", "RunStatus"]
 
@@ -105,6 +108,8 @@ class RunResult:
     e2el_s: float
     #: whatever the token source reported about itself (provider, unconsumed events ...)
     source_info: dict[str, Any] = field(default_factory=dict)
+    #: every host tool call, in the order they started (see :mod:`eager_rt.tools`)
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -121,6 +126,11 @@ class RunResult:
     @property
     def displays(self) -> list[dict[str, Any]]:
         return display_bundles(self.outputs)
+
+    @property
+    def ledger(self) -> list[ToolCall]:
+        """The side-effecting tool calls that ran, in order: what a retried turn must know."""
+        return [c for c in self.tool_calls if not c.read_only and c.approved is not False]
 
     @property
     def executed_code(self) -> str:

@@ -57,13 +57,16 @@ from eager_rt.events import (
     Finished,
     Interrupted,
     OutputEvent,
+    ToolCallFinished,
+    ToolCallStarted,
 )
-from eager_rt.executor import Output, Session
+from eager_rt.executor import BackendError, Output, Session
 from eager_rt.failure import Failure, fail_execution, fail_source, fail_syntax, locate_failure
 from eager_rt.policy import BatchPolicy, DefaultPolicy, checked_take
 from eager_rt.result import BatchRecord, ChunkRecord, RunError, RunResult, RunStatus
 from eager_rt.sources.boundary import is_boundary
 from eager_rt.sync import Portal, SyncSession
+from eager_rt.tools import Approval, Tool, ToolHost, as_tools, stub_source
 
 __all__ = ["Mode", "OnError", "TokenSource", "arun_stream", "astream_events", "run_stream"]
 
@@ -160,6 +163,8 @@ class _StreamRun:
         exec_timeout: float | None,
         on_event: EventCallback | None,
         chunker: Chunker | None,
+        tools: Iterable[Tool | Callable[..., Any]] | None = None,
+        approve: Approval | None = None,
     ) -> None:
         if mode not in ("eager", "serial"):
             raise ValueError(f"mode must be 'eager' or 'serial', not {mode!r}")
@@ -171,10 +176,20 @@ class _StreamRun:
         self.on_error = on_error
         self.exec_timeout = exec_timeout
         self.on_event = on_event
-        self.chunker = chunker or Chunker()
+        # every backend runs top-level `await` (the worker on its own loop, kernels natively)
+        self.chunker = chunker or Chunker(top_level_await=True)
         started_at = getattr(tokens, "started_at", None)
         self.t0 = started_at if isinstance(started_at, float) else clock.now()
         self.pieces = _Pieces(tokens)
+        self.tool_host: ToolHost | None = None
+        if tools is not None:
+            self.tool_host = ToolHost(
+                as_tools(tools),
+                approve=approve,
+                t0=self.t0,
+                on_call=lambda call: self.emit(ToolCallStarted(call, self.now())),
+                on_return=lambda call: self.emit(ToolCallFinished(call, self.now())),
+            )
 
         self.text_parts: list[str] = []
         self.piece_ends: list[int] = []  # stream offset just past each piece
@@ -286,6 +301,8 @@ class _StreamRun:
     async def consume(self) -> None:
         if not self.session.alive:
             await self.session.start()  # overlaps generation: the producer is already pulling
+        if self.tool_host is not None:
+            await self.define_tools(self.tool_host)
         if self.mode == "serial":
             await self.consume_serial()
             return
@@ -311,6 +328,13 @@ class _StreamRun:
         if not self.code.strip():
             return
         await self.execute(runnable, whole_program=True)
+
+    async def define_tools(self, host: ToolHost) -> None:
+        """Put the tools' stubs in the session, before any of the code runs."""
+        result = await self.session.execute(stub_source(host.tools), timeout=60.0)
+        if not result.ok:
+            why = result.error.evalue if result.error else result.detail
+            raise BackendError(f"the tools could not be defined in the session: {why}")
 
     def take_batch(self) -> list[ChunkRecord] | None:
         """What the policy says to run now, or None to wait."""
@@ -340,7 +364,9 @@ class _StreamRun:
         def forward(output: Output) -> None:
             self.emit(OutputEvent(index, output, self.now()))
 
-        result = await self.session.execute(sent, timeout=self.exec_timeout, on_output=forward)
+        result = await self.session.execute(
+            sent, timeout=self.exec_timeout, on_output=forward, tools=self.tool_host
+        )
         t_end = self.now()
         rel_start = result.started - self.t0 if result.started else t_start
         rel_end = result.ended - self.t0 if result.ended else t_end
@@ -410,6 +436,7 @@ class _StreamRun:
             nel_s=nel_s,
             e2el_s=max(gen_s, last_end),
             source_info=self.pieces.info(),
+            tool_calls=list(self.tool_host.calls) if self.tool_host is not None else [],
         )
         self.emit(Finished(result, self.now()))
         return result
@@ -434,6 +461,8 @@ async def arun_stream(
     exec_timeout: float | None = None,
     on_event: EventCallback | None = None,
     chunker: Chunker | None = None,
+    tools: Iterable[Tool | Callable[..., Any]] | None = None,
+    approve: Approval | None = None,
 ) -> RunResult:
     """Run the code in ``tokens`` on ``session`` while it is being generated.
 
@@ -444,6 +473,12 @@ async def arun_stream(
     ``batching`` and ``gating`` (both on unless set to False) configure the
     :class:`~eager_rt.policy.DefaultPolicy`; ``policy`` replaces it with any
     :class:`~eager_rt.policy.BatchPolicy` (then leave the two flags unset).
+
+    ``tools`` are host functions the code may call (plain callables or
+    :func:`eager_rt.tool` declarations; see :mod:`eager_rt.tools`); they are
+    defined in the session before the code runs, and every call is in
+    ``RunResult.tool_calls``. ``approve`` decides the calls of tools declared
+    ``requires_approval=True`` (sync or async; False denies).
     """
     if policy is None:
         policy = DefaultPolicy(
@@ -461,6 +496,8 @@ async def arun_stream(
         exec_timeout=exec_timeout,
         on_event=on_event,
         chunker=chunker,
+        tools=tools,
+        approve=approve,
     )
     return await run.run()
 

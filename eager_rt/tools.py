@@ -377,11 +377,6 @@ class ToolHost:
         if self.on_return is not None:
             self.on_return(record)
 
-    @property
-    def ledger(self) -> list[ToolCall]:
-        """The side-effecting calls that ran, in order: what a retried turn must know."""
-        return [c for c in self.calls if not c.read_only and c.approved is not False]
-
 
 def _error(tool: str, kind: str, message: str) -> Reply:
     return {"ok": False, "tool": tool, "error": {"type": kind, "message": message}}
