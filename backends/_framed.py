@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from eager_rt.backends import _protocol as protocol
+from eager_rt.backends import _tool_wire as wire
 from eager_rt.backends._process import WorkerProcess
 from eager_rt.backends._recovery import (
     DEFAULT_INTERRUPT_GRACE,
@@ -125,6 +126,7 @@ class WorkerSession(Supervised, Session):
         self._next_id = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._death_settled: asyncio.Future[None] | None = None
+        self._peeks: dict[int, asyncio.Future[dict[str, Any]]] = {}
 
     def worker_options(self) -> dict[str, Any]:
         """The init frame's options: the session's, then the process's own."""
@@ -171,6 +173,27 @@ class WorkerSession(Supervised, Session):
     ) -> ExecResult:
         async with self.supervisor.turn():
             return await self._execute(code, timeout, on_output, tools)
+
+    async def peek(
+        self, names: Sequence[str], *, timeout: float | None = 10.0
+    ) -> dict[str, Any] | None:
+        """The plain-data values bound to ``names``, read between executions (no code runs)."""
+        async with self.supervisor.turn():
+            if not self._running:
+                return {}
+            self._next_id += 1
+            peek_id = self._next_id
+            answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._peeks[peek_id] = answer
+            try:
+                self._send({"op": protocol.Op.PEEK, "id": peek_id, "names": list(names)})
+                message = await asyncio.wait_for(answer, timeout)
+            except TimeoutError:
+                return {}
+            finally:
+                self._peeks.pop(peek_id, None)
+        values = message.get("values") or {}
+        return {str(name): wire.decode(value) for name, value in values.items()}
 
     async def _execute(
         self,
@@ -408,6 +431,11 @@ class WorkerSession(Supervised, Session):
         pending = self._pending
         if kind == protocol.Msg.FATAL:
             self._fatal = str(message.get("reason"))
+            return
+        if kind == protocol.Msg.PEEKED:
+            answer = self._peeks.get(message.get("id"))  # type: ignore[arg-type]
+            if answer is not None and not answer.done():
+                answer.set_result(message)
             return
         if pending is None or message.get("id") != pending.id:
             return  # output of an abandoned execution, or of a thread while idle

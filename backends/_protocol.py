@@ -40,6 +40,9 @@ class Op:
     #: ``{"op", "call": k, "tool", "ok": bool, "value" | "error": {"type", "message"}}``:
     #: the host's answer to tool call k
     REPLY = "reply"
+    #: ``{"op", "id": n, "names": [str]}``: the plain-data values of these names, answered
+    #: by ``peeked``; served between executions only
+    PEEK = "peek"
     PING = "ping"  #: answered by ``pong``
     SHUTDOWN = "shutdown"  #: the worker exits after the current frame
 
@@ -55,6 +58,9 @@ class Msg:
     #: ``{"type", "id", "call": k, "tool", "args": {param: value}}``: code of execution
     #: ``id`` calls a host tool; it waits for the ``reply`` with the same ``call``
     CALL = "call"
+    #: ``{"type", "id", "values": {name: value}}``: the names of a ``peek`` bound to plain
+    #: data (encoded like tool values); others are left out
+    PEEKED = "peeked"
     PONG = "pong"
     FATAL = "fatal"  #: ``{"type", "reason"}``, sent just before the worker ends itself
 

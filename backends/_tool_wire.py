@@ -77,6 +77,38 @@ def encode(value: Any, path: str = "value") -> Any:
     )
 
 
+_PLAIN_SCALARS = (str, int, float, bool, type(None), bytes)
+
+
+def plain(value: Any, budget: int = 1 << 20) -> bool:
+    """Whether ``value`` is plain data, read without running any code of its own.
+
+    Only the exact built-in types (no subclass can override ``__eq__`` or
+    ``__iter__``), nested lists, tuples and str-keyed dicts of them, and at
+    most ``budget`` elements and characters in all: what the runtime may read
+    out of a session to speculate on (:meth:`Session.peek`).
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind in _PLAIN_SCALARS:
+            budget -= len(item) if kind in (str, bytes) else 1
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+            budget -= len(item) + 1
+        elif kind is dict:
+            if any(type(k) is not str for k in item):
+                return False
+            stack.extend(item.values())
+            budget -= len(item) + 1
+        else:
+            return False
+        if budget < 0:
+            return False
+    return True
+
+
 def decode(data: Any) -> Any:
     """The value :func:`encode` made ``data`` from (tuples come back as lists)."""
     if isinstance(data, list):

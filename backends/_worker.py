@@ -687,6 +687,17 @@ class Worker:
                     self.loop.run_until_complete(task)
             raise
 
+    def peek(self, peek_id: Any, names: list[Any]) -> dict[str, Any]:
+        """The values of ``names`` that are plain data, read without running user code."""
+        wire = _bundled("_tool_wire")
+        values = {}
+        for name in names:
+            if isinstance(name, str) and name in self.namespace:
+                value = self.namespace[name]
+                if wire.plain(value):
+                    values[name] = wire.encode(value)
+        return {"type": protocol.Msg.PEEKED, "id": peek_id, "values": values}
+
     def call_tool(self, request: dict[str, Any]) -> dict[str, Any]:
         """The tool bridge's transport: send a ``call`` frame, wait for its ``reply``."""
         if self.forked:
@@ -751,6 +762,8 @@ class Worker:
                 self.figures.idle_started()
             elif op == protocol.Op.INTERRUPT:
                 pass  # for an execution that has ended: the SIGINT came too late
+            elif op == protocol.Op.PEEK:
+                channel.send(self.peek(message.get("id"), message.get("names") or []))
             elif op == protocol.Op.PING:
                 channel.send({"type": protocol.Msg.PONG})
             elif op == protocol.Op.SHUTDOWN:

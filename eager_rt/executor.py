@@ -202,6 +202,19 @@ class Session(ABC):
         without it such a call raises ``ToolError`` in the code.
         """
 
+    async def peek(
+        self, names: Sequence[str], *, timeout: float | None = 10.0
+    ) -> dict[str, Any] | None:
+        """The values bound to ``names`` that are plain data, read without running code.
+
+        Plain data: str, int, float, bool, None, bytes, and lists, tuples and
+        str-keyed dicts of them, of bounded size; other names are left out.
+        Served between executions (it waits for its turn like ``execute``).
+        None: this backend cannot read values without running code; the
+        runtime's speculation then uses literal arguments only.
+        """
+        return None
+
     @abstractmethod
     async def interrupt(self) -> None:
         """Raise KeyboardInterrupt in the running code; state is kept. No-op when idle."""

@@ -116,3 +116,29 @@ async def test_the_session_works_after_a_refused_start(monkeypatch: pytest.Monke
         assert result.status is Status.OK and result.stdout == "up\n"
     finally:
         await session.close()
+
+
+async def test_peek_reads_plain_data_only_and_runs_no_code() -> None:
+    """Speculation reads session values; only exact plain data crosses, no user code runs."""
+    session = LocalSession()
+    await session.start(timeout=60)
+    try:
+        setup = (
+            "cities = ['Oslo', 'Rome']\n"
+            "cfg = {'k': (1, b'x'), 'n': None}\n"
+            "class Loud(str):\n"
+            "    def __eq__(self, other):\n"
+            "        print('ran'); return True\n"
+            "loud = Loud('x')\n"
+            "nested = [{'a': Loud('y')}]\n"
+            "big = list(range(2_000_000))\n"
+            "seen = 0\n"
+        )
+        assert (await session.execute(setup, timeout=60)).ok
+        names = ["cities", "cfg", "loud", "nested", "big", "missing", "seen"]
+        values = await session.peek(names)
+        assert values == {"cities": ["Oslo", "Rome"], "cfg": {"k": [1, b"x"], "n": None}, "seen": 0}
+        after = await session.execute("print(seen)", timeout=60)
+        assert after.stdout == "0\n"  # nothing printed 'ran' in between
+    finally:
+        await session.close()
