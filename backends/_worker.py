@@ -126,7 +126,9 @@ class _Channel:
         with self._cond:
             self._awaited.add(call)
         try:
-            return self._pump(lambda: self._replies.pop(call, None), True)
+            # only the main thread gets signals: only there must the wait be interruptible
+            main = threading.current_thread() is threading.main_thread()
+            return self._pump(lambda: self._replies.pop(call, None), main)
         finally:
             with self._cond:
                 self._awaited.discard(call)
