@@ -100,7 +100,8 @@ def _render(rows: dict[str, dict[str, float]]) -> str:
         "",
         f"{BLOCKS} alternating blocks of {CALLS} executions per case; median of block medians.",
         "",
-        "| backend | `execute(\"pass\")` | one sync call | its cost | one async call | its cost | target |",
+        "| backend | `execute(\"pass\")` | one sync call | its cost "
+        "| one async call | its cost | target |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in rows.items():
