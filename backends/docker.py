@@ -59,6 +59,7 @@ from eager_rt.backends._docker_engine import (
 )
 from eager_rt.backends._docker_pool import WarmPool
 from eager_rt.backends._framed import WorkerSession
+from eager_rt.backends._hardening import Hardening
 from eager_rt.backends._process import WorkerProcess
 from eager_rt.backends._protocol import worker_command
 from eager_rt.backends._recovery import DEFAULT_INTERRUPT_GRACE
@@ -102,65 +103,44 @@ def build_spec(
     *,
     image: str | None = None,
     python: str = "python3",
-    workdir: str = "/work",
-    workdir_size: str = "512m",
-    tmp_size: str = "256m",
-    user: str | None = "65534:65534",
-    network_mode: str = "none",
-    read_only: bool = True,
-    cap_drop: Sequence[str] = ("ALL",),
-    no_new_privileges: bool = True,
-    mem_limit: str | int | None = "1g",
-    pids_limit: int | None = 256,
-    cpus: float | None = 1.0,
     init: bool = True,
     env: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
     host_config: Mapping[str, Any] | None = None,
+    **hardening: Any,
 ) -> ContainerSpec:
-    """The container spec for these options (the hardening defaults live here)."""
+    """The container spec for these options; ``hardening`` are :class:`Hardening`'s fields."""
     image = image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
-    if cpus is not None and cpus <= 0:
-        raise ValueError("cpus must be > 0")
-    if pids_limit is not None and pids_limit <= 0:
-        raise ValueError("pids_limit must be > 0")
-    ids = _numeric_user(user)
+    h = Hardening(**hardening)
+    ids = _numeric_user(h.user)
     owner = f",uid={ids[0]},gid={ids[1]},mode=0700" if ids else ",mode=1777"
     config: dict[str, Any] = {
-        "network_mode": network_mode,
-        "read_only": read_only,
-        "cap_drop": list(cap_drop),
-        "security_opt": ["no-new-privileges"] if no_new_privileges else [],
+        "network_mode": h.network_mode,
+        "read_only": h.read_only,
+        "cap_drop": list(h.cap_drop),
+        "security_opt": ["no-new-privileges"] if h.no_new_privileges else [],
         "tmpfs": {
-            workdir: f"rw,size={workdir_size}{owner}",
-            "/tmp": f"rw,size={tmp_size},mode=1777",
+            h.workdir: f"rw,size={h.workdir_size}{owner}",
+            "/tmp": f"rw,size={h.tmp_size},mode=1777",
         },
         "init": init,
         # the channel runs over attach; a log driver would copy every frame to disk
         "log_config": {"type": "none"},
     }
-    if mem_limit is not None:
-        config["mem_limit"] = mem_limit
-        config["memswap_limit"] = mem_limit  # no swap: the limit is the limit
-    if pids_limit is not None:
-        config["pids_limit"] = pids_limit
-    if cpus is not None:
-        config["nano_cpus"] = int(cpus * 1e9)
+    if h.mem_limit is not None:
+        config["mem_limit"] = h.mem_limit
+        config["memswap_limit"] = h.mem_limit  # no swap: the limit is the limit
+    if h.pids_limit is not None:
+        config["pids_limit"] = h.pids_limit
+    if h.cpus is not None:
+        config["nano_cpus"] = int(h.cpus * 1e9)
     config.update(host_config or {})
-    environment = {
-        "HOME": workdir,
-        "LANG": "C.UTF-8",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": "/tmp/matplotlib",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        **(env or {}),
-    }
     return ContainerSpec(
         image=image,
         command=tuple(worker_command(python)),
-        user=user,
-        working_dir=workdir,
-        environment=tuple(sorted(environment.items())),
+        user=h.user,
+        working_dir=h.workdir,
+        environment=tuple(sorted(h.environment(env).items())),
         host_config=tuple(sorted(config.items())),
         labels=tuple(sorted((labels or {}).items())),
     )

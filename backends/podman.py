@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from eager_rt.backends._docker_engine import LABEL_OWNER_PID as OWNER
 from eager_rt.backends._docker_engine import LABEL_SESSION, owner_alive, owner_labels
 from eager_rt.backends._framed import WorkerSession
+from eager_rt.backends._hardening import Hardening
 from eager_rt.backends._process import SubprocessWorker
 from eager_rt.backends._recovery import DEFAULT_INTERRUPT_GRACE
 
@@ -75,46 +76,32 @@ _reaped: set[str] = set()  # podman binaries whose stale containers this process
 def run_args(
     *,
     image: str | None = None,
-    workdir: str = "/work",
-    workdir_size: str = "512m",
-    tmp_size: str = "256m",
-    user: str | None = "65534:65534",
-    network_mode: str = "none",
-    read_only: bool = True,
-    cap_drop: Sequence[str] = ("ALL",),
-    no_new_privileges: bool = True,
-    mem_limit: str | int | None = "1g",
-    pids_limit: int | None = 256,
-    cpus: float | None = 1.0,
     env: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
+    **hardening: Any,
 ) -> list[str]:
-    """``podman run`` flags, the image last; Docker's option names, ``extra_args`` for its
-    ``host_config`` (any other ``podman run`` flags). The hardening defaults live here."""
-    if cpus is not None and cpus <= 0:
-        raise ValueError("cpus must be > 0")
-    if pids_limit is not None and pids_limit <= 0:
-        raise ValueError("pids_limit must be > 0")
-    owner = ",mode=0700,U" if user else ",mode=1777"  # U: the tmpfs belongs to the user
+    """``podman run`` flags, the image last. ``hardening`` are :class:`Hardening`'s fields
+    (the Docker backend's options); ``extra_args`` are any other ``podman run`` flags."""
+    h = Hardening(**hardening)
+    owner = ",mode=0700,U" if h.user else ",mode=1777"  # U: the tmpfs belongs to the user
     args = [
-        f"--network={network_mode}",
-        f"--tmpfs={workdir}:rw,size={workdir_size}{owner}",
-        f"--tmpfs=/tmp:rw,size={tmp_size},mode=1777",
-        f"--workdir={workdir}",
-        *(f"--cap-drop={cap}" for cap in cap_drop),
+        f"--network={h.network_mode}",
+        f"--tmpfs={h.workdir}:rw,size={h.workdir_size}{owner}",
+        f"--tmpfs=/tmp:rw,size={h.tmp_size},mode=1777",
+        f"--workdir={h.workdir}",
+        *(f"--cap-drop={cap}" for cap in h.cap_drop),
         # the channel is the attach stream; a log driver would copy every frame to disk
         "--log-driver=none",
     ]
-    args += ["--read-only", "--read-only-tmpfs=false"] if read_only else []  # the tmpfs only
-    args += [f"--user={user}"] if user else []
-    args += ["--security-opt=no-new-privileges"] if no_new_privileges else []
-    args += [f"--memory={mem_limit}", f"--memory-swap={mem_limit}"] if mem_limit else []  # no swap
-    args += [f"--pids-limit={pids_limit}"] if pids_limit else []
-    args += [f"--cpus={cpus}"] if cpus else []
-    environment = {"HOME": workdir, "LANG": "C.UTF-8", "MPLBACKEND": "Agg", **(env or {})}
-    environment = {"MPLCONFIGDIR": "/tmp/matplotlib", "PYTHONDONTWRITEBYTECODE": "1", **environment}
-    args += [f"--env={k}={v}" for k, v in sorted(environment.items())]
+    args += ["--read-only", "--read-only-tmpfs=false"] if h.read_only else []  # the tmpfs only
+    args += [f"--user={h.user}"] if h.user else []
+    args += ["--security-opt=no-new-privileges"] if h.no_new_privileges else []
+    if h.mem_limit:
+        args += [f"--memory={h.mem_limit}", f"--memory-swap={h.mem_limit}"]  # no swap
+    args += [f"--pids-limit={h.pids_limit}"] if h.pids_limit else []
+    args += [f"--cpus={h.cpus}"] if h.cpus else []
+    args += [f"--env={k}={v}" for k, v in sorted(h.environment(env).items())]
     args += [f"--label={k}={v}" for k, v in sorted((labels or {}).items())]
     return [*args, *extra_args, image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE]
 
