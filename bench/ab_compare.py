@@ -198,7 +198,7 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
                 print(name, side, json.dumps(rows[-1]["eager"]), flush=True)
         report["replay"]["rows"] = rows
         summary: dict[str, Any] = {}
-        for side in sides:
+        for side in sides if rows else []:
             mine = [r for r in rows if r["side"] == side]
             serial = sum(r["serial_nel_s"] for r in mine)
             summary[side] = {
