@@ -13,7 +13,8 @@ import math
 import re
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import pytest
 
@@ -25,11 +26,13 @@ from eager_rt.testing import (
     FakeSession,
     Rule,
     ScriptedSource,
+    ToolUse,
     VirtualClockLoop,
     paced,
     run_virtual,
     sleep_until,
 )
+from eager_rt.tools import ToolHost, as_tools
 
 pytestmark = pytest.mark.anyio
 
@@ -377,6 +380,138 @@ def test_rules_reject_impossible_scripts() -> None:
         Rule(cost=1.0, outputs=[(2.0, Output("stdout", "x"))])
     with pytest.raises(ValueError, match="not both"):
         Rule(raises="E", dies="gone")
+
+
+# --------------------------------------------------------------------------- tool calls
+
+
+async def lookup(key: str) -> dict[str, Any]:
+    await asyncio.sleep(1.5)
+    if key == "missing":
+        raise KeyError(key)
+    return {"key": key, "n": len(key)}
+
+
+def host_of(*tools: Any) -> ToolHost:
+    return ToolHost(as_tools(tools), t0=clock.now())
+
+
+async def test_a_statement_calls_a_tool_and_prints_the_reply() -> None:
+    session = FakeSession(
+        [Rule("lookup(", cost=0.5, tools=[ToolUse("lookup", {"key": "abc"}, at=0.25)])]
+    )
+    await session.start()
+    host = host_of(lookup)
+    seen: list[tuple[float, Output]] = []
+    t0 = clock.now()
+    result = await session.execute(
+        "x = 1\nprint(lookup('abc'))\n",
+        tools=host,
+        on_output=lambda o: seen.append((clock.now() - t0, o)),
+    )
+    assert result.status is Status.OK, result
+    # the call is made 0.25 s into the statement and answered 1.5 s later; the rest follows
+    assert seen == [(1.75, Output("stdout", "{'key': 'abc', 'n': 3}\n"))]
+    assert result.ended - result.started == 2.0
+    [call] = host.calls
+    assert (call.tool, call.arguments, call.started, call.ended, call.ok) == (
+        "lookup",
+        {"key": "abc"},
+        0.25,
+        1.75,
+        True,
+    )
+
+
+async def test_uses_at_one_moment_are_made_together() -> None:
+    uses = [ToolUse("lookup", {"key": k}, at=0.0) for k in ("a", "bb", "ccc")]
+    session = FakeSession([Rule("gather(", tools=uses)])
+    await session.start()
+    host = host_of(lookup)
+    result = await session.execute("await gather(...)\n", tools=host)
+    assert result.stdout.splitlines() == [
+        "{'key': 'a', 'n': 1}",
+        "{'key': 'bb', 'n': 2}",
+        "{'key': 'ccc', 'n': 3}",
+    ]
+    assert [(c.started, c.ended) for c in host.calls] == [(0.0, 1.5)] * 3
+    assert result.ended - result.started == 1.5
+
+
+async def test_a_failed_call_raises_tool_error_or_is_caught() -> None:
+    session = FakeSession(
+        [
+            Rule("soft(", tools=[ToolUse("lookup", {"key": "missing"}, catch=True)]),
+            Rule("hard(", tools=[ToolUse("lookup", {"key": "missing"})]),
+        ]
+    )
+    await session.start()
+    host = host_of(lookup)
+    result = await session.execute("soft()\nx = 1\nhard()\nprint('never')\n", tools=host)
+    assert result.status is Status.ERROR
+    assert result.stdout == "tool lookup() failed: KeyError: 'missing'\n"
+    assert result.error is not None
+    assert (result.error.ename, result.error.evalue, result.error.lineno) == (
+        "ToolError",
+        "tool lookup() failed: KeyError: 'missing'",
+        3,
+    )
+    assert [c.error for c in host.calls] == ["KeyError: 'missing'"] * 2
+
+
+async def test_without_a_handler_or_with_a_failing_one() -> None:
+    session = FakeSession([Rule("f(", tools=[ToolUse("f", catch=True)])])
+    await session.start()
+    alone = await session.execute("f()\n")
+    assert alone.stdout == "tool f() failed: RuntimeError: this execution was given no tools\n"
+
+    async def broken(request: Mapping[str, Any]) -> dict[str, Any]:
+        raise OSError("handler down")
+
+    failed = await session.execute("f()\n", tools=broken)
+    assert failed.stdout == "tool f() failed: OSError: handler down\n"
+
+
+async def test_an_interrupt_reaches_a_statement_waiting_for_a_tool() -> None:
+    cancelled = asyncio.Event()
+
+    async def stall() -> None:
+        try:
+            await asyncio.sleep(100)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    session = FakeSession([Rule("stall(", cost=1.0, tools=[ToolUse("stall", at=0.5)])])
+    await session.start()
+    task = asyncio.create_task(session.execute("stall()\n", tools=host_of(stall)))
+    await asyncio.sleep(2.0)
+    await session.interrupt()
+    result = await task
+    assert result.status is Status.INTERRUPTED
+    assert result.ended - result.started == 2.0
+    assert cancelled.is_set()  # the call the code no longer waits for was dropped
+
+
+async def test_a_timeout_while_waiting_for_a_tool() -> None:
+    async def stall() -> None:
+        await asyncio.sleep(100)
+
+    session = FakeSession([Rule("stall(", tools=[ToolUse("stall")])])
+    await session.start()
+    result = await session.execute("stall()\n", tools=host_of(stall), timeout=3.0)
+    assert result.status is Status.TIMEOUT
+    assert not result.state_lost
+    assert result.ended - result.started == 3.0
+
+
+def test_tool_uses_reject_impossible_scripts() -> None:
+    with pytest.raises(ValueError, match="outside the statement"):
+        Rule(cost=1.0, tools=[ToolUse("f", at=2.0)])
+    with pytest.raises(ValueError, match=">= 0"):
+        ToolUse("f", at=-1.0)
+    with pytest.raises(TypeError, match="the arguments of f"):
+        ToolUse("f", {"x": object()})
 
 
 # --------------------------------------------------------------------------- the documented example

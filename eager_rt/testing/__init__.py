@@ -11,7 +11,10 @@ your own agent (and we test the runtime's policies) exactly and fast:
   follows the real backends' contract, through the same recovery policy
   (:mod:`eager_rt.backends._recovery`): timeouts interrupt, then kill and
   restart after the grace period; a cancelled ``execute`` stops its code; a
-  second ``execute`` waits its turn. It records every call in ``calls``.
+  second ``execute`` waits its turn. It records every call in ``calls``. A
+  rule's :class:`ToolUse` values make its statement call host tools through
+  the ``tools`` handler (a :class:`~eager_rt.tools.ToolHost`), as a generated
+  stub would, and print or raise what comes back.
 * :class:`VirtualClockLoop` is an asyncio event loop whose clock is virtual:
   when nothing is ready to run it jumps to the next timer, so a scripted
   30-second statement takes no real time and every timestamp of a run
@@ -59,7 +62,7 @@ instance) takes no virtual time: the clock stands still until it is done.
 
 from __future__ import annotations
 
-from eager_rt.testing.fake_session import ExecuteCall, FakeBackend, FakeSession, Rule
+from eager_rt.testing.fake_session import ExecuteCall, FakeBackend, FakeSession, Rule, ToolUse
 from eager_rt.testing.sources import ScriptedSource, paced
 from eager_rt.testing.virtual_clock import VirtualClockLoop, run_virtual, sleep_until
 
@@ -69,6 +72,7 @@ __all__ = [
     "FakeSession",
     "Rule",
     "ScriptedSource",
+    "ToolUse",
     "VirtualClockLoop",
     "paced",
     "run_virtual",

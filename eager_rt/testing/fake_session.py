@@ -3,6 +3,9 @@
 Part of :mod:`eager_rt.testing`. The code sent to :meth:`FakeSession.execute`
 is split into top-level statements with :mod:`ast` (parsed, never run); each
 plays what the first matching :class:`Rule` says, on the running loop's clock.
+A rule may make its statement call host tools (:class:`ToolUse`) through the
+``tools`` handler given to ``execute``, exactly as a stub in a real sandbox
+would, so the runtime's tool handling runs on the virtual clock too.
 Timeouts, interrupts, kills, restarts and the second ``execute`` that waits
 its turn go through the same :class:`~eager_rt.backends._recovery.Supervisor`
 as every real backend, so the results and their ``detail`` sentences are the
@@ -14,14 +17,16 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import functools
 import math
 import re
 import traceback
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from eager_rt import clock
+from eager_rt.backends import _tool_wire as wire
 from eager_rt.backends._recovery import (
     DEFAULT_INTERRUPT_GRACE,
     Escalation,
@@ -43,7 +48,36 @@ from eager_rt.executor import (
 )
 from eager_rt.testing.virtual_clock import resolve
 
-__all__ = ["ExecuteCall", "FakeBackend", "FakeSession", "Rule"]
+__all__ = ["ExecuteCall", "FakeBackend", "FakeSession", "Rule", "ToolUse"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUse:
+    """A host tool call a scripted statement makes, as a generated stub would make it.
+
+    At ``at`` seconds of the statement's own running time it sends
+    ``{"tool", "args", "call"}`` (``args``: the stub's parameter values, plain
+    data) to the ``tools`` handler given to ``execute``, and waits for the
+    reply; the statement's clock stands still while it waits. Uses of one rule
+    with the same ``at`` are made together and waited for together, like
+    ``await asyncio.gather(...)``. The reply's value is printed (``print(value)``)
+    when ``prints``; a failed call raises ``ToolError`` from the statement, or
+    with ``catch`` is printed (``print(error)``) and the statement goes on.
+    """
+
+    tool: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    at: float = 0.0
+    prints: bool = True
+    catch: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.at >= 0:
+            raise ValueError(f"a tool use's at is seconds >= 0, got {self.at!r}")
+        wire.encode(dict(self.args), f"the arguments of {self.tool}()")  # plain data only
+
+    def request(self, call: int) -> dict[str, Any]:
+        return {"tool": self.tool, "args": wire.encode(dict(self.args)), "call": call}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +113,12 @@ class Rule:
     hang: bool = False
     #: its interpreter dies as it ends, for this reason (an ``ExecResult.detail`` cause)
     dies: str | None = None
+    #: host tool calls it makes on the way (see :class:`ToolUse`)
+    tools: Sequence[ToolUse] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outputs", tuple(self.outputs))  # frozen means frozen
+        object.__setattr__(self, "tools", tuple(self.tools))
         if not self.cost >= 0:
             raise ValueError(f"cost must be >= 0 seconds, got {self.cost!r}")
         if not self.interrupt_delay >= 0:
@@ -92,6 +129,9 @@ class Rule:
         for at, _ in self.outputs:
             if not 0 <= at <= cost:
                 raise ValueError(f"an output at {at!r} s falls outside the statement (0..{cost})")
+        for use in self.tools:
+            if not use.at <= cost:
+                raise ValueError(f"a tool use at {use.at!r} s falls outside the statement")
         if self.raises is not None and self.dies is not None:
             raise ValueError("a statement either raises or kills its interpreter, not both")
 
@@ -127,6 +167,7 @@ class _Step:
     error: ErrorInfo | None
     interrupt_delay: float
     dies: str | None
+    uses: tuple[ToolUse, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,12 +237,19 @@ def _printed(node: ast.stmt) -> str | None:
 class _Execution:
     """The code of one ``execute`` being played, statement by statement, on the clock."""
 
-    def __init__(self, steps: list[_Step] | ErrorInfo, on_output: OutputCallback | None) -> None:
+    def __init__(
+        self,
+        steps: list[_Step] | ErrorInfo,
+        on_output: OutputCallback | None,
+        tools: ToolHandler | None = None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         self.done: asyncio.Future[_Outcome] = loop.create_future()
         self.outputs: list[Output] = []
         self.callback_error: BaseException | None = None
         self._on_output = on_output
+        self._tools = tools
+        self._calls = 0  # tool calls made so far: each request's "call" number
         self._steps = steps
         self._current: _Step | None = None
         self._interrupt_at: float | None = None  # when KeyboardInterrupt takes effect
@@ -241,11 +289,23 @@ class _Execution:
         for step in self._steps:
             self._current = step
             start = clock.now()
-            for at, output in step.outputs:
-                if not await self._until(start + at):
+            waited = 0.0  # the statement's clock stands still while a tool call is answered
+            for at, what in _timeline(step):
+                if not await self._until(start + waited + at):
                     return self._keyboard_interrupt(step)
-                self._emit(output)
-            if not await self._until(start + step.cost):
+                if isinstance(what, Output):
+                    self._emit(what)
+                    continue
+                asked = clock.now()
+                replies = await self._call(what)
+                waited += clock.now() - asked
+                if replies is None:
+                    return self._keyboard_interrupt(step)
+                error = self._use(step, what, replies)
+                if error is not None:
+                    resolve(self.done, _Ended(Status.ERROR, error))
+                    return
+            if not await self._until(start + waited + step.cost):
                 return self._keyboard_interrupt(step)
             if self._interrupt_at is not None and self._interrupt_at < math.inf:
                 return self._keyboard_interrupt(step)  # noticed as the statement returns
@@ -256,6 +316,61 @@ class _Execution:
                 resolve(self.done, _Ended(Status.ERROR, step.error))
                 return
         resolve(self.done, _Ended(Status.OK))
+
+    async def _call(self, uses: tuple[ToolUse, ...]) -> list[dict[str, Any]] | None:
+        """Send the uses' requests together and wait for every reply; None: interrupted first."""
+        loop = asyncio.get_running_loop()
+        jobs = []
+        for use in uses:
+            self._calls += 1
+            jobs.append(loop.create_task(self._answer(use.request(self._calls))))
+        waiting = asyncio.gather(*jobs)
+        try:
+            while not waiting.done():
+                stop = math.inf if self._interrupt_at is None else self._interrupt_at
+                if stop <= clock.now():
+                    return None  # KeyboardInterrupt in the stub's wait; the calls are dropped
+                wake = self._wake = loop.create_future()
+                waiting.add_done_callback(functools.partial(_wake_up, wake))
+                handle = loop.call_at(stop, resolve, wake, False) if stop < math.inf else None
+                try:
+                    await wake
+                finally:
+                    self._wake = None
+                    if handle is not None:
+                        handle.cancel()
+            return waiting.result()
+        finally:
+            if not waiting.done():
+                waiting.cancel()  # interrupted, or the execution was ended from outside
+                await asyncio.gather(waiting, return_exceptions=True)
+
+    async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The handler's reply, as a backend would relay it (its own failure becomes one)."""
+        if self._tools is None:
+            return _tool_error(request["tool"], "RuntimeError", "this execution was given no tools")
+        try:
+            return dict(await self._tools(request))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the handler's own failure goes to the code
+            return _tool_error(request["tool"], type(exc).__name__, str(exc))
+
+    def _use(
+        self, step: _Step, uses: tuple[ToolUse, ...], replies: list[dict[str, Any]]
+    ) -> ErrorInfo | None:
+        """What the statement does with the replies: print them, or raise the first error."""
+        for use, reply in zip(uses, replies, strict=True):
+            try:
+                value = wire.reply_value(reply)
+            except wire.ToolError as exc:
+                if not use.catch:
+                    return _error(step.filename, step.text, step.lineno, "ToolError", str(exc))
+                self._emit(Output("stdout", f"{exc}\n"))
+                continue
+            if use.prints:
+                self._emit(Output("stdout", f"{value}\n"))
+        return None
 
     async def _until(self, when: float) -> bool:
         """Wait until ``when``; False when a KeyboardInterrupt takes effect first."""
@@ -288,6 +403,27 @@ class _Execution:
         except Exception as exc:  # noqa: BLE001 - raised from execute() once the code ended
             if self.callback_error is None:
                 self.callback_error = exc
+
+
+def _timeline(step: _Step) -> list[tuple[float, Output | tuple[ToolUse, ...]]]:
+    """The statement's outputs and tool calls in the order of its own time (output first)."""
+    groups: dict[float, list[ToolUse]] = {}
+    for use in step.uses:
+        groups.setdefault(use.at, []).append(use)
+    calls = [(at, tuple(uses)) for at, uses in groups.items()]
+    events: list[tuple[float, int, Output | tuple[ToolUse, ...]]] = [
+        (at, 0, output) for at, output in step.outputs
+    ] + [(at, 1, uses) for at, uses in calls]
+    events.sort(key=lambda e: (e[0], e[1]))
+    return [(at, what) for at, _, what in events]
+
+
+def _wake_up(wake: asyncio.Future[bool], _: object) -> None:
+    resolve(wake, True)
+
+
+def _tool_error(tool: str, kind: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "tool": tool, "error": {"type": kind, "message": message}}
 
 
 def _error(
@@ -414,7 +550,7 @@ class FakeSession(Supervised, Session):
                 await self._boot(None)
             call = ExecuteCall(code, clock.now(), self.interpreters)
             self.calls.append(call)
-            run = _Execution(self._plan(code, len(self.calls)), on_output)
+            run = _Execution(self._plan(code, len(self.calls)), on_output, tools)
             self._running = run
             try:
                 escalation = await supervisor.supervise(
@@ -573,6 +709,7 @@ class FakeSession(Supervised, Session):
             error=error,
             interrupt_delay=math.inf if rule.hang else rule.interrupt_delay,
             dies=rule.dies,
+            uses=tuple(rule.tools),
         )
 
 
