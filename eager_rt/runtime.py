@@ -65,6 +65,7 @@ from eager_rt.failure import Failure, fail_execution, fail_source, fail_syntax, 
 from eager_rt.policy import BatchPolicy, DefaultPolicy, checked_take
 from eager_rt.result import BatchRecord, ChunkRecord, RunError, RunResult, RunStatus
 from eager_rt.sources.boundary import is_boundary
+from eager_rt.speculation import Speculator
 from eager_rt.sync import Portal, SyncSession
 from eager_rt.tools import Approval, Tool, ToolHost, as_tools, stub_source
 
@@ -165,6 +166,8 @@ class _StreamRun:
         chunker: Chunker | None,
         tools: Iterable[Tool | Callable[..., Any]] | None = None,
         approve: Approval | None = None,
+        speculate: bool | Iterable[str] = False,
+        max_speculative: int = 8,
     ) -> None:
         if mode not in ("eager", "serial"):
             raise ValueError(f"mode must be 'eager' or 'serial', not {mode!r}")
@@ -190,6 +193,11 @@ class _StreamRun:
                 on_call=lambda call: self.emit(ToolCallStarted(call, self.now())),
                 on_return=lambda call: self.emit(ToolCallFinished(call, self.now())),
             )
+        self.speculator: Speculator | None = None
+        if speculate is not False:
+            if self.tool_host is None:
+                raise ValueError("speculate= needs tools=")
+            self.speculator = Speculator(self.tool_host, speculate, max_in_flight=max_speculative)
 
         self.text_parts: list[str] = []
         self.piece_ends: list[int] = []  # stream offset just past each piece
@@ -253,6 +261,10 @@ class _StreamRun:
                 self.text_parts.append(piece)
                 self.piece_ends.append(offset)
                 self.piece_times.append(t)
+                # before the chunker, so calls start sooner; a site waiting for session
+                # values wakes the consumer, which reads them when it is idle
+                if self.speculator is not None and not self.halted and self.speculator.feed(piece):
+                    self.changed.set()
                 self.accept(self.chunker.feed(piece))
                 if self.stop_requested:
                     self.gen_end = t
@@ -311,6 +323,8 @@ class _StreamRun:
             if batch is None:
                 if self.generation_over and not self.pending:
                     break
+                if self.speculator is not None and await self.speculator.peek(self.session):
+                    continue  # idle: read the session values waiting call sites need
                 self.changed.clear()
                 await self.changed.wait()
                 continue
@@ -358,6 +372,8 @@ class _StreamRun:
             sent = "\n" * (batch[0].chunk.lineno - 1) + code
         if sent.startswith("\ufeff"):
             sent = sent[1:]  # a stream's byte-order mark is not code (the tokenizer skips it too)
+        if self.speculator is not None:  # this code's calls are about to be made for real
+            self.speculator.executing(len(self.code) if whole_program else batch[-1].chunk.end)
         t_start = self.now()
         self.emit(ExecutionStarted(index, tuple(r.chunk.index for r in batch), code, t_start))
 
@@ -408,6 +424,8 @@ class _StreamRun:
             raise _unwrap(group_error) from None
         finally:
             await self.pieces.aclose()
+            if self.tool_host is not None:
+                await self.tool_host.end_speculation()  # unclaimed calls: cancelled, wasted
         return self.result()
 
     def result(self) -> RunResult:
@@ -463,6 +481,8 @@ async def arun_stream(
     chunker: Chunker | None = None,
     tools: Iterable[Tool | Callable[..., Any]] | None = None,
     approve: Approval | None = None,
+    speculate: bool | Iterable[str] = False,
+    max_speculative: int = 8,
 ) -> RunResult:
     """Run the code in ``tokens`` on ``session`` while it is being generated.
 
@@ -479,6 +499,13 @@ async def arun_stream(
     defined in the session before the code runs, and every call is in
     ``RunResult.tool_calls``. ``approve`` decides the calls of tools declared
     ``requires_approval=True`` (sync or async; False denies).
+
+    ``speculate`` (True, or a list of tool names) starts calls of read-only
+    tools while the model is still writing them: literal arguments, loop
+    variables over known values, and names bound in the session to plain data
+    (:mod:`eager_rt.speculation`); at most ``max_speculative`` at once. The code
+    gets the result when it makes the same call; calls it never makes are
+    cancelled at the end and reported (``ToolCall.wasted``).
     """
     if policy is None:
         policy = DefaultPolicy(
@@ -498,6 +525,8 @@ async def arun_stream(
         chunker=chunker,
         tools=tools,
         approve=approve,
+        speculate=speculate,
+        max_speculative=max_speculative,
     )
     return await run.run()
 

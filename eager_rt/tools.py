@@ -23,12 +23,16 @@ import asyncio
 import inspect
 import json
 import keyword
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from eager_rt import clock
 from eager_rt.backends import _tool_wire as wire
+
+if TYPE_CHECKING:
+    from eager_rt.speculation import SpeculationSummary
 
 __all__ = [
     "Approval",
@@ -36,6 +40,8 @@ __all__ = [
     "ToolCall",
     "ToolHost",
     "as_tools",
+    "canonical",
+    "stub_arguments",
     "stub_source",
     "tool",
 ]
@@ -217,6 +223,10 @@ class ToolCall:
     speculative: bool = False  #: started by the runtime ahead of the code
     claimed: bool = True  #: the code made this call (a speculative one the code never made: False)
     approved: bool | None = None  #: for tools that require approval
+    #: a speculative call's arguments came from ``"literal"`` text or ``"session"`` values
+    origin: str | None = None
+    #: when the code made a speculative call (s from the run's start; None: never)
+    claimed_at: float | None = None
 
     @property
     def wasted(self) -> bool:
@@ -227,10 +237,54 @@ class ToolCall:
     def duration(self) -> float | None:
         return None if self.ended is None else self.ended - self.started
 
+    @property
+    def hidden(self) -> float:
+        """Seconds of this call the code did not wait for (it ran ahead, speculatively)."""
+        if not self.speculative or self.claimed_at is None or self.ended is None:
+            return 0.0
+        return max(0.0, min(self.ended, self.claimed_at) - self.started)
+
 
 def canonical(arguments: Mapping[str, Any]) -> str:
     """One text per argument set, for matching a call against a speculated one."""
     return json.dumps(wire.encode(dict(arguments)), sort_keys=True, separators=(",", ":"))
+
+
+def stub_arguments(t: Tool, bound: inspect.BoundArguments) -> dict[str, Any]:
+    """What ``t``'s stub sends for a call bound to its signature: every parameter, by name.
+
+    A default the stub can write as a literal is sent as its value, any other
+    as ``TOOL_DEFAULT``; ``*args`` as a list, ``**kwargs`` as a dict. The
+    result has crossed the wire codec, as the stub's arguments do (tuples
+    come back as lists), so it matches a real call's decoded arguments.
+    """
+    named: dict[str, Any] = {}
+    for p in t.signature.parameters.values():
+        if p.name in bound.arguments:
+            value = bound.arguments[p.name]
+        elif p.kind is p.VAR_POSITIONAL:
+            value = ()
+        elif p.kind is p.VAR_KEYWORD:
+            value = {}
+        else:
+            literal = _literal(p.default)
+            value = p.default if literal is not None else wire.TOOL_DEFAULT
+        named[p.name] = value
+    decoded: dict[str, Any] = wire.decode(wire.encode(named))
+    return decoded
+
+
+@dataclass(slots=True)
+class _Speculation:
+    """A call started ahead of the code (or queued to start), until the code claims it."""
+
+    tool: Tool
+    named: dict[str, Any]
+    args: list[Any]
+    kwargs: dict[str, Any]
+    origin: str
+    record: ToolCall | None = None
+    task: asyncio.Task[Reply] | None = None
 
 
 class ToolHost:
@@ -257,6 +311,13 @@ class ToolHost:
         self.on_return = on_return
         self.calls: list[ToolCall] = []
         self._validated: dict[str, Callable[..., Any]] = {}
+        # speculation (see eager_rt.speculation): off until allow_speculation()
+        self._speculable: frozenset[str] = frozenset()
+        self._max_speculative = 0
+        self._speculative: dict[str, deque[_Speculation]] = {}  # by call key
+        self._queued: deque[_Speculation] = deque()  # waiting for a slot
+        self._in_flight = 0
+        self._speculation_over = False
 
     # ------------------------------------------------------------------ the handler
 
@@ -272,7 +333,20 @@ class ToolHost:
             args, kwargs = self._rebuild(t, named)
         except (TypeError, ValueError) as exc:
             return _error(name, type(exc).__name__, str(exc))
+        spec = self._claim(t, named) if self._speculative else None
+        if spec is not None and spec.task is not None and spec.record is not None:
+            spec.record.claimed = True
+            spec.record.claimed_at = clock.now() - self.t0
+            return await asyncio.shield(spec.task)  # its reply, error included, as made
         record = self._record(t, named)
+        return await self._perform(t, named, args, kwargs, record)
+
+    async def _perform(
+        self, t: Tool, named: dict[str, Any], args: list[Any], kwargs: dict[str, Any],
+        record: ToolCall,
+    ) -> Reply:  # fmt: skip
+        """Run one call and make its reply (the code's call or a speculative one)."""
+        name = t.name
         try:
             if t.requires_approval:
                 record.approved = await self._approved(t, named)
@@ -283,8 +357,117 @@ class ToolHost:
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the sandbox
             self._finish(record, exc)
             return _error(name, type(exc).__name__, str(exc))
+        except asyncio.CancelledError:
+            if record.speculative and record.ended is None:  # ended by end_speculation()
+                why = "cancelled at the end of the run" + ("" if record.claimed else ", unclaimed")
+                self._finish(record, asyncio.CancelledError(why))
+            raise
         self._finish(record, None)
         return {"ok": True, "tool": name, "value": encoded}
+
+    # ------------------------------------------------------------------ speculation
+
+    def allow_speculation(self, names: Iterable[str], *, max_in_flight: int = 8) -> None:
+        """Let :meth:`speculate` start calls of ``names`` (read-only tools only), N at a time."""
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, not {max_in_flight!r}")
+        allowed = frozenset(names)
+        for name in allowed:
+            t = self.tools.get(name)
+            if t is None or not t.read_only or t.requires_approval:
+                raise ValueError(f"tool {name!r} may not be speculated (read-only tools only)")
+        self._speculable = allowed
+        self._max_speculative = max_in_flight
+
+    def speculate(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        origin: str = "literal",
+    ) -> bool:
+        """Start ``name(*args, **kwargs)`` ahead of the code; False if it may not or cannot.
+
+        The arguments are bound to the tool's signature as its stub would send
+        them, so ``weather("Oslo")`` and ``weather(city="Oslo")`` are one call.
+        At most ``max_in_flight`` run at once; more wait for a slot. When the
+        code makes the same call (name and canonical arguments), it receives
+        this call's reply instead of a new call.
+        """
+        t = self.tools.get(name)
+        if t is None or name not in self._speculable or self._speculation_over:
+            return False
+        if not t.read_only or t.requires_approval:  # allow_speculation checked; never relax it
+            return False
+        try:
+            named = stub_arguments(t, t.signature.bind(*args, **(kwargs or {})))
+            real_args, real_kwargs = self._rebuild(t, named)
+            key = _key(t, named)
+        except (TypeError, ValueError):
+            return False  # the real call fails the same way, without us
+        spec = _Speculation(t, named, real_args, real_kwargs, origin)
+        self._speculative.setdefault(key, deque()).append(spec)
+        self._queued.append(spec)
+        self._pump()
+        return True
+
+    def _pump(self) -> None:
+        while self._queued and self._in_flight < self._max_speculative:
+            spec = self._queued.popleft()
+            spec.record = self._record(spec.tool, spec.named, speculative=True, origin=spec.origin)
+            spec.task = asyncio.get_running_loop().create_task(
+                self._perform(spec.tool, spec.named, spec.args, spec.kwargs, spec.record),
+                name=f"eager_rt-speculative-{spec.tool.name}",
+            )
+            self._in_flight += 1
+            spec.task.add_done_callback(self._landed)
+
+    def _landed(self, _task: asyncio.Task[Reply]) -> None:
+        self._in_flight -= 1
+        if not self._speculation_over:
+            self._pump()
+
+    def _claim(self, t: Tool, named: dict[str, Any]) -> _Speculation | None:
+        """The oldest speculation of this exact call; one not started yet is dropped."""
+        try:
+            key = _key(t, named)
+        except TypeError:
+            return None
+        entries = self._speculative.get(key)
+        if not entries:
+            return None
+        spec = entries.popleft()
+        if not entries:
+            del self._speculative[key]
+        if spec.task is None:
+            self._queued.remove(spec)  # the code got there first: it makes the call itself
+            return None
+        return spec
+
+    async def end_speculation(self) -> None:
+        """The run is over: cancel what the code never claimed (recorded as wasted).
+
+        Calls still queued are dropped unrecorded. An async tool is cancelled;
+        a sync tool's thread cannot be stopped and finishes on its own, its
+        result discarded.
+        """
+        self._speculation_over = True
+        self._queued.clear()
+        unclaimed = [s for entries in self._speculative.values() for s in entries]
+        self._speculative.clear()
+        tasks = [s.task for s in unclaimed if s.task is not None and not s.task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def speculation(self) -> SpeculationSummary:
+        """Calls speculated from literals and from session values, claimed and wasted so far."""
+        from eager_rt.speculation import summarize
+
+        return summarize(self.calls)
 
     # ------------------------------------------------------------------ pieces
 
@@ -353,7 +536,10 @@ class ToolHost:
             verdict = await verdict
         return bool(verdict)
 
-    def _record(self, t: Tool, named: dict[str, Any], *, speculative: bool = False) -> ToolCall:
+    def _record(
+        self, t: Tool, named: dict[str, Any], *, speculative: bool = False,
+        origin: str | None = None,
+    ) -> ToolCall:  # fmt: skip
         shown = {k: v for k, v in named.items() if v is not wire.TOOL_DEFAULT}
         record = ToolCall(
             id=len(self.calls) + 1,
@@ -363,6 +549,7 @@ class ToolHost:
             read_only=t.read_only,
             speculative=speculative,
             claimed=not speculative,
+            origin=origin,
         )
         self.calls.append(record)
         if self.on_call is not None:
@@ -376,6 +563,11 @@ class ToolHost:
             record.error = f"{type(error).__name__}: {error}"
         if self.on_return is not None:
             self.on_return(record)
+
+
+def _key(t: Tool, named: Mapping[str, Any]) -> str:
+    """One text per call: the tool's name and its canonical arguments."""
+    return t.name + "\x00" + canonical(named)
 
 
 def _error(tool: str, kind: str, message: str) -> Reply:
