@@ -42,6 +42,9 @@ class ChunkRecord:
     t_exec_start: float | None = None
     t_exec_end: float | None = None
     batch: int | None = None
+    #: its code unit ended normally after it (a boundary, or the end of the stream):
+    #: nothing the model writes later can belong to the same unit
+    unit_complete: bool = False
 
     @property
     def ran(self) -> bool:
@@ -110,6 +113,10 @@ class RunResult:
     source_info: dict[str, Any] = field(default_factory=dict)
     #: every host tool call, in the order they started (see :mod:`eager_rt.tools`)
     tool_calls: list[ToolCall] = field(default_factory=list)
+    #: the stream's timeline: the offset just past each piece, and when it arrived
+    #: (s from the start); what the latency model reads tool calls' text times from
+    piece_ends: list[int] = field(default_factory=list)
+    piece_times: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -62,7 +62,13 @@ from eager_rt.events import (
 )
 from eager_rt.executor import BackendError, Output, Session
 from eager_rt.failure import Failure, fail_execution, fail_source, fail_syntax, locate_failure
-from eager_rt.policy import BatchPolicy, DefaultPolicy, checked_take
+from eager_rt.policy import (
+    BatchPolicy,
+    DefaultPolicy,
+    HoldSideEffects,
+    checked_take,
+    runnable_at_end,
+)
 from eager_rt.result import BatchRecord, ChunkRecord, RunError, RunResult, RunStatus
 from eager_rt.sources.boundary import is_boundary
 from eager_rt.speculation import Speculator
@@ -168,6 +174,7 @@ class _StreamRun:
         approve: Approval | None = None,
         speculate: bool | Iterable[str] = False,
         max_speculative: int = 8,
+        hold_side_effects: bool = False,
     ) -> None:
         if mode not in ("eager", "serial"):
             raise ValueError(f"mode must be 'eager' or 'serial', not {mode!r}")
@@ -198,6 +205,12 @@ class _StreamRun:
             if self.tool_host is None:
                 raise ValueError("speculate= needs tools=")
             self.speculator = Speculator(self.tool_host, speculate, max_in_flight=max_speculative)
+        if hold_side_effects:
+            if self.tool_host is None:
+                raise ValueError("hold_side_effects= needs tools=")
+            acting = [t.name for t in self.tool_host.tools.values() if not t.read_only]
+            self.policy = HoldSideEffects(policy, acting)
+        self.held_back: list[ChunkRecord] = []  # held statements whose code unit never completed
 
         self.text_parts: list[str] = []
         self.piece_ends: list[int] = []  # stream offset just past each piece
@@ -251,6 +264,7 @@ class _StreamRun:
                 if is_boundary(piece):
                     # the source knows the code unit ended: its last statement is complete
                     self.accept(self.chunker.flush())
+                    self.unit_complete()
                     if self.stop_requested:
                         self.gen_end = t
                         return
@@ -270,6 +284,7 @@ class _StreamRun:
                     self.gen_end = t
                     return
             self.accept(self.chunker.close())
+            self.unit_complete()
             self.gen_end = self.piece_times[-1] if self.piece_times else self.now()
         except asyncio.CancelledError:
             self.gen_end = self.now()
@@ -296,6 +311,14 @@ class _StreamRun:
                 if self.mode == "eager" and self.on_error == "interrupt":
                     self.stop_generation(f"syntax error at line {chunk.lineno}")
             self.changed.set()
+
+    def unit_complete(self) -> None:
+        """The code unit ended normally: no later text can belong to its statements."""
+        for record in reversed(self.records):
+            if record.unit_complete:
+                break
+            record.unit_complete = True
+        self.changed.set()
 
     def stop_generation(self, reason: str) -> None:
         """Stop pulling tokens now; the source is closed when the producer unwinds."""
@@ -355,6 +378,13 @@ class _StreamRun:
         pending = self.pending
         if not pending:
             return None
+        if self.generation_over:
+            keep = runnable_at_end(self.policy, tuple(pending))
+            if keep < len(pending):
+                self.held_back.extend(pending[keep:])  # never run: their unit never completed
+                del pending[keep:]
+                if not pending:
+                    return None
         n = checked_take(self.policy, tuple(pending), self.generation_over)
         if n == 0:
             return None
@@ -436,7 +466,10 @@ class _StreamRun:
         nel_s = sum(max(0.0, b.t_end - max(b.t_start, gen_s)) for b in self.batches)
         status: RunStatus = "ok" if self.error is None else _KIND_TO_RUN_STATUS[self.error.kind]
         if self.error is not None:
-            self.error.not_run = self.code[self.error_after :]
+            after = self.error_after
+            if self.held_back:
+                after = min(after, self.held_back[0].chunk.start)
+            self.error.not_run = self.code[after:]
         result = RunResult(
             code=self.code,
             status=status,
@@ -455,6 +488,8 @@ class _StreamRun:
             e2el_s=max(gen_s, last_end),
             source_info=self.pieces.info(),
             tool_calls=list(self.tool_host.calls) if self.tool_host is not None else [],
+            piece_ends=list(self.piece_ends),
+            piece_times=list(self.piece_times),
         )
         self.emit(Finished(result, self.now()))
         return result
@@ -483,6 +518,7 @@ async def arun_stream(
     approve: Approval | None = None,
     speculate: bool | Iterable[str] = False,
     max_speculative: int = 8,
+    hold_side_effects: bool = False,
 ) -> RunResult:
     """Run the code in ``tokens`` on ``session`` while it is being generated.
 
@@ -506,6 +542,11 @@ async def arun_stream(
     (:mod:`eager_rt.speculation`); at most ``max_speculative`` at once. The code
     gets the result when it makes the same call; calls it never makes are
     cancelled at the end and reported (``ToolCall.wasted``).
+
+    ``hold_side_effects`` holds every statement that mentions a tool that is
+    not read-only until its code unit is complete (the stream's end, or a
+    boundary such as a closed code fence); if the unit never completes, it
+    never runs (:class:`~eager_rt.policy.HoldSideEffects`, ``docs/tools.md``).
     """
     if policy is None:
         policy = DefaultPolicy(
@@ -527,6 +568,7 @@ async def arun_stream(
         approve=approve,
         speculate=speculate,
         max_speculative=max_speculative,
+        hold_side_effects=hold_side_effects,
     )
     return await run.run()
 
