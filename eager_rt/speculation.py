@@ -51,6 +51,7 @@ __all__ = [
     "SpeculationSummary",
     "Speculator",
     "eligible_tools",
+    "expand",
     "summarize",
 ]
 
@@ -405,12 +406,15 @@ class Scanner:
             return None
         loops: list[tuple[ast.expr, ast.expr]] = []
         local: set[str] = set()
-        for block in self.blocks:
+        rebound: set[str] = set()  # names assigned in a block or a block inside it
+        for block in reversed(self.blocks):
+            rebound |= block.assigned
             local |= block.assigned
-            if block.loop is not None:
+            if block.loop is not None and not block.targets & rebound:
                 loops.append(block.loop)
             else:
-                local |= block.targets
+                local |= block.targets  # a loop variable the body rebinds: unknowable
+        loops.reverse()
         return CallSite(tool, node, start, loops, frozenset(local))
 
 
@@ -707,6 +711,40 @@ def _loaded_names(node: ast.AST) -> set[str]:
     }
 
 
+_METHOD_NAMES = frozenset().union(*_SAFE_METHODS.values())
+#: expressions the evaluator never attempts (they run code or need control flow)
+_NEVER = (
+    ast.Lambda,
+    ast.Await,
+    ast.NamedExpr,
+    ast.Yield,
+    ast.YieldFrom,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.IfExp,
+    ast.Compare,
+    ast.BoolOp,
+)
+
+
+def _evaluable(node: ast.AST) -> bool:
+    """Whether ``node`` could be evaluated without running code (calls only known functions)."""
+    for n in ast.walk(node):
+        if isinstance(n, _NEVER):
+            return False
+        if isinstance(n, ast.Call):
+            func = n.func
+            if isinstance(func, ast.Name) and func.id not in _FUNCTIONS:
+                return False
+            if isinstance(func, ast.Attribute) and func.attr not in _METHOD_NAMES:
+                return False
+            if not isinstance(func, (ast.Name, ast.Attribute)):
+                return False
+    return True
+
+
 def _arg_names(call: ast.Call) -> set[str]:
     """The names a call's arguments read."""
     names: set[str] = set()
@@ -729,11 +767,15 @@ def expand(
 ) -> _Expansion | None:
     """The calls ``site`` will make, given the session's values; None: cannot be known."""
     call = site.call
+    if not all(_evaluable(a) for a in [*call.args, *(k.value for k in call.keywords)]):
+        return None
     needed = _arg_names(call)
     relevant: list[tuple[ast.expr, ast.expr]] = []
     for target, iterable in reversed(site.loops):
         bound = _stored_names(target)
         if bound & needed:
+            if not _evaluable(iterable):
+                return None
             relevant.append((target, iterable))
             needed = (needed - bound) | _loaded_names(iterable)
     relevant.reverse()
