@@ -157,6 +157,7 @@ class RunResult:
             "ttft_s": self.ttft_s,
             "chunks": sum(1 for r in self.chunks if r.chunk.runnable),
             "batches": len(self.batches),
+            "tool_calls": len(self.tool_calls),
             "stdout": self.stdout,
         }
 
@@ -206,5 +207,29 @@ class RunResult:
                 }
                 for b in self.batches
             ],
+            "tool_calls": [_call_dict(c) for c in self.tool_calls],
+            "ledger": [c.id for c in self.ledger],
             "source": self.source_info,
         }
+
+
+def _call_dict(call: ToolCall) -> dict[str, Any]:
+    """A tool call record as JSON-ready values (bytes arguments in the wire's form)."""
+    from eager_rt.backends import _tool_wire as wire
+
+    return {
+        "id": call.id,
+        "tool": call.tool,
+        "arguments": wire.encode(call.arguments),
+        "started": call.started,
+        "ended": call.ended,
+        "ok": call.ok,
+        "error": call.error,
+        "read_only": call.read_only,
+        "speculative": call.speculative,
+        "claimed": call.claimed,
+        "wasted": call.wasted,
+        "approved": call.approved,
+        "origin": call.origin,
+        "claimed_at": call.claimed_at,
+    }

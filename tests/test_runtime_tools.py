@@ -8,6 +8,7 @@ checked on every backend in ``tests/conformance/test_tools.py``.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -305,6 +306,9 @@ async def test_the_ledger_lists_side_effects_in_order_with_failures_without_deni
         ("transfer", {"amount": 5}),
     ]
     assert result.ledger[1].error == "LookupError: no such recipient"
+    data = json.loads(json.dumps(result.to_dict()))  # JSON-ready, as `eager run --json` prints
+    assert data["ledger"] == [2, 3, 5]
+    assert data["tool_calls"][3]["approved"] is False
     # every call is reported live: started, then finished, at the record's own times
     reported = [
         (type(e).__name__, e.call.id, e.t)
