@@ -7,6 +7,11 @@ pieces) goes through the runtime, statements run while the model is still
 writing, and the outcome comes back as a :class:`TurnResult` that is ready to
 send: ``text`` for the model, ``data`` for programs.
 
+The code may call host tools (``tools=``, as for
+:func:`~eager_rt.runtime.arun_stream`); on failure the text also lists the
+side-effecting calls that already ran (``RunResult.ledger``), so the model
+does not repeat them when it continues.
+
 On failure the result gives what the paper found repairs best from: the code
 that ran, the failing statement with its traceback, and a plain statement that
 nothing after it ran; the code generated after it is left out on purpose (the
@@ -25,7 +30,7 @@ from collections.abc import AsyncIterable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from eager_rt.events import Event, ExecutionFinished, ExecutionStarted
+from eager_rt.events import Event, ExecutionFinished, ExecutionStarted, ToolCallFinished
 from eager_rt.executor import ExecResult, Output, Session
 from eager_rt.result import RunResult
 from eager_rt.runtime import arun_stream
@@ -40,6 +45,7 @@ from eager_rt.sources.llm import (
 )
 from eager_rt.sources.tool_json import ToolArgumentsError
 from eager_rt.sync import SyncSession
+from eager_rt.tools import Tool, ToolCall
 
 __all__ = ["STREAMABLE_CODE_PROMPT", "TurnResult", "arun_turn", "as_source", "run_turn"]
 
@@ -91,16 +97,23 @@ class TurnResult:
     def openai_responses_items(self) -> list[dict[str, Any]]:
         """``function_call_output`` (or ``custom_tool_call_output``) items for the next request."""
         return [
-            {"type": "custom_tool_call_output" if call.raw else "function_call_output",
-             "call_id": call.call_id, "output": self._text_for(i)}
+            {
+                "type": "custom_tool_call_output" if call.raw else "function_call_output",
+                "call_id": call.call_id,
+                "output": self._text_for(i),
+            }
             for i, call in enumerate(self._calls())
         ]
 
     def anthropic_content(self) -> list[dict[str, Any]]:
         """``tool_result`` blocks for the next user message (Anthropic Messages)."""
         return [
-            {"type": "tool_result", "tool_use_id": cid, "content": self._text_for(i),
-             "is_error": not self.ok}
+            {
+                "type": "tool_result",
+                "tool_use_id": cid,
+                "content": self._text_for(i),
+                "is_error": not self.ok,
+            }
             for i, cid in enumerate(self._call_ids())
         ]
 
@@ -114,7 +127,7 @@ def as_source(
     *,
     started: float | None = None,
     on_segment: Callable[[Segment], None] | None = None,
-    tools: Collection[str] | None = None,
+    code_tools: Collection[str] | None = None,
     argument: str = "code",
     fences: bool = True,
 ) -> Any:
@@ -122,6 +135,8 @@ def as_source(
 
     Our adapters pass through; SDK streams (sync or async, any supported API)
     are wrapped with API detection; anything else is taken as code pieces.
+    ``code_tools`` names the model's tool calls whose ``argument`` is code
+    (None: every tool call).
     """
     if isinstance(stream, ModelSource | AsyncModelSource):
         return stream
@@ -130,7 +145,11 @@ def as_source(
     module = type(stream).__module__.split(".", 1)[0]
     if module in ("openai", "anthropic"):
         return model_source(
-            stream, started=started, on_segment=on_segment, tools=tools, argument=argument,
+            stream,
+            started=started,
+            on_segment=on_segment,
+            tools=code_tools,
+            argument=argument,
             fences=fences,
         )
     if isinstance(stream, AsyncIterable | Iterable):
@@ -145,11 +164,12 @@ async def arun_turn(
     started: float | None = None,
     on_segment: Callable[[Segment], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
-    tools: Collection[str] | None = None,
+    code_tools: Collection[str] | None = None,
     argument: str = "code",
     fences: bool = True,
     exec_timeout: float | None = None,
     max_output_chars: int = 8000,
+    tools: Iterable[Tool | Callable[..., Any]] | None = None,
     **runtime_options: Any,
 ) -> TurnResult:
     """Run the model's code eagerly on ``session`` and build the tool result.
@@ -157,17 +177,36 @@ async def arun_turn(
     ``started``: an :func:`eager_rt.clock.now` reading taken before the request,
     so time to first token includes the request. ``max_output_chars`` bounds
     the output quoted in ``text`` (head and tail kept; ``data`` has it all).
+    ``code_tools``: the names of the model's tool calls that carry code (see
+    :func:`as_source`). ``tools``: host functions the code may call, and any
+    other option of :func:`~eager_rt.runtime.arun_stream` (``approve``,
+    ``speculate``, ``hold_side_effects`` ...) passes through.
     """
+    if tools is not None:
+        tools = list(tools)
+        if any(isinstance(t, str) for t in tools):
+            raise TypeError(
+                "tools= takes host functions the code may call; the names of the "
+                "model's tool calls that carry code go in code_tools="
+            )
+        runtime_options["tools"] = tools
     source = as_source(
-        stream, started=started, on_segment=on_segment, tools=tools, argument=argument,
+        stream,
+        started=started,
+        on_segment=on_segment,
+        code_tools=code_tools,
+        argument=argument,
         fences=fences,
     )
     stats = source.stats if isinstance(source, ModelSource | AsyncModelSource) else None
     ran: list[tuple[str, ExecResult]] = []
     started_code: dict[int, str] = {}
+    calls: list[ToolCall] = []  # as they finish: what ran, even if the run is cancelled
 
     def watch(event: Event) -> None:
-        if isinstance(event, ExecutionStarted):
+        if isinstance(event, ToolCallFinished):
+            calls.append(event.call)
+        elif isinstance(event, ExecutionStarted):
             started_code[event.batch] = event.code
         elif isinstance(event, ExecutionFinished):
             ran.append((started_code.pop(event.batch, ""), event.result))
@@ -180,11 +219,11 @@ async def arun_turn(
         )
     except (ModelStreamError, ToolArgumentsError) as exc:
         cut = "".join(started_code.values())  # started, then cancelled with the run
-        return _stream_failure(exc, ran, cut, stats, max_output_chars)
+        return _stream_failure(exc, ran, cut, stats, max_output_chars, calls)
     cause = run.error.cause if run.error is not None and run.error.kind == "source" else None
     if isinstance(cause, ModelStreamError | ToolArgumentsError):
         # the runtime finished every complete statement before the cut; nothing was cancelled
-        return _stream_failure(cause, ran, "", stats, max_output_chars)
+        return _stream_failure(cause, ran, "", stats, max_output_chars, run.tool_calls)
     return _from_run(run, stats, max_output_chars)
 
 
@@ -227,6 +266,49 @@ def _outputs_data(outputs: list[Output]) -> list[dict[str, Any]]:
     return [{"kind": o.kind, "text": o.text, "data": o.data} for o in outputs]
 
 
+def _side_effects(calls: list[ToolCall]) -> list[ToolCall]:
+    """The ledger of ``calls``: side-effecting calls that ran (see ``RunResult.ledger``)."""
+    return [c for c in calls if not c.read_only and c.approved is not False]
+
+
+def _ledger_text(calls: list[ToolCall]) -> str:
+    """A sentence listing the side effects that happened, so a repair does not repeat them."""
+    lines = []
+    for c in _side_effects(calls):
+        shown = ", ".join(f"{k}={_clip_repr(v)}" for k, v in c.arguments.items())
+        outcome = "returned" if c.ok else f"failed ({c.error})" if c.ok is False else "unfinished"
+        lines.append(f"- {c.tool}({shown}): {outcome}")
+    if not lines:
+        return ""
+    return "These calls of tools with side effects already ran; do not repeat them:\n" + "\n".join(
+        lines
+    )
+
+
+def _clip_repr(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _calls_data(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    from eager_rt.backends import _tool_wire as wire
+
+    return [
+        {
+            "id": c.id,
+            "tool": c.tool,
+            "arguments": wire.encode(c.arguments),
+            "ok": c.ok,
+            "error": c.error,
+            "read_only": c.read_only,
+            "approved": c.approved,
+            "speculative": c.speculative,
+            "wasted": c.wasted,
+        }
+        for c in calls
+    ]
+
+
 def _fence(code: str) -> str:
     body = code if code.endswith("\n") or not code else code + "\n"
     return f"```python\n{body}```"
@@ -263,6 +345,9 @@ def _from_run(run: RunResult, stats: StreamStats | None, limit: int) -> TurnResu
         if shown.strip():
             lines.append(f"Output before the error:\n{shown}")
         lines.append(_not_run_sentence(run, error.not_run))
+        ledger = _ledger_text(run.tool_calls)
+        if ledger:
+            lines.append(ledger)
         if error.state_lost:
             lines.append(
                 "The session was restarted to recover: variables defined earlier are gone."
@@ -274,7 +359,9 @@ def _from_run(run: RunResult, stats: StreamStats | None, limit: int) -> TurnResu
         "outputs": _outputs_data(outputs),
         "stdout": run.stdout,
         "stderr": run.stderr,
-        "error": None if error is None else {
+        "error": None
+        if error is None
+        else {
             "kind": error.kind,
             "ename": error.ename,
             "evalue": error.evalue,
@@ -286,6 +373,8 @@ def _from_run(run: RunResult, stats: StreamStats | None, limit: int) -> TurnResu
             "state_lost": error.state_lost,
         },
         "stream_closed_early": run.stream_closed_early,
+        "tool_calls": _calls_data(run.tool_calls),
+        "ledger": [c.id for c in _side_effects(run.tool_calls)],
         "metrics": {k: getattr(run, k) for k in ("ttft_s", "gen_s", "exec_s", "nel_s", "e2el_s")},
         "stream": None if stats is None else stats.to_dict(),
     }
@@ -315,6 +404,7 @@ def _stream_failure(
     cut: str,
     stats: StreamStats | None,
     limit: int,
+    calls: list[ToolCall],
 ) -> TurnResult:
     outputs = [o for _, result in ran for o in result.outputs]
     shown = _render_outputs(outputs, limit)
@@ -337,11 +427,15 @@ def _stream_failure(
     else:
         lines.append("No code ran to completion.")
     if cut.strip():
-        lines.append("This code was running when the stream failed and was interrupted:\n"
-                     + _fence(cut))
+        lines.append(
+            "This code was running when the stream failed and was interrupted:\n" + _fence(cut)
+        )
     lines.append(
         "The incomplete statement at the point of failure was not run, nor anything after it."
     )
+    ledger = _ledger_text(calls)
+    if ledger:
+        lines.append(ledger)
     data: dict[str, Any] = {
         "status": status,
         "code": "" if stats is None else stats.code,
@@ -357,8 +451,9 @@ def _stream_failure(
             "pos": getattr(exc, "pos", None),
         },
         "stream_closed_early": False,
+        "tool_calls": _calls_data(calls),
+        "ledger": [c.id for c in _side_effects(calls)],
         "metrics": None,
         "stream": None if stats is None else stats.to_dict(),
     }
     return TurnResult(status, "\n\n".join(lines), data, None, stats, outputs)
-

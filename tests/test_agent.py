@@ -6,6 +6,7 @@ import anthropic
 import openai
 import pytest
 
+import eager_rt
 from eager_rt.agent import STREAMABLE_CODE_PROMPT, arun_turn, run_turn
 from eager_rt.executor import Session
 from eager_rt.sync import SyncSession
@@ -227,3 +228,70 @@ def test_prompt_asks_for_top_level_statements() -> None:
     assert "main()" in STREAMABLE_CODE_PROMPT
     assert "top-level statements" in STREAMABLE_CODE_PROMPT
     assert '__name__ == "__main__"' in STREAMABLE_CODE_PROMPT
+
+
+@pytest.mark.anyio
+async def test_a_turn_with_host_tools(local_session: Session) -> None:
+    def double(n: int) -> int:
+        return 2 * n
+
+    turn = await arun_turn(["x = double(21)\n", "print(x)\n"], local_session, tools=[double])
+    assert turn.ok, turn.text
+    assert turn.data["stdout"] == "42\n"
+    assert [(c["tool"], c["arguments"]) for c in turn.data["tool_calls"]] == [("double", {"n": 21})]
+    assert turn.run is not None and [c.tool for c in turn.run.tool_calls] == ["double"]
+
+
+@pytest.mark.anyio
+async def test_a_failed_turn_lists_the_side_effects_that_already_ran(
+    local_session: Session,
+) -> None:
+    sent: list[str] = []
+
+    def send(to: str, body: str) -> str:
+        sent.append(to)
+        return "ok"
+
+    def lookup(key: str) -> str:
+        return key
+
+    code = [
+        "k = lookup('bob')\n",
+        "send(k, 'hello')\n",
+        "send('ann', 'x' * 500)\n",
+        "1 / 0\n",
+        "send('carl', 'never')\n",
+    ]
+    turn = await arun_turn(code, local_session, tools=[eager_rt.tool(lookup, read_only=True), send])
+    assert turn.status == "error"
+    assert sent == ["bob", "ann"]
+    assert "These calls of tools with side effects already ran; do not repeat them:" in turn.text
+    assert "- send(to='bob', body='hello'): returned" in turn.text
+    assert "lookup(" not in turn.text.split("do not repeat them:")[1]  # read-only: not listed
+    assert "'xxxx" in turn.text and "x" * 200 not in turn.text  # long values are clipped
+    assert turn.data["ledger"] == [2, 3]
+
+
+@pytest.mark.anyio
+async def test_tool_names_of_the_model_are_not_host_tools(local_session: Session) -> None:
+    with pytest.raises(TypeError, match="code_tools="):
+        await arun_turn(["x = 1\n"], local_session, tools={"python"})  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_code_tools_select_the_tool_calls_that_carry_code(local_session: Session) -> None:
+    reply = Reply(
+        tools=[
+            ("search", tool_fragments("print('not me')")),
+            ("python", tool_fragments("print('me')")),
+        ]
+    )
+    with FakeLLM(reply) as llm:
+        client = openai_client(llm)
+        try:
+            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
+            turn = await arun_turn(stream, local_session, code_tools={"python"}, fences=False)
+        finally:
+            await client.close()
+    assert turn.ok, turn.text
+    assert turn.data["stdout"] == "me\n"
