@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from eager_rt.events import Event, Interrupted, OutputEvent
+from eager_rt.events import Event, Interrupted, OutputEvent, ToolCallFinished
 
 __all__ = ["LivePrinter", "describe_bundle"]
 
@@ -40,6 +40,17 @@ class LivePrinter:
             elif output.kind == "display" and output.data is not None:
                 self.out.write(describe_bundle(output.data) + "\n")
                 self.out.flush()
+        elif isinstance(event, ToolCallFinished):
+            call = event.call
+            how = "returned" if call.ok else f"failed: {call.error}"
+            took = f" in {call.duration:.3f}s" if call.duration is not None else ""
+            note = (
+                " (speculative, unclaimed)"
+                if call.wasted
+                else (" (speculative)" if call.speculative else "")
+            )
+            self.err.write(f"eager: tool {call.tool}() #{call.id} {how}{took}{note}\n")
+            self.err.flush()
         elif isinstance(event, Interrupted):
             self.err.write(f"eager: generation stopped early: {event.reason}\n")
             self.err.flush()

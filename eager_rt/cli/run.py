@@ -5,15 +5,25 @@ The script is cut into tokens (:mod:`eager_rt.sources.replay`) and streamed at
 still arriving. ``--mode both`` runs the serial baseline and the eager run on
 fresh sessions, one after the other, and reports the savings. The session runs
 in the script's own directory so relative data paths work.
+
+Host tools: ``--tools MODULE:ATTR`` imports MODULE (the current directory is
+searched first) and takes ATTR: a list of tools, or one function or
+``eager_rt.tool(...)`` declaration. The script calls them by name, as
+generated code would; they run in this process. Tools that require approval
+are denied (there is no one to ask). ``--mode both`` runs the script twice, so
+its tools are called twice.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
+import os
 import statistics
 import sys
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,8 +35,9 @@ from eager_rt.registry import BackendNotFound
 from eager_rt.result import RunResult
 from eager_rt.runtime import Mode, arun_stream
 from eager_rt.sources.replay import replay
+from eager_rt.tools import Tool, as_tools
 
-__all__ = ["add_parser", "measure_setup", "savings"]
+__all__ = ["add_parser", "load_tools", "measure_setup", "savings"]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -51,8 +62,84 @@ def add_parser(subparsers: Any) -> None:
         default="interrupt",
         help="stop generation at the first error (default), or keep generating",
     )
+    tools = parser.add_argument_group("host tools")
+    tools.add_argument(
+        "--tools",
+        dest="tools",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="host tools the script may call: ATTR of MODULE is a list of tools, or one "
+        "function or eager_rt.tool(...); repeatable (e.g. --tools mytools:TOOLS)",
+    )
+    tools.add_argument(
+        "--speculate",
+        action="store_true",
+        help="start calls of read-only tools while the script is still streaming",
+    )
+    tools.add_argument(
+        "--hold-side-effects",
+        action="store_true",
+        help="run statements that mention a tool that is not read-only only once the "
+        "script has streamed to its end",
+    )
     add_backend_arguments(parser)
     parser.set_defaults(handler=handle)
+
+
+def load_tools(spec: str) -> list[Tool | Callable[..., Any]]:
+    """The tools named by ``MODULE:ATTR`` (ATTR may be dotted); errors say what is wrong.
+
+    ATTR is a list (or tuple, set, or dict of name -> tool) of functions and
+    :func:`eager_rt.tool` declarations, or a single one. The current directory
+    is searched first, as ``python -m`` would.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--tools expects MODULE:ATTR, not {spec!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        value: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"--tools {spec}: cannot import {module_name!r}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise ValueError(f"--tools {spec}: {module_name} has no attribute {attr!r}") from None
+    items: Iterable[Any]
+    if isinstance(value, Tool) or (callable(value) and not isinstance(value, type)):
+        items = [value]
+    elif isinstance(value, Mapping):
+        items = list(value.values())
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+    else:
+        raise ValueError(
+            f"--tools {spec}: expected a list of tools, a function or an eager_rt.tool(...), "
+            f"not {type(value).__name__}"
+        )
+    found: list[Tool | Callable[..., Any]] = []
+    for item in items:
+        if not (isinstance(item, Tool) or callable(item)):
+            raise ValueError(f"--tools {spec}: {item!r} is not a function or an eager_rt.tool")
+        found.append(item)
+    return found
+
+
+def _tools_of(args: argparse.Namespace) -> list[Tool | Callable[..., Any]] | None:
+    """Every ``--tools`` option's tools, checked together (names must not clash)."""
+    if not args.tools:
+        if args.speculate or args.hold_side_effects:
+            raise ValueError("--speculate and --hold-side-effects need --tools")
+        return None
+    found = [t for spec in args.tools for t in load_tools(spec)]
+    try:
+        as_tools(found)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--tools: {exc}") from exc
+    return found
 
 
 async def measure_setup(session: Session, repeats: int = 7) -> float:
@@ -72,7 +159,11 @@ def savings(serial: RunResult, eager: RunResult) -> dict[str, float | None]:
 
 
 async def _run_modes(
-    args: argparse.Namespace, text: str, modes: list[Mode], printer: LivePrinter
+    args: argparse.Namespace,
+    text: str,
+    modes: list[Mode],
+    printer: LivePrinter,
+    tools: list[Tool | Callable[..., Any]] | None = None,
 ) -> list[tuple[RunResult, float]]:
     runs: list[tuple[RunResult, float]] = []
     backend = backend_from_args(args)
@@ -101,6 +192,9 @@ async def _run_modes(
                     on_error=args.on_error,
                     exec_timeout=args.exec_timeout,
                     on_event=printer,
+                    tools=tools,
+                    speculate=bool(args.speculate and mode == "eager"),
+                    hold_side_effects=args.hold_side_effects,
                 )
             finally:
                 await session.close()
@@ -118,6 +212,9 @@ def _run_record(run: RunResult, t_setup: float, tps: float) -> dict[str, Any]:
             "lineno": run.error.lineno,
             "statement": run.error.statement,
         }
+    if run.tool_calls:
+        data = run.to_dict()
+        record["tool_calls"], record["ledger"] = data["tool_calls"], data["ledger"]
     if run.mode == "eager" and any(r.ran for r in run.chunks):
         record["model"] = LatencyModel.from_run(run, t_setup).report(run.e2el_s)
     return record
@@ -148,6 +245,18 @@ def _print_summary(runs: list[tuple[RunResult, float]], out: TextIO) -> None:
                 f"model:  lower bound {lower:.3f}s, measured E2EL {run.e2el_s / lower:.3f}x "
                 f"of it; regime {model.regime()}; T_setup {t_setup * 1000:.2f} ms\n"
             )
+            if model.tools:
+                hidden = model.tool_hidden_s() / model.tool_s() if model.tool_s() > 0 else 0.0
+                out.write(
+                    f"tools:  {len(model.tools)} calls, {model.tool_s():.3f}s, {hidden:.0%} "
+                    f"hidden behind generation; optimum {model.e2el_optimum():.3f}s "
+                    f"(measured E2EL {run.e2el_s / model.e2el_optimum():.3f}x of it), "
+                    f"{model.hideable_s():.3f}s more could be hidden\n"
+                )
+    for run, _ in runs:
+        if run.ledger:
+            calls = ", ".join(f"{c.tool}#{c.id}" for c in run.ledger)
+            out.write(f"ledger ({run.mode}): side effects that ran: {calls}\n")
     if len(runs) == 2:
         saved = savings(runs[0][0], runs[1][0])
         parts = [
@@ -168,11 +277,16 @@ def handle(args: argparse.Namespace) -> int:
         print("eager run: --tps must be positive", file=sys.stderr)
         return 2
     text = script.read_text(encoding="utf-8")
+    try:
+        tools = _tools_of(args)
+    except ValueError as exc:
+        print(f"eager run: {exc}", file=sys.stderr)
+        return 2
     modes: list[Mode] = ["serial", "eager"] if args.mode == "both" else [args.mode]
     script_out = sys.stderr if args.json else sys.stdout
     printer = LivePrinter(script_out, sys.stderr)
     try:
-        runs = asyncio.run(_run_modes(args, text, modes, printer))
+        runs = asyncio.run(_run_modes(args, text, modes, printer, tools))
     except (BackendNotFound, BackendError) as exc:
         print(f"eager run: {exc}", file=sys.stderr)
         return 2
