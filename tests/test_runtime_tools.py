@@ -155,6 +155,29 @@ async def test_a_unit_cut_by_a_syntax_error_does_not_act() -> None:
     assert result.stream_closed_early
 
 
+async def test_holding_still_speculates_read_only_calls() -> None:
+    rules = [
+        sends("bob"),
+        Rule(re.compile(r"^r = "), tools=[ToolUse("lookup", {"key": "a"}, prints=False)]),
+    ]
+    session = await started(*rules)
+    steps = [(0.0, "send('bob')\n"), (1.0, "r = lookup('a')\n"), (5.0, BOUNDARY)]
+    result = await arun_stream(
+        ScriptedSource(steps),
+        session,
+        tools=[tool(lookup, read_only=True), send],
+        hold_side_effects=True,
+        speculate=True,
+    )
+    assert result.ok, result.error
+    calls = {c.tool: c for c in result.tool_calls}
+    # the lookup ran while its statement was held behind the send, and was ready at 5 s
+    assert (calls["lookup"].started, calls["lookup"].ended) == (1.0, 2.0)
+    assert calls["lookup"].speculative and calls["lookup"].claimed_at == 5.0
+    assert calls["send"].started == 5.0 and not calls["send"].speculative
+    assert result.e2el_s == 5.0
+
+
 async def test_read_only_tools_are_not_held() -> None:
     rule = Rule(at_start("lookup"), tools=[ToolUse("lookup", {"key": "k"})])
     session = await started(rule)
