@@ -103,7 +103,7 @@ class LocalKernel:
             await self._stop()
             raise BackendError(f"kernel {self.kernel_name!r} did not start: {detail}") from exc
         loop = asyncio.get_running_loop()
-        for channel in ("iopub", "shell"):
+        for channel in ("iopub", "shell", "stdin"):
             self._tasks.append(loop.create_task(self._pump(channel)))
 
     async def restart(self, timeout: float | None) -> None:
@@ -143,16 +143,24 @@ class LocalKernel:
 
     # -- messaging ---------------------------------------------------------
 
-    async def send_execute(self, code: str, *, silent: bool = False) -> str:
+    async def send_execute(
+        self, code: str, *, silent: bool = False, user_expressions: dict[str, str] | None = None
+    ) -> str:
         if not self.alive:
             raise KernelDied(self._dead or "the kernel is not running")
-        content = execute_content(code, silent=silent)
+        content = execute_content(code, silent=silent, user_expressions=user_expressions)
         msg = self._kc.session.msg("execute_request", content)
         self._kc.shell_channel.send(msg)
         return str(msg["header"]["msg_id"])
 
+    async def send_input(self, text: str) -> None:
+        """Answer the kernel's pending input request (an ``input_reply`` on stdin)."""
+        if not self.alive:
+            raise KernelDied(self._dead or "the kernel is not running")
+        self._kc.input(text)
+
     async def recv(self, timeout: float | None) -> KernelMessage:
-        """The next message from iopub or shell; :class:`TimeoutError` when none comes in time."""
+        """The next message from iopub, shell or stdin; :class:`TimeoutError` when none comes."""
         try:
             item = await asyncio.wait_for(self._queue.get(), timeout)
         except asyncio.TimeoutError:  # noqa: UP041 - not the builtin one on Python 3.10
@@ -166,7 +174,7 @@ class LocalKernel:
             await self._km.interrupt_kernel()
 
     async def _pump(self, channel: str) -> None:
-        source = self._kc.iopub_channel if channel == "iopub" else self._kc.shell_channel
+        source = getattr(self._kc, channel + "_channel")
         while True:
             msg = await source.get_msg()
             self._queue.put_nowait(KernelMessage.from_wire(channel, msg))

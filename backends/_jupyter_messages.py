@@ -42,7 +42,7 @@ class KernelDied(Exception):
 class KernelMessage:
     """One message from a kernel, reduced to what the session looks at."""
 
-    channel: str  #: "iopub" or "shell"
+    channel: str  #: "iopub", "shell" or "stdin"
     msg_type: str
     parent_id: str | None
     content: dict[str, Any] = field(default_factory=dict)
@@ -137,13 +137,19 @@ def new_message(
     }
 
 
-def execute_content(code: str, *, silent: bool = False) -> dict[str, Any]:
-    """The content of an ``execute_request``; stdin is never offered (nobody would answer)."""
+def execute_content(
+    code: str, *, silent: bool = False, user_expressions: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The content of an ``execute_request``.
+
+    Stdin is offered: host tool replies travel on it (see ``_kernel_tools``);
+    ``input()`` in user code still fails at once, the kernel's setup sees to it.
+    """
     return {
         "code": code,
         "silent": silent,
         "store_history": not silent,
-        "user_expressions": {},
-        "allow_stdin": False,
+        "user_expressions": dict(user_expressions or {}),
+        "allow_stdin": True,
         "stop_on_error": False,
     }

@@ -222,17 +222,27 @@ class GatewayKernel:
 
     # -- messaging ---------------------------------------------------------
 
-    async def send_execute(self, code: str, *, silent: bool = False) -> str:
+    async def send_execute(
+        self, code: str, *, silent: bool = False, user_expressions: dict[str, str] | None = None
+    ) -> str:
+        content = execute_content(code, silent=silent, user_expressions=user_expressions)
+        msg = new_message("execute_request", content, self._session_id)
+        await self._send(msg)
+        return str(msg["header"]["msg_id"])
+
+    async def send_input(self, text: str) -> None:
+        """Answer the kernel's pending input request (an ``input_reply`` on stdin)."""
+        await self._send(new_message("input_reply", {"value": text}, self._session_id, "stdin"))
+
+    async def _send(self, msg: dict[str, Any]) -> None:
         if not self.alive:
             raise KernelDied(self._dead or "the kernel is not running")
-        msg = new_message("execute_request", execute_content(code, silent=silent), self._session_id)
         try:
             await self._ws.write_message(json.dumps(msg))
         except Exception as exc:  # tornado raises WebSocketClosedError
             self._die(f"the websocket to the gateway closed: {exc}")
             raise KernelDied(str(self._dead)) from exc
         self._quickack()
-        return str(msg["header"]["msg_id"])
 
     async def recv(self, timeout: float | None) -> KernelMessage:
         """The next message from the kernel; :class:`TimeoutError` when none comes in time."""

@@ -14,6 +14,15 @@ print exactly what one serial run prints, so a bare expression does not echo
 its value and matplotlib figures appear only on ``plt.show()``.
 ``semantics="notebook"`` gives back IPython's notebook behaviour.
 
+Host tools (``execute(..., tools=...)``): the kernel announces each call on
+iopub and collects replies through its own input requests on the stdin
+channel, the one channel a kernel serves while a cell runs (a comm message
+would wait behind the busy shell channel). :class:`_ToolDesk` is the host's
+end: it starts every announced call at once and answers the input requests
+that carry :data:`._kernel_tools.PROMPT`; any other input request gets an end
+of file. ``peek`` reads plain-data values through a silent execution's user
+expressions, which run no user code.
+
 Timeouts, interrupts, deaths and restarts follow :mod:`._recovery`, the one
 policy of every backend (its rules are in ``docs/backends.md``).
 """
@@ -22,7 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 from eager_rt.clock import now
@@ -39,6 +50,8 @@ from eager_rt.executor import (
     ToolHandler,
 )
 
+from . import _kernel_tools as kernel_tools
+from . import _tool_wire as wire
 from ._ipython_setup import Semantics, check_semantics, setup_code
 from ._jupyter_messages import KernelDied, KernelMessage, error_info, output_from_iopub
 from ._recovery import (
@@ -70,7 +83,12 @@ class KernelTransport(Protocol):
 
     async def start(self, timeout: float | None) -> None: ...
 
-    async def send_execute(self, code: str, *, silent: bool = False) -> str: ...
+    async def send_execute(
+        self, code: str, *, silent: bool = False, user_expressions: dict[str, str] | None = None
+    ) -> str: ...
+
+    async def send_input(self, text: str) -> None:
+        """Answer the kernel's pending input request."""
 
     async def recv(self, timeout: float | None) -> KernelMessage: ...
 
@@ -187,11 +205,47 @@ class JupyterSession(Supervised, Session):
         async with self.supervisor.turn():
             await self._finish_abandoned()
             note = await self._revive()
-            result = await self._execute(code, timeout, on_output)
+            result = await self._execute(code, timeout, on_output, tools)
             if note:
                 result.state_lost = True
                 result.detail = f"{note}; {result.detail}" if result.detail else note
             return result
+
+    async def peek(
+        self, names: Sequence[str], *, timeout: float | None = 10.0
+    ) -> dict[str, Any] | None:
+        """The plain-data values of ``names``, read between executions without running user code.
+
+        A silent execution of no code (no history, no execution count) whose
+        one user expression, ``__eager_rt_peek__``, reads the names from the
+        namespace and keeps exact built-in plain data only
+        (:func:`._kernel_tools.peek`). A kernel that is not alive or does not
+        answer in ``timeout`` seconds gives ``{}``.
+        """
+        async with self.supervisor.turn():
+            await self._finish_abandoned()
+            if not self.alive:
+                return {}
+            wanted = [str(name) for name in names]
+            deadline = None if timeout is None else now() + timeout
+            run = _Run(ExecResult(status=Status.OK), None)
+            try:
+                msg_id = await self._kernel.send_execute(
+                    "", silent=True, user_expressions={"v": f"__eager_rt_peek__({wanted!r})"}
+                )
+                await self._follow(run, msg_id, deadline, _ToolDesk(self._kernel, None))
+            except (KernelDied, TimeoutError):
+                return {}
+        answer = run.user_expressions.get("v") or {}
+        if answer.get("status") != "ok":
+            return {}
+        try:
+            values = json.loads(str((answer.get("data") or {}).get("text/plain", "")))
+        except ValueError:
+            return {}
+        if not isinstance(values, dict):
+            return {}
+        return {str(name): wire.decode(value) for name, value in values.items()}
 
     async def _revive(self) -> str:
         """Restart a kernel that died between executions, if allowed; say so, or raise."""
@@ -206,15 +260,20 @@ class JupyterSession(Supervised, Session):
     # -- one execution -----------------------------------------------------
 
     async def _execute(
-        self, code: str, timeout: float | None, on_output: OutputCallback | None
+        self,
+        code: str,
+        timeout: float | None,
+        on_output: OutputCallback | None,
+        tools: ToolHandler | None,
     ) -> ExecResult:
         result = ExecResult(status=Status.OK, started=now())
         run = _Run(result, on_output)
+        desk = _ToolDesk(self._kernel, tools)
         self._interrupted = False
         follow: asyncio.Task[None] | None = None
         try:
             msg_id = self._running = await self._kernel.send_execute(code)
-            follow = asyncio.get_running_loop().create_task(self._follow(run, msg_id, None))
+            follow = asyncio.get_running_loop().create_task(self._follow(run, msg_id, None, desk))
             self._following = follow
             escalation = await self.supervisor.supervise(
                 asyncio.shield(follow),
@@ -236,6 +295,8 @@ class JupyterSession(Supervised, Session):
             raise
         finally:
             self._running = self._following = None
+            # calls still running are cancelled, and threads still waiting told so
+            await _insist(desk.close())
             result.ended = now()
         return result
 
@@ -299,12 +360,19 @@ class JupyterSession(Supervised, Session):
             with contextlib.suppress(KernelDied, BackendError):
                 await self._kernel.interrupt()
 
-    async def _follow(self, run: _Run, msg_id: str, deadline: float | None) -> None:
+    async def _follow(
+        self, run: _Run, msg_id: str, deadline: float | None, desk: _ToolDesk | None = None
+    ) -> None:
         """Collect the execution's messages until its reply and its idle status are both in.
 
-        Raises :class:`TimeoutError` at ``deadline`` and :class:`KernelDied` when
-        the kernel goes away first.
+        Tool traffic goes to ``desk``: the execution's call announcements, and
+        every input request whatever its parent (a thread of an earlier cell
+        that waits must be answered too, or it would hold the asking role
+        forever). Raises :class:`TimeoutError` at ``deadline`` and
+        :class:`KernelDied` when the kernel goes away first.
         """
+        if desk is None:
+            desk = _ToolDesk(self._kernel, None)
         while not (run.replied and run.idle):
             moment = now()
             wait = None if deadline is None else deadline - moment
@@ -323,7 +391,16 @@ class JupyterSession(Supervised, Session):
                 if run.replied:
                     continue
                 raise
-            if msg.parent_id == msg_id:
+            if msg.channel == "stdin":
+                if msg.msg_type == "input_request":
+                    desk.on_input_request(msg)
+                continue
+            if msg.parent_id != msg_id:
+                continue
+            request = _announced(msg)
+            if request is not None:
+                desk.start(request)
+            else:
                 run.take(msg)
 
     async def _on_death(self, result: ExecResult, cause: str) -> None:
@@ -420,7 +497,7 @@ class JupyterSession(Supervised, Session):
             if wait is not None and wait <= 0:
                 raise TimeoutError("the kernel did not answer its setup request")
             msg = await self._kernel.recv(wait)
-            if msg.parent_id == msg_id:
+            if msg.parent_id == msg_id and msg.channel != "stdin":
                 run.take(msg)
         if not run.idle:  # usually right behind the reply
             with contextlib.suppress(TimeoutError):
@@ -443,6 +520,7 @@ class _Run:
         self.reply_status = ""
         self.idle = False
         self.execution_count: int | None = None
+        self.user_expressions: dict[str, Any] = {}
         self._error_content: dict[str, Any] | None = None
 
     def take(self, msg: KernelMessage) -> None:
@@ -451,6 +529,9 @@ class _Run:
                 self.replied = True
                 self.replied_at = now()
                 self.reply_status = str(msg.content.get("status", ""))
+                expressions = msg.content.get("user_expressions")
+                if isinstance(expressions, dict):
+                    self.user_expressions = expressions
                 count = msg.content.get("execution_count")
                 if isinstance(count, int):
                     self.execution_count = count
@@ -493,7 +574,8 @@ class _Run:
             return
         if interrupted and (
             self.reply_status == "aborted"
-            or (result.error is not None and result.error.ename == "KeyboardInterrupt")
+            # ipykernel stops a cell that awaits by cancelling it
+            or (result.error is not None and result.error.ename in _INTERRUPTED)
         ):
             result.status = Status.INTERRUPTED
             result.detail = Supervisor.interrupted()
@@ -501,6 +583,159 @@ class _Run:
         result.status = Status.ERROR
         if result.error is None:
             result.detail = f"the kernel replied {self.reply_status or 'without a status'}"
+
+
+def _announced(msg: KernelMessage) -> dict[str, Any] | None:
+    """The tool call a ``display_data`` announces (see ``_kernel_tools``), or None."""
+    if msg.msg_type != "display_data":
+        return None
+    data = msg.content.get("data")
+    if not isinstance(data, dict):
+        return None
+    request = data.get(kernel_tools.CALL_MIME)
+    return request if isinstance(request, dict) else None
+
+
+def _failure(request: Mapping[str, Any], kind: str, message: str) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "call": request.get("call"),
+        "tool": request.get("tool", "?"),
+        "error": {"type": kind, "message": message},
+    }
+
+
+#: what a cell the kernel was asked to interrupt raised (a cell that awaits is cancelled)
+_INTERRUPTED = ("KeyboardInterrupt", "CancelledError")
+_NO_TOOLS = "host tools are not available to this execution"
+_ENDED = "the execution that made this call ended before the tool returned"
+
+
+class _ToolDesk:
+    """The host's end of the kernel's tool channel, for one execution.
+
+    Starts every call it hears of at once (announced on iopub, or carried by
+    an input request's prompt; each only once), and answers the kernel's
+    marked input requests with every reply that is ready, in pieces (see
+    :mod:`._kernel_tools` for the exchange). A reply stays at hand until the
+    execution ends, so one whose answer was lost (an interrupted asker) is
+    sent again when the kernel still waits for it; a call it never heard of
+    (made during an earlier execution) gets an error at once.
+    """
+
+    def __init__(self, kernel: Any, handler: ToolHandler | None) -> None:
+        self.kernel = kernel
+        self.handler = handler
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._ready: dict[int, dict[str, Any]] = {}  # done, not yet sent
+        self._sent: dict[int, dict[str, Any]] = {}  # sent, kept in case the answer is lost
+        self._asked = False  # an input request of ours waits for an answer
+        self._wait: list[int] = []  # the calls it said were waiting
+        self._outbox: list[str] = []  # pieces of an answer still to send
+        self._sending: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def start(self, request: Mapping[str, Any]) -> None:
+        """Run a call of the code, unless it runs or ran already."""
+        call = request.get("call")
+        if not isinstance(call, int) or self._closed:
+            return
+        if call in self._tasks or call in self._ready or call in self._sent:
+            return
+        self._tasks[call] = asyncio.get_running_loop().create_task(self._run(call, request))
+
+    async def _run(self, call: int, request: Mapping[str, Any]) -> None:
+        reply = await self._reply(request)
+        reply["call"] = call
+        self._tasks.pop(call, None)
+        self._ready[call] = reply
+        self._answer()
+
+    async def _reply(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        if self.handler is None:
+            return _failure(request, "RuntimeError", _NO_TOOLS)
+        job = {k: request.get(k) for k in ("tool", "args", "call")}
+        try:
+            return dict(await self.handler(job))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the handler's own failure goes to the code
+            return _failure(request, type(exc).__name__, str(exc))
+
+    def on_input_request(self, msg: KernelMessage) -> None:
+        prompt = str(msg.content.get("prompt", ""))
+        if not prompt.startswith(kernel_tools.PROMPT):
+            self._send("\x04")  # input() of user code: end of file, as without a terminal
+            return
+        try:
+            query = json.loads(prompt[len(kernel_tools.PROMPT) :])
+            calls = list(query.get("calls") or [])
+            wait = [int(c) for c in query.get("wait") or []]
+            part = int(query.get("part") or 0)
+        except (ValueError, TypeError, AttributeError):
+            self._send(kernel_tools.LAST + "[]")
+            return
+        if part == 0 and self._outbox:
+            self._outbox = []  # the asker that took the first pieces was interrupted
+        for request in calls:
+            if isinstance(request, dict):
+                self.start(request)
+        for call in wait:
+            if part == 0 and call in self._sent:
+                self._ready[call] = self._sent.pop(call)  # its answer was lost
+            elif call not in self._tasks and call not in self._ready and call not in self._sent:
+                self._ready[call] = _failure({"call": call}, "CancelledError", _ENDED)
+        self._asked = True
+        self._wait = wait
+        self._answer()
+
+    def _answer(self) -> None:
+        """Send the next piece of an answer, if the kernel asks and something is ready."""
+        if not self._asked:
+            return
+        if not self._outbox:
+            if not self._ready:
+                return
+            payload = json.dumps(list(self._ready.values()))
+            self._sent.update(self._ready)
+            self._ready.clear()
+            size = kernel_tools.PIECE
+            self._outbox = [payload[i : i + size] for i in range(0, len(payload), size)]
+        piece = self._outbox.pop(0)
+        self._asked = False
+        self._send((kernel_tools.MORE if self._outbox else kernel_tools.LAST) + piece)
+
+    def _send(self, text: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(text))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _deliver(self, text: str) -> None:
+        with contextlib.suppress(KernelDied, BackendError):
+            await self.kernel.send_input(text)
+
+    async def close(self) -> None:
+        """The execution ended: cancel its calls; an asker still waiting is told so."""
+        self._closed = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._asked:
+            self._asked = False
+            failed = [_failure({"call": c}, "CancelledError", _ENDED) for c in self._wait]
+            self._send(kernel_tools.LAST + json.dumps(failed))
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+async def _insist(cleanup: Any) -> None:
+    """Run ``cleanup`` to its end even if the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(cleanup)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+    task.result()
 
 
 class JupyterBackend(Backend):
