@@ -40,6 +40,19 @@ Why the code looks the way it does (checked against e2b-code-interpreter
   ``semantics="notebook"`` keeps the notebook behaviour.
   ``ErrorInfo.lineno`` comes from the first ``Cell In[n], line k`` of the
   traceback (``n`` = this execution's count).
+* **Host tools through E2B's own server.** The server sends every execution
+  with ``allow_stdin: False`` and forwards no input request, and it runs one
+  execution per context at a time; what it does stream while a cell runs is
+  every ``display_data`` (as a result, unknown MIME types in ``extra``). So a
+  tool call is announced that way (:mod:`._kernel_tools`), the session starts
+  it at once, and the reply goes back by ``run_code`` in the sandbox's
+  default context (a kernel the server keeps anyway; warmed up as soon as an
+  execution brings tools), whose few lines hand it to the waiting kernel
+  over a Unix socket at a path only this session knows: one round trip per
+  call, concurrent calls in flight together, replies that finish together
+  delivered together. Those deliveries are not the execution's stream: the
+  tap ignores them. ``peek`` is not offered (reading values would take an
+  execution in the context, which counts in its history): ``None``.
 
 Configuration follows E2B's own settings: ``E2B_API_KEY``, ``E2B_DOMAIN``
 (and ``E2B_API_URL`` / ``E2B_SANDBOX_URL`` / ``E2B_DEBUG``) are read by the SDK
@@ -51,9 +64,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import os
 import re
+import secrets
 import weakref
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
@@ -73,6 +88,7 @@ from eager_rt.executor import (
     ToolHandler,
 )
 
+from . import _kernel_tools as kernel_tools
 from ._ipython_setup import Semantics, check_semantics, setup_code
 from ._recovery import (
     DEFAULT_INTERRUPT_GRACE,
@@ -108,6 +124,11 @@ _RESTARTED = "ContextRestarting"
 _ABORTED = "ExecutionAborted"
 
 _UNWIND_S = 0.1  # a moment for an interrupted cell to unwind before a probe
+_DELIVERY_TRIES = 3  # runs of a tool reply's delivery code before it is given up
+_DELIVERY_TIMEOUT_S = 60.0
+
+#: set in a task whose ``/execute`` requests are not the session's execution (tool deliveries)
+_untapped: contextvars.ContextVar[bool] = contextvars.ContextVar("eager_rt_untapped", default=False)
 
 
 class _Tap:
@@ -123,7 +144,7 @@ class _Tap:
         self._partial = b""
 
     async def on_response(self, response: Any) -> None:
-        if not str(response.request.url.path).endswith("/execute"):
+        if not str(response.request.url.path).endswith("/execute") or _untapped.get():
             return
         self.status = int(response.status_code)
         self.last_activity = now()
@@ -204,6 +225,7 @@ class _Run:
     callback_error: BaseException | None = None  # raised by the caller's on_output
     unsettled: str | None = None  # the error a probe met after the interrupt, other than abort
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
+    desk: _ToolDesk | None = None  # where the tool calls it announces go
 
     async def request_interrupt(self) -> None:
         """Close this run's stream (the server then interrupts the kernel)."""
@@ -282,6 +304,8 @@ class E2BSession(Supervised, Session):
         self._current: _Run | None = None  # the execution in flight
         self._following: asyncio.Task[None] | None = None  # and its done
         self._refreshed = 0.0
+        self._tool_socket: str | None = None  # where the context's kernel takes tool replies
+        self._relay: asyncio.Task[None] | None = None  # the default context's warm-up
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -352,7 +376,11 @@ class E2BSession(Supervised, Session):
         directory is set (and created) inside the context, which a restart
         does not keep.
         """
-        code = setup_code(semantics=self.semantics, cwd=self._context_cwd)
+        # a fresh path for every kernel: a reply never reaches the wrong one
+        self._tool_socket = f"/tmp/eager_rt-{secrets.token_hex(12)}/replies.sock"
+        code = setup_code(
+            semantics=self.semantics, cwd=self._context_cwd, tool_socket=self._tool_socket
+        )
         run = _Run()
         await self._stream(run, code, None)
         if run.exception is not None or run.error is not None or not self._tap.ended:
@@ -431,6 +459,10 @@ class E2BSession(Supervised, Session):
             self._refreshed = now()
 
     async def _kill_sandbox(self) -> None:
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            relay.cancel()
+            await asyncio.gather(relay, return_exceptions=True)
         sandbox, self.sandbox = self.sandbox, None
         if sandbox is None:
             return
@@ -467,37 +499,81 @@ class E2BSession(Supervised, Session):
                 raise SessionDead(self.supervisor.not_alive(self._death))
             started = now()
             await self._keep_sandbox_alive()
-            run = _Run()
-            follow = asyncio.ensure_future(self._follow(run, code, on_output))
-            self._current, self._following = run, follow
+            if tools is not None:
+                self._warm_relay()
+            desk = _ToolDesk(self, tools)
             try:
-                escalation = await self.supervisor.supervise(
-                    asyncio.shield(follow),
-                    timeout=timeout,
-                    interrupt=run.request_interrupt,
-                    kill=stop_following(follow),
-                )
-            except asyncio.CancelledError:
-                # The caller gave up: stop the code (interrupt, grace, restart)
-                # before the cancellation goes on, even if cancelled again.
-                await _insist(self._wind_down(run, follow))
-                raise
+                result = await self._supervised(_Run(desk=desk), code, timeout, on_output)
             finally:
-                self._current = self._following = None
-            if run.callback_error is not None:
-                # The SDK closed the stream when the callback raised, so the
-                # kernel was interrupted; settle like for a cancellation.
-                probing = asyncio.ensure_future(self._until_answering(run))
-                self._following = probing  # close() ends it like any execution's done
-                try:
-                    await _insist(self._wind_down(run, probing))
-                finally:
-                    self._following = None
-                raise run.callback_error
-            result = await self._conclude(run, follow, escalation, timeout)
+                # calls still running are cancelled, and threads still waiting told so
+                await _insist(desk.close())
             result.started = started
             result.ended = now()
             return result
+
+    async def _supervised(
+        self, run: _Run, code: str, timeout: float | None, on_output: OutputCallback | None
+    ) -> ExecResult:
+        follow = asyncio.ensure_future(self._follow(run, code, on_output))
+        self._current, self._following = run, follow
+        try:
+            escalation = await self.supervisor.supervise(
+                asyncio.shield(follow),
+                timeout=timeout,
+                interrupt=run.request_interrupt,
+                kill=stop_following(follow),
+            )
+        except asyncio.CancelledError:
+            # The caller gave up: stop the code (interrupt, grace, restart)
+            # before the cancellation goes on, even if cancelled again.
+            await _insist(self._wind_down(run, follow))
+            raise
+        finally:
+            self._current = self._following = None
+        if run.callback_error is not None:
+            # The SDK closed the stream when the callback raised, so the
+            # kernel was interrupted; settle like for a cancellation.
+            probing = asyncio.ensure_future(self._until_answering(run))
+            self._following = probing  # close() ends it like any execution's done
+            try:
+                await _insist(self._wind_down(run, probing))
+            finally:
+                self._following = None
+            raise run.callback_error
+        return await self._conclude(run, follow, escalation, timeout)
+
+    # -- tool replies ------------------------------------------------------------
+
+    def _warm_relay(self) -> None:
+        """Start the default context's kernel, which carries tool replies, if not yet done."""
+        relay = self._relay
+        if relay is None or (relay.done() and (relay.cancelled() or relay.exception() is not None)):
+            self._relay = asyncio.ensure_future(self._run_elsewhere("pass"))
+
+    async def deliver(self, code: str) -> None:
+        """Run a tool reply's delivery code in the default context (see :mod:`._kernel_tools`)."""
+        self._warm_relay()
+        assert self._relay is not None
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._relay)
+        for attempt in range(_DELIVERY_TRIES):
+            try:
+                await self._run_elsewhere(code)
+                return
+            except Exception:  # noqa: BLE001 - a network failure: try again
+                if attempt == _DELIVERY_TRIES - 1:
+                    raise
+
+    async def _run_elsewhere(self, code: str) -> None:
+        """``run_code`` in the sandbox's default context, outside the execution's tap."""
+        sandbox = self.sandbox
+        if sandbox is None:
+            raise BackendError("the sandbox is gone")
+        _untapped.set(True)  # this task's own context: the execution's tap never sees it
+        await asyncio.wait_for(
+            sandbox.run_code(code, timeout=0, request_timeout=self._request_timeout),
+            _DELIVERY_TIMEOUT_S,
+        )
 
     async def _follow(self, run: _Run, code: str, on_output: OutputCallback | None) -> None:
         """An execution's ``done``: its stream ended; or, once we closed it, the context answers."""
@@ -512,7 +588,22 @@ class E2BSession(Supervised, Session):
         on_output: OutputCallback | None,
         patience: float | None = None,
     ) -> None:
-        """One ``run_code``, watched: interrupt requests, a stalled stream, a probe's patience."""
+        """One ``run_code``, watched: interrupt requests, a stalled stream, a probe's patience.
+
+        A result that announces a tool call goes to the run's tool desk, not to the outputs.
+        """
+        if run.desk is None:
+            run.desk = _ToolDesk(self, None)
+        desk = run.desk
+
+        def on_result(result: Any) -> None:
+            extra = getattr(result, "extra", None)
+            if isinstance(extra, dict) and len(extra) == 1:
+                request = extra.get(kernel_tools.CALL_MIME)
+                if isinstance(request, dict):
+                    desk.start(request)
+                    return
+            emit(Output("display", data=_bundle(result)))
 
         def emit(out: Output) -> None:
             run.outputs.append(out)
@@ -532,7 +623,7 @@ class E2BSession(Supervised, Session):
             context=self._context,
             on_stdout=lambda m: emit(Output("stdout", text=m.line)),
             on_stderr=lambda m: emit(Output("stderr", text=m.line)),
-            on_result=lambda r: emit(Output("display", data=_bundle(r))),
+            on_result=on_result,
             on_error=on_error,
             timeout=0,  # no SDK deadline: it would be twice ours, see the module docstring
             request_timeout=self._request_timeout,
@@ -582,7 +673,7 @@ class E2BSession(Supervised, Session):
         await asyncio.sleep(_UNWIND_S)
         patience = min(0.5, self.probe_timeout)
         while True:
-            probe = _Run()
+            probe = _Run(desk=run.desk)  # a thread of the stopped cell may still call tools
             await self._stream(probe, "pass", None, patience)
             if probe.stopped is None and probe.exception is None and self._tap.ended:
                 if probe.error is None:
@@ -690,6 +781,103 @@ class E2BSession(Supervised, Session):
         if not self.alive:
             self._death = cause
         return detail
+
+
+def _failure(call: Any, tool: Any, kind: str, message: str) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "call": call,
+        "tool": tool or "?",
+        "error": {"type": kind, "message": message},
+    }
+
+
+_NO_TOOLS = "host tools are not available to this execution"
+_ENDED = "the execution that made this call ended before the tool returned"
+
+
+class _ToolDesk:
+    """The host's end of the tool channel, for one execution of an E2B context.
+
+    Starts every announced call at once; a reply goes back with every other
+    reply ready at that moment, as one delivery (in pieces of at most
+    :data:`._kernel_tools.PIECE` characters) through the session's default
+    context, deliveries of different batches running side by side.
+    """
+
+    def __init__(self, session: E2BSession, handler: ToolHandler | None) -> None:
+        self.session = session
+        self.handler = handler
+        self.path = session._tool_socket
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._tools: dict[int, Any] = {}
+        self._ready: list[dict[str, Any]] = []
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._flush_pending = False
+        self._closed = False
+
+    def start(self, request: dict[str, Any]) -> None:
+        call = request.get("call")
+        if not isinstance(call, int) or call in self._tools or self._closed:
+            return
+        self._tools[call] = request.get("tool")
+        self._tasks[call] = asyncio.get_running_loop().create_task(self._run(call, request))
+
+    async def _run(self, call: int, request: dict[str, Any]) -> None:
+        if self.handler is None:
+            reply = _failure(call, request.get("tool"), "RuntimeError", _NO_TOOLS)
+        else:
+            job = {k: request.get(k) for k in ("tool", "args", "call")}
+            try:
+                reply = dict(await self.handler(job))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the handler's own failure goes to the code
+                reply = _failure(call, request.get("tool"), type(exc).__name__, str(exc))
+        reply["call"] = call
+        self._tasks.pop(call, None)
+        self._ready.append(reply)
+        if not self._flush_pending:  # replies that finish in this loop turn go together
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        batch, self._ready = self._ready, []
+        if batch:
+            self._send(batch)
+
+    def _send(self, replies: list[dict[str, Any]]) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(replies))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, replies: list[dict[str, Any]]) -> None:
+        if self.path is None:
+            return
+        payload = json.dumps(replies).encode("ascii")
+        batch = secrets.token_hex(8)
+        size = kernel_tools.PIECE
+        pieces = [payload[i : i + size] for i in range(0, len(payload), size)] or [b"[]"]
+        with contextlib.suppress(Exception):  # the code then waits on: its timeout ends it
+            for index, piece in enumerate(pieces):
+                code = kernel_tools.delivery_code(self.path, batch, index == len(pieces) - 1, piece)
+                await self.session.deliver(code)
+
+    async def close(self) -> None:
+        """The execution ended: cancel its calls; threads still waiting for them are told so."""
+        self._closed = True
+        unanswered = list(self._tasks)
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._flush()
+        if unanswered:
+            failed = [_failure(c, self._tools.get(c), "CancelledError", _ENDED) for c in unanswered]
+            self._send(failed)
+        if self._deliveries:
+            await asyncio.gather(*self._deliveries, return_exceptions=True)
 
 
 async def _insist(cleanup: Awaitable[None]) -> None:
