@@ -82,7 +82,10 @@ def add_parser(subparsers: Any) -> None:
         "--tool", action="store_true", help="ask for the code as a `python` tool call"
     )
     parser.add_argument(
-        "--request-timeout", type=float, default=120.0, metavar="S",
+        "--request-timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
         help="HTTP timeout of the model request, seconds (120)",
     )
     parser.add_argument("--show-code", action="store_true", help="echo the code to stderr")
@@ -109,11 +112,16 @@ def _prepare(args: argparse.Namespace, key: str) -> tuple[Any, Callable[[], Awai
         )
         extra: dict[str, Any] = {}
         if args.tool:
-            extra["tools"] = [{"name": "python", "description": _TOOL_DESCRIPTION,
-                               "input_schema": _TOOL_SCHEMA}]
+            extra["tools"] = [
+                {"name": "python", "description": _TOOL_DESCRIPTION, "input_schema": _TOOL_SCHEMA}
+            ]
         return client, lambda: client.messages.create(
-            model=args.model, max_tokens=args.max_tokens, system=system,
-            messages=[{"role": "user", "content": args.prompt}], stream=True, **extra,
+            model=args.model,
+            max_tokens=args.max_tokens,
+            system=system,
+            messages=[{"role": "user", "content": args.prompt}],
+            stream=True,
+            **extra,
         )
     import openai
 
@@ -123,29 +131,50 @@ def _prepare(args: argparse.Namespace, key: str) -> tuple[Any, Callable[[], Awai
     if args.api == "responses":
         extra = {}
         if args.tool:
-            extra["tools"] = [{"type": "function", "name": "python",
-                               "description": _TOOL_DESCRIPTION, "parameters": _TOOL_SCHEMA,
-                               "strict": False}]
+            extra["tools"] = [
+                {
+                    "type": "function",
+                    "name": "python",
+                    "description": _TOOL_DESCRIPTION,
+                    "parameters": _TOOL_SCHEMA,
+                    "strict": False,
+                }
+            ]
         return client, lambda: client.responses.create(
-            model=args.model, instructions=system, input=args.prompt,
-            max_output_tokens=args.max_tokens, stream=True, **extra,
+            model=args.model,
+            instructions=system,
+            input=args.prompt,
+            max_output_tokens=args.max_tokens,
+            stream=True,
+            **extra,
         )
     extra = {}
     if args.tool:
-        extra["tools"] = [{"type": "function", "function": {
-            "name": "python", "description": _TOOL_DESCRIPTION, "parameters": _TOOL_SCHEMA}}]
+        extra["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "python",
+                    "description": _TOOL_DESCRIPTION,
+                    "parameters": _TOOL_SCHEMA,
+                },
+            }
+        ]
     # api.openai.com renamed the limit; compatible servers know the old name
     limit = "max_tokens" if args.base_url else "max_completion_tokens"
     return client, lambda: client.chat.completions.create(
         model=args.model,
-        messages=[{"role": "system", "content": system},
-                  {"role": "user", "content": args.prompt}],
-        stream=True, stream_options={"include_usage": True}, **{limit: args.max_tokens}, **extra,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": args.prompt}],
+        stream=True,
+        stream_options={"include_usage": True},
+        **{limit: args.max_tokens},
+        **extra,
     )
 
 
-def _source(args: argparse.Namespace, stream: Any, started: float, prose: TextIO,
-            code: TextIO | None) -> AsyncModelSource:
+def _source(
+    args: argparse.Namespace, stream: Any, started: float, prose: TextIO, code: TextIO | None
+) -> AsyncModelSource:
     from eager_rt.sources.anthropic import amessages
     from eager_rt.sources.openai import achat_completions, aresponses
 
@@ -159,12 +188,19 @@ def _source(args: argparse.Namespace, stream: Any, started: float, prose: TextIO
             prose.flush()
 
     adapter = (
-        amessages if args.provider == "anthropic"
-        else aresponses if args.api == "responses"
+        amessages
+        if args.provider == "anthropic"
+        else aresponses
+        if args.api == "responses"
         else achat_completions
     )
-    return adapter(stream, started=started, on_segment=on_segment,
-                   tools={"python"} if args.tool else None, fences=not args.tool)
+    return adapter(
+        stream,
+        started=started,
+        on_segment=on_segment,
+        tools={"python"} if args.tool else None,
+        fences=not args.tool,
+    )
 
 
 async def _chat(args: argparse.Namespace, key: str, out: TextIO) -> tuple[TurnResult, str]:
@@ -186,8 +222,9 @@ async def _chat(args: argparse.Namespace, key: str, out: TextIO) -> tuple[TurnRe
                 raise
             await starting
             source = _source(args, stream, t0, out, sys.stderr if args.show_code else None)
-            turn = await arun_turn(source, session, on_event=printer,
-                                   exec_timeout=args.exec_timeout)
+            turn = await arun_turn(
+                source, session, on_event=printer, exec_timeout=args.exec_timeout
+            )
             return turn, session.backend_name
         finally:
             if client is not None:
@@ -209,8 +246,13 @@ def tokens_not_generated(stats: StreamStats | None, max_tokens: int) -> dict[str
     """
     closed = bool(stats is not None and stats.closed_early)
     if stats is None:
-        return {"stream_closed_early": False, "generated": None, "generated_source": None,
-                "max_tokens": max_tokens, "at_most": 0}
+        return {
+            "stream_closed_early": False,
+            "generated": None,
+            "generated_source": None,
+            "max_tokens": max_tokens,
+            "at_most": 0,
+        }
     generated: int | None = None
     source = "usage"
     if stats.complete and stats.output_tokens is not None:
@@ -222,8 +264,13 @@ def tokens_not_generated(stats: StreamStats | None, max_tokens: int) -> dict[str
         generated = len(tokenize_pieces(received))
         source = "estimate"
     at_most = max(0, max_tokens - generated) if closed else 0
-    return {"stream_closed_early": closed, "generated": generated, "generated_source": source,
-            "max_tokens": max_tokens, "at_most": at_most}
+    return {
+        "stream_closed_early": closed,
+        "generated": generated,
+        "generated_source": source,
+        "max_tokens": max_tokens,
+        "at_most": at_most,
+    }
 
 
 def _record(turn: TurnResult, backend: str) -> dict[str, Any]:
@@ -236,10 +283,19 @@ def _record(turn: TurnResult, backend: str) -> dict[str, Any]:
     if turn.run is not None:
         record: dict[str, Any] = {**turn.run.summary(), "tps": tps}
     else:
-        record = {"mode": "eager", "backend": backend, "status": turn.status, "tps": tps,
-                  "gen_s": None if stats is None else stats.duration_s, "exec_s": None,
-                  "nel_s": None, "e2el_s": None, "chunks": None, "batches": None,
-                  "stdout": turn.data["stdout"]}
+        record = {
+            "mode": "eager",
+            "backend": backend,
+            "status": turn.status,
+            "tps": tps,
+            "gen_s": None if stats is None else stats.duration_s,
+            "exec_s": None,
+            "nel_s": None,
+            "e2el_s": None,
+            "chunks": None,
+            "batches": None,
+            "stdout": turn.data["stdout"],
+        }
     if turn.data.get("error"):
         record["error"] = turn.data["error"]
     return record
@@ -249,8 +305,7 @@ def handle(args: argparse.Namespace) -> int:
     key = args.api_key or os.environ.get(_KEY_ENV[args.provider])
     if not key:
         if not args.base_url:
-            print(f"eager chat: set {_KEY_ENV[args.provider]} or pass --api-key",
-                  file=sys.stderr)
+            print(f"eager chat: set {_KEY_ENV[args.provider]} or pass --api-key", file=sys.stderr)
             return 2
         key = "EMPTY"  # local OpenAI-compatible servers accept any key
     if args.max_tokens <= 0:
@@ -273,8 +328,9 @@ def handle(args: argparse.Namespace) -> int:
             "tokens_not_generated": tokens_not_generated(stats, args.max_tokens),
             "status": turn.status,
             "tool_result": turn.text,
-            "stream": None if stats is None else {
-                k: v for k, v in stats.to_dict().items() if k != "text"},
+            "stream": None
+            if stats is None
+            else {k: v for k, v in stats.to_dict().items() if k != "text"},
         }
         json.dump(payload, sys.stdout)
         sys.stdout.write("\n")
@@ -293,8 +349,10 @@ def _print_summary(turn: TurnResult, stats: StreamStats | None, max_tokens: int)
         parts.append(f"first token {stats.ttft_s:.2f}s")
     if turn.run is not None:
         run = turn.run
-        parts.append(f"generation {run.gen_s:.2f}s, execution {run.exec_s:.2f}s, "
-                     f"after generation {run.nel_s:.2f}s, end to end {run.e2el_s:.2f}s")
+        parts.append(
+            f"generation {run.gen_s:.2f}s, execution {run.exec_s:.2f}s, "
+            f"after generation {run.nel_s:.2f}s, end to end {run.e2el_s:.2f}s"
+        )
     saved = tokens_not_generated(stats, max_tokens)
     if saved["stream_closed_early"]:
         parts.append(f"generation stopped early (at most {saved['at_most']} tokens not generated)")
