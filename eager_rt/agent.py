@@ -268,7 +268,7 @@ def _outputs_data(outputs: list[Output]) -> list[dict[str, Any]]:
 
 def _side_effects(calls: list[ToolCall]) -> list[ToolCall]:
     """The ledger of ``calls``: side-effecting calls that ran (see ``RunResult.ledger``)."""
-    return [c for c in calls if not c.read_only and c.approved is not False]
+    return [c for c in calls if c.ran and not c.read_only]
 
 
 def _ledger_text(calls: list[ToolCall]) -> str:

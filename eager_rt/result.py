@@ -137,7 +137,7 @@ class RunResult:
     @property
     def ledger(self) -> list[ToolCall]:
         """The side-effecting tool calls that ran, in order: what a retried turn must know."""
-        return [c for c in self.tool_calls if not c.read_only and c.approved is not False]
+        return [c for c in self.tool_calls if c.ran and not c.read_only]
 
     @property
     def executed_code(self) -> str:

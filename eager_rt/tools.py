@@ -20,6 +20,8 @@ whole story: read-only tools, speculation, approval and the ledger.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import json
 import keyword
@@ -158,6 +160,11 @@ def _literal(value: Any) -> str | None:
         return None
 
 
+def _annotation(annotation: Any) -> str:
+    """An annotation's text, as the stub shows it (a string one, as it was written)."""
+    return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+
+
 def _stub(t: Tool) -> str:
     params: list[str] = []
     passed: list[str] = []
@@ -169,7 +176,7 @@ def _stub(t: Tool) -> str:
             star_done = True
         text = p.name
         if p.annotation is not p.empty:
-            text += f": {inspect.formatannotation(p.annotation)!r}"
+            text += f": {_annotation(p.annotation)!r}"
         if p.kind is p.VAR_POSITIONAL:
             text = "*" + text
             star_done = True
@@ -186,7 +193,7 @@ def _stub(t: Tool) -> str:
         passed.append(f"{p.name!r}: {p.name}")
     returns = ""
     if t.signature.return_annotation is not t.signature.empty:
-        returns = f" -> {inspect.formatannotation(t.signature.return_annotation)!r}"
+        returns = f" -> {_annotation(t.signature.return_annotation)!r}"
     call = "await __eager_rt_tools__.acall" if t.is_async else "__eager_rt_tools__.call"
     prefix = "async def" if t.is_async else "def"
     doc = f"    {t.doc!r}\n" if t.doc else ""
@@ -223,6 +230,8 @@ class ToolCall:
     speculative: bool = False  #: started by the runtime ahead of the code
     claimed: bool = True  #: the code made this call (a speculative one the code never made: False)
     approved: bool | None = None  #: for tools that require approval
+    #: the tool's function was called: its arguments were valid and any approval given
+    ran: bool = False
     #: a speculative call's arguments came from ``"literal"`` text or ``"session"`` values
     origin: str | None = None
     #: when the code made a speculative call (s from the run's start; None: never)
@@ -243,6 +252,37 @@ class ToolCall:
         if not self.speculative or self.claimed_at is None or self.ended is None:
             return 0.0
         return max(0.0, min(self.ended, self.claimed_at) - self.started)
+
+
+#: the record of the call being performed, for :func:`_marks_ran` (a task or thread's own)
+_current: contextvars.ContextVar[ToolCall | None] = contextvars.ContextVar(
+    "eager_rt_tool_call", default=None
+)
+
+
+def _marks_ran(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, noting in the current record that it was called (after validation passed)."""
+
+    def note() -> None:
+        record = _current.get()
+        if record is not None:
+            record.ran = True
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def marked_async(*args: Any, **kwargs: Any) -> Any:
+            note()
+            return await fn(*args, **kwargs)
+
+        return marked_async
+
+    @functools.wraps(fn)
+    def marked(*args: Any, **kwargs: Any) -> Any:
+        note()
+        return fn(*args, **kwargs)
+
+    return marked
 
 
 def canonical(arguments: Mapping[str, Any]) -> str:
@@ -352,6 +392,7 @@ class ToolHost:
                 record.approved = await self._approved(t, named)
                 if not record.approved:
                     raise PermissionError(f"the call of {name}() was not approved")
+            _current.set(record)
             value = await self._invoke(t, args, kwargs)
             encoded = wire.encode(value, f"the value {name}() returned")
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the sandbox
@@ -508,10 +549,11 @@ class ToolHost:
         if fn is None:
             from pydantic import validate_call
 
+            marked = _marks_ran(t.fn)
             try:
-                fn = validate_call(t.fn)
+                fn = validate_call(marked)
             except Exception:  # noqa: BLE001 - a signature pydantic cannot model: bind-checked only
-                fn = t.fn
+                fn = marked
             self._validated[t.name] = fn
         return fn
 

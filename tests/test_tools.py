@@ -551,3 +551,23 @@ def test_nan_and_infinity_cross_as_floats() -> None:
     for value in (math.inf, -math.inf):
         assert wire.decode(wire.encode(value)) == value
     assert math.isnan(wire.decode(wire.encode(math.nan)))
+
+
+@pytest.mark.anyio
+async def test_a_record_says_whether_the_function_ran() -> None:
+    """The ledger's rule: only calls that reached the function are side effects that happened."""
+
+    def send(to: int) -> str:
+        if to == 0:
+            raise ValueError("no such recipient")
+        return "sent"
+
+    guarded = tool(send, requires_approval=True)
+    no_approver = ToolHost(as_tools([guarded]))
+    await no_approver(request("send", {"to": 1}))
+    host = ToolHost(as_tools([tool(send)]))
+    await host(request("send", {"to": "not a number"}))  # fails validation
+    await host(request("send", {"to": 0}))  # runs and raises
+    await host(request("send", {"to": 2}))  # runs
+    assert [c.ran for c in no_approver.calls] == [False]
+    assert [(c.ran, c.ok) for c in host.calls] == [(False, False), (True, False), (True, True)]
