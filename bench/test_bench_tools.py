@@ -617,6 +617,8 @@ def render(report: Report) -> str:
         f"Produced by `{env}.venv/bin/pytest bench/test_bench_tools.py -s` (plan: {plan.name}; "
         f"wall time {report.wall_s / 60:.1f} min): {plan.describe()}."
     )
+    md += ["", "## For the README", ""]
+    _readme(report, md)
     md += ["", "## Machine", ""]
     md += [f"- {k}: {v}" for k, v in report.machine.items()]
     md += ["", "## Summary", ""]
@@ -656,6 +658,93 @@ def render(report: Report) -> str:
     md += ["", "## Every program, 50 tok/s (E2EL in seconds)", ""]
     _per_program(report, list(plan.programs), md)
     return "\n".join(md) + "\n"
+
+
+def _readme(report: Report, md: list[str]) -> None:
+    """One compact table: each way of running, on the programs both runtimes ran."""
+    monty = {r.program for r in report.rows if r.backend == "monty"}
+    common = [r for r in report.rows if not monty or r.program in monty]
+    backend = report.plan.backends[0]
+    rates = sorted({r.tps for r in common})
+    labels = {
+        "eager": "eager_rt eager",
+        "spec literal": "eager_rt eager + speculation (literal arguments)",
+        "spec session": "eager_rt eager + speculation (literals and session values)",
+        "harness eager": "pydantic-ai-harness CodeMode(eager=True)",
+        "harness spec": "pydantic-ai-harness CodeMode(eager=True, speculate=read-only tools)",
+    }
+    md.append(
+        f"{len({r.program for r in common})} tool-calling programs (tools of 0.2-2 s), "
+        f"replayed at {', '.join(f'{t:g}' for t in rates)} tok/s; eager_rt on the "
+        f"{backend} backend. Median over programs of E2EL / serial E2EL (lower is better), "
+        "median share of tool time hidden at 50 tok/s, median E2EL / the run's own bound, "
+        "speculative calls wasted (all read-only)."
+    )
+    md.append("")
+    md.append(
+        "| how | "
+        + " | ".join(f"E2EL / serial @ {t:g} tok/s" for t in rates)
+        + " | tool time hidden | E2EL / bound | wasted calls |"
+    )
+    md.append("|---|" + "---:|" * len(rates) + "---:|---:|---:|")
+    base = [r for r in common if r.variant == "eager" and r.backend == backend]
+    if base:
+        at50 = [r for r in base if r.tps == 50.0] or base
+        bound = statistics.median(r.serial_e2el_s / r.bound_s for r in at50)
+        md.append(
+            "| serial (generate, then run) | "
+            + " | ".join("1.00" for _ in rates)
+            + f" | 0% | {bound:.2f} | 0 |"
+        )
+    for variant, label in labels.items():
+        want = "monty" if variant.startswith("harness") else backend
+        rows = [r for r in common if r.variant == variant and r.backend == want]
+        if not rows:
+            continue
+        ratios = []
+        for t in rates:
+            at = [r.ratio for r in rows if r.tps == t]
+            ratios.append(f"{statistics.median(at):.2f}" if at else "-")
+        at50 = [r for r in rows if r.tps == 50.0] or rows
+        hidden = [r.hidden for r in at50 if r.hidden is not None]
+        md.append(
+            f"| {label} | "
+            + " | ".join(ratios)
+            + f" | {_pct(statistics.median(hidden) if hidden else None)} "
+            f"| {statistics.median(r.over_bound for r in at50):.2f} "
+            f"| {sum(r.wasted for r in rows)} |"
+        )
+    everything = [r for r in report.rows if r.variant == "spec session" and r.backend == backend]
+    if monty and everything:
+        parts = []
+        for t in rates:
+            at = [r.ratio for r in everything if r.tps == t]
+            if at:
+                parts.append(f"{statistics.median(at):.2f} at {t:g} tok/s")
+        md.append("")
+        md.append(
+            f"On all {len({r.program for r in everything})} programs (including those Monty "
+            f"rejects), eager_rt with speculation: {', '.join(parts)} (median E2EL / serial)."
+        )
+
+
+def load(path: Path) -> Report:
+    """A report back from its JSON dump, to render it again."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    derived = {"ratio", "over_bound"}
+    rows = [Row(**{k: v for k, v in r.items() if k not in derived}) for r in raw["runs"]]
+    programs = tuple(sorted({r.program for r in rows if r.backend != "monty"}))
+    plan = Plan(
+        programs=programs,
+        rates=tuple(sorted({r.tps for r in rows})),
+        backends=tuple(dict.fromkeys(r.backend for r in rows if r.backend != "monty")),
+        harness=any(r.backend == "monty" for r in rows),
+        full=path.stem.endswith("full"),
+    )
+    report = Report(plan=plan, machine=raw["machine"], rows=rows)
+    report.rejected = raw.get("rejected_by_harness", {})
+    report.wall_s = raw["wall_s"]
+    return report
 
 
 def _per_program(report: Report, programs: list[str], md: list[str]) -> None:
