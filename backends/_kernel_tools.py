@@ -35,7 +35,9 @@ channel, which is busy with the cell. The reply comes back another way:
   ``display_data`` (as a result with the MIME type in ``extra``) while the
   cell runs. The host delivers the replies by running a few lines in another
   code context of the same sandbox (:func:`delivery_code`), which connect to
-  a Unix socket this kernel listens on, at a path only the session knows.
+  a Unix socket this kernel listens on, under a name only the session knows
+  (in Linux's abstract namespace: nothing on disk to clean up, gone with the
+  kernel).
 
 :func:`peek` is the Jupyter backend's :meth:`Session.peek`: evaluated as a
 user expression of a silent execution, it reads plain data only.
@@ -156,10 +158,12 @@ class StdinTransport:
 class SocketTransport:
     """The E2B transport: announce on iopub, take replies from a Unix socket.
 
-    The socket is made at the first call, in a directory only this user can
-    enter; each connection carries one piece of one delivery (a JSON header
-    line ``{"batch", "last"}``, then the piece), pieces of a batch arrive in
-    order and together form the JSON list of its replies.
+    The socket is made at the first call; a ``path`` that starts with a NUL
+    is a name in the abstract namespace, any other a file (its directory is
+    made, for this user only). Each connection carries one piece of one
+    delivery (a JSON header line ``{"batch", "last"}``, then the piece);
+    pieces of a batch arrive in order and together form the JSON list of its
+    replies.
     """
 
     def __init__(self, announce: Callable[[dict[str, Any]], None], path: str) -> None:
@@ -191,10 +195,10 @@ class SocketTransport:
         with self._cond:
             if self._server is not None:
                 return
-            folder = os.path.dirname(self.path)
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-            if os.path.exists(self.path):
-                os.unlink(self.path)
+            if not self.path.startswith("\0"):
+                os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+                if os.path.exists(self.path):
+                    os.unlink(self.path)
             server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             server.bind(self.path)
             server.listen(16)

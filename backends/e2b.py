@@ -48,7 +48,7 @@ Why the code looks the way it does (checked against e2b-code-interpreter
   it at once, and the reply goes back by ``run_code`` in the sandbox's
   default context (a kernel the server keeps anyway; warmed up as soon as an
   execution brings tools), whose few lines hand it to the waiting kernel
-  over a Unix socket at a path only this session knows: one round trip per
+  over a Unix socket under a name only this session knows: one round trip per
   call, concurrent calls in flight together, replies that finish together
   delivered together. Those deliveries are not the execution's stream: the
   tap ignores them. ``peek`` is not offered (reading values would take an
@@ -376,8 +376,9 @@ class E2BSession(Supervised, Session):
         directory is set (and created) inside the context, which a restart
         does not keep.
         """
-        # a fresh path for every kernel: a reply never reaches the wrong one
-        self._tool_socket = f"/tmp/eager_rt-{secrets.token_hex(12)}/replies.sock"
+        # a fresh name for every kernel (so a reply never reaches the wrong one),
+        # in Linux's abstract namespace: nothing left on disk
+        self._tool_socket = f"\0eager_rt-tools-{secrets.token_hex(12)}"
         code = setup_code(
             semantics=self.semantics, cwd=self._context_cwd, tool_socket=self._tool_socket
         )

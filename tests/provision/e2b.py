@@ -5,6 +5,11 @@ envd and code-interpreter HTTP protocol on a loopback port) and points the
 SDK at it with its own connection settings (``api_url`` and ``sandbox_url``).
 ``e2b-live`` runs the same suite against the real cloud, only when
 ``E2B_API_KEY`` is set (``E2B_DOMAIN`` and ``EAGER_RT_E2B_TEMPLATE`` honoured).
+``e2b-upstream`` runs it against E2B's own code-interpreter server (the
+``template/server`` of e2b-dev/code-interpreter, started on loopback by
+``python -m tests.e2b_server.upstream``), only when ``EAGER_RT_E2B_UPSTREAM``
+holds its URL: the local server plays the control plane, every sandbox request
+goes to E2B's server.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ BACKEND = "e2b"
 VARIANTS = {"e2b": "e2b_backend"}
 if os.environ.get("E2B_API_KEY"):
     VARIANTS["e2b-live"] = "e2b_live_backend"
+UPSTREAM_VAR = "EAGER_RT_E2B_UPSTREAM"
+if os.environ.get(UPSTREAM_VAR):
+    VARIANTS["e2b-upstream"] = "e2b_upstream_backend"
 
 REQUIRE_VAR = "EAGER_RT_REQUIRE_E2B"
 
@@ -61,3 +69,29 @@ async def e2b_live_backend() -> AsyncIterator[Backend]:
         yield backend
     finally:
         await backend.aclose()
+
+
+@pytest.fixture
+async def e2b_upstream_backend(e2b_server: object) -> AsyncIterator[Backend]:
+    """Sandboxes whose code runs on E2B's own code-interpreter server at ``$EAGER_RT_E2B_UPSTREAM``.
+
+    That server keeps every context it made (one kernel each) whatever the
+    control plane says, so the contexts a test made are deleted after it.
+    """
+    import httpx
+
+    from tests.e2b_server import LocalE2B
+
+    assert isinstance(e2b_server, LocalE2B)
+    upstream = os.environ[UPSTREAM_VAR].rstrip("/")
+    async with httpx.AsyncClient(base_url=upstream, timeout=30.0) as client:
+        before = {c["id"] for c in (await client.get("/contexts")).json()}
+        options = {**e2b_server.sdk_options(), "sandbox_url": upstream}
+        backend = open_backend("e2b", **options, interrupt_grace=3.0, stall_timeout=10.0)
+        try:
+            yield backend
+        finally:
+            await backend.aclose()
+            for context in (await client.get("/contexts")).json():
+                if context["id"] not in before:
+                    await client.delete(f"/contexts/{context['id']}")
