@@ -2,21 +2,28 @@
 
 Rich outputs (clear_output, execute_result, MIME bundles), tracebacks cleaned
 of ANSI codes, script versus notebook semantics, the gateway's auth token,
-kernel death and cleanup on both local and remote kernels, and the socket
-options that keep a gateway round trip from stalling on Nagle's algorithm.
+kernel death and cleanup on both local and remote kernels, the socket
+options that keep a gateway round trip from stalling on Nagle's algorithm,
+and host tools over the stdin channel (the in-kernel transport and the
+host's desk on their own, then on kernels) with ``peek``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+from eager_rt.backends import _kernel_tools as kernel_tools
 from eager_rt.backends._ipython_setup import EOF_MESSAGE
 from eager_rt.backends._jupyter_messages import (
     KernelMessage,
@@ -25,9 +32,12 @@ from eager_rt.backends._jupyter_messages import (
     strip_ansi,
 )
 from eager_rt.backends._recovery import DEFAULT_INTERRUPT_GRACE
-from eager_rt.backends.jupyter import JupyterBackend, JupyterSession
+from eager_rt.backends.jupyter import JupyterBackend, JupyterSession, _ToolDesk
 
-from eager_rt.executor import BackendError, Output, SessionDead, Status
+from eager_rt import arun_stream
+from eager_rt.executor import BackendError, Output, Session, SessionDead, Status
+from eager_rt.testing import paced
+from eager_rt.tools import ToolHost, as_tools, stub_source, tool
 from tests.provision import unavailable
 from tests.provision.jupyter import REQUIRE_VAR, Gateway, _missing_jupyter
 
@@ -368,7 +378,6 @@ async def test_interrupt_reports_keyboard_interrupt(session: JupyterSession) -> 
     assert not result.state_lost
 
 
-
 def test_options_share_the_vocabulary_of_every_backend() -> None:
     with pytest.raises(TypeError):
         JupyterBackend(notebook_semantics=True)
@@ -467,3 +476,317 @@ def _pid_exists(pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# -- host tools: the in-kernel transport and the host's desk, without a kernel ----------
+
+
+def test_stdin_transport_hands_every_thread_its_own_reply() -> None:
+    """One asker at a time; replies that come back in any grouping reach their own callers."""
+    announced: list[int] = []
+    asked: list[dict[str, Any]] = []
+    lock = threading.Lock()
+    in_flight = threading.Semaphore(0)
+
+    def announce(request: dict[str, Any]) -> None:
+        with lock:
+            announced.append(request["call"])
+        in_flight.release()
+
+    def ask(prompt: str) -> str:
+        assert prompt.startswith(kernel_tools.PROMPT)
+        query = json.loads(prompt[len(kernel_tools.PROMPT) :])
+        asked.append(query)
+        with lock:
+            ready = [c for c in announced if c in query["wait"]][:2]  # two at most per answer
+        replies = [{"ok": True, "call": c, "tool": "t", "value": c * 10} for c in ready]
+        return kernel_tools.LAST + json.dumps(replies)
+
+    transport = kernel_tools.StdinTransport(announce, ask)
+    results: dict[int, Any] = {}
+
+    def call(n: int) -> None:
+        results[n] = transport({"tool": "t", "args": {}, "call": n})["value"]
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(1, 7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == {n: n * 10 for n in range(1, 7)}
+    # every request rode on some prompt exactly once (a dropped announcement still arrives)
+    carried = [r["call"] for q in asked for r in q["calls"]]
+    assert sorted(carried) == list(range(1, 7))
+
+
+def test_stdin_transport_joins_an_answer_sent_in_pieces() -> None:
+    payload = json.dumps([{"ok": True, "call": 1, "tool": "t", "value": "x" * 50}])
+    pieces = [payload[:20], payload[20:40], payload[40:]]
+    parts: list[int] = []
+
+    def ask(prompt: str) -> str:
+        parts.append(json.loads(prompt[len(kernel_tools.PROMPT) :])["part"])
+        piece = pieces[len(parts) - 1]
+        return (kernel_tools.LAST if len(parts) == 3 else kernel_tools.MORE) + piece
+
+    transport = kernel_tools.StdinTransport(lambda request: None, ask)
+    assert transport({"tool": "t", "args": {}, "call": 1})["value"] == "x" * 50
+    assert parts == [0, 1, 2]  # the host can tell a new sequence from a continued one
+
+
+class _FakeKernel:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send_input(self, text: str) -> None:
+        self.sent.append(text)
+
+
+def _input_request(prompt: str) -> KernelMessage:
+    return KernelMessage("stdin", "input_request", "p", {"prompt": prompt, "password": False})
+
+
+def _ask(calls: list[dict[str, Any]], wait: list[int], part: int = 0) -> KernelMessage:
+    query = {"calls": calls, "wait": wait, "part": part}
+    return _input_request(kernel_tools.PROMPT + json.dumps(query))
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.anyio
+async def test_tool_desk_answers_the_kernels_questions() -> None:
+    handled: list[dict[str, Any]] = []
+
+    async def handler(request: Mapping[str, Any]) -> dict[str, Any]:
+        handled.append(dict(request))
+        return {"ok": True, "tool": request["tool"], "value": "v" * 10}
+
+    kernel = _FakeKernel()
+    desk = _ToolDesk(kernel, handler)
+    request = {"tool": "t", "args": {}, "call": 1}
+    desk.start(request)  # announced on iopub
+    desk.on_input_request(_ask([request], [1]))  # and carried by the prompt: run once
+    await _settle()
+    assert len(handled) == 1
+    assert len(kernel.sent) == 1 and kernel.sent[0].startswith(kernel_tools.LAST)
+    assert [r["call"] for r in json.loads(kernel.sent[0][1:])] == [1]
+    # the kernel asks again for call 1 on a new question: its answer was lost, send it again
+    desk.on_input_request(_ask([], [1]))
+    await _settle()
+    assert [r["call"] for r in json.loads(kernel.sent[1][1:])] == [1]
+    assert len(handled) == 1
+    # a call this execution never heard of (made during an earlier one) fails at once
+    desk.on_input_request(_ask([], [9]))
+    await _settle()
+    (reply,) = json.loads(kernel.sent[2][1:])
+    assert (reply["call"], reply["ok"], reply["error"]["type"]) == (9, False, "CancelledError")
+    # input() of user code: end of file
+    desk.on_input_request(_input_request("name? "))
+    await _settle()
+    assert kernel.sent[3] == "\x04"
+    await desk.close()
+
+
+@pytest.mark.anyio
+async def test_tool_desk_sends_a_large_answer_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernel_tools, "PIECE", 40)
+
+    async def handler(request: Mapping[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "tool": "t", "value": "x" * 100}
+
+    kernel = _FakeKernel()
+    desk = _ToolDesk(kernel, handler)
+    desk.on_input_request(_ask([{"tool": "t", "args": {}, "call": 1}], [1]))
+    await _settle()
+    part = 1
+    while kernel.sent[-1].startswith(kernel_tools.MORE):
+        desk.on_input_request(_ask([], [1], part))
+        await _settle()
+        part += 1
+    assert len(kernel.sent) > 2 and kernel.sent[-1].startswith(kernel_tools.LAST)
+    (reply,) = json.loads("".join(text[1:] for text in kernel.sent))
+    assert reply["value"] == "x" * 100
+    await desk.close()
+
+
+@pytest.mark.anyio
+async def test_tool_desk_tells_a_waiting_kernel_the_execution_ended() -> None:
+    started = asyncio.Event()
+
+    async def handler(request: Mapping[str, Any]) -> dict[str, Any]:
+        started.set()
+        await asyncio.sleep(3600)
+        return {}
+
+    kernel = _FakeKernel()
+    desk = _ToolDesk(kernel, handler)
+    desk.on_input_request(_ask([{"tool": "t", "args": {}, "call": 4}], [4]))
+    await asyncio.wait_for(started.wait(), 10)
+    await desk.close()  # the call is cancelled, the asker is answered
+    (reply,) = json.loads(kernel.sent[-1][1:])
+    assert (reply["call"], reply["error"]["type"]) == (4, "CancelledError")
+
+
+# -- host tools on a kernel ------------------------------------------------------------
+
+
+async def _define(session: Session, *tools: Any) -> ToolHost:
+    declared = as_tools(tools)
+    assert (await session.execute(stub_source(declared), timeout=60)).ok
+    return ToolHost(declared)
+
+
+def _overlapping(calls: list[Any]) -> bool:
+    """Every call started before any of them ended: they were all in flight together."""
+    return max(c.started for c in calls) < min(c.ended for c in calls)
+
+
+@pytest.mark.anyio
+async def test_calls_from_many_threads_run_together(session: JupyterSession) -> None:
+    """One thread asks for replies at a time; every call is still started at once."""
+
+    def slow(n: int) -> int:
+        time.sleep(0.5)
+        return n
+
+    host = await _define(session, slow)
+    code = (
+        "import threading\n"
+        "out = []\n"
+        "ts = [threading.Thread(target=lambda i=i: out.append(slow(i))) for i in range(4)]\n"
+        "for t in ts: t.start()\n"
+        "for t in ts: t.join()\n"
+        "print(sorted(out))\n"
+    )
+    result = await session.execute(code, timeout=120, tools=host)
+    assert result.status is Status.OK, result
+    assert result.stdout == "[0, 1, 2, 3]\n"
+    assert _overlapping(host.calls), [(c.started, c.ended) for c in host.calls]
+
+
+@pytest.mark.anyio
+async def test_announcements_never_show_as_outputs(session: JupyterSession) -> None:
+    host = await _define(session, add_one)
+    result = await session.execute("print(add_one(1))\nprint(add_one(2))", timeout=60, tools=host)
+    assert result.status is Status.OK, result
+    assert result.stdout == "2\n3\n"
+    assert [o.kind for o in result.outputs] == ["stdout"] * len(result.outputs)
+
+
+@pytest.mark.anyio
+async def test_input_still_fails_beside_tool_calls(session: JupyterSession) -> None:
+    host = await _define(session, add_one)
+    code = (
+        "print(add_one(1))\ntry:\n    input('name? ')\nexcept EOFError as e:\n    print('EOF', e)\n"
+    )
+    result = await session.execute(code, timeout=60, tools=host)
+    assert result.status is Status.OK, result
+    assert result.stdout == f"2\nEOF {EOF_MESSAGE}\n"
+
+
+@pytest.mark.anyio
+async def test_notebook_semantics_keep_input_unsupported(options: dict[str, object]) -> None:
+    session = await started(semantics="notebook", **options)
+    try:
+        host = await _define(session, add_one)
+        result = await session.execute("add_one(1)\n", timeout=60, tools=host)
+        assert result.status is Status.OK, result
+        assert result.displays and result.displays[0]["text/plain"] == "2"
+        failed = await session.execute("input('name? ')", timeout=60, tools=host)
+        assert failed.error is not None
+        assert failed.error.ename == "StdinNotImplementedError"
+    finally:
+        await session.close()
+
+
+@pytest.mark.anyio
+async def test_a_thread_that_calls_after_its_cell_ended_is_answered_later(
+    session: JupyterSession,
+) -> None:
+    """A late caller is served by the next execution and does not block later calls."""
+    host = await _define(session, add_one)
+    code = (
+        "import threading, time\n"
+        "late = []\n"
+        "t = threading.Thread(target=lambda: (time.sleep(0.5), late.append(add_one(41))))\n"
+        "t.start()\n"
+    )
+    assert (await session.execute(code, timeout=60, tools=host)).ok
+    await asyncio.sleep(1.0)  # the thread now waits, with nobody following the kernel
+    result = await session.execute("t.join(30)\nprint(late, add_one(1))", timeout=60, tools=host)
+    assert result.status is Status.OK, result
+    assert result.stdout == "[42] 2\n"
+
+
+@pytest.mark.anyio
+async def test_peek_reads_plain_data_without_running_code(session: JupyterSession) -> None:
+    code = (
+        "class Loud:\n"
+        "    def __repr__(self):\n"
+        "        print('repr ran')\n"
+        "        return 'loud'\n"
+        "    def __eq__(self, other):\n"
+        "        print('eq ran')\n"
+        "        return False\n"
+        "class Sub(str):\n"
+        "    pass\n"
+        "cities = ['Paris', 'Oslo']\n"
+        "cfg = {'n': 3, 'ratio': 0.5, 'flags': (True, None), 'raw': b'\\x00'}\n"
+        "loud = Loud()\n"
+        "nested = [1, Loud()]\n"
+        "sub = Sub('x')\n"
+    )
+    assert (await session.execute(code, timeout=60)).ok
+    count = await session.execute("print(get_ipython().execution_count)", timeout=60)
+    values = await session.peek(["cities", "cfg", "loud", "nested", "sub", "missing", "1bad"])
+    assert values == {
+        "cities": ["Paris", "Oslo"],
+        "cfg": {"n": 3, "ratio": 0.5, "flags": [True, None], "raw": b"\x00"},
+    }
+    after = await session.execute("print(get_ipython().execution_count)", timeout=60)
+    # the peek ran no cell of its own (a silent execution), and nothing of Loud ran
+    assert int(after.stdout) == int(count.stdout) + 1
+    assert "ran" not in after.stdout
+
+
+@pytest.mark.anyio
+async def test_tools_defined_again_by_the_runtime_after_a_restart(session: JupyterSession) -> None:
+    first = await arun_stream(["print(add_one(1))\n"], session, tools=[add_one])
+    assert first.ok and first.stdout == "2\n", first.error
+    await session.restart(timeout=120)
+    second = await arun_stream(["print(add_one(2))\n"], session, tools=[add_one])
+    assert second.ok and second.stdout == "3\n", second.error
+    assert [(c.tool, c.arguments, c.ok) for c in second.tool_calls] == [("add_one", {"n": 2}, True)]
+
+
+@pytest.mark.anyio
+async def test_speculation_reads_session_values_through_peek(session: JupyterSession) -> None:
+    async def weather(city: str) -> str:
+        """Weather of a city."""
+        await asyncio.sleep(0.2)
+        return city.lower()
+
+    code = (
+        "cities = ['Paris', 'Oslo', 'Rome']\n"
+        "out = []\n"
+        "for c in cities:\n"
+        "    out.append(await weather(c))\n"
+        "print(out)\n"
+    )
+    result = await arun_stream(
+        paced(list(code), tps=40), session, tools=[tool(weather, read_only=True)], speculate=True
+    )
+    assert result.ok, result.error
+    assert result.stdout == "['paris', 'oslo', 'rome']\n"
+    claimed = [c for c in result.tool_calls if c.claimed]
+    assert sorted(c.arguments["city"] for c in claimed) == ["Oslo", "Paris", "Rome"]
+    # the loop variable's values were read from the session: the calls started ahead
+    assert any(c.speculative for c in claimed), [(c.arguments, c.speculative) for c in claimed]
+
+
+def add_one(n: int) -> int:
+    """Add one."""
+    return n + 1
