@@ -4,8 +4,10 @@ The conformance suite covers the executor contract; these tests cover what
 only a remote sandbox has: network faults scripted in the server (HTTP 502, a
 stream cut mid-way, a stalled connection, a slow cell, an unexpected end of
 execution), sandbox environment variables and working directory, rich results
-through the SDK's ``Result`` model, the sandbox killed on close, and a sandbox
-that starts while tokens are still being produced.
+through the SDK's ``Result`` model, the sandbox killed on close, a sandbox
+that starts while tokens are still being produced, and host tools: one
+delivery request per reply, in the default context, replies that finish
+together delivered together.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from eager_rt.backends._recovery import DEFAULT_INTERRUPT_GRACE
 from eager_rt.executor import BackendError, Output, Status
 from eager_rt.registry import open_backend
 from eager_rt.runtime import arun_stream
+from eager_rt.tools import ToolHost, as_tools, stub_source
 from tests.e2b_server import LocalE2B
 
 pytestmark = pytest.mark.anyio
@@ -167,7 +170,6 @@ async def test_output_callback_error_stops_the_code_and_propagates(session: Any)
     # the code was stopped (the next execution is not stuck behind it), state kept
     after = await session.execute("print(kept)", timeout=20)
     assert after.stdout == "overwritten\n"
-
 
 
 def test_options_share_the_vocabulary_of_every_backend(server: LocalE2B) -> None:
@@ -435,3 +437,108 @@ def test_sync_facade_drives_the_sandbox(server: LocalE2B) -> None:
         sandbox_id = session.session.sandbox_id  # type: ignore[attr-defined]
     assert first.status is Status.OK and second.stdout == "42\n"
     assert [e["reason"] for e in server.events("kill") if e["sandbox_id"] == sandbox_id] == ["kill"]
+
+
+# -- host tools ----------------------------------------------------------------------------
+
+
+def add_one(n: int) -> int:
+    """Add one."""
+    return n + 1
+
+
+async def _define(session: Any, *tools: Any) -> ToolHost:
+    declared = as_tools(tools)
+    assert (await session.execute(stub_source(declared), timeout=60)).ok
+    return ToolHost(declared)
+
+
+def _executes(server: LocalE2B, session: Any) -> tuple[list[str], list[str]]:
+    """The code of every ``/execute`` of the session's sandbox: its own context's, the others'."""
+    own, elsewhere = [], []
+    for event in server.events("execute"):
+        if event["sandbox_id"] == session.sandbox_id:
+            mine = event["context_id"] == session._context.id
+            (own if mine else elsewhere).append(event["code"])
+    return own, elsewhere
+
+
+async def test_a_call_costs_one_request_to_another_context(server: LocalE2B, session: Any) -> None:
+    """The reply is one ``run_code`` in the default context; the execution's stream is untouched."""
+    host = await _define(session, add_one)
+    await session.execute("add_one(0)", timeout=60, tools=host)  # the relay is warm
+    own_before, elsewhere_before = _executes(server, session)
+    result = await session.execute("print(add_one(1))\nprint(add_one(2))", timeout=60, tools=host)
+    assert result.status is Status.OK, result
+    assert result.stdout == "2\n3\n"
+    assert [o.kind for o in result.outputs] == ["stdout"] * len(result.outputs)
+    own, elsewhere = _executes(server, session)
+    assert own[len(own_before) :] == ["print(add_one(1))\nprint(add_one(2))"]
+    deliveries = elsewhere[len(elsewhere_before) :]
+    assert len(deliveries) == 2  # one request per call
+    assert all("__eager_rt_deliver" in code for code in deliveries)
+
+
+async def test_replies_that_finish_together_go_together(server: LocalE2B, session: Any) -> None:
+    arrived: list[int] = []
+    everyone = asyncio.Event()
+
+    async def meet(n: int) -> int:
+        arrived.append(n)
+        if len(arrived) == 3:
+            everyone.set()
+        await everyone.wait()  # all three finish in the same turn of the loop
+        return n
+
+    host = await _define(session, meet)
+    await session.execute("import asyncio", timeout=60, tools=host)
+    _, before = _executes(server, session)
+    code = "print(await asyncio.gather(meet(1), meet(2), meet(3)))"
+    result = await session.execute(code, timeout=60, tools=host)
+    assert result.status is Status.OK, result
+    assert result.stdout == "[1, 2, 3]\n"
+    _, after = _executes(server, session)
+    deliveries = [c for c in after[len(before) :] if "__eager_rt_deliver" in c]
+    assert len(deliveries) == 1
+
+
+async def test_calls_from_many_threads_run_together(session: Any) -> None:
+    def slow(n: int) -> int:
+        time.sleep(0.5)
+        return n
+
+    host = await _define(session, slow)
+    code = (
+        "import threading\n"
+        "out = []\n"
+        "ts = [threading.Thread(target=lambda i=i: out.append(slow(i))) for i in range(4)]\n"
+        "for t in ts: t.start()\n"
+        "for t in ts: t.join()\n"
+        "print(sorted(out))\n"
+    )
+    result = await session.execute(code, timeout=120, tools=host)
+    assert result.status is Status.OK, result
+    assert result.stdout == "[0, 1, 2, 3]\n"
+    assert max(c.started for c in host.calls) < min(c.ended for c in host.calls)
+
+
+async def test_input_still_fails_beside_tool_calls(session: Any) -> None:
+    host = await _define(session, add_one)
+    code = "print(add_one(1))\ntry:\n    input()\nexcept EOFError as e:\n    print('EOF', e)\n"
+    result = await session.execute(code, timeout=60, tools=host)
+    assert result.status is Status.OK, result
+    assert result.stdout == f"2\nEOF {EOF_MESSAGE}\n"
+
+
+async def test_tools_defined_again_by_the_runtime_after_a_restart(session: Any) -> None:
+    first = await arun_stream(["print(add_one(1))\n"], session, tools=[add_one])
+    assert first.ok and first.stdout == "2\n", first.error
+    await session.restart(timeout=120)
+    second = await arun_stream(["print(add_one(2))\n"], session, tools=[add_one])
+    assert second.ok and second.stdout == "3\n", second.error
+    assert [(c.tool, c.arguments, c.ok) for c in second.tool_calls] == [("add_one", {"n": 2}, True)]
+
+
+async def test_peek_is_not_offered(session: Any) -> None:
+    assert (await session.execute("x = 1", timeout=60)).ok
+    assert await session.peek(["x"]) is None
