@@ -27,6 +27,13 @@ three synthetic ones, ~4 minutes on a 2-core box).
     .venv/bin/pytest bench/test_bench_e2b.py --benchmark-only -s
 
 Tables print with ``-s`` and are written to ``bench/results/e2b.md`` / ``e2b.json``.
+
+Part 4, host tools: what one trivial tool call costs the code (sync and async,
+beside ``execute("pass")`` in alternating blocks, ``bench/tool_cost.py``) with 0
+and 20 ms added per request. The issue's target is one network round trip per
+call; ``execute("pass")`` is one round trip plus the kernel's work, so a
+call's cost should stay under it. Written to ``bench/results/e2b_tools.md`` /
+``.json`` (``-k tool``).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from typing import Any
 
 import pytest
 
+from bench import tool_cost
 from bench.corpus_index import is_dabench, script_names, script_text
 from bench.harness import backend_env, execute_pass, time_round_trips
 from eager_rt.executor import Session
@@ -315,6 +323,50 @@ def _replay_table(rows: list[ReplayRow]) -> str:
             f"{sum(r.unbatched_executions for r in mine)} unbatched"
         )
     return "\n".join(lines)
+
+
+# -- part 4: host tools ------------------------------------------------------------------
+
+TOOL_BLOCKS = int(os.environ.get("EAGER_RT_BENCH_BLOCKS", "4"))
+TOOL_CALLS = int(os.environ.get("EAGER_RT_BENCH_CALLS", "40"))
+TOOL_DELAYS_MS = (0, 20)
+
+
+def test_tool_call_cost(loop: asyncio.AbstractEventLoop, server: LocalE2B) -> None:
+    """A trivial tool call against the local server, with and without an added round trip."""
+    rows: dict[str, dict[str, Any]] = {}
+    backend = open_backend("e2b", **server.sdk_options())
+    try:
+        for delay_ms in TOOL_DELAYS_MS:
+            server.configure(delay_s=delay_ms / 1e3)
+            session = backend.session()
+            loop.run_until_complete(session.start(timeout=120))
+            try:
+                rows[f"e2b_{delay_ms}ms"] = loop.run_until_complete(
+                    tool_cost.measure(session, blocks=TOOL_BLOCKS, calls=TOOL_CALLS, warmup=5)
+                )
+            finally:
+                loop.run_until_complete(session.close())
+    finally:
+        server.configure(delay_s=0.0)
+        loop.run_until_complete(backend.aclose())
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    text = (
+        "# Host tool call cost, E2B against the local server (bench/test_bench_e2b.py -k tool)\n\n"
+        f"machine: {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in load)}\n\n"
+        + tool_cost.table(
+            rows, blocks=TOOL_BLOCKS, calls=TOOL_CALLS, target='one round trip (< "pass")'
+        )
+    )
+    print("\n" + text)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "e2b_tools.md").write_text(text, encoding="utf-8")
+    (RESULTS_DIR / "e2b_tools.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    for case, row in rows.items():
+        assert row["sync call"] > 0 and row["pass"] > 0, case
+        if os.environ.get("EAGER_RT_BENCH_STRICT") == "1":
+            assert row["sync cost"] <= row["pass"], (case, row)
 
 
 @pytest.fixture(scope="module", autouse=True)

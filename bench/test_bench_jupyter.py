@@ -30,6 +30,11 @@ picks scripts. Tables print with ``-s`` and are written to
 ``bench/results/jupyter.md`` / ``jupyter.json``.
 
     .venv/bin/pytest bench/test_bench_jupyter.py -s   # overhead only: -k overhead
+
+Part 4, host tools: what one trivial tool call costs the code (a sync and an
+async one, beside ``execute("pass")`` in alternating blocks, ``bench/tool_cost.py``)
+on a local kernel and on a gateway's; the issue's target is 5 ms. Written to
+``bench/results/jupyter_tools.md`` / ``.json`` (``-k tool``).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ import pytest
 from eager_rt.backends.jupyter import JupyterBackend
 from eager_rt.backends.local import LocalSession
 
+from bench import tool_cost
 from bench.corpus_index import (
     ERROR_VARIANTS,
     dabench_missing_reason,
@@ -416,10 +422,47 @@ def test_error_variants_fail_like_serial_and_stop_early(error_rows: list[ErrorRo
         assert r.closed_early and r.consumed < r.pieces, r
 
 
+# -- part 4: host tools ------------------------------------------------------------------
+
+TOOL_BLOCKS = int(os.environ.get("EAGER_RT_BENCH_BLOCKS", "4"))
+TOOL_CALLS = int(os.environ.get("EAGER_RT_BENCH_CALLS", "100"))
+TOOL_TARGET_S = 5e-3
+
+
+def test_tool_call_cost(loop: asyncio.AbstractEventLoop, gateway: Gateway) -> None:
+    """A trivial tool call, local kernel and gateway, side by side with ``execute("pass")``."""
+    rows: dict[str, dict[str, Any]] = {}
+    cases = {"jupyter_local": {}, "gateway": {"url": gateway.url, "token": gateway.token}}
+    for case, options in cases.items():
+        session = JupyterBackend(**options).session()
+        loop.run_until_complete(session.start(timeout=120))
+        try:
+            rows[case] = loop.run_until_complete(
+                tool_cost.measure(session, blocks=TOOL_BLOCKS, calls=TOOL_CALLS, warmup=20)
+            )
+        finally:
+            loop.run_until_complete(session.close())
+    text = (
+        "# Host tool call cost, Jupyter (bench/test_bench_jupyter.py -k tool)\n\n"
+        f"machine: {_machine()}\n\n"
+        + tool_cost.table(rows, blocks=TOOL_BLOCKS, calls=TOOL_CALLS, target="5 ms")
+    )
+    print("\n" + text)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "jupyter_tools.md").write_text(text, encoding="utf-8")
+    (RESULTS_DIR / "jupyter_tools.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    for case, row in rows.items():
+        assert row["sync call"] > 0 and row["pass"] > 0, case
+        if os.environ.get("EAGER_RT_BENCH_STRICT") == "1":
+            assert row["sync cost"] <= TOOL_TARGET_S, (case, row)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def report() -> Iterator[None]:
     """Print and write the tables once every case ran (pytest -s shows them)."""
     yield
+    if not (SAMPLES or ROWS or ERROR_ROWS):
+        return  # only the tool cost ran (it writes its own file): keep the last tables
     parts = [f"machine: {_machine()}", _overhead_table()]
     rows = ROWS
     if rows:
