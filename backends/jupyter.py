@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 from eager_rt.clock import now
@@ -148,6 +148,7 @@ class JupyterSession(Supervised, Session):
         self._following: asyncio.Task[None] | None = None  # and the task collecting its messages
         self._interrupted = False
         self._abandoned: asyncio.Task[None] | None = None
+        self._held_ask: KernelMessage | None = None  # a tool question asked between executions
         self._closed = False
 
     # -- Session -----------------------------------------------------------
@@ -233,7 +234,7 @@ class JupyterSession(Supervised, Session):
                 msg_id = await self._kernel.send_execute(
                     "", silent=True, user_expressions={"v": f"__eager_rt_peek__({wanted!r})"}
                 )
-                await self._follow(run, msg_id, deadline, _ToolDesk(self._kernel, None))
+                await self._follow(run, msg_id, deadline, self._idle_desk())
             except (KernelDied, TimeoutError):
                 return {}
         answer = run.user_expressions.get("v") or {}
@@ -269,6 +270,9 @@ class JupyterSession(Supervised, Session):
         result = ExecResult(status=Status.OK, started=now())
         run = _Run(result, on_output)
         desk = _ToolDesk(self._kernel, tools)
+        held, self._held_ask = self._held_ask, None
+        if held is not None:  # a thread asked while no code of ours ran: answer it now
+            desk.on_input_request(held)
         self._interrupted = False
         follow: asyncio.Task[None] | None = None
         try:
@@ -372,7 +376,7 @@ class JupyterSession(Supervised, Session):
         :class:`KernelDied` when the kernel goes away first.
         """
         if desk is None:
-            desk = _ToolDesk(self._kernel, None)
+            desk = self._idle_desk()
         while not (run.replied and run.idle):
             moment = now()
             wait = None if deadline is None else deadline - moment
@@ -402,6 +406,19 @@ class JupyterSession(Supervised, Session):
                 desk.start(request)
             else:
                 run.take(msg)
+
+    def _idle_desk(self) -> _ToolDesk:
+        """The desk of a request that runs no user code (setup, probe, peek).
+
+        A thread of an earlier cell may ask for tool replies meanwhile; its
+        question is kept for the next execution, which answers it (its calls
+        ride on the question), instead of being refused here.
+        """
+
+        def hold(msg: KernelMessage) -> None:
+            self._held_ask = msg
+
+        return _ToolDesk(self._kernel, None, hold=hold)
 
     async def _on_death(self, result: ExecResult, cause: str) -> None:
         result.status = Status.DIED
@@ -446,6 +463,7 @@ class JupyterSession(Supervised, Session):
 
     async def _relaunch(self, timeout: float | None) -> None:
         """Restart the kernel in place (a gateway keeps the kernel's id) and set it up again."""
+        self._held_ask = None  # whoever asked is gone with the old kernel
         deadline = None if timeout is None else now() + timeout
         await self._kernel.restart(timeout)
         await self._configure(deadline)
@@ -623,9 +641,17 @@ class _ToolDesk:
     (made during an earlier execution) gets an error at once.
     """
 
-    def __init__(self, kernel: Any, handler: ToolHandler | None) -> None:
+    def __init__(
+        self,
+        kernel: Any,
+        handler: ToolHandler | None,
+        *,
+        hold: Callable[[KernelMessage], None] | None = None,
+    ) -> None:
         self.kernel = kernel
         self.handler = handler
+        #: outside any execution: a tool question goes here, unanswered, and no call starts
+        self.hold = hold
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._ready: dict[int, dict[str, Any]] = {}  # done, not yet sent
         self._sent: dict[int, dict[str, Any]] = {}  # sent, kept in case the answer is lost
@@ -638,7 +664,7 @@ class _ToolDesk:
     def start(self, request: Mapping[str, Any]) -> None:
         """Run a call of the code, unless it runs or ran already."""
         call = request.get("call")
-        if not isinstance(call, int) or self._closed:
+        if not isinstance(call, int) or self._closed or self.hold is not None:
             return
         if call in self._tasks or call in self._ready or call in self._sent:
             return
@@ -666,6 +692,9 @@ class _ToolDesk:
         prompt = str(msg.content.get("prompt", ""))
         if not prompt.startswith(kernel_tools.PROMPT):
             self._send("\x04")  # input() of user code: end of file, as without a terminal
+            return
+        if self.hold is not None:
+            self.hold(msg)
             return
         try:
             query = json.loads(prompt[len(kernel_tools.PROMPT) :])

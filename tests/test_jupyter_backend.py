@@ -706,7 +706,7 @@ async def test_notebook_semantics_keep_input_unsupported(options: dict[str, obje
 async def test_a_thread_that_calls_after_its_cell_ended_is_answered_later(
     session: JupyterSession,
 ) -> None:
-    """A late caller is served by the next execution and does not block later calls."""
+    """A late caller is served by the next execution (not refused by a peek in between)."""
     host = await _define(session, add_one)
     code = (
         "import threading, time\n"
@@ -716,6 +716,8 @@ async def test_a_thread_that_calls_after_its_cell_ended_is_answered_later(
     )
     assert (await session.execute(code, timeout=60, tools=host)).ok
     await asyncio.sleep(1.0)  # the thread now waits, with nobody following the kernel
+    # a peek meanwhile runs no user code: it keeps the question for the next execution
+    assert await session.peek(["late"]) == {"late": []}
     result = await session.execute("t.join(30)\nprint(late, add_one(1))", timeout=60, tools=host)
     assert result.status is Status.OK, result
     assert result.stdout == "[42] 2\n"
