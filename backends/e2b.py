@@ -51,8 +51,14 @@ Why the code looks the way it does (checked against e2b-code-interpreter
   over a Unix socket under a name only this session knows: one round trip per
   call, concurrent calls in flight together, replies that finish together
   delivered together. Those deliveries are not the execution's stream: the
-  tap ignores them. ``peek`` is not offered (reading values would take an
-  execution in the context, which counts in its history): ``None``.
+  tap ignores them. Two costs of this channel: a reply travels as code, so
+  IPython's handling of the delivery cell adds about 0.3 s per MB (a reply of
+  several MB takes a second or two); and a call made while no execution runs
+  (by a thread of an earlier cell) is announced to nobody (the server drops
+  results whose execution ended), so that thread waits on (a call in flight
+  when its execution ends gets a ``CancelledError`` at once). ``peek`` is
+  not offered (reading values would take an execution in the context, which
+  counts in its history): ``None``.
 
 Configuration follows E2B's own settings: ``E2B_API_KEY``, ``E2B_DOMAIN``
 (and ``E2B_API_URL`` / ``E2B_SANDBOX_URL`` / ``E2B_DEBUG``) are read by the SDK
