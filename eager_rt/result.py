@@ -25,6 +25,7 @@ from eager_rt.chunk import Chunk
 from eager_rt.executor import ExecResult, Output, display_bundles, stream_text
 
 if TYPE_CHECKING:
+    from eager_rt.speculation import SpeculationSummary
     from eager_rt.tools import ToolCall
 
 __all__ = ["BatchRecord", "ChunkRecord", "RunError", "RunResult", "RunStatus"]
@@ -133,6 +134,13 @@ class RunResult:
     @property
     def displays(self) -> list[dict[str, Any]]:
         return display_bundles(self.outputs)
+
+    @property
+    def speculation(self) -> SpeculationSummary:
+        """Calls speculated from literals and from session values, claimed and wasted."""
+        from eager_rt.speculation import summarize
+
+        return summarize(self.tool_calls)
 
     @property
     def ledger(self) -> list[ToolCall]:

@@ -536,6 +536,7 @@ async def test_session_values_expand_a_loop_over_an_earlier_statement_s_list(
     assert all(c.started < chunk_of(result, "for c in") for c in made)
     summary = summarize(result.tool_calls)
     assert (summary.literal, summary.session, summary.wasted) == (0, 2, 0)
+    assert result.speculation == summary  # the run reports the same counts
 
 
 async def test_wasted_calls_errors_and_changed_values_leave_the_output_unchanged(
