@@ -502,26 +502,6 @@ async def test_replies_that_finish_together_go_together(server: LocalE2B, sessio
     assert len(deliveries) == 1
 
 
-async def test_calls_from_many_threads_run_together(session: Any) -> None:
-    def slow(n: int) -> int:
-        time.sleep(0.5)
-        return n
-
-    host = await _define(session, slow)
-    code = (
-        "import threading\n"
-        "out = []\n"
-        "ts = [threading.Thread(target=lambda i=i: out.append(slow(i))) for i in range(4)]\n"
-        "for t in ts: t.start()\n"
-        "for t in ts: t.join()\n"
-        "print(sorted(out))\n"
-    )
-    result = await session.execute(code, timeout=120, tools=host)
-    assert result.status is Status.OK, result
-    assert result.stdout == "[0, 1, 2, 3]\n"
-    assert max(c.started for c in host.calls) < min(c.ended for c in host.calls)
-
-
 async def test_input_still_fails_beside_tool_calls(session: Any) -> None:
     host = await _define(session, add_one)
     code = "print(add_one(1))\ntry:\n    input()\nexcept EOFError as e:\n    print('EOF', e)\n"

@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -637,34 +636,6 @@ async def _define(session: Session, *tools: Any) -> ToolHost:
     declared = as_tools(tools)
     assert (await session.execute(stub_source(declared), timeout=60)).ok
     return ToolHost(declared)
-
-
-def _overlapping(calls: list[Any]) -> bool:
-    """Every call started before any of them ended: they were all in flight together."""
-    return max(c.started for c in calls) < min(c.ended for c in calls)
-
-
-@pytest.mark.anyio
-async def test_calls_from_many_threads_run_together(session: JupyterSession) -> None:
-    """One thread asks for replies at a time; every call is still started at once."""
-
-    def slow(n: int) -> int:
-        time.sleep(0.5)
-        return n
-
-    host = await _define(session, slow)
-    code = (
-        "import threading\n"
-        "out = []\n"
-        "ts = [threading.Thread(target=lambda i=i: out.append(slow(i))) for i in range(4)]\n"
-        "for t in ts: t.start()\n"
-        "for t in ts: t.join()\n"
-        "print(sorted(out))\n"
-    )
-    result = await session.execute(code, timeout=120, tools=host)
-    assert result.status is Status.OK, result
-    assert result.stdout == "[0, 1, 2, 3]\n"
-    assert _overlapping(host.calls), [(c.started, c.ended) for c in host.calls]
 
 
 @pytest.mark.anyio

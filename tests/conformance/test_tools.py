@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -432,3 +433,25 @@ async def test_a_sync_approval_callback(session: Session) -> None:
     assert result.status is Status.OK, result
     assert result.stdout == "wiped /tmp/x\nPermissionError\n"
     assert [c.approved for c in host.calls] == [True, False]
+
+
+async def test_calls_from_many_threads_are_in_flight_together(session: Session) -> None:
+    """Four threads of the code each wait for a call; the host runs the four at once."""
+
+    def slow(n: int) -> int:
+        time.sleep(0.5)
+        return n
+
+    host = await define(session, slow)
+    code = (
+        "import threading\n"
+        "out = []\n"
+        "ts = [threading.Thread(target=lambda i=i: out.append(slow(i))) for i in range(4)]\n"
+        "for t in ts: t.start()\n"
+        "for t in ts: t.join()\n"
+        "print(sorted(out))\n"
+    )
+    result = await session.execute(code, timeout=120, tools=host)
+    assert result.status is Status.OK, result
+    assert result.stdout == "[0, 1, 2, 3]\n"
+    assert max(c.started for c in host.calls) < min(c.ended or 0.0 for c in host.calls)
