@@ -8,14 +8,18 @@ all time round trips the same way (a warm-up, then ``rounds`` batches of
 from __future__ import annotations
 
 import asyncio
+import os
+import platform
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from bench.corpus_index import session_env
 from eager_rt.executor import Session, Status
 
-__all__ = ["backend_env", "execute_pass", "time_round_trips"]
+__all__ = ["backend_env", "execute_pass", "loadavg", "machine", "time_round_trips"]
 
 
 def time_round_trips(
@@ -38,8 +42,9 @@ def time_round_trips(
                 samples.append(time.perf_counter() - t0)
 
     loop.run_until_complete(run(warmup, False))
-    benchmark.pedantic(lambda: loop.run_until_complete(run(batch, True)), rounds=rounds,
-                       iterations=1)
+    benchmark.pedantic(
+        lambda: loop.run_until_complete(run(batch, True)), rounds=rounds, iterations=1
+    )
     return samples
 
 
@@ -57,3 +62,35 @@ def backend_env() -> dict[str, str]:
     kernel's inline backend), so the variable must not override it.
     """
     return {k: v for k, v in session_env().items() if k != "MPLBACKEND"}
+
+
+def loadavg() -> str:
+    """The machine's load averages, for a report (what else ran beside a benchmark)."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine(**extra: str) -> dict[str, str]:
+    """What a report says of the machine: CPU, cores, OS, Python, ``extra``, the load."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    usable = len(affinity(0)) if affinity is not None else os.cpu_count()
+    return {
+        "CPU": _cpu_model(),
+        "cores": f"{os.cpu_count()} logical, {usable} usable",
+        "OS": f"{platform.system()} {platform.release()}",
+        "Python": sys.version.split()[0],
+        **extra,
+        "load average before": loadavg(),
+    }

@@ -53,7 +53,6 @@ import functools
 import hashlib
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -73,7 +72,7 @@ from bench.corpus_index import (
     script_names,
     script_text,
 )
-from bench.harness import backend_env
+from bench.harness import backend_env, loadavg, machine
 from eager_rt.executor import Backend
 from eager_rt.latency import LatencyModel
 from eager_rt.registry import get_backend
@@ -371,28 +370,11 @@ async def _bench(plan: Plan) -> Report:
     finally:
         await backend.aclose()
     report.wall_s = time.perf_counter() - started
-    report.machine["load average after"] = _loadavg()
+    report.machine["load average after"] = loadavg()
     return report
 
 
 # ------------------------------------------------------------------ reporting
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _machine() -> dict[str, str]:
@@ -400,18 +382,8 @@ def _machine() -> dict[str, str]:
     import numpy
     import pandas
 
-    affinity = getattr(os, "sched_getaffinity", None)
-    usable = len(affinity(0)) if affinity is not None else os.cpu_count()
-    return {
-        "CPU": _cpu_model(),
-        "cores": f"{os.cpu_count()} logical, {usable} usable",
-        "OS": f"{platform.system()} {platform.release()}",
-        "Python": sys.version.split()[0],
-        "numpy / pandas / matplotlib": (
-            f"{numpy.__version__} / {pandas.__version__} / {matplotlib.__version__}"
-        ),
-        "load average before": _loadavg(),
-    }
+    versions = f"{numpy.__version__} / {pandas.__version__} / {matplotlib.__version__}"
+    return machine(**{"numpy / pandas / matplotlib": versions})
 
 
 @functools.cache  # every summary of every group asks, and the corpus does not change

@@ -56,9 +56,7 @@ import bisect
 import contextlib
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -67,6 +65,7 @@ from typing import Any
 
 import pytest
 
+from bench.harness import loadavg, machine
 from bench.tools_corpus import (
     SIDE_EFFECTS,
     TOOL_FUNCTIONS,
@@ -492,38 +491,16 @@ async def _bench(plan: Plan) -> Report:
         finally:
             await backend.aclose()
     report.wall_s = time.perf_counter() - started
-    report.machine["load average after"] = _loadavg()
+    report.machine["load average after"] = loadavg()
     return report
 
 
 # ------------------------------------------------------------------ reporting
 
 
-def _loadavg() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def _machine() -> dict[str, str]:
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    affinity = getattr(os, "sched_getaffinity", None)
-    usable = len(affinity(0)) if affinity is not None else os.cpu_count()
-    return {
-        "CPU": cpu,
-        "cores": f"{os.cpu_count()} logical, {usable} usable",
-        "OS": f"{platform.system()} {platform.release()}",
-        "Python": sys.version.split()[0],
-        "harness": harness_version()
-        or "not installed (pip install 'pydantic-ai-harness[code-mode]')",
-        "load average before": _loadavg(),
-    }
+    harness = harness_version() or "not installed (pip install 'pydantic-ai-harness[code-mode]')"
+    return machine(harness=harness)
 
 
 def _pct(x: float | None) -> str:

@@ -43,7 +43,7 @@ import asyncio
 import bisect
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from eager_rt import clock
 from eager_rt.chunk import Chunk
@@ -71,9 +71,11 @@ from eager_rt.policy import (
 )
 from eager_rt.result import BatchRecord, ChunkRecord, RunError, RunResult, RunStatus
 from eager_rt.sources.boundary import is_boundary
-from eager_rt.speculation import Speculator
 from eager_rt.sync import Portal, SyncSession
-from eager_rt.tools import Approval, Tool, ToolHost, as_tools, stub_source
+
+if TYPE_CHECKING:  # tools and speculation load only for runs that use them
+    from eager_rt.speculation import Speculator
+    from eager_rt.tools import Approval, Tool, ToolHost
 
 __all__ = ["Mode", "OnError", "TokenSource", "arun_stream", "astream_events", "run_stream"]
 
@@ -193,6 +195,8 @@ class _StreamRun:
         self.pieces = _Pieces(tokens)
         self.tool_host: ToolHost | None = None
         if tools is not None:
+            from eager_rt.tools import ToolHost, as_tools
+
             self.tool_host = ToolHost(
                 as_tools(tools),
                 approve=approve,
@@ -204,6 +208,8 @@ class _StreamRun:
         if speculate is not False:
             if self.tool_host is None:
                 raise ValueError("speculate= needs tools=")
+            from eager_rt.speculation import Speculator
+
             self.speculator = Speculator(self.tool_host, speculate, max_in_flight=max_speculative)
         if hold_side_effects:
             if self.tool_host is None:
@@ -368,6 +374,8 @@ class _StreamRun:
 
     async def define_tools(self, host: ToolHost) -> None:
         """Put the tools' stubs in the session, before any of the code runs."""
+        from eager_rt.tools import stub_source
+
         result = await self.session.execute(stub_source(host.tools), timeout=60.0)
         if not result.ok:
             why = result.error.evalue if result.error else result.detail
