@@ -149,21 +149,22 @@ class Bridge:
 
     def call(self, name: str, arguments: dict[str, Any]) -> Any:
         """Call host tool ``name``; blocks this thread until the host replies."""
-        request = {"tool": name, "args": encode(arguments, "the arguments of " + name + "()")}
-        with self._lock:
-            request["call"] = next(self._ids)
-        return reply_value(self._transport(request))
+        return reply_value(self._transport(self._request(name, arguments)))
 
     async def acall(self, name: str, arguments: dict[str, Any]) -> Any:
         """The async form: the wait happens on a thread, so calls run concurrently."""
         import asyncio
 
+        request = self._request(name, arguments)
+        reply = await asyncio.get_running_loop().run_in_executor(None, self._transport, request)
+        return reply_value(reply)
+
+    def _request(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The request for one call, numbered (calls come from any thread)."""
         request = {"tool": name, "args": encode(arguments, "the arguments of " + name + "()")}
         with self._lock:
             request["call"] = next(self._ids)
-        loop = asyncio.get_running_loop()
-        reply = await loop.run_in_executor(None, self._transport, request)
-        return reply_value(reply)
+        return request
 
 
 def install(transport: Callable[[dict[str, Any]], dict[str, Any]]) -> Bridge:
