@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from eager_rt.speculation import SpeculationSummary
 
 __all__ = [
+    "DEFAULT_TOOL_TIMEOUT",
     "Approval",
     "Tool",
     "ToolCall",
@@ -54,14 +55,20 @@ Reply = dict[str, Any]
 Approval = Callable[["Tool", dict[str, Any]], "bool | Awaitable[bool]"]
 
 
+#: seconds a tool call may take unless its declaration says otherwise
+DEFAULT_TOOL_TIMEOUT = 300.0
+
+
 @dataclass(frozen=True, slots=True)
 class Tool:
     """A host function the generated code may call, and how it may be called.
 
     * ``read_only``: calling it changes nothing anywhere, so it may be called
       ahead of the code (speculation) and more than once.
-    * ``timeout``: seconds one call may take; past it the sandbox gets a
-      ``ToolError`` of type ``TimeoutError``.
+    * ``timeout``: seconds one call may take (default
+      :data:`DEFAULT_TOOL_TIMEOUT`, bounded like everything the code starts;
+      None lifts it); past it the sandbox gets a ``ToolError`` of type
+      ``TimeoutError``.
     * ``requires_approval``: each call waits, the code paused mid-statement,
       for the run's approval callback.
     """
@@ -69,7 +76,7 @@ class Tool:
     fn: Callable[..., Any]
     name: str
     read_only: bool = False
-    timeout: float | None = None
+    timeout: float | None = DEFAULT_TOOL_TIMEOUT
     requires_approval: bool = False
     signature: inspect.Signature = field(init=False, repr=False, compare=False)
     is_async: bool = field(init=False, repr=False, compare=False)
@@ -93,7 +100,7 @@ def tool(
     *,
     name: str | None = None,
     read_only: bool = False,
-    timeout: float | None = None,
+    timeout: float | None = DEFAULT_TOOL_TIMEOUT,
     requires_approval: bool = False,
 ) -> Tool: ...
 
@@ -104,7 +111,7 @@ def tool(
     *,
     name: str | None = None,
     read_only: bool = False,
-    timeout: float | None = None,
+    timeout: float | None = DEFAULT_TOOL_TIMEOUT,
     requires_approval: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
@@ -114,7 +121,7 @@ def tool(
     *,
     name: str | None = None,
     read_only: bool = False,
-    timeout: float | None = None,
+    timeout: float | None = DEFAULT_TOOL_TIMEOUT,
     requires_approval: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare how a host function may be called: ``tool(fn, read_only=True)`` or ``@tool(...)``."""

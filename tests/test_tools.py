@@ -571,3 +571,14 @@ async def test_a_record_says_whether_the_function_ran() -> None:
     await host(request("send", {"to": 2}))  # runs
     assert [c.ran for c in no_approver.calls] == [False]
     assert [(c.ran, c.ok) for c in host.calls] == [(False, False), (True, False), (True, True)]
+
+
+def test_a_tool_is_bounded_unless_declared_otherwise() -> None:
+    def f() -> None:
+        return None
+
+    from eager_rt.tools import DEFAULT_TOOL_TIMEOUT
+
+    assert tool(f).timeout == DEFAULT_TOOL_TIMEOUT == 300.0
+    assert as_tools([f])["f"].timeout == DEFAULT_TOOL_TIMEOUT
+    assert tool(f, timeout=None).timeout is None
