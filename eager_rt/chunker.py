@@ -39,8 +39,8 @@ __all__ = ["Chunker"]
 _ALLOW_INCOMPLETE = 0x4000
 _DONT_IMPLY_DEDENT = 0x200
 _HAS_INCOMPLETE = sys.version_info >= (3, 11)
-#: Token pieces are merged in blocks of this many, so the pending text is a
-#: short list of strings however long a statement grows.
+#: Token pieces are joined in blocks of this many (never re-joined until the
+#: cut), so pending text costs O(1) per character however long a statement grows.
 _BLOCK = 64
 #: Early confirmation (see ``Chunker._speculate``): blocks shorter than this
 #: many characters compile in about 0.1 ms at the cut, so they are left alone
@@ -75,6 +75,7 @@ class Chunker:
         self._scanner = (scanner_cls or Scanner)(_HAS_INCOMPLETE)
         self._flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if top_level_await else 0
         self._pieces: list[str] = []  # text from self._start on, not yet emitted
+        self._loose = 0  # pieces fed since the last block was joined
         self._start = 0  # stream offset of the first pending character
         self._size = 0  # characters received
         self._lineno = 1  # stream line of self._start
@@ -103,8 +104,10 @@ class Chunker:
             return []
         pieces = self._pieces
         pieces.append(text)
-        if len(pieces) >= 2 * _BLOCK:  # keep joins at a cut short: O(1) per character
+        self._loose += 1
+        if self._loose >= _BLOCK:  # every character is joined once here, once at its cut
             pieces[-_BLOCK:] = ["".join(pieces[-_BLOCK:])]
+            self._loose = 0
         self._size += len(text)
         out: list[Chunk] = []
         scanner = self._scanner
@@ -180,6 +183,7 @@ class Chunker:
         k = end - self._start
         code, rest = buf[:k], buf[k:]
         self._pieces = [rest] if rest else []
+        self._loose = 0
         self._start = end
         return code
 
@@ -247,6 +251,7 @@ class Chunker:
         self._spent += size
         buf = "".join(self._pieces)
         self._pieces = [buf]
+        self._loose = 0
         self._spec = (self._start, end, self._compile(buf[:size], self._start))
 
     def _compile(self, code: str, start: int) -> SyntaxErrorInfo | None:
@@ -273,6 +278,7 @@ class Chunker:
         """
         buf = "".join(self._pieces)
         self._pieces = [buf]
+        self._loose = 0
         src = buf[: word_end - self._start]
         if self._start == 0 and src.startswith("\ufeff"):
             src = src[1:]
