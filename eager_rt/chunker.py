@@ -49,6 +49,8 @@ _SPEC_MIN = 800
 #: received, plus the reserve, which only the PEP 8 two-blank-line gap may use
 _SPEC_BUDGET = 8
 _SPEC_RESERVE = 2
+#: Words of the only rules that span statements (see ``Chunker._compile_program``)
+_WHOLE_PROGRAM = re.compile(r"\bglobal\b|\b__future__\b")
 _ASYNC_DEF = re.compile(r"async(?:[ \t\x0c]|\\(?:\r\n|\r|\n))+def(?![0-9A-Za-z_\x80-\U0010ffff])")
 
 
@@ -85,6 +87,7 @@ class Chunker:
         #: before its deciding token arrived
         self._spec: tuple[int, int, SyntaxErrorInfo | None] | None = None
         self._spent = 0  # characters compiled speculatively so far
+        self._history: list[str] = []  # every chunk emitted, for whole-program rules
 
     @property
     def offset(self) -> int:
@@ -187,6 +190,20 @@ class Chunker:
         self._start = end
         return code
 
+    def _compile_program(self, code: str) -> SyntaxErrorInfo | None:
+        """Judge a chunk as part of the whole program, as serial execution would.
+
+        A few rules span statements: ``from __future__`` imports only at the
+        top, and a module-level ``global x`` only before any use of ``x``.
+        Each chunk compiles on its own, so a chunk that could break them is
+        compiled once more after everything emitted before it.
+        """
+        history = "".join(self._history)
+        error = self._compile(history + code, 0, first_line=1)
+        if error is not None and error.lineno is not None and error.lineno < self._lineno:
+            return None  # the earlier text alone decides it: not this chunk's doing
+        return error
+
     def _chunk(
         self,
         code: str,
@@ -209,6 +226,7 @@ class Chunker:
         )
         self._index += 1
         self._lineno += _count_lines(code)
+        self._history.append(code)
         return chunk
 
     def _emit(self, end: int, body_end: int, stmt_start: int, word: int) -> Chunk:
@@ -220,6 +238,8 @@ class Chunker:
         else:
             error = self._compile(code, start)
         self._spec = None
+        if error is None and _WHOLE_PROGRAM.search(code) is not None:
+            error = self._compile_program(code)
         if error is not None:
             return self._chunk(code, start, body_end, "syntax_error", error=error)
         declaration = word in (W_DEF, W_AT)
@@ -254,15 +274,18 @@ class Chunker:
         self._loose = 0
         self._spec = (self._start, end, self._compile(buf[:size], self._start))
 
-    def _compile(self, code: str, start: int) -> SyntaxErrorInfo | None:
+    def _compile(
+        self, code: str, start: int, first_line: int | None = None
+    ) -> SyntaxErrorInfo | None:
         """The one confirmation: does this candidate compile on its own?"""
         src = code[1:] if start == 0 and code.startswith("\ufeff") else code
+        first = self._lineno if first_line is None else first_line
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 compile(src, "<eager_rt>", "exec", self._flags, dont_inherit=True)
         except SyntaxError as exc:
-            lineno = None if exc.lineno is None else exc.lineno + self._lineno - 1
+            lineno = None if exc.lineno is None else exc.lineno + first - 1
             return SyntaxErrorInfo(exc.msg, lineno, exc.offset, exc.text)
         except (ValueError, RecursionError, MemoryError) as exc:
             return SyntaxErrorInfo(str(exc) or type(exc).__name__, None, None, None)
