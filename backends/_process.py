@@ -21,7 +21,7 @@ import contextlib
 import os
 import signal
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, ClassVar
 
 __all__ = ["SubprocessWorker", "WorkerProcess", "describe_exit"]
@@ -136,6 +136,18 @@ class SubprocessWorker(WorkerProcess):
     def worker_options(self) -> dict[str, Any]:
         return dict(self._options)
 
+    def child_setup(self) -> Callable[[], None] | None:
+        """A function the child runs between fork and exec (join a cgroup, arm prctl), or None.
+
+        Called in this process just before each launch; the function it returns
+        runs in the forked child, so it may only make simple system calls.
+        """
+        return None
+
+    def describe_returncode(self, returncode: int | None) -> str:
+        """The sentence for the launched process's exit status (a wrapper may translate it)."""
+        return describe_exit(returncode, self.unit)
+
     async def launch(
         self, command: Sequence[str], timeout: float | None
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -151,6 +163,7 @@ class SubprocessWorker(WorkerProcess):
             cwd=self.cwd,
             env=self.env,
             start_new_session=True,
+            preexec_fn=self.child_setup(),
         )
         proc = asyncio.subprocess.Process(transport, protocol, loop)
         self._proc, self._exited, self._transport = proc, exited, transport
@@ -209,7 +222,7 @@ class SubprocessWorker(WorkerProcess):
             await asyncio.wait_for(exited.wait(), 2.0)
         except TimeoutError:
             return f"the {self.unit} closed its channel but did not exit"
-        detail = describe_exit(proc.returncode, self.unit)
+        detail = self.describe_returncode(proc.returncode)
         tail = self.stderr_tail()
         if tail:
             detail += f"; {self.unit} stderr: {tail[-1000:]}"
