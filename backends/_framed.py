@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from eager_rt.backends import _protocol as protocol
 from eager_rt.backends import _tool_wire as wire
+from eager_rt.backends._limits import (
+    DEFAULT_EXEC_TIMEOUT,
+    DEFAULT_MAX_OUTPUT,
+    Limits,
+    OutputBudget,
+)
 from eager_rt.backends._process import WorkerProcess
 from eager_rt.backends._recovery import (
     DEFAULT_INTERRUPT_GRACE,
@@ -66,8 +73,11 @@ class _Pending:
     """The execution in flight: where its frames go and how it must end."""
 
     id: int
+    #: the secret the ``done`` of this execution must carry (code cannot forge one)
+    nonce: str
     future: asyncio.Future[dict[str, Any] | _Gone]
     on_output: OutputCallback | None
+    budget: OutputBudget
     tools: ToolHandler | None = None
     outputs: list[Output] = field(default_factory=list)
     callback_error: BaseException | None = None
@@ -87,6 +97,14 @@ class WorkerSession(Supervised, Session):
     and has a forked child render changed figures, so ``plt.show()`` finds them
     ready without any drawing user code could see before the show (see
     ``_figures``); False renders them at ``plt.show()`` only.
+    ``exec_timeout`` and ``max_output``: the session's :class:`Limits`
+    (wall time of an execution given no timeout; bytes of output kept per
+    execution, the rest dropped with a notice); ``None`` turns either off.
+
+    Background output, written by threads of earlier code while no execution
+    runs, is never dropped silently: it goes to :attr:`on_background_output`
+    when that is set, else it is kept (under the same ``max_output``) and put
+    first in the next execution's outputs.
 
     What this class guarantees on top of the process: an interrupt is sent as
     an ``interrupt`` frame and then SIGINT, so it stops its execution even if it
@@ -106,8 +124,16 @@ class WorkerSession(Supervised, Session):
         auto_restart: bool = True,
         start_timeout: float = 60.0,
         prerender_figures: bool = True,
+        exec_timeout: float | None = DEFAULT_EXEC_TIMEOUT,
+        max_output: int | None = DEFAULT_MAX_OUTPUT,
     ) -> None:
         self.process = process
+        self.limits = Limits(exec_timeout=exec_timeout, max_output=max_output)
+        #: called with each piece of background output as it arrives; None: keep it
+        #: for the next execution's result
+        self.on_background_output: OutputCallback | None = None
+        self._background: list[Output] = []
+        self._background_budget = self.limits.budget()
         self.python = python
         self.supervisor = Supervisor(
             RecoveryPolicy(interrupt_grace=interrupt_grace, auto_restart=auto_restart),
@@ -130,7 +156,11 @@ class WorkerSession(Supervised, Session):
 
     def worker_options(self) -> dict[str, Any]:
         """The init frame's options: the session's, then the process's own."""
-        return {"prerender_figures": self.prerender_figures, **self.process.worker_options()}
+        return {
+            "prerender_figures": self.prerender_figures,
+            "max_output": self.limits.max_output,
+            **self.process.worker_options(),
+        }
 
     # ------------------------------------------------------------------ Session
 
@@ -203,13 +233,20 @@ class WorkerSession(Supervised, Session):
         tools: ToolHandler | None,
     ) -> ExecResult:
         note = await self._revive()
+        timeout = self.limits.timeout(timeout)
         self._next_id += 1
         future = asyncio.get_running_loop().create_future()
-        pending = _Pending(self._next_id, future, on_output, tools)
+        pending = _Pending(
+            self._next_id, secrets.token_hex(8), future, on_output, self.limits.budget(), tools
+        )
         self._pending = pending
+        if self._background or self._background_budget.dropped:
+            self._attach_background(pending)
         started = clock.now()
         try:
-            self._send({"op": protocol.Op.EXECUTE, "id": pending.id, "code": code})
+            self._send(
+                {"op": protocol.Op.EXECUTE, "id": pending.id, "code": code, "nonce": pending.nonce}
+            )
             escalation = await self.supervisor.supervise(
                 pending.future,
                 timeout=timeout,
@@ -232,6 +269,9 @@ class WorkerSession(Supervised, Session):
             self._pending = None
             await _end_calls(pending)
 
+        notice = pending.budget.notice()
+        if notice is not None:
+            self._deliver(pending, notice)
         outcome = pending.future.result()
         result = ExecResult(
             Status.OK, pending.outputs, started=started, ended=ended, state_lost=bool(note)
@@ -437,32 +477,81 @@ class WorkerSession(Supervised, Session):
             if answer is not None and not answer.done():
                 answer.set_result(message)
             return
-        if pending is None or message.get("id") != pending.id:
-            return  # output of an abandoned execution, or of a thread while idle
+        ours = pending is not None and message.get("id") == pending.id
         if kind == protocol.Msg.STREAM:
             name: OutputKind = "stderr" if message.get("name") == "stderr" else "stdout"
             output = Output(name, text=str(message.get("text", "")))
         elif kind == protocol.Msg.DISPLAY:
+            data, metadata = message.get("data"), message.get("metadata")
             output = Output(
-                "display", data=message.get("data") or {}, metadata=message.get("metadata") or {}
+                "display",
+                data=data if isinstance(data, dict) else {},
+                metadata=metadata if isinstance(metadata, dict) else {},
             )
+        elif kind == protocol.Msg.DROPPED:
+            count = message.get("bytes")
+            budget = pending.budget if ours and pending else self._background_budget
+            if isinstance(count, int):
+                budget.add_dropped(str(message.get("name")), count)
+            return
+        elif pending is None or not ours:
+            return  # a call or done of an abandoned execution
         elif kind == protocol.Msg.CALL:
             task = asyncio.get_running_loop().create_task(self._answer(pending, message))
             pending.calls.add(task)
             task.add_done_callback(pending.calls.discard)
             return
         elif kind == protocol.Msg.DONE:
-            if not pending.future.done():
+            # only the worker knows the nonce: a done the code forged is not the end
+            if message.get("nonce") == pending.nonce and not pending.future.done():
                 pending.future.set_result(message)
             return
         else:
             return
+        if not ours:
+            self._background_output(output)
+            return
+        assert pending is not None
+        kept = pending.budget.admit(output)
+        if kept is not None:
+            self._deliver(pending, kept)
+
+    @staticmethod
+    def _deliver(pending: _Pending, output: Output) -> None:
         pending.outputs.append(output)
         if pending.on_output is not None and pending.callback_error is None:
             try:
                 pending.on_output(output)
             except Exception as exc:  # noqa: BLE001 - re-raised by execute() once the code ends
                 pending.callback_error = exc
+
+    def _background_output(self, output: Output) -> None:
+        """Output written while no execution of ours ran: hand it on, or keep it."""
+        kept = self._background_budget.admit(output)
+        if kept is None:
+            return
+        pending = self._pending
+        if self.on_background_output is not None:
+            with contextlib.suppress(Exception):  # the session's reader must go on
+                self.on_background_output(kept)
+        elif pending is not None:
+            self._deliver(pending, kept)  # it arrived during an execution: that one gets it
+        else:
+            self._background.append(kept)
+
+    def _attach_background(self, pending: _Pending) -> None:
+        """The output kept since the last execution goes first in this one's."""
+        outputs, self._background = self._background, []
+        notice = self._background_budget.notice()
+        self._background_budget = self.limits.budget()
+        if notice is not None:
+            if self.on_background_output is None:
+                outputs.append(notice)
+            else:
+                with contextlib.suppress(Exception):
+                    self.on_background_output(notice)
+        for output in outputs:
+            self._deliver(pending, output)
 
     async def _answer(self, pending: _Pending, call: dict[str, Any]) -> None:
         """Run one tool call of the code and send the reply it waits for."""

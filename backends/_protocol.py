@@ -23,17 +23,23 @@ import os
 from typing import Any
 
 #: bumped whenever a frame's meaning changes; host and worker must agree
-VERSION = 3
+VERSION = 4
 HEADER_SIZE = 4
-#: a frame larger than this is a protocol error (a corrupted length prefix)
+#: a frame larger than this is a protocol error (a corrupted length prefix);
+#: the worker never writes one (output is split, error reports are cut)
 MAX_FRAME = 1 << 30
+#: characters of output text per ``stream`` frame, at most: a frame stays below
+#: 12 bytes a character (an escaped surrogate pair) times this, whatever is printed
+FRAME_TEXT = 1 << 16
 
 
 class Op:
     """Host -> worker: the ``op`` of a frame."""
 
     INIT = "init"  #: ``{"op", "protocol": VERSION, "options": {...}}``, once, first
-    EXECUTE = "execute"  #: ``{"op", "id": n, "code": str}``
+    #: ``{"op", "id": n, "code": str, "nonce": str}``; the ``done`` of execution n must
+    #: carry the same nonce, so a frame forged by the code cannot end it
+    EXECUTE = "execute"
     #: ``{"op", "id": n}``, written just before a SIGINT, so an interrupt that
     #: arrives before execution n began still stops it
     INTERRUPT = "interrupt"
@@ -51,9 +57,15 @@ class Msg:
     """Worker -> host: the ``type`` of a frame."""
 
     READY = "ready"  #: ``{"type", "pid", "python", "executable", "protocol"}``
-    STREAM = "stream"  #: ``{"type", "id", "name": "stdout"|"stderr", "text"}``
-    DISPLAY = "display"  #: ``{"type", "id", "data": {mime: value}, "metadata": {...}}``
-    #: ``{"type", "id", "status": "ok"|"error"|"interrupted", "error": None|{...}}``
+    #: ``{"type", "id": n | None, "name": "stdout"|"stderr", "text"}``; ``id`` None:
+    #: written while no execution ran (a thread of earlier code)
+    STREAM = "stream"
+    #: ``{"type", "id": n | None, "data": {mime: value}, "metadata": {...}}``
+    DISPLAY = "display"
+    #: ``{"type", "id": n | None, "name", "bytes": k}``: k bytes of output past the
+    #: ``max_output`` cap were not sent; once, before ``done`` (or, idle, at the next one)
+    DROPPED = "dropped"
+    #: ``{"type", "id", "nonce", "status": "ok"|"error"|"interrupted", "error": None|{...}}``
     DONE = "done"
     #: ``{"type", "id", "call": k, "tool", "args": {param: value}}``: code of execution
     #: ``id`` calls a host tool; it waits for the ``reply`` with the same ``call``
@@ -72,7 +84,46 @@ class ProtocolError(ValueError):
 def encode(message: dict[str, Any]) -> bytes:
     """One frame. ASCII-escaped JSON, so lone surrogates in text survive the trip."""
     body = json.dumps(message, separators=(",", ":")).encode("ascii")
+    if len(body) > MAX_FRAME:
+        raise ProtocolError(f"a frame of {len(body)} bytes exceeds the limit of {MAX_FRAME}")
     return len(body).to_bytes(HEADER_SIZE, "big") + body
+
+
+def output_size(text: str) -> int:
+    """Bytes ``text`` takes in UTF-8: what ``max_output`` counts, on both ends alike."""
+    if text.isascii():  # O(1) in CPython: the common case costs nothing
+        return len(text)
+    step = 1 << 20  # bounded memory, even for a line of hundreds of megabytes
+    return sum(
+        len(text[i : i + step].encode("utf-8", "surrogatepass")) for i in range(0, len(text), step)
+    )
+
+
+def display_size(data: dict[str, Any]) -> int:
+    """What a ``display`` bundle counts against ``max_output``: its values' sizes."""
+    total = 0
+    for value in data.values():
+        if isinstance(value, str):
+            total += output_size(value)
+        else:
+            total += len(json.dumps(value, separators=(",", ":")))
+    return total
+
+
+def cut_text(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` that is at most ``limit`` bytes in UTF-8."""
+    head = text[:limit].encode("utf-8", "surrogatepass")  # each char is >= 1 byte
+    if len(head) <= limit:
+        return text[:limit]
+    head = head[:limit]
+    start = len(head) - 1  # back to the first byte of the last character
+    while start > 0 and head[start] & 0xC0 == 0x80:
+        start -= 1
+    lead = head[start] if head else 0
+    size = 1 if lead < 0x80 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    if start + size > len(head):  # that character was cut in two: leave it out
+        head = head[:start]
+    return head.decode("utf-8", "surrogatepass")
 
 
 def frame_length(header: bytes) -> int:
@@ -158,8 +209,8 @@ BOOTSTRAP = (
     "        b+=c\n"
     "    return b\n"
     "_s=_r(int.from_bytes(_r(4),'big'))\n"
+    # not in sys.modules: user code must not find the worker by name
     "_m=types.ModuleType('_eager_rt_worker')\n"
-    "sys.modules['_eager_rt_worker']=_m\n"
     "exec(compile(_s,'<eager_rt worker>','exec'),_m.__dict__)\n"
     "del _r,_s\n"
     "_m.main(_c)\n"

@@ -30,6 +30,7 @@ import codecs
 import collections
 import contextlib
 import fcntl
+import functools
 import importlib.util
 import io
 import json
@@ -44,7 +45,7 @@ import time
 import traceback
 import types
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 _T = TypeVar("_T")
 
@@ -54,6 +55,8 @@ _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE: such code is a coroutine to run
 _CHANNEL_FD_MIN = 200  # keep the channel away from the low fds user code tends to close
 _FLUSH_THRESHOLD = 1 << 16  # a line-buffered stream also flushes when this much is pending
 _READ_SIZE = 1 << 16
+_DRAIN_READS = 16  # reads of _READ_SIZE per pipe per pass: fd output goes out in bounded steps
+_ERROR_TEXT = 1 << 18  # characters of an error's message or traceback a done frame carries
 _SIGINT = {signal.SIGINT}
 _PIPE_BUF = getattr(select, "PIPE_BUF", 512)  # a pipe write this small is atomic
 # output coalescing: up to _BURST text frames go out at once in any _COALESCE_S
@@ -227,84 +230,90 @@ class _Channel:
 # --------------------------------------------------------------------------- the worker
 
 
-class _OutStream(io.TextIOBase):
-    """``sys.stdout``/``sys.stderr``: text that becomes ``stream`` frames.
+class _Buffer:
+    """Text written to one of the code's streams and not sent yet (the worker's side)."""
 
-    Line-buffered, and coalesced: a complete line goes out at once unless
-    ``_BURST`` frames already went out in the current ``_COALESCE_S`` window;
-    then the drain thread sends it when the window ends. Sparse prints are
-    streamed immediately without waking any thread, and a tight print loop
-    costs a few frames per window, not one per line. An explicit ``flush()``
-    always sends at once. Writing to one stream first sends what the other
-    holds, so stdout/stderr interleaving is exact.
-    """
+    __slots__ = ("at_line_start", "fd", "name", "parts", "size")
 
-    encoding = "utf-8"
-    errors = "strict"
-    mode = "w"
-    line_buffering = True
-
-    def __init__(self, worker: Worker, name: str, fd: int) -> None:
-        super().__init__()
-        self._worker = worker
-        self._name = name
-        self._fd = fd
+    def __init__(self, name: str, fd: int) -> None:
+        self.name = name
+        self.fd = fd
         self.parts: list[str] = []
         self.size = 0
         self.at_line_start = True
 
-    @property
-    def name(self) -> str:
-        return f"<{self._name}>"
 
-    @property
-    def buffer(self) -> io.FileIO:
-        # bytes written here go through the fd pipe, which is drained in order
-        self._worker.guarded(self._worker.send_text)
-        return io.FileIO(self._fd, "w", closefd=False)
+def _text_stream(worker: Worker, buf: _Buffer) -> io.TextIOBase:
+    """``sys.stdout``/``sys.stderr``: text that becomes ``stream`` frames.
 
-    def writable(self) -> bool:
-        return True
+    Line-buffered, and coalesced: a complete line, or an explicit flush, goes
+    out at once unless ``_BURST`` frames already went out in the current
+    ``_COALESCE_S`` window; then the drain thread sends it when the window
+    ends. Sparse prints are streamed immediately without waking any thread,
+    and a tight print loop (``flush=True`` or not) costs a few frames per
+    window, not one per line. Writing to one stream first sends what the other
+    holds, so stdout/stderr interleaving is exact.
 
-    def reconfigure(self, **options: Any) -> None:
-        """Accepted and ignored: the text is always UTF-8 and flushed per line.
+    The class is made here, around ``worker``, so that the object user code
+    sees as ``sys.stdout`` holds no attribute leading to the worker or its
+    channel: only this closure does.
+    """
 
-        Scripts often call ``sys.stdout.reconfigure(encoding="utf-8")``; that
-        must not fail here.
-        """
+    class _OutStream(io.TextIOBase):
+        encoding = "utf-8"
+        errors = "strict"
+        mode = "w"
+        line_buffering = True
+        name = f"<{buf.name}>"
 
-    def isatty(self) -> bool:
-        return False
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def close(self) -> None:
-        # user code closing sys.stdout must not cost the session its output
-        self.flush()
-
-    @property
-    def closed(self) -> bool:
-        return False
-
-    def write(self, s: str) -> int:
-        if not isinstance(s, str):
-            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
-        if s:
-            worker = self._worker
-            if worker.forked:
-                os.write(self._fd, s.encode("utf-8", "replace"))
-            elif worker.captured is not None:
-                worker.captured.append((self._name, s))
-            else:
-                worker.guarded(worker.write_text, self, s)
-        return len(s)
-
-    def flush(self) -> None:
-        # an explicit flush is a promise (print(..., flush=True) before os._exit)
-        worker = self._worker
-        if not worker.forked and self.parts:
+        @property
+        def buffer(self) -> io.FileIO:
+            # bytes written here go through the fd pipe, which is drained in order
             worker.guarded(worker.send_text)
+            return io.FileIO(buf.fd, "w", closefd=False)
+
+        def writable(self) -> bool:
+            return True
+
+        def reconfigure(self, **options: Any) -> None:
+            """Accepted and ignored: the text is always UTF-8 and flushed per line.
+
+            Scripts often call ``sys.stdout.reconfigure(encoding="utf-8")``; that
+            must not fail here.
+            """
+
+        def isatty(self) -> bool:
+            return False
+
+        def fileno(self) -> int:
+            return buf.fd
+
+        def close(self) -> None:
+            # user code closing sys.stdout must not cost the session its output
+            self.flush()
+
+        @property
+        def closed(self) -> bool:
+            return False
+
+        def write(self, s: str) -> int:
+            if not isinstance(s, str):
+                raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+            if s:
+                if worker.forked:
+                    os.write(buf.fd, s.encode("utf-8", "replace"))
+                elif worker.captured is not None:
+                    worker.captured.append((buf.name, s))
+                else:
+                    worker.guarded(worker.write_text, buf, s)
+            return len(s)
+
+        def flush(self) -> None:
+            # a flush is coalesced like a line; os._exit sends what waits (see install)
+            if buf.parts and not worker.forked:
+                worker.guarded(worker.line_done)
+
+    return _OutStream()
 
 
 class Worker:
@@ -327,6 +336,12 @@ class Worker:
         os.set_blocking(self._wake_w, False)
         self.forked = False
         self.memory_limit: int | None = None
+        #: the execution whose output is being written, None while idle (background output)
+        self.stream_id: Any = None
+        self.max_output: int | None = None  #: bytes of output each execution may send
+        self.output_left: int | None = None  # what is left of it now
+        self.dropped = 0  # bytes past the cap, not sent; said in a "dropped" frame
+        self.dropped_name = "stdout"  # the stream where dropping began
         self.flags = 0
         self.loop: Any = None  # the event loop of top-level ``await``, made at first use
         self.pid = os.getpid()
@@ -335,8 +350,8 @@ class Worker:
         self._fd_names: dict[int, str] = {}
         self._fd_keep: dict[int, int] = {}
         self._poll = select.poll()
-        self.stdout = _OutStream(self, "stdout", 1)
-        self.stderr = _OutStream(self, "stderr", 2)
+        self.stdout = _Buffer("stdout", 1)
+        self.stderr = _Buffer("stderr", 2)
         #: while not None, text for stdout/stderr is collected here, not sent
         self.captured: list[tuple[str, str]] | None = None
         self.figures = _bundled("_figures").FigureRenderer(self.capture, self.write_named)
@@ -370,47 +385,86 @@ class Worker:
             self._fd_names[r] = name
             self._poll.register(r, select.POLLIN)
             self._decoders[r] = codecs.getincrementaldecoder("utf-8")("replace")
-        thread = threading.Thread(target=self._drain_loop, name="eager_rt-drain", daemon=True)
-        thread.start()
+        # (a closure, not the bound method: a Thread object is visible to user code)
+        _daemon("eager_rt-drain", lambda: self._drain_loop())
+
+    def watch_host(self) -> None:
+        """End the worker the moment the host's end of the channel closes, even while busy.
+
+        The serve loop sees the host go only when it reads, which it does not
+        while code runs; without this a worker whose host was killed would run
+        a ``while True`` on forever (in a container, keep the container up).
+        """
+        rfd = self.channel.rfd
+        _daemon("eager_rt-host-watch", lambda: _exit_on_hangup(rfd))
 
     def install(self) -> None:
-        sys.stdout = sys.__stdout__ = self.stdout  # type: ignore[assignment,misc]
-        sys.stderr = sys.__stderr__ = self.stderr  # type: ignore[assignment,misc]
+        """Put the worker's hooks where user code looks: streams, builtins, signals.
+
+        Each is a closure or an object that holds none of the worker's state,
+        so nothing user code can reach by attributes (``sys.stdout._worker``)
+        or by asking the garbage collector who refers to those objects leads
+        to the channel. (Code that walks closures or stack frames on purpose
+        still can; what it cannot do is end an execution: see the nonce.)
+        """
+        worker = self
+        stdout, stderr = _text_stream(self, self.stdout), _text_stream(self, self.stderr)
+        sys.stdout = sys.__stdout__ = stdout  # type: ignore[misc]
+        sys.stderr = sys.__stderr__ = stderr  # type: ignore[misc]
         sys.stdin = sys.__stdin__ = open(os.devnull)  # type: ignore[misc]  # noqa: SIM115
         sys.argv = [""]
         builtins.input = _no_input
-        builtins.display = self.display  # type: ignore[attr-defined]
-        _bundled("_tool_wire").install(self.call_tool)
+
+        def display(*objs: Any, **kwargs: Any) -> None:
+            """Show each object as its richest MIME bundle (the ``_repr_*_`` protocol)."""
+            worker.display(*objs)
+
+        builtins.display = display  # type: ignore[attr-defined]
+        _bundled("_tool_wire").install(lambda request: worker.call_tool(request))
         os.environ.setdefault("MPLBACKEND", "Agg")
-        sys.meta_path.insert(0, _PyplotHook(self))
-        signal.signal(signal.SIGINT, self._on_sigint)
-        os.register_at_fork(after_in_child=self._after_fork)
+        sys.meta_path.insert(0, _PyplotHook(lambda caller: worker.send_figures(caller)))
+
+        def on_sigint(signum: int, frame: types.FrameType | None) -> None:
+            if not worker.running:
+                # stale (its execution already ended) or early (the next one has
+                # not started yet): _run() asks the channel which
+                worker.idle_sigint = True
+                return
+            if worker.defer:
+                worker.interrupt_pending = True  # guarded() re-delivers it once the frame is out
+                return
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, on_sigint)
+        real_exit = os._exit
+
+        @functools.wraps(real_exit)
+        def _exit(status: int) -> NoReturn:
+            # text a flush left to the coalescing timer goes out before the end
+            if not worker.forked:
+                with contextlib.suppress(BaseException):
+                    worker.guarded(worker.send_text)
+            real_exit(status)
+
+        os._exit = _exit
+        os.register_at_fork(after_in_child=lambda: worker.after_fork())
 
     def apply_options(self, options: dict[str, Any]) -> None:
         self.figures.ahead = bool(options.get("prerender_figures", True))
+        cap = options.get("max_output")
+        self.max_output = self.output_left = None if cap is None else int(cap)
         limit = options.get("memory_limit")
         if limit:
             self.memory_limit = int(limit)
             resource.setrlimit(resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
         # a forked child (multiprocessing) must never write frames: its prints
         # go to the fd pipes, which the parent drains
         self.forked = True
         for fd in (self.channel.rfd, self.channel.wfd):
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-    def _on_sigint(self, signum: int, frame: types.FrameType | None) -> None:
-        if not self.running:
-            # stale (its execution already ended) or early (the next one has
-            # not started yet): _run() asks the channel which
-            self.idle_sigint = True
-            return
-        if self.defer:
-            self.interrupt_pending = True  # guarded() delivers it again when the frame is out
-            return
-        raise KeyboardInterrupt
 
     # -- output (every frame goes out under the channel lock, through guarded())
 
@@ -432,14 +486,51 @@ class Worker:
                     signal.pthread_kill(self.main_ident, signal.SIGINT)
 
     def _send_stream(self, name: str, text: str) -> None:
-        self.channel.send(
-            {"type": protocol.Msg.STREAM, "id": self.exec_id, "name": name, "text": text}
-        )
+        left = self.output_left
+        if left is not None:
+            size = protocol.output_size(text)
+            if size > left:  # the cap: keep what fits, count the rest
+                head = protocol.cut_text(text, left) if left else ""
+                self.drop(name, size - protocol.output_size(head))
+                self.output_left = 0
+                if not head:
+                    return
+                text = head
+            else:
+                self.output_left = left - size
+        step = protocol.FRAME_TEXT
+        for start in range(0, len(text), step):  # no frame grows with the text
+            self.channel.send(
+                {
+                    "type": protocol.Msg.STREAM,
+                    "id": self.stream_id,
+                    "name": name,
+                    "text": text[start : start + step] if len(text) > step else text,
+                }
+            )
         now = time.monotonic()
         if now - self.window_start >= _COALESCE_S:
             self.window_start = now
             self.window_frames = 0
         self.window_frames += 1
+
+    def drop(self, name: str, count: int) -> None:
+        if not self.dropped:
+            self.dropped_name = name
+        self.dropped += count
+
+    def report_dropped(self) -> None:
+        """Say how much output the cap held back since the last report (caller holds the lock)."""
+        if self.dropped:
+            self.channel.send(
+                {
+                    "type": protocol.Msg.DROPPED,
+                    "id": self.stream_id,
+                    "name": self.dropped_name,
+                    "bytes": self.dropped,
+                }
+            )
+            self.dropped = 0
 
     def send_text(self) -> None:
         """Send what both streams hold now (at most one holds text: see write_text)."""
@@ -449,9 +540,9 @@ class Worker:
                 text = "".join(stream.parts)
                 stream.parts = []
                 stream.size = 0
-                self._send_stream(stream._name, text)
+                self._send_stream(stream.name, text)
 
-    def write_text(self, stream: _OutStream, text: str) -> None:
+    def write_text(self, stream: _Buffer, text: str) -> None:
         other = self.stderr if stream is self.stdout else self.stdout
         if other.parts:
             self.send_text()
@@ -488,7 +579,8 @@ class Worker:
 
     def _drain_one(self, r: int) -> None:
         chunks = []
-        while True:
+        # bounded: a child writing without pause must not keep this loop (and the lock)
+        for _ in range(_DRAIN_READS):
             try:
                 chunk = os.read(r, _READ_SIZE)
             except BlockingIOError:
@@ -505,8 +597,6 @@ class Worker:
 
     def _drain_loop(self) -> None:
         """Forward fd-level output as it comes, and coalesced text when its interval is up."""
-        # SIGINT must reach the main thread, which runs the user code
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         fds = [*self._fd_names, self._wake_r]
         while True:
             timeout = None
@@ -543,7 +633,8 @@ class Worker:
             self.captured = None
 
     def write_named(self, name: str, text: str) -> None:
-        (self.stdout if name == "stdout" else self.stderr).write(text)
+        """Write as user code's ``print`` would, to ``sys.stdout``/``sys.stderr``."""
+        (sys.stdout if name == "stdout" else sys.stderr).write(text)
 
     def display(self, *objs: Any, **kwargs: Any) -> None:
         """The ``display()`` builtin: MIME bundles from the IPython ``_repr_*_`` protocol."""
@@ -559,8 +650,16 @@ class Worker:
     def _send_display(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
         self.send_text()
         self.drain_fds()
+        left = self.output_left
+        if left is not None:
+            size = protocol.display_size(data)
+            if size > left:
+                self.drop("display", size)
+                self.output_left = 0
+                return
+            self.output_left = left - size
         self.channel.send(
-            {"type": protocol.Msg.DISPLAY, "id": self.exec_id, "data": data, "metadata": metadata}
+            {"type": protocol.Msg.DISPLAY, "id": self.stream_id, "data": data, "metadata": metadata}
         )
 
     def send_figures(self, caller: types.FrameType | None = None) -> None:
@@ -584,7 +683,7 @@ class Worker:
             try:
                 data = _figure_bundle(fig, self.figures.png(fig, last_statement=last))
             except Exception as exc:  # noqa: BLE001
-                self.stderr.write(f"could not render figure {num}: {exc!r}\n")
+                self.write_named("stderr", f"could not render figure {num}: {exc!r}\n")
                 continue
             finally:
                 if not self.figures.unsettled(fig):
@@ -614,8 +713,16 @@ class Worker:
 
     # -- execution
 
-    def execute(self, exec_id: Any, code: str) -> None:
-        self.exec_id = exec_id
+    def execute(self, exec_id: Any, code: str, nonce: Any) -> None:
+        """Run one execution; its ``done`` carries ``nonce``, which only this frame holds.
+
+        (Kept in this call's locals, not on the worker, where code that found
+        the channel would find it too.)
+        """
+        if self.dropped or self.stdout.parts or self.stderr.parts:
+            self.guarded(self._end_idle)
+        self.exec_id = self.stream_id = exec_id
+        self.output_left = self.max_output
         for fd, keep in self._fd_keep.items():
             os.dup2(keep, fd)  # user code may have closed fd 1 or 2
         # Script semantics: figures are displayed by plt.show(), never behind the
@@ -625,20 +732,38 @@ class Worker:
         status, error = self._run(exec_id, code)
         while True:
             try:
-                self.guarded(self._finish, exec_id, status, error)
+                self.guarded(self._finish, exec_id, nonce, status, error)
                 return
             except KeyboardInterrupt:
                 # a SIGINT handler installed by user code raised after the code
                 # ended; "done" must still go out, or the host would wait forever
                 continue
 
-    def _finish(self, exec_id: Any, status: str, error: dict[str, Any] | None) -> None:
+    def _finish(
+        self, exec_id: Any, nonce: Any, status: str, error: dict[str, Any] | None
+    ) -> None:
         # one pass under the lock: pending text, fd output, then "done", in order
         self.send_text()
         self.drain_fds()
+        self.report_dropped()
         self.channel.send(
-            {"type": protocol.Msg.DONE, "id": exec_id, "status": status, "error": error}
+            {
+                "type": protocol.Msg.DONE,
+                "id": exec_id,
+                "nonce": nonce,
+                "status": status,
+                "error": error,
+            }
         )
+        # what threads of the code write from now on is background output,
+        # under a fresh budget (reported at the next execution's start)
+        self.stream_id = None
+        self.output_left = self.max_output
+
+    def _end_idle(self) -> None:
+        """Before an execution: send the background text still held and what was dropped."""
+        self.send_text()
+        self.report_dropped()
 
     def _run(self, exec_id: Any, code: str) -> tuple[str, dict[str, Any] | None]:
         filename = f"<cell-{exec_id}>"
@@ -759,7 +884,7 @@ class Worker:
             op = message.get("op")
             if op == protocol.Op.EXECUTE:
                 self.figures.request_arrived()
-                self.execute(message.get("id"), message.get("code", ""))
+                self.execute(message.get("id"), message.get("code", ""), message.get("nonce"))
                 self.settle_figures()
                 self.figures.idle_started()
             elif op == protocol.Op.INTERRUPT:
@@ -776,6 +901,38 @@ class Worker:
 
 def _high_fd(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _CHANNEL_FD_MIN)
+
+
+def _daemon(name: str, target: Callable[[], None]) -> None:
+    """A worker thread that never takes SIGINT from the main thread, which runs the code."""
+
+    def run() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+        target()
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+
+
+def _exit_on_hangup(rfd: int) -> None:
+    """Block until the channel's writer (the host) is gone, then end the process at once."""
+    poller = select.poll()
+    # no POLLIN: frames waiting to be read must not wake this thread; a hang-up
+    # (pipe) or the peer's shutdown (socket: POLLRDHUP) always does
+    poller.register(rfd, getattr(select, "POLLRDHUP", 0))
+    while True:
+        try:
+            if poller.poll():
+                break
+        except InterruptedError:
+            continue
+    os._exit(0)
+
+
+def _cut(text: str) -> str:
+    """Bound one field of an error report: a done frame stays small whatever was raised."""
+    if len(text) <= _ERROR_TEXT:
+        return text
+    return f"{text[:_ERROR_TEXT]}[... {len(text) - _ERROR_TEXT} characters dropped]"
 
 
 def _no_input(prompt: object = "") -> str:
@@ -802,11 +959,11 @@ def _error_info(
     if lineno is None and isinstance(exc, SyntaxError) and exc.filename == filename:
         lineno = exc.lineno
     try:
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        text = _cut("".join(traceback.format_exception(type(exc), exc, tb)))
     except Exception:  # noqa: BLE001 - a broken __str__ must not lose the error
         text = f"{type(exc).__name__}: <unprintable>\n"
     try:
-        evalue = str(exc)
+        evalue = _cut(str(exc))
     except Exception:  # noqa: BLE001
         evalue = "<unprintable>"
     return {
@@ -886,11 +1043,12 @@ class _PyplotHook:
 
     Patching at import time (not after an execution) matters: a script that
     imports pyplot and calls ``show()`` in one go must not hit Agg's "cannot
-    show" warning on stderr.
+    show" warning on stderr. ``show_figures`` is a closure: the hook sits in
+    ``sys.meta_path``, where user code can see it.
     """
 
-    def __init__(self, worker: Worker) -> None:
-        self._worker = worker
+    def __init__(self, show_figures: Callable[[types.FrameType | None], None]) -> None:
+        self._show = show_figures
         self._busy = False
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
@@ -903,24 +1061,26 @@ class _PyplotHook:
             self._busy = False
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = _PatchingLoader(spec.loader, self._worker)  # type: ignore[assignment]
+        spec.loader = _PatchingLoader(spec.loader, self._show)  # type: ignore[assignment]
         return spec
 
 
 class _PatchingLoader:
-    def __init__(self, loader: Any, worker: Worker) -> None:
+    def __init__(
+        self, loader: Any, show_figures: Callable[[types.FrameType | None], None]
+    ) -> None:
         self._loader = loader
-        self._worker = worker
+        self._show = show_figures
 
     def create_module(self, spec: Any) -> Any:
         return self._loader.create_module(spec)
 
     def exec_module(self, module: types.ModuleType) -> None:
         self._loader.exec_module(module)
-        worker = self._worker
+        show_figures = self._show
 
         def show(*args: Any, **kwargs: Any) -> None:
-            worker.send_figures(sys._getframe(1))
+            show_figures(sys._getframe(1))
 
         show.__doc__ = "Display every open figure as an image/png output and close it."
         module.show = show  # type: ignore[attr-defined]
@@ -950,6 +1110,7 @@ def main(cwd_on_path: bool = False) -> None:
         channel.send({"type": protocol.Msg.FATAL, "reason": reason})
         return
     worker = Worker(channel, private_stderr)
+    worker.watch_host()
     worker.redirect_fds()
     worker.install()
     if cwd_on_path:
