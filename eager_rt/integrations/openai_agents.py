@@ -45,7 +45,6 @@ still open, whatever the SDK does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import itertools
 import json
@@ -84,7 +83,14 @@ RUN_CODE_DESCRIPTION = (
     "Python functions in that session: call them from the code.\n\n" + STREAMABLE_CODE_PROMPT
 )
 
-_END = object()  # closes a call's fragment queue
+_END = object()  # closes a call's fragment queue, or the model's event inbox
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """The model's stream raised ``error``."""
+
+    error: Exception
 
 
 def _run_owner() -> object | None:
@@ -287,17 +293,19 @@ class EagerModel(Model):
         self, *args: Any, **kwargs: Any
     ) -> AsyncIterator[TResponseStreamEvent]:
         owner = _run_owner()
-        stream = self.inner.stream_response(*args, **kwargs)
         reader = _Reader(self.eager, self.eager._scope(owner), self.tools)
-        iterator = aiter(stream)
+        # the SDK model's generator keeps tracing state in context variables: it lives
+        # its whole life (start, cancel, close) in this one task
+        pump = asyncio.get_running_loop().create_task(
+            reader.pump(self.inner.stream_response(*args, **kwargs)),
+            name="eager_rt-openai-agents-stream",
+        )
         try:
-            while True:
-                event = await reader.next_event(iterator)
-                if event is None:
-                    break
+            while (event := await reader.next_event()) is not None:
                 reader.read(event)
                 yield event
             if reader.stopped is not None:
+                pump.cancel()  # the SDK model closes its HTTP response on the way out
                 for event in await reader.cut_response():
                     yield event
         except BaseException as exc:
@@ -305,9 +313,8 @@ class EagerModel(Model):
             raise
         finally:
             reader.finish()
-            closer = getattr(iterator, "aclose", None)
-            if closer is not None:
-                await closer()
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
 
     async def _cleanup_on_run_end(self, owner: object) -> None:
         """The SDK's run-end call: close that run's session."""
@@ -346,27 +353,32 @@ class _Reader:
         self.done_items: list[Any] = []
         self.response: Response | None = None
         self.sequence = 0
+        self.inbox: asyncio.Queue[Any] = asyncio.Queue()
         self.stop = asyncio.Event()
         self.stopped: _Call | None = None
 
-    async def next_event(self, iterator: AsyncIterator[Any]) -> Any | None:
-        """The next event, or None at the end or when a failure stopped the stream."""
-        if self.stop.is_set():
-            return None
-        if not any(c.task is not None and not c.task.done() for c in self.calls.values()):
-            return await anext(iterator, None)
-        pending = asyncio.ensure_future(anext(iterator, None))
-        stopper = asyncio.ensure_future(self.stop.wait())
+    async def pump(self, stream: AsyncIterator[Any]) -> None:
+        """Move the model's events to the inbox (closing the stream however it ends)."""
         try:
-            await asyncio.wait({pending, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            async for event in stream:
+                self.inbox.put_nowait(event)
+        except Exception as exc:  # noqa: BLE001 - handed to the reader, which raises it
+            self.inbox.put_nowait(_Failed(exc))
+        else:
+            self.inbox.put_nowait(_END)
         finally:
-            stopper.cancel()
-        if pending.done():
-            return pending.result()
-        pending.cancel()  # the SDK model closes its HTTP response on the way out
-        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-            await pending
-        return None
+            closer = getattr(stream, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    async def next_event(self) -> Any | None:
+        """The next event, or None at the end or once a failure stopped the stream."""
+        item = None if self.stop.is_set() else await self.inbox.get()
+        if item is None or item is _END or self.stop.is_set():
+            return None
+        if isinstance(item, _Failed):
+            raise item.error
+        return item
 
     def read(self, event: Any) -> None:
         kind = getattr(event, "type", None)
@@ -409,6 +421,7 @@ class _Reader:
         if isinstance(event, Interrupted) and self.stopped is None:
             self.stopped = call
             self.stop.set()
+            self.inbox.put_nowait(_END)  # wakes the reader
 
     def finish(self) -> None:
         """The stream is over (or cut): every call's arguments are complete."""
