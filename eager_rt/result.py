@@ -13,7 +13,13 @@ Metric definitions follow the paper (all seconds, from the stream's start):
 * ``nel_s``  non-overlapped execution latency: execution that falls after
   generation ended;
 * ``e2el_s`` end-to-end latency: stream start to last execution end
-  (= ``gen_s + nel_s`` when anything ran after generation).
+  (= ``gen_s + nel_s`` when anything ran after generation);
+* ``response_s`` the model's whole response, prose after the last code
+  included (reported by a model source; None for plain code pieces).
+
+A run whose stream held no statement to run is not ``ok`` but ``no_code``: a
+model that answered in prose only (or put its code where no extractor finds
+it) must not pass for a program that ran.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchRecord", "ChunkRecord", "RunError", "RunResult", "RunStatus"]
 
-RunStatus = Literal["ok", "error", "syntax_error", "timeout", "died", "interrupted", "source_error"]
+RunStatus = Literal[
+    "ok", "no_code", "error", "syntax_error", "timeout", "died", "interrupted", "source_error"
+]
 
 
 @dataclass(slots=True)
@@ -119,9 +127,19 @@ class RunResult:
     piece_ends: list[int] = field(default_factory=list)
     piece_times: list[float] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.status == "ok" and not any(r.chunk.runnable for r in self.chunks):
+            self.status = "no_code"  # decided here, so every producer of a result agrees
+
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def response_s(self) -> float | None:
+        """The model's whole response time, as its source reported it (None: not a model)."""
+        value = self.source_info.get("response_s")
+        return float(value) if isinstance(value, int | float) else None
 
     @property
     def stdout(self) -> str:
@@ -162,6 +180,7 @@ class RunResult:
             "exec_s": self.exec_s,
             "nel_s": self.nel_s,
             "e2el_s": self.e2el_s,
+            "response_s": self.response_s,
             "ttft_s": self.ttft_s,
             "chunks": sum(1 for r in self.chunks if r.chunk.runnable),
             "batches": len(self.batches),

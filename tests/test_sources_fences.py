@@ -181,7 +181,7 @@ def test_python_info_strings_run(info: str) -> None:
     assert "".join(code_from_fences([f"```{info}\nz = 3\n```\n"])) == "z = 3\n"
 
 
-@pytest.mark.parametrize("info", ["bash", "json", "text", "pycon", "output"])
+@pytest.mark.parametrize("info", ["bash", "json", "text", "output", "{r}", "{=html}", "js:app.js"])
 def test_other_languages_do_not_run(info: str) -> None:
     segs, _ = split_run(f"```{info}\nz = 3\n```\n", [])
     assert kind_text(segs, "code") == ""
@@ -302,6 +302,12 @@ _SAFE_LINE = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="\n\r`~"),
     max_size=12,
 )
+# a code line that starts visibly: leading blanks are dedented, a leading '>>> ' is a prompt
+_CODE_LINE = st.builds(
+    str.__add__,
+    st.characters(codec="utf-8", exclude_characters="\n\r`~ \t>"),
+    _SAFE_LINE,
+)
 
 
 @st.composite
@@ -318,7 +324,7 @@ def documents(draw: st.DrawFn) -> tuple[str, str]:
         lang = draw(st.sampled_from(["python", "py", "", "bash", "Python"]))
         indent = draw(st.integers(0, 3))
         parts.append(" " * indent + char * n + lang + "\n")
-        lines = draw(st.lists(_SAFE_LINE, max_size=4))
+        lines = draw(st.lists(_CODE_LINE, max_size=4))
         # lines that look like shorter or other-char fences stay content
         if draw(st.booleans()):
             lines.append(("~" if char == "`" else "`") * 3)

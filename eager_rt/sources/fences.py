@@ -5,23 +5,39 @@ more prose, maybe another block. The runtime's chunker wants only the code, and
 wants it *now*, so this module splits the stream incrementally. Text inside a
 Python block is released the moment it cannot be a closing fence any more; the
 only thing ever held back is the start of a line that still looks like one
-(at most a few backticks and spaces). Prose, fence lines and blocks in other
-languages come out separately so a front end can print them live.
+(a few backticks and spaces), or, inside a block that runs, a line's leading
+whitespace and REPL prompt until its first visible character. Prose, fence
+lines and blocks in other languages come out separately so a front end can
+print them live.
 
 Fences follow CommonMark where it matters for model output: a fence line is up
-to three spaces, then three or more backticks or tildes; a backtick fence's
-info string holds no backtick (so inline ```` ``` ```` in prose is not a
-fence); a block is closed only by the same character, at least as many times,
-followed by nothing but blanks; the indentation of an indented opening fence is
-removed from the block's lines. An unclosed block runs to the end of the stream.
-The closing fence of a block that runs is marked (``Segment.closes``): the
-source generators yield :data:`~eager_rt.sources.boundary.BOUNDARY` there.
+to three spaces (more inside a list item: up to three past the item's content
+column), then three or more backticks or tildes; a backtick fence's info string
+holds no backtick (so inline ```` ``` ```` in prose is not a fence); a block
+is closed only by the same character, at least as many times, followed by
+nothing but blanks (a ``\\r\\n`` line end included); the indentation of an
+indented opening fence is removed from the block's lines.  An unclosed block
+runs to the end of the stream.  The closing fence of a block that runs is
+marked (``Segment.closes``): the source generators yield
+:data:`~eager_rt.sources.boundary.BOUNDARY` there.
+
+What real models write, and how a block that runs is read:
+
+* the language is the info string's first word as renderers read it:
+  ``python title=x``, ``python:squares.py`` (a file name after a colon),
+  ``{python}`` and ``{.python}`` (attribute braces) all mean ``python``;
+* code indented as a whole inside a column-0 fence is dedented: the first code
+  line's indentation is removed from every line (as much of it as a line has);
+* a ``>>>``/``...`` REPL transcript (a block whose first line starts with
+  ``>>> ``) runs its statements with the prompts removed; the echoed output
+  lines between them are not code (they come out as ``other``).
 
 Each call to :meth:`FenceExtractor.feed` costs time proportional to the new text.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -36,13 +52,16 @@ __all__ = [
     "SegmentKind",
     "acode_from_fences",
     "code_from_fences",
+    "info_language",
 ]
 
-#: info-string languages whose blocks are run (compared lowercased); "" is a bare fence
-PYTHON_LANGUAGES: frozenset[str] = frozenset({"python", "py", "python3", "py3", ""})
+#: info-string languages whose blocks are run (compared lowercased); "" is a bare fence;
+#: ``pycon`` is the name renderers give a Python console transcript
+PYTHON_LANGUAGES: frozenset[str] = frozenset({"python", "py", "python3", "py3", "pycon", ""})
 
 #: ``prose``: text outside any block; ``fence``: an opening or closing fence line;
-#: ``code``: content of a block that runs; ``other``: content of a block in another language
+#: ``code``: content of a block that runs; ``other``: content of a block in another
+#: language, or the echoed output of a REPL transcript
 SegmentKind = Literal["prose", "fence", "code", "other"]
 
 
@@ -55,9 +74,24 @@ class Segment:
     closes: bool = field(default=False, compare=False)
 
 
-# per-line candidate phases: still reading the indentation, the fence marker, or what follows it
-_INDENT, _MARKER, _REST = 0, 1, 2
-_UNDECIDED, _NOT_FENCE, _FENCE = 0, 1, 2
+# the language word of an info string: after optional attribute braces and a class dot,
+# up to a blank, a brace, a colon (``python:file.py``) or a comma (``{python, echo=F}``)
+_LANGUAGE = re.compile(r"\{?[ \t]*\.?([^\s{}:,]*)")
+# a list item's start: indentation, marker, and the blanks before its content
+_LIST_ITEM = re.compile(r"( *)([-+*]|[0-9]{1,9}[.)])(?:( +)(\S?)|$)")
+_HEAD_MAX = 64  # characters of a prose line kept to recognise a list item
+
+
+def info_language(info: str) -> str:
+    """The language an info string names, lowercased, the way common renderers read it."""
+    match = _LANGUAGE.match(info.strip())
+    return match.group(1).lower() if match else ""
+
+
+# line-start phases: leading whitespace, a fence marker, what follows a marker, a REPL prompt
+_WS, _MARKER, _REST, _PROMPT = 0, 1, 2, 3
+_UNDECIDED, _CONTENT = 0, 1
+_PS1, _PS2 = ">>>", "..."
 
 
 class FenceExtractor:
@@ -65,24 +99,38 @@ class FenceExtractor:
 
     ``feed`` returns the segments that became certain; ``close`` flushes the
     rest at the end of the stream. Concatenating every segment's text gives back
-    the input, except the indentation removed inside indented blocks.
+    the input, except what is removed from the lines of a block: its fence's
+    indentation, the code's own common indentation, and REPL prompts.
     """
 
     def __init__(self, languages: Iterable[str] = PYTHON_LANGUAGES) -> None:
         self._languages = frozenset(lang.lower() for lang in languages)
+        # the open block
         self._in_block = False
         self._run = False  # the open block is one we run
         self._fence_char = ""
         self._fence_len = 0
-        self._fence_indent = 0
+        self._fence_indent = 0  # spaces removed from each of its lines (CommonMark)
+        self._fence_base = 0  # content column of the list item the block sits in
+        self._dedent: str | None = None  # the first code line's own indentation
+        self._repl: bool | None = None  # a REPL transcript (None: no code line yet)
         self._blocks = 0  # blocks opened so far
         self._code_blocks = 0
+        # list items open in the prose (content columns, innermost last)
+        self._lists: list[int] = []
+        self._after_blank = False
+        self._head: str | None = ""  # start of the current prose line (None: not a prose line)
+        # the current line
         self._line_start = True
-        self._held: list[str] = []  # start of the current line, while it may be a fence line
-        self._phase = _INDENT
-        self._indent = 0
+        self._line_kind: SegmentKind = "prose"  # where the rest of the line goes
+        self._held: list[str] = []  # start of the line, while undecided
+        self._phase = _WS
+        self._indent = 0  # leading spaces
+        self._ws = ""  # leading whitespace
+        self._fence_ok = True  # the leading whitespace still allows a fence line
         self._mchar = ""
         self._mlen = 0
+        self._prompt = ""
         self._out: list[Segment] = []
         self._closed = False
         self.unclosed = False  #: the stream ended inside a block
@@ -104,9 +152,10 @@ class FenceExtractor:
             if not self._line_start:
                 j = text.find("\n", i)
                 end = n if j < 0 else j + 1
-                self._emit_content(text[i:end])
+                self._emit(self._line_kind, text[i:end])
                 i = end
-                self._line_start = j >= 0
+                if j >= 0:
+                    self._line_done()
                 continue
             i = self._scan_line_start(text, i)
         return self._take()
@@ -117,10 +166,7 @@ class FenceExtractor:
             return []
         self._closed = True
         if self._held:
-            if self._verdict_at_line_end() == _FENCE:
-                self._fence_line("".join(self._held))
-            else:
-                self._flush_held_as_content()
+            self._settle_line()
         if self._in_block:
             self.unclosed = True
         return self._take()
@@ -135,18 +181,13 @@ class FenceExtractor:
             c = text[i]
             if c == "\n":
                 self._held.append(text[start : i + 1])
-                if self._verdict_at_line_end() == _FENCE:
-                    self._fence_line("".join(self._held))
-                else:
-                    self._flush_held_as_content()
-                self._reset_line()
+                self._settle_line()
+                self._line_done()
                 return i + 1
-            verdict = self._step(c)
-            if verdict == _NOT_FENCE:
+            if self._step(c) == _CONTENT:
                 self._held.append(text[start : i + 1])
-                self._flush_held_as_content()
+                self._release()
                 self._line_start = False
-                self._reset_candidate()
                 return i + 1
             if self._phase == _REST and not self._in_block:
                 # an opening fence's info string: nothing in it can change the verdict
@@ -155,9 +196,9 @@ class FenceExtractor:
                 stop = n if j < 0 else j
                 if self._mchar == "`" and "`" in text[i + 1 : stop]:
                     self._held.append(text[start:stop])
-                    self._flush_held_as_content()
+                    self._line_kind = "prose"
+                    self._release()
                     self._line_start = False
-                    self._reset_candidate()
                     return stop
                 i = stop
                 continue
@@ -166,44 +207,114 @@ class FenceExtractor:
         return n
 
     def _step(self, c: str) -> int:
-        """Feed one character of a candidate fence line (not the newline)."""
-        if self._phase == _INDENT:
-            if c == " " and self._indent < 3:
-                self._indent += 1
-                return _UNDECIDED
-            if c in "`~" and (not self._in_block or c == self._fence_char):
+        """Feed one character of an undecided line start (not the newline)."""
+        if self._phase == _WS:
+            if c == " " or c == "\t":
+                self._ws += c
+                if c == "\t":
+                    self._fence_ok = False  # a tab is four columns: past any fence indent
+                else:
+                    self._indent += 1
+                    self._fence_ok = self._fence_ok and self._indent <= self._max_indent()
+                # inside a block that runs, a line's indentation waits for its first character
+                return _UNDECIDED if self._fence_ok or self._run_block() else self._content(c)
+            if c in "`~" and self._fence_ok and (not self._in_block or c == self._fence_char):
                 self._phase, self._mchar, self._mlen = _MARKER, c, 1
                 return _UNDECIDED
-            return _NOT_FENCE
+            return self._content(c)
         if self._phase == _MARKER:
             if c == self._mchar:
                 self._mlen += 1
                 return _UNDECIDED
             if self._mlen < self._min_len():
-                return _NOT_FENCE
+                return self._content(self._mchar)
             self._phase = _REST
-        # _REST
+        if self._phase == _REST:
+            if self._in_block:
+                return _UNDECIDED if c in " \t\r" else self._content(self._mchar)
+            if self._mchar == "`" and c == "`":
+                self._line_kind = "prose"
+                return _CONTENT
+            return _UNDECIDED
+        return self._prompt_step(c)
+
+    def _content(self, first: str) -> int:
+        """The line is not a fence line; ``first`` is its first visible character."""
+        if not self._in_block:
+            self._line_kind = "prose"
+            return _CONTENT
+        if not self._run:
+            self._line_kind = "other"
+            return _CONTENT
+        if first in "\r\n":  # a blank line: it says nothing about indentation or prompts
+            self._line_kind = "code" if not self._repl else "other"
+            return _CONTENT
+        if self._dedent is None:
+            self._dedent = self._line_indent()
+        if self._repl is not False and first in (">" if self._repl is None else ">."):
+            self._phase, self._prompt = _PROMPT, ""
+            return self._prompt_step(first)
+        self._repl = False if self._repl is None else self._repl
+        self._line_kind = "other" if self._repl else "code"
+        return _CONTENT
+
+    def _prompt_step(self, c: str) -> int:
+        """A REPL prompt, character by character: ``>>>`` or ``...``, then a blank or the end."""
+        if len(self._prompt) < 3:
+            prompt = self._prompt + c
+            if _PS1.startswith(prompt) or (self._repl and _PS2.startswith(prompt)):
+                self._prompt = prompt
+                return _UNDECIDED
+        elif c in " \r":
+            self._repl = True
+            self._line_kind = "code"
+            return _CONTENT
+        return self._not_a_prompt()
+
+    def _not_a_prompt(self) -> int:
+        if self._repl is None:
+            self._repl = False  # the first code line has no prompt: plain code
+        self._prompt = ""
+        self._line_kind = "other" if self._repl else "code"
+        return _CONTENT
+
+    def _run_block(self) -> bool:
+        return self._in_block and self._run
+
+    def _max_indent(self) -> int:
         if self._in_block:
-            return _UNDECIDED if c in " \t" else _NOT_FENCE
-        if self._mchar == "`" and c == "`":
-            return _NOT_FENCE
-        return _UNDECIDED
+            return self._fence_base + 3
+        return (self._lists[-1] if self._lists else 0) + 3
 
     def _min_len(self) -> int:
         return self._fence_len if self._in_block else 3
 
-    def _verdict_at_line_end(self) -> int:
-        if self._phase == _MARKER:
-            return _FENCE if self._mlen >= self._min_len() else _NOT_FENCE
-        return _FENCE if self._phase == _REST else _NOT_FENCE
+    def _line_indent(self) -> str:
+        """The line's indentation, less the fence's."""
+        return self._ws[self._strip_fence_indent(self._ws) :]
 
-    def _reset_candidate(self) -> None:
-        self._held = []
-        self._phase, self._indent, self._mchar, self._mlen = _INDENT, 0, "", 0
+    def _strip_fence_indent(self, held: str) -> int:
+        k = 0
+        while k < self._fence_indent and k < len(held) and held[k] == " ":
+            k += 1
+        return k
 
-    def _reset_line(self) -> None:
-        self._reset_candidate()
-        self._line_start = True
+    def _settle_line(self) -> None:
+        """The held line ended (newline or end of stream) before it was decided."""
+        phase = self._phase
+        if (phase == _MARKER and self._mlen >= self._min_len()) or phase == _REST:
+            self._fence_line("".join(self._held))
+            return
+        if phase == _PROMPT:
+            if self._prompt == _PS1 or (self._repl and self._prompt == _PS2):
+                self._repl, self._line_kind = True, "code"  # an empty prompt line
+            else:
+                self._not_a_prompt()
+        elif phase == _MARKER:
+            self._content(self._mchar)
+        else:
+            self._content("\n")
+        self._release()
 
     # -- transitions and output ------------------------------------------------
 
@@ -211,35 +322,87 @@ class FenceExtractor:
         if self._in_block:
             self._push("fence", line, self._blocks - 1, closes=self._run)
             self._in_block = False
+            self._head = None
             return
-        info = line.strip().lstrip(self._mchar).strip()
-        language = info.split(None, 1)[0].lower() if info else ""
+        while self._lists and self._lists[-1] > self._indent:
+            self._lists.pop()  # a fence left of a list item's content closes the item
+        info = line.strip().lstrip(self._mchar)
+        language = info_language(info)
         self._in_block = True
         self._run = language in self._languages
         self._fence_char, self._fence_len = self._mchar, self._mlen
         self._fence_indent = self._indent
+        self._fence_base = self._lists[-1] if self._lists else 0
+        self._dedent = None
+        self._repl = None
         self._blocks += 1
         if self._run:
             self._code_blocks += 1
         self._push("fence", line, self._blocks - 1)
+        self._head = None
 
-    def _flush_held_as_content(self) -> None:
+    def _release(self) -> None:
+        """Emit the held line start, less what a block removes from its lines."""
         held = "".join(self._held)
         self._held = []
-        if self._in_block and self._fence_indent:
-            k = 0
-            while k < self._fence_indent and k < len(held) and held[k] == " ":
-                k += 1
+        if self._in_block:
+            k = self._strip_fence_indent(held)
+            if self._run and self._dedent:
+                j = 0
+                while j < len(self._dedent) and k < len(held) and held[k] == self._dedent[j]:
+                    j += 1
+                    k += 1
+            if self._prompt:  # '>>> ' / '... ': the prompt and its blank
+                k += len(self._prompt)
+                if held.startswith(" ", k):
+                    k += 1
             held = held[k:]
-        self._emit_content(held)
+        self._prompt = ""
+        self._emit(self._line_kind, held)
 
-    def _emit_content(self, text: str) -> None:
+    def _emit(self, kind: SegmentKind, text: str) -> None:
         if not text:
             return
-        if not self._in_block:
-            self._push("prose", text, None)
-        else:
-            self._push("code" if self._run else "other", text, self._blocks - 1)
+        if self._in_block:
+            self._push(kind, text, self._blocks - 1)
+            return
+        if self._head is not None and len(self._head) < _HEAD_MAX:
+            self._head += text[: _HEAD_MAX - len(self._head)]
+        self._push("prose", text, None)
+
+    def _line_done(self) -> None:
+        """A line ended: follow the list items it opens or closes, start the next line."""
+        head = self._head
+        if head is not None and not self._in_block:
+            self._follow_lists(head.rstrip("\r\n"))
+        self._reset_line()
+
+    def _follow_lists(self, line: str) -> None:
+        if not line.strip():
+            self._after_blank = True
+            return
+        indent = len(line) - len(line.lstrip(" "))
+        item = _LIST_ITEM.match(line)
+        if item and indent <= self._max_indent():
+            while self._lists and self._lists[-1] > indent:
+                self._lists.pop()
+            marker_end = indent + len(item.group(2))
+            blanks = len(item.group(3) or "")
+            content = marker_end + (blanks if 1 <= blanks <= 4 and item.group(4) else 1)
+            self._lists.append(content)
+        elif self._after_blank:
+            # after a blank line, a line left of an item's content column closes the item
+            while self._lists and self._lists[-1] > indent:
+                self._lists.pop()
+        self._after_blank = False
+
+    def _reset_line(self) -> None:
+        self._held = []
+        self._phase, self._indent, self._ws, self._fence_ok = _WS, 0, "", True
+        self._mchar, self._mlen, self._prompt = "", 0, ""
+        self._line_start = True
+        self._head = None if self._in_block else ""
+        self._line_kind = "prose"
 
     def _push(self, kind: SegmentKind, text: str, block: int | None, closes: bool = False) -> None:
         out = self._out

@@ -92,6 +92,7 @@ class StreamStats:
     first_event_at: float | None = None
     first_token_at: float | None = None  #: first text or tool-argument delta
     first_code_at: float | None = None
+    last_event_at: float | None = None  #: the last event consumed: the response's end
     ended_at: float | None = None
     events: int = 0  #: events consumed from the SDK stream
     deltas: int = 0  #: events that carried text or argument fragments
@@ -130,6 +131,11 @@ class StreamStats:
     def duration_s(self) -> float | None:
         return None if self.ended_at is None else self.ended_at - self.started
 
+    @property
+    def response_s(self) -> float | None:
+        """The whole response's time, prose after the last code included (last event received)."""
+        return None if self.last_event_at is None else self.last_event_at - self.started
+
     def to_dict(self) -> dict[str, Any]:
         def rel(t: float | None) -> float | None:
             return None if t is None else t - self.started
@@ -143,6 +149,7 @@ class StreamStats:
             "first_event_s": rel(self.first_event_at),
             "first_code_s": rel(self.first_code_at),
             "duration_s": self.duration_s,
+            "response_s": self.response_s,
             "events": self.events,
             "deltas": self.deltas,
             "finish_reason": self.finish_reason,
@@ -206,6 +213,8 @@ class Assembler:
         self._pending: list[str] = []
         self._last_char = "\n"
         self._last_source: object = None
+        self._code_len = 0  # characters of code handed out
+        self._unit_start = 0  # where the code unit still open starts in it
 
     # -- what readers report -------------------------------------------------------
 
@@ -301,6 +310,10 @@ class Assembler:
         out, self._pending = self._pending, []
         return out
 
+    def open_unit_code(self) -> str:
+        """The code of the unit not yet known to be over (from the last boundary on)."""
+        return self.stats.code[self._unit_start :]
+
     # -- internals -----------------------------------------------------------------
 
     def _delta(self) -> None:
@@ -329,22 +342,28 @@ class Assembler:
         else:
             self.stats.prose_parts.append(seg.text)
             if seg.closes:
-                self._pending.append(BOUNDARY)
+                self._boundary()
 
     def _unit_over(self, call: _Call) -> None:
         """A tool call's code is complete: say so once, if it ran any."""
         if call.record.runs and not call.unit_over:
             call.unit_over = True
-            self._pending.append(BOUNDARY)
+            self._boundary()
+
+    def _boundary(self) -> None:
+        self._pending.append(BOUNDARY)
+        self._unit_start = self._code_len
 
     def _code(self, code: str, source: object) -> None:
         if source != self._last_source and self._last_char != "\n":
             self._pending.append("\n")
             self.stats.code_parts.append("\n")
+            self._code_len += 1
         self._last_source = source
         self._last_char = code[-1]
         self._pending.append(code)
         self.stats.code_parts.append(code)
+        self._code_len += len(code)
         if self.stats.first_code_at is None:
             self.stats.first_code_at = clock.now()
 
@@ -421,6 +440,26 @@ class AutoReader:
         return None
 
 
+_LENGTH_REASONS = frozenset({"length", "max_tokens", "max_output_tokens", "MAX_TOKENS"})
+
+
+def _ends_complete(code: str) -> bool:
+    """Every statement of ``code`` is complete: the chunker holds nothing but trivia.
+
+    The chunker is the judge, as in the runtime: a statement that could still
+    grow (an open block, a line without its newline) stays pending there and is
+    never run when the stream fails.
+    """
+    from eager_rt.chunker import Chunker
+
+    chunker = Chunker(top_level_await=True)
+    chunker.feed(code)
+    return all(
+        not line.strip() or line.lstrip().startswith("#")
+        for line in chunker.pending.splitlines()
+    )
+
+
 class _SourceBase:
     provider = "?"
     api = "?"
@@ -458,6 +497,11 @@ class _SourceBase:
         )
         self._iterated = False
 
+    @property
+    def started_at(self) -> float:
+        """When the request started: the runtime measures the run from here."""
+        return self.stats.started
+
     def info(self) -> dict[str, Any]:
         """The stream's statistics, for ``RunResult.source_info``."""
         return self.stats.to_dict()
@@ -470,8 +514,9 @@ class _SourceBase:
     def _event(self, event: Any) -> list[str]:
         stats = self.stats
         stats.events += 1
+        stats.last_event_at = clock.now()
         if stats.first_event_at is None:
-            stats.first_event_at = clock.now()
+            stats.first_event_at = stats.last_event_at
         self._reader.read(event, self._asm)
         return self._asm.take()
 
@@ -480,14 +525,15 @@ class _SourceBase:
         stats = self.stats
         if not stats.complete:
             raise self._error("truncated", "the stream ended before the provider's final event")
-        if stats.finish_reason in ("length", "max_tokens", "max_output_tokens") and (
-            self._asm.inside_code
-        ):
-            raise self._error(
-                "length",
-                f"the output limit ({stats.finish_reason}) cut the code; its last statement "
-                "was not run",
-            )
+        if stats.finish_reason in _LENGTH_REASONS and self._asm.inside_code:
+            limit = f"the output limit ({stats.finish_reason})"
+            if _ends_complete(self._asm.open_unit_code()):
+                raise self._error(
+                    "length",
+                    f"{limit} ended the response inside the code, after a complete statement: "
+                    "every statement received ran, but the program may be unfinished",
+                )
+            raise self._error("length", f"{limit} cut the code; its last statement was not run")
         self._asm.finish()
         return self._asm.take()
 
