@@ -41,11 +41,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from eager_rt import clock
+from eager_rt.blocking_source import BlockingIterator
 from eager_rt.chunk import Chunk
 from eager_rt.chunker import Chunker
 from eager_rt.events import (
@@ -97,8 +97,8 @@ class _Pieces:
     """Pulls pieces from any token source; closing it closes the source.
 
     An async iterable is iterated in the loop. A plain iterable may block
-    (``time.sleep``, a blocking HTTP read), so it is pulled on one dedicated
-    thread, which is also where it is closed; that thread is joined on close.
+    (``time.sleep``, a blocking HTTP read), so it is pulled on a daemon thread
+    of its own (:class:`~eager_rt.blocking_source.BlockingIterator`).
     """
 
     #: how long a blocking source may take to return from next() and close
@@ -106,15 +106,12 @@ class _Pieces:
 
     def __init__(self, tokens: TokenSource) -> None:
         self._source = tokens
-        self.close_failed = False
         self._aiter: AsyncIterator[str] | None = None
-        self._iter: Iterator[str] | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self._blocking: BlockingIterator | None = None
         if isinstance(tokens, AsyncIterable):
             self._aiter = aiter(tokens)
         elif isinstance(tokens, Iterable):
-            self._iter = iter(tokens)
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="eager_rt-source")
+            self._blocking = BlockingIterator(iter(tokens))
         else:
             raise TypeError(f"tokens must be an iterable or async iterable of str, not {tokens!r}")
 
@@ -125,9 +122,8 @@ class _Pieces:
                 return await anext(self._aiter)
             except StopAsyncIteration:
                 return None
-        assert self._iter is not None and self._thread is not None
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, next, self._iter, None)
+        assert self._blocking is not None
+        return await self._blocking.next()
 
     async def aclose(self) -> None:
         if self._aiter is not None:
@@ -135,18 +131,8 @@ class _Pieces:
             if closer is not None:
                 await closer()
             return
-        assert self._thread is not None
-        closer_sync: Callable[[], object] | None = getattr(self._iter, "close", None)
-        loop = asyncio.get_running_loop()
-        try:
-            if closer_sync is not None:
-                # queued behind any in-flight next(): a generator is closed on its own thread
-                pending = loop.run_in_executor(self._thread, closer_sync)
-                await asyncio.wait_for(asyncio.shield(pending), self.close_timeout)
-        except TimeoutError:
-            self.close_failed = True  # next() is blocked in the source itself; reported in info()
-        finally:
-            self._thread.shutdown(wait=not self.close_failed)
+        assert self._blocking is not None
+        await self._blocking.aclose(self.close_timeout)
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {}
@@ -155,8 +141,8 @@ class _Pieces:
             reported = getter()
             if isinstance(reported, dict):
                 info.update(reported)
-        if self.close_failed:
-            info["close_failed"] = f"the source did not return within {self.close_timeout} s"
+        if self._blocking is not None and self._blocking.abandoned is not None:
+            info["close_failed"] = self._blocking.abandoned
         return info
 
 
@@ -631,15 +617,23 @@ def run_stream(
     run. ``timeout`` bounds the whole run (generation included); past it the run
     is cancelled, cleaned up, and :class:`TimeoutError` is raised.
     """
-    if session is not None:
-        return session.portal.call(arun_stream(tokens, session.session, **options), timeout)
-    from eager_rt.registry import open_backend
+    try:
+        if session is not None:
+            return session.portal.call(arun_stream(tokens, session.session, **options), timeout)
+        from eager_rt.registry import open_backend
 
-    with Portal() as portal:
-        opened = open_backend(backend)
-        own = SyncSession(opened.session(), portal)
-        try:
-            return portal.call(arun_stream(tokens, own.session, **options), timeout)
-        finally:
-            own.close()
-            portal.call(opened.aclose(), 30.0)
+        with Portal() as portal:
+            opened = open_backend(backend)
+            own = SyncSession(opened.session(), portal)
+            try:
+                return portal.call(arun_stream(tokens, own.session, **options), timeout)
+            finally:
+                own.close()
+                portal.call(opened.aclose(), 30.0)
+    except TimeoutError as exc:
+        if timeout is None:
+            raise
+        raise TimeoutError(
+            f"run_stream did not finish within timeout={timeout} s: the run was cancelled "
+            "and its session closed"
+        ) from exc

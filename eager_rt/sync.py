@@ -84,6 +84,8 @@ class Portal:
             fut = asyncio.run_coroutine_threadsafe(_shutdown(), self._loop)
             try:
                 fut.result(10.0)
+            except concurrent.futures.TimeoutError:
+                pass  # a task ignored cancellation: stop the loop anyway, mask nothing
             finally:
                 self._loop.call_soon_threadsafe(self._loop.stop)
                 self._thread.join(10.0)
