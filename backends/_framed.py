@@ -240,7 +240,8 @@ class WorkerSession(Supervised, Session):
             self._next_id, secrets.token_hex(8), future, on_output, self.limits.budget(), tools
         )
         self._pending = pending
-        if self._background or self._background_budget.dropped:
+        spell = self._background_budget  # output of the idle spell that ends now
+        if self._background or spell.dropped or spell.left != self.limits.max_output:
             self._attach_background(pending)
         started = clock.now()
         try:
@@ -490,16 +491,22 @@ class WorkerSession(Supervised, Session):
             )
         elif kind == protocol.Msg.DROPPED:
             count = message.get("bytes")
-            budget = pending.budget if ours and pending else self._background_budget
-            if isinstance(count, int):
-                budget.add_dropped(str(message.get("name")), count)
+            if not isinstance(count, int):
+                return
+            if ours and pending is not None:
+                pending.budget.add_dropped(str(message.get("name")), count)
+                return  # said once that execution's output is all in
+            self._background_budget.add_dropped(str(message.get("name")), count)
+            # the worker says it when the next execution begins: in order, right
+            # after the background output it kept
+            notice = self._background_budget.take_notice()
+            if notice is not None:
+                self._background_output(notice, counted=False)
             return
         elif pending is None or not ours:
             return  # a call or done of an abandoned execution
         elif kind == protocol.Msg.CALL:
-            task = asyncio.get_running_loop().create_task(self._answer(pending, message))
-            pending.calls.add(task)
-            task.add_done_callback(pending.calls.discard)
+            self._answer(pending, message)
             return
         elif kind == protocol.Msg.DONE:
             # only the worker knows the nonce: a done the code forged is not the end
@@ -525,9 +532,9 @@ class WorkerSession(Supervised, Session):
             except Exception as exc:  # noqa: BLE001 - re-raised by execute() once the code ends
                 pending.callback_error = exc
 
-    def _background_output(self, output: Output) -> None:
+    def _background_output(self, output: Output, *, counted: bool = True) -> None:
         """Output written while no execution of ours ran: hand it on, or keep it."""
-        kept = self._background_budget.admit(output)
+        kept = self._background_budget.admit(output) if counted else output
         if kept is None:
             return
         pending = self._pending
@@ -542,7 +549,7 @@ class WorkerSession(Supervised, Session):
     def _attach_background(self, pending: _Pending) -> None:
         """The output kept since the last execution goes first in this one's."""
         outputs, self._background = self._background, []
-        notice = self._background_budget.notice()
+        notice = self._background_budget.take_notice()  # what the host itself cut
         self._background_budget = self.limits.budget()
         if notice is not None:
             if self.on_background_output is None:
@@ -553,37 +560,44 @@ class WorkerSession(Supervised, Session):
         for output in outputs:
             self._deliver(pending, output)
 
-    async def _answer(self, pending: _Pending, call: dict[str, Any]) -> None:
-        """Run one tool call of the code and send the reply it waits for."""
+    def _answer(self, pending: _Pending, call: dict[str, Any]) -> None:
+        """Start one tool call of the code; its reply goes out when ready (at once, if it is).
+
+        The handler's answer is taken as a future: a reply ready on return
+        goes out in this same loop turn, one made later (on a tool thread) as
+        it lands, with no task of ours in between. If the execution ends
+        first, the call is cancelled and the code gets a ``CancelledError``.
+        """
         request = {k: call.get(k) for k in ("tool", "args", "call")}
+
+        def failed(kind: str, message: str) -> dict[str, Any]:
+            error = {"type": kind, "message": message}
+            return {"ok": False, "tool": request["tool"], "error": error}
+
         if pending.tools is None:
-            reply: dict[str, Any] = {
-                "ok": False,
-                "tool": request["tool"],
-                "error": {"type": "RuntimeError", "message": "this execution was given no tools"},
-            }
+            self._reply(request, failed("RuntimeError", "this execution was given no tools"))
+            return
+        try:
+            answer = asyncio.ensure_future(pending.tools(request))
+        except Exception as exc:  # noqa: BLE001 - the handler's own failure goes to the code
+            self._reply(request, failed(type(exc).__name__, str(exc)))
+            return
+
+        def settle(done: asyncio.Future[dict[str, Any]]) -> None:
+            pending.calls.discard(done)
+            if done.cancelled():  # the execution ended; a thread of the code may still wait
+                reply = failed("CancelledError", "the execution ended before the tool returned")
+            elif (exc := done.exception()) is not None:
+                reply = failed(type(exc).__name__, str(exc))
+            else:
+                reply = done.result()
+            self._reply(request, reply)
+
+        if answer.done():
+            settle(answer)
         else:
-            try:
-                reply = await pending.tools(request)
-            except asyncio.CancelledError:
-                # the execution ended first; a thread of the code may still wait
-                ended = "the execution ended before the tool returned"
-                self._reply(
-                    request,
-                    {
-                        "ok": False,
-                        "tool": request["tool"],
-                        "error": {"type": "CancelledError", "message": ended},
-                    },
-                )
-                raise
-            except Exception as exc:  # noqa: BLE001 - the handler's own failure goes to the code
-                reply = {
-                    "ok": False,
-                    "tool": request["tool"],
-                    "error": {"type": type(exc).__name__, "message": str(exc)},
-                }
-        self._reply(request, reply)
+            pending.calls.add(answer)  # type: ignore[arg-type]  # see _Pending.calls
+            answer.add_done_callback(settle)
 
     def _reply(self, request: dict[str, Any], reply: dict[str, Any]) -> None:
         if self._writer is not None and self._running:
@@ -645,7 +659,11 @@ class _StartRefused(Exception):
 
 
 async def _end_calls(pending: _Pending) -> None:
-    """Cancel the tool calls an ended execution left unanswered, and wait for them."""
+    """Cancel the tool calls an ended execution left unanswered, and wait for them.
+
+    Each one's reply (``CancelledError``) is sent by the callback ``_answer``
+    gave it, which runs before the wait here ends.
+    """
     calls = list(pending.calls)
     for task in calls:
         task.cancel()

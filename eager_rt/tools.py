@@ -25,8 +25,10 @@ import functools
 import inspect
 import json
 import keyword
+import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from eager_rt.speculation import SpeculationSummary
 
 __all__ = [
+    "DEFAULT_TOOL_THREADS",
     "DEFAULT_TOOL_TIMEOUT",
     "Approval",
     "Tool",
@@ -57,6 +60,10 @@ Approval = Callable[["Tool", dict[str, Any]], "bool | Awaitable[bool]"]
 
 #: seconds a tool call may take unless its declaration says otherwise
 DEFAULT_TOOL_TIMEOUT = 300.0
+#: threads one run's sync tools may occupy at once (further calls wait for one)
+DEFAULT_TOOL_THREADS = 16
+#: seconds an ``inline`` tool's call may hold the event loop before a warning says so
+INLINE_BUDGET = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,10 @@ class Tool:
       ``TimeoutError``.
     * ``requires_approval``: each call waits, the code paused mid-statement,
       for the run's approval callback.
+    * ``inline``: a sync function that never blocks (no I/O, no sleep, a quick
+      computation) runs on the event loop itself instead of a thread, which
+      saves two thread switches per call; one that blocks would stall the
+      whole run while it runs, and ``timeout`` cannot stop it.
     """
 
     fn: Callable[..., Any]
@@ -78,8 +89,15 @@ class Tool:
     read_only: bool = False
     timeout: float | None = DEFAULT_TOOL_TIMEOUT
     requires_approval: bool = False
+    inline: bool = False
     signature: inspect.Signature = field(init=False, repr=False, compare=False)
     is_async: bool = field(init=False, repr=False, compare=False)
+    #: the signature has ``*args``
+    variadic: bool = field(init=False, repr=False, compare=False)
+    #: the validating wrapper, built at the first call (pydantic is imported then)
+    _validated: list[Callable[..., Any]] = field(
+        init=False, repr=False, compare=False, default_factory=list
+    )
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or keyword.iskeyword(self.name):
@@ -88,10 +106,32 @@ class Tool:
             raise ValueError(f"timeout must be > 0 seconds, not {self.timeout!r}")
         object.__setattr__(self, "signature", inspect.signature(self.fn))
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.fn))
+        kinds = {p.kind for p in self.signature.parameters.values()}
+        object.__setattr__(self, "variadic", inspect.Parameter.VAR_POSITIONAL in kinds)
+        if self.inline and self.is_async:
+            raise ValueError(
+                f"inline is for sync tools; {self.name}() is async (it runs on the loop)"
+            )
 
     @property
     def doc(self) -> str:
         return inspect.getdoc(self.fn) or ""
+
+    def validated(self) -> Callable[..., Any]:
+        """``fn`` behind pydantic's ``validate_call``, noting in the call's record that it ran.
+
+        Built once per tool. A signature pydantic cannot model (a parameter
+        annotated with an arbitrary class) is only bound, not validated.
+        """
+        if not self._validated:
+            from pydantic import validate_call
+
+            marked = _marks_ran(self.fn)
+            try:
+                self._validated.append(validate_call(marked))
+            except Exception:  # noqa: BLE001 - a signature pydantic cannot model: bind-checked only
+                self._validated.append(marked)
+        return self._validated[0]
 
 
 @overload
@@ -102,6 +142,7 @@ def tool(
     read_only: bool = False,
     timeout: float | None = DEFAULT_TOOL_TIMEOUT,
     requires_approval: bool = False,
+    inline: bool = False,
 ) -> Tool: ...
 
 
@@ -113,6 +154,7 @@ def tool(
     read_only: bool = False,
     timeout: float | None = DEFAULT_TOOL_TIMEOUT,
     requires_approval: bool = False,
+    inline: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -123,6 +165,7 @@ def tool(
     read_only: bool = False,
     timeout: float | None = DEFAULT_TOOL_TIMEOUT,
     requires_approval: bool = False,
+    inline: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare how a host function may be called: ``tool(fn, read_only=True)`` or ``@tool(...)``."""
 
@@ -133,6 +176,7 @@ def tool(
             read_only=read_only,
             timeout=timeout,
             requires_approval=requires_approval,
+            inline=inline,
         )
 
     return make if fn is None else make(fn)
@@ -331,15 +375,23 @@ class _Speculation:
     kwargs: dict[str, Any]
     origin: str
     record: ToolCall | None = None
-    task: asyncio.Task[Reply] | None = None
+    task: asyncio.Future[Reply] | None = None
 
 
 class ToolHost:
     """Runs the tool calls that come out of a session, and keeps their record.
 
     Hand it to ``Session.execute(..., tools=host)``; the backend calls it with
-    each request (``{"tool", "args", "call"}``) and returns its reply to the
-    sandbox. ``t0`` is the run's start, for the records' times.
+    each request (``{"tool", "args", "call"}``), which starts the call at once,
+    and awaits the future it returns for the reply to send to the sandbox. An
+    ``inline`` tool's reply is ready on return; a sync tool runs on one of the
+    host's own threads (at most ``max_threads`` at once, further calls wait
+    for one) and its reply is settled on the loop; an async tool, or a call
+    that waits for approval, runs in a task. ``t0`` is the run's start, for
+    the records' times.
+
+    The host owns its threads: :meth:`aclose` (or ``async with``) ends the
+    run's calls and waits for them, so no tool thread outlives the run.
     """
 
     def __init__(
@@ -350,14 +402,20 @@ class ToolHost:
         t0: float | None = None,
         on_call: Callable[[ToolCall], None] | None = None,
         on_return: Callable[[ToolCall], None] | None = None,
+        max_threads: int = DEFAULT_TOOL_THREADS,
     ) -> None:
+        if max_threads < 1:
+            raise ValueError(f"max_threads must be >= 1, not {max_threads!r}")
         self.tools = dict(tools)
         self.approve = approve
         self.t0 = clock.now() if t0 is None else t0
         self.on_call = on_call
         self.on_return = on_return
+        self.max_threads = max_threads
         self.calls: list[ToolCall] = []
-        self._validated: dict[str, Callable[..., Any]] = {}
+        self._executor: ThreadPoolExecutor | None = None  # made at the first sync call
+        self._threaded: set[_ThreadCall] = set()  # sync calls that may still hold a thread
+        self._closed = False
         # speculation (see eager_rt.speculation): off until allow_speculation()
         self._speculable: frozenset[str] = frozenset()
         self._max_speculative = 0
@@ -366,52 +424,165 @@ class ToolHost:
         self._in_flight = 0
         self._speculation_over = False
 
+    async def __aenter__(self) -> ToolHost:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     # ------------------------------------------------------------------ the handler
 
-    async def __call__(self, request: Mapping[str, Any]) -> Reply:
+    def __call__(self, request: Mapping[str, Any]) -> asyncio.Future[Reply]:
+        """Start the call ``request`` asks for; the future of the reply for the sandbox."""
+        loop = asyncio.get_running_loop()
         name = str(request.get("tool", ""))
         t = self.tools.get(name)
         if t is None:
-            return _error(name, "NameError", f"no tool named {name!r}")
+            return _ready(loop, _error(name, "NameError", f"no tool named {name!r}"))
+        if self._closed:
+            return _ready(loop, _error(name, "RuntimeError", "the run is over: no tool calls now"))
         try:
             named = wire.decode(request.get("args") or {})
             if not isinstance(named, dict):
                 raise TypeError("tool arguments must come as a mapping of parameter names")
             args, kwargs = self._rebuild(t, named)
         except (TypeError, ValueError) as exc:
-            return _error(name, type(exc).__name__, str(exc))
+            return _ready(loop, _error(name, type(exc).__name__, str(exc)))
         spec = self._claim(t, named) if self._speculative else None
         if spec is not None and spec.task is not None and spec.record is not None:
             spec.record.claimed = True
             spec.record.claimed_at = clock.now() - self.t0
-            return await asyncio.shield(spec.task)  # its reply, error included, as made
-        record = self._record(t, named)
-        return await self._perform(t, named, args, kwargs, record)
+            return asyncio.shield(spec.task)  # its reply, error included, as made
+        return self._start(loop, t, named, args, kwargs, self._record(t, named))
+
+    def _start(
+        self, loop: asyncio.AbstractEventLoop, t: Tool, named: dict[str, Any], args: list[Any],
+        kwargs: dict[str, Any], record: ToolCall,
+    ) -> asyncio.Future[Reply]:  # fmt: skip
+        """Run one call (the code's or a speculative one); the future of its reply."""
+        if t.requires_approval or t.is_async:
+            return loop.create_task(self._perform(t, named, args, kwargs, record))
+        if t.inline:
+            return _ready(loop, self._run_inline(t, args, kwargs, record))
+        return self._run_threaded(loop, t, args, kwargs, record)
 
     async def _perform(
         self, t: Tool, named: dict[str, Any], args: list[Any], kwargs: dict[str, Any],
         record: ToolCall,
     ) -> Reply:  # fmt: skip
-        """Run one call and make its reply (the code's call or a speculative one)."""
+        """A call that waits on the loop: for its approval, or for an async tool."""
         name = t.name
         try:
             if t.requires_approval:
                 record.approved = await self._approved(t, named)
                 if not record.approved:
                     raise PermissionError(f"the call of {name}() was not approved")
+            if not t.is_async:  # approved: on with the sync tool (it settles its record)
+                if t.inline:
+                    return self._run_inline(t, args, kwargs, record)
+                loop = asyncio.get_running_loop()
+                return await self._run_threaded(loop, t, args, kwargs, record)
             _current.set(record)
-            value = await self._invoke(t, args, kwargs)
-            encoded = wire.encode(value, f"the value {name}() returned")
+            reply = _ok(name, await self._awaited(t, args, kwargs))
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the sandbox
             self._finish(record, exc)
             return _error(name, type(exc).__name__, str(exc))
         except asyncio.CancelledError:
-            if record.speculative and record.ended is None:  # ended by end_speculation()
-                why = "cancelled at the end of the run" + ("" if record.claimed else ", unclaimed")
-                self._finish(record, asyncio.CancelledError(why))
+            self._cancelled(record)
             raise
         self._finish(record, None)
-        return {"ok": True, "tool": name, "value": encoded}
+        return reply
+
+    @staticmethod
+    async def _awaited(t: Tool, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """An async tool's value, within its timeout (validation fails before it starts)."""
+        call = t.validated()(*args, **kwargs)
+        if t.timeout is None:
+            return await call
+        scope = asyncio.timeout(t.timeout)
+        try:
+            async with scope:
+                return await call
+        except TimeoutError:
+            if scope.expired():
+                raise TimeoutError(f"{t.name}() did not return within {t.timeout:g} s") from None
+            raise
+
+    def _run_inline(
+        self, t: Tool, args: list[Any], kwargs: dict[str, Any], record: ToolCall
+    ) -> Reply:
+        """An ``inline`` tool's call, on the loop, start to end."""
+        token = _current.set(record)
+        try:
+            reply = _ok(t.name, t.validated()(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the sandbox
+            self._finish(record, exc)
+            return _error(t.name, type(exc).__name__, str(exc))
+        finally:
+            _current.reset(token)
+        self._finish(record, None)
+        if (record.duration or 0.0) > INLINE_BUDGET:
+            warnings.warn(
+                f"tool {t.name}() is declared inline, and a call of it held the event loop "
+                f"for over {INLINE_BUDGET * 1e3:g} ms (the run stalled meanwhile); "
+                "declare it without inline=True",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return reply
+
+    def _run_threaded(
+        self, loop: asyncio.AbstractEventLoop, t: Tool, args: list[Any], kwargs: dict[str, Any],
+        record: ToolCall,
+    ) -> asyncio.Future[Reply]:  # fmt: skip
+        """A sync tool's call on one of the host's threads; its reply is settled on the loop."""
+        if self._executor is None:
+            if self._closed:
+                error = RuntimeError("the run is over: no tool calls now")
+                self._finish(record, error)
+                return _ready(loop, _error(t.name, "RuntimeError", str(error)))
+            self._executor = ThreadPoolExecutor(self.max_threads, "eager_rt-tool")
+        call = _ThreadCall(self, loop, t, record)
+        context = contextvars.copy_context()  # the caller's context, as asyncio.to_thread gives
+        context.run(_current.set, record)
+        self._threaded.add(call)
+        # through the loop (not the executor directly), so loops that account for
+        # their threads' work (eager_rt.testing.VirtualClockLoop) see it
+        call.job = loop.run_in_executor(self._executor, call.run, context, args, kwargs)
+        call.job.add_done_callback(call.landed)
+        return call.reply
+
+    def _cancelled(self, record: ToolCall) -> None:
+        """A call's wait was cancelled: a speculative one is over (ended by end_speculation())."""
+        if record.speculative and record.ended is None:
+            why = "cancelled at the end of the run" + ("" if record.claimed else ", unclaimed")
+            self._finish(record, asyncio.CancelledError(why))
+
+    # ------------------------------------------------------------------ the end
+
+    async def aclose(self, timeout: float | None = 60.0) -> None:
+        """The run is over: end speculation, take no more calls, wait for the tool threads.
+
+        Unclaimed speculative calls are cancelled (recorded as wasted), calls
+        still waiting for a thread are dropped, and the calls running on a
+        thread are waited for, so no thread outlives the run. A thread cannot
+        be stopped: if some still run after ``timeout`` seconds, TimeoutError
+        names them (their threads end as soon as their functions return).
+        """
+        self._closed = True
+        await self.end_speculation()
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        executor.shutdown(wait=False, cancel_futures=True)  # calls waiting for a thread: dropped
+        # joined on a helper thread: the loop goes on meanwhile (one hop, once per run)
+        joined = asyncio.ensure_future(asyncio.to_thread(executor.shutdown, True))
+        done, _ = await asyncio.wait({joined}, timeout=timeout)
+        if not done:
+            late = [c.record for c in self._threaded if c.state == "running"]
+            names = ", ".join(f"{r.tool}() (call {r.id})" for r in late) or "none known"
+            raise TimeoutError(f"tool calls still on their threads after {timeout} s: {names}")
+        self._threaded.clear()
 
     # ------------------------------------------------------------------ speculation
 
@@ -464,14 +635,14 @@ class ToolHost:
         while self._queued and self._in_flight < self._max_speculative:
             spec = self._queued.popleft()
             spec.record = self._record(spec.tool, spec.named, speculative=True, origin=spec.origin)
-            spec.task = asyncio.get_running_loop().create_task(
-                self._perform(spec.tool, spec.named, spec.args, spec.kwargs, spec.record),
-                name=f"eager_rt-speculative-{spec.tool.name}",
-            )
+            spec.task = self._start(
+                asyncio.get_running_loop(), spec.tool, spec.named, spec.args, spec.kwargs,
+                spec.record,
+            )  # fmt: skip
             self._in_flight += 1
             spec.task.add_done_callback(self._landed)
 
-    def _landed(self, _task: asyncio.Task[Reply]) -> None:
+    def _landed(self, _task: asyncio.Future[Reply]) -> None:
         self._in_flight -= 1
         if not self._speculation_over:
             self._pump()
@@ -494,11 +665,11 @@ class ToolHost:
         return spec
 
     async def end_speculation(self) -> None:
-        """The run is over: cancel what the code never claimed (recorded as wasted).
+        """Cancel the speculative calls the code never claimed (recorded as wasted).
 
         Calls still queued are dropped unrecorded. An async tool is cancelled;
-        a sync tool's thread cannot be stopped and finishes on its own, its
-        result discarded.
+        a sync tool still waiting for a thread never starts, one already
+        running on a thread cannot be stopped (:meth:`aclose` waits for it).
         """
         self._speculation_over = True
         self._queued.clear()
@@ -524,12 +695,12 @@ class ToolHost:
         """The call's ``(args, kwargs)`` from the stub's parameter values, checked by binding."""
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
-        params = list(t.signature.parameters.values())
-        positional = any(p.kind is p.VAR_POSITIONAL for p in params)
-        unknown = set(named) - {p.name for p in params}
-        if unknown:
+        params = t.signature.parameters
+        if not params.keys() >= named.keys():
+            unknown = set(named) - set(params)
             raise TypeError(f"{t.name}() got unexpected arguments {sorted(unknown)}")
-        for p in params:
+        positional = t.variadic
+        for p in params.values():
             if p.name not in named:
                 continue
             value = named[p.name]
@@ -550,32 +721,6 @@ class ToolHost:
                 kwargs[p.name] = value
         t.signature.bind(*args, **kwargs)  # TypeError, as Python would raise it
         return args, kwargs
-
-    def _validated_fn(self, t: Tool) -> Callable[..., Any]:
-        fn = self._validated.get(t.name)
-        if fn is None:
-            from pydantic import validate_call
-
-            marked = _marks_ran(t.fn)
-            try:
-                fn = validate_call(marked)
-            except Exception:  # noqa: BLE001 - a signature pydantic cannot model: bind-checked only
-                fn = marked
-            self._validated[t.name] = fn
-        return fn
-
-    async def _invoke(self, t: Tool, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        fn = self._validated_fn(t)
-        if t.is_async:
-            job: Awaitable[Any] = fn(*args, **kwargs)
-        else:
-            job = asyncio.to_thread(fn, *args, **kwargs)
-        if t.timeout is None:
-            return await job
-        try:
-            return await asyncio.wait_for(job, t.timeout)
-        except TimeoutError:
-            raise TimeoutError(f"{t.name}() did not return within {t.timeout:g} s") from None
 
     async def _approved(self, t: Tool, named: dict[str, Any]) -> bool:
         if self.approve is None:
@@ -612,6 +757,84 @@ class ToolHost:
             record.error = f"{type(error).__name__}: {error}"
         if self.on_return is not None:
             self.on_return(record)
+
+
+class _ThreadCall:
+    """One call of a sync tool: run on a tool thread, settled on the loop.
+
+    Whichever comes first settles the reply: the function's return (or
+    raise), the tool's timeout, or the cancellation of the reply's future
+    (the execution ended, or the run ended an unclaimed speculation). What
+    the thread brings back after that is dropped.
+    """
+
+    __slots__ = ("host", "job", "record", "reply", "state", "timer", "tool")
+
+    def __init__(
+        self, host: ToolHost, loop: asyncio.AbstractEventLoop, t: Tool, record: ToolCall
+    ) -> None:
+        self.host = host
+        self.tool = t
+        self.record = record
+        self.reply: asyncio.Future[Reply] = loop.create_future()
+        self.job: asyncio.Future[tuple[Reply, BaseException | None]] | None = None
+        #: "queued" for a thread, "running" on one, "over" once the function returned
+        self.state = "queued"
+        self.timer = None if t.timeout is None else loop.call_later(t.timeout, self._expire)
+        self.reply.add_done_callback(self._ended)
+
+    def run(
+        self, context: contextvars.Context, args: list[Any], kwargs: dict[str, Any]
+    ) -> tuple[Reply, BaseException | None]:
+        """On the tool thread: validate, call, encode."""
+        self.state = "running"
+        name = self.tool.name
+        try:
+            return _ok(name, context.run(self.tool.validated(), *args, **kwargs)), None
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the sandbox
+            return _error(name, type(exc).__name__, str(exc)), exc
+        finally:
+            self.state = "over"
+
+    def landed(self, job: asyncio.Future[tuple[Reply, BaseException | None]]) -> None:
+        """The thread is done with the call (or the call was cancelled before)."""
+        if self.state != "running":  # cancelled while running: aclose() still names it
+            self.host._threaded.discard(self)
+        if job.cancelled() or self.reply.done():
+            return  # cancelled, or timed out meanwhile: the outcome is dropped
+        failure = job.exception()
+        if failure is None:
+            reply, error = job.result()
+        else:  # a BaseException the function raised (SystemExit...)
+            reply, error = _error(self.tool.name, type(failure).__name__, str(failure)), failure
+        self.host._finish(self.record, error)
+        self.reply.set_result(reply)
+
+    def _expire(self) -> None:
+        if self.reply.done():
+            return
+        error = TimeoutError(f"{self.tool.name}() did not return within {self.tool.timeout:g} s")
+        self.host._finish(self.record, error)
+        self.reply.set_result(_error(self.tool.name, "TimeoutError", str(error)))
+
+    def _ended(self, reply: asyncio.Future[Reply]) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if reply.cancelled():
+            if self.job is not None:
+                self.job.cancel()  # still waiting for a thread: it never starts
+            self.host._cancelled(self.record)
+
+
+def _ok(tool: str, value: Any) -> Reply:
+    """The reply for a value a tool returned (TypeError if it cannot cross)."""
+    return {"ok": True, "tool": tool, "value": wire.encode(value, f"the value {tool}() returned")}
+
+
+def _ready(loop: asyncio.AbstractEventLoop, reply: Reply) -> asyncio.Future[Reply]:
+    future: asyncio.Future[Reply] = loop.create_future()
+    future.set_result(reply)
+    return future
 
 
 def _key(t: Tool, named: Mapping[str, Any]) -> str:

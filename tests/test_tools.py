@@ -219,8 +219,11 @@ class Sandbox:
     def _transport(self, request: dict[str, Any]) -> dict[str, Any]:
         # the request crosses as JSON, as it does from a sandbox
         crossed = json.loads(json.dumps(request))
-        reply = asyncio.run_coroutine_threadsafe(self.host(crossed), self.loop).result(30)
+        reply = asyncio.run_coroutine_threadsafe(self._ask(crossed), self.loop).result(30)
         return dict(json.loads(json.dumps(reply)))
+
+    async def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self.host(request)
 
     def __getitem__(self, name: str) -> Any:
         return self.namespace[name]
