@@ -204,7 +204,12 @@ def _alive(pid: int) -> bool:
 
 
 def _reap_stale(base: Path) -> None:
-    """Remove empty groups that hosts now dead left behind (a SIGKILLed host cannot clean up)."""
+    """End what hosts now dead left behind, and remove their groups.
+
+    A host killed with SIGKILL cannot clean up: its worker dies of the
+    parent-death signal, but what the worker started lives on in the group
+    until this runs (at the next session start of any host on the machine).
+    """
     if base in _reaped_stale:
         return
     _reaped_stale.add(base)
@@ -213,8 +218,26 @@ def _reap_stale(base: Path) -> None:
             parts = entry.name.split(".")
             ours = len(parts) == 3 and entry.name.startswith(_PREFIX) and parts[1].isdigit()
             if ours and not _alive(int(parts[1])):
+                _empty(entry)
                 with contextlib.suppress(OSError):
-                    entry.rmdir()  # fails, as it should, while processes remain
+                    entry.rmdir()
+
+
+def _empty(group: Path, rounds: int = 200) -> None:
+    """SIGKILL the processes of a group until none is left (bounded: its pids.max holds)."""
+    if (group / "freezer.state").exists():
+        _write(group / "freezer.state", "THAWED")  # a host that died mid-kill left it frozen
+    if (group / "cgroup.freeze").exists():
+        _write(group / "cgroup.freeze", "0")
+    for _ in range(rounds):
+        try:
+            pids = [int(x) for x in (group / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return
+        if not pids:
+            return
+        _kill_each(pids)
+        time.sleep(0.001)
 
 
 def unavailable_reason() -> str | None:

@@ -38,6 +38,7 @@ from eager_rt.backends import _cgroup, _proctree
 from eager_rt.backends._bwrap import Sandbox, sandbox_problem
 from eager_rt.backends._environment import worker_environment
 from eager_rt.backends._framed import WorkerSession
+from eager_rt.backends._limits import DEFAULT_EXEC_TIMEOUT, DEFAULT_MAX_OUTPUT
 from eager_rt.backends._process import SubprocessWorker, describe_exit
 from eager_rt.backends._recovery import DEFAULT_INTERRUPT_GRACE
 
@@ -203,10 +204,12 @@ class LocalWorker(SubprocessWorker):
         detail = await super().death_detail()
         tree = self.tree
         if tree is not None and tree.oom_kills() > 0 and self._killed_by_sigkill():
+            tail = self.stderr_tail()
             return (
-                "the worker ran out of memory: the kernel's OOM killer ended it at the "
-                f"session's memory_limit of {_mib(self.memory_limit)} for the whole process "
-                f"tree ({tree.description.split(' (')[0]}); {detail}"
+                "the worker ran out of memory: the kernel's OOM killer ended it (SIGKILL) at "
+                f"memory_limit={self.memory_limit} bytes ({_mib(self.memory_limit)}) for the "
+                f"whole process tree ({tree.description.split(' (')[0]})"
+                + (f"; worker stderr: {tail[-1000:]}" if tail else "")
             )
         return detail
 
@@ -277,7 +280,8 @@ class LocalSession(WorkerSession):
       and ``tmp_size`` (bytes), ``network`` (False), ``hide`` (host paths
       hidden; see :mod:`._bwrap`).
     * ``interrupt_grace``, ``auto_restart``, ``start_timeout``,
-      ``prerender_figures``: as on every worker backend (docs/backends.md).
+      ``prerender_figures``, ``exec_timeout``, ``max_output``: as on every
+      worker backend (docs/backends.md, :mod:`._limits`).
     """
 
     backend_name: ClassVar[str] = "local"
@@ -303,6 +307,8 @@ class LocalSession(WorkerSession):
         hide: Sequence[str] | None = None,
         start_timeout: float = 60.0,
         prerender_figures: bool = True,
+        exec_timeout: float | None = DEFAULT_EXEC_TIMEOUT,
+        max_output: int | None = DEFAULT_MAX_OUTPUT,
     ) -> None:
         if memory_limit is not None and memory_limit <= 0:
             raise ValueError("memory_limit must be a positive number of bytes, or None")
@@ -346,6 +352,8 @@ class LocalSession(WorkerSession):
             auto_restart=auto_restart,
             start_timeout=start_timeout,
             prerender_figures=prerender_figures,
+            exec_timeout=exec_timeout,
+            max_output=max_output,
         )
         self.cwd = host_cwd
         self.env = dict(env or {})

@@ -598,8 +598,11 @@ async def test_sigkill_from_outside_is_died_not_a_hang(s: LocalSession) -> None:
     assert s.alive
 
 
-async def test_memory_limit_kills_a_memory_hog_like_oom(make_session: Any) -> None:
-    s = await make_session(memory_limit=512 * 1024**2)
+async def test_address_space_limit_kills_a_memory_hog_like_oom(make_session: Any) -> None:
+    # without a cgroup, memory_limit is each process's RLIMIT_AS (tests/test_local_limits.py
+    # has the whole-tree limit)
+    s = await make_session(memory_limit=512 * 1024**2, cgroup=False)
+    assert s.enforcement["memory"] == "RLIMIT_AS per process: 536870912 bytes"
     await s.execute("kept = 1", timeout=T)
     r = await s.execute(
         "hog = []\nwhile True:\n    hog.append(bytearray(16 * 1024 * 1024))", timeout=T
@@ -613,7 +616,7 @@ async def test_memory_limit_kills_a_memory_hog_like_oom(make_session: Any) -> No
 
 
 async def test_memory_error_caught_by_the_code_is_not_death(make_session: Any) -> None:
-    s = await make_session(memory_limit=512 * 1024**2)
+    s = await make_session(memory_limit=512 * 1024**2, cgroup=False)
     r = await s.execute(
         "try:\n    b = bytearray(4 * 1024**3)\nexcept MemoryError:\n    print('caught')", timeout=T
     )
