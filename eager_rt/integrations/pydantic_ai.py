@@ -45,12 +45,14 @@ import ast
 import asyncio
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import TypeAdapter
 from pydantic_ai import ToolDenied, ToolReturn
 from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.exceptions import ModelAPIError
 from pydantic_ai.messages import (
     AgentStreamEvent,
     ModelResponse,
@@ -60,6 +62,9 @@ from pydantic_ai.messages import (
     ToolCallPart,
     ToolCallPartDelta,
 )
+from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tool_manager import ToolManager
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, WrapperToolset
@@ -149,6 +154,10 @@ class EagerCodeMode(AbstractCapability[AgentDepsT]):
     ) -> AbstractToolset[AgentDepsT] | None:
         return _EagerToolset(wrapped=toolset, capability=self)
 
+    def get_wrapper_model(self, model: Model) -> Model | None:
+        """Keep hold of each model stream of the run, to cancel it the moment a statement fails."""
+        return None if self._run is None else _StoppableModel(model, self._run)
+
     async def wrap_run_event_stream(
         self,
         ctx: RunContext[AgentDepsT],
@@ -168,6 +177,11 @@ class EagerCodeMode(AbstractCapability[AgentDepsT]):
                 if watch.stopped:
                     return  # pydantic-ai closes the model's stream on its way out
                 yield event
+        except ModelAPIError:
+            # cancelling a provider's stream mid-read can surface as a connection error
+            # (the SDK wraps the transport's); when we cancelled it, the response ends here
+            if not watch.stopped:
+                raise
         finally:
             watch.end()
             closer = getattr(stream, "aclose", None)
@@ -247,7 +261,20 @@ class _RunState:
         self.session_: Session | None = None
         self.wrapped: AbstractToolset[Any] | None = None
         self.code_tools: dict[str, ToolsetTool[Any]] = {}  # by the agent's tool name
+        self.live: list[StreamedResponse] = []  # the model streams being read now
+        self.cancels: set[asyncio.Task[None]] = set()
         self.closed = False
+
+    def stop_streams(self) -> None:
+        """Cancel the model's live streams (pydantic-ai's ``StreamedResponse.cancel``).
+
+        A provider's HTTP stream is closed at once, so no more tokens are
+        generated or read; the run goes on with the response received so far.
+        """
+        for stream in list(self.live):
+            task = asyncio.get_running_loop().create_task(stream.cancel())
+            self.cancels.add(task)
+            task.add_done_callback(self.cancels.discard)
 
     def session(self) -> Session:
         """The run's session, made on first use (the runtime starts it while the model writes)."""
@@ -287,6 +314,7 @@ class _RunState:
         def on_event(event: Event) -> None:
             if isinstance(event, Interrupted):
                 call.cut = True
+                self.stop_streams()
             if user_on_event is not None:
                 user_on_event(event)
 
@@ -352,11 +380,14 @@ class _RunState:
     async def aclose(self) -> None:
         """Cancel what still runs, then close the session and the backend opened here."""
         self.closed = True
-        tasks = [c.task for c in self.calls.values() if c.task is not None and not c.task.done()]
+        tasks: list[asyncio.Task[Any]] = [
+            c.task for c in self.calls.values() if c.task is not None and not c.task.done()
+        ]
         for c in self.calls.values():
             c.end()
         for task in tasks:
             task.cancel()
+        tasks.extend(self.cancels)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         try:
@@ -365,6 +396,32 @@ class _RunState:
         finally:
             if self.backend is not None:
                 await self.backend.aclose()
+
+
+class _StoppableModel(WrapperModel):
+    """The run's model, unchanged, except that its open streams are known to the run."""
+
+    def __init__(self, wrapped: Model, run: _RunState) -> None:
+        super().__init__(wrapped)
+        self.eager_run = run
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[Any],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncIterator[StreamedResponse]:
+        async with self.wrapped.request_stream(
+            messages, model_settings, model_request_parameters, run_context
+        ) as stream:
+            live = self.eager_run.live
+            live.append(stream)
+            try:
+                yield stream
+            finally:
+                live[:] = [s for s in live if s is not stream]
 
 
 class _StreamWatch:
@@ -502,10 +559,23 @@ def _defined_names(code: str) -> list[str]:
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names.extend((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
         else:
-            for target in ast.walk(node):
-                if isinstance(target, ast.Name) and isinstance(target.ctx, ast.Store):
-                    names.append(target.id)
+            names.extend(_stored(node))
     return list(dict.fromkeys(n for n in names if not n.startswith("_")))
+
+
+_OWN_SCOPE = (
+    ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda,
+    ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+)  # fmt: skip
+
+
+def _stored(node: ast.AST) -> list[str]:
+    """Names assigned by ``node`` in the module's scope (comprehensions have their own)."""
+    if isinstance(node, ast.Name):
+        return [node.id] if isinstance(node.ctx, ast.Store) else []
+    if isinstance(node, _OWN_SCOPE):
+        return []
+    return [name for child in ast.iter_child_nodes(node) for name in _stored(child)]
 
 
 def _with_session_state(turn: TurnResult) -> TurnResult:
