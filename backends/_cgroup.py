@@ -39,7 +39,6 @@ ROOT = Path("/sys/fs/cgroup")
 _PREFIX = "eager_rt."
 _V1_CONTROLLERS = ("memory", "pids", "freezer")
 _counter = itertools.count()
-_reaped_stale: set[Path] = set()  # parents whose stale groups this process removed
 _checked: dict[str, str | None] = {}  # "reason" -> why cgroups cannot be used, once
 
 
@@ -208,11 +207,9 @@ def _reap_stale(base: Path) -> None:
 
     A host killed with SIGKILL cannot clean up: its worker dies of the
     parent-death signal, but what the worker started lives on in the group
-    until this runs (at the next session start of any host on the machine).
+    until this runs (at the next worker start of any host on the machine: a
+    look at a few directory entries).
     """
-    if base in _reaped_stale:
-        return
-    _reaped_stale.add(base)
     with contextlib.suppress(OSError):
         for entry in base.iterdir():
             parts = entry.name.split(".")
