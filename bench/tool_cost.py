@@ -1,20 +1,27 @@
 """What one host tool call costs the code on a session, beside ``execute("pass")``.
 
-Used by the Jupyter and E2B benchmarks (``bench/test_bench_jupyter.py``,
-``bench/test_bench_e2b.py``), the same way ``bench/test_bench_tool_calls.py``
-measures the worker backends: on one warm session with a trivial sync tool
-(``echo(x) -> x``) and a trivial async one defined, three cases run in
-alternating blocks, so load on the machine hits every case alike:
+Used by ``bench/test_bench_tool_calls.py`` (every backend, the published
+table), by the Jupyter and E2B benchmarks, and by ``bench/ab_tool_cost.py``
+(two revisions side by side). On one warm session with trivial tools defined
+(``echo(x) -> x`` as a sync tool on the host's threads, the same function
+declared ``inline=True``, and an async one), the cases run in alternating
+blocks, so load on the machine hits every case alike:
 
 * ``pass``: ``execute("pass")``, the per-execution overhead;
-* ``sync call``: ``execute("echo(1)")``, one execution making one call;
-* ``async call``: ``execute("await aecho(1)")`` (its wait happens on a thread).
+* ``sync call``: ``execute("echo(1)")``, one execution making one call of a
+  sync tool, which runs on one of the host's tool threads;
+* ``inline call``: ``execute("iecho(1)")``, the same with the tool declared
+  ``inline=True`` (run on the host's event loop, no thread hop);
+* ``async call``: ``execute("await aecho(1)")``, an async tool (in the
+  sandbox the async stub's wait happens on a thread).
 
-A call's cost is the difference of the medians of block medians.
+A call's cost is the difference of the medians of block medians. A revision
+without ``inline`` (measured by the A/B driver) skips that case.
 """
 
 from __future__ import annotations
 
+import inspect
 import statistics
 import time
 from typing import Any
@@ -22,7 +29,14 @@ from typing import Any
 from eager_rt.executor import Session
 from eager_rt.tools import ToolHost, as_tools, stub_source, tool
 
-CASES = {"pass": "pass", "sync call": "echo(1)", "async call": "await aecho(1)"}
+CASES = {
+    "pass": "pass",
+    "sync call": "echo(1)",
+    "inline call": "iecho(1)",
+    "async call": "await aecho(1)",
+}
+#: the cost columns: (case, its cost's key in a row)
+COSTS = (("sync call", "sync cost"), ("inline call", "inline cost"), ("async call", "async cost"))
 
 
 def echo(x: int) -> int:
@@ -35,44 +49,64 @@ async def aecho(x: int) -> int:
     return x
 
 
+def _host() -> tuple[ToolHost, dict[str, str]]:
+    """The trivial tools, and the cases this revision of eager_rt can run."""
+    declared = [tool(echo, read_only=True), tool(aecho, read_only=True)]
+    cases = dict(CASES)
+    if "inline" in inspect.signature(tool).parameters:
+        declared.append(tool(echo, name="iecho", read_only=True, inline=True))
+    else:
+        del cases["inline call"]
+    return ToolHost(as_tools(declared)), cases
+
+
 async def measure(session: Session, *, blocks: int, calls: int, warmup: int) -> dict[str, Any]:
     """Medians of block medians per case (seconds), the costs, and every block's median."""
-    tools = as_tools([tool(echo, read_only=True), tool(aecho, read_only=True)])
-    host = ToolHost(tools)
-    assert (await session.execute(stub_source(tools), timeout=60)).ok
-    for code in CASES.values():
-        for _ in range(warmup):
-            result = await session.execute(code, timeout=60, tools=host)
-            assert result.ok, result
-    medians: dict[str, list[float]] = {case: [] for case in CASES}
-    for block in range(blocks):
-        order = list(CASES.items()) if block % 2 == 0 else list(CASES.items())[::-1]
-        for case, code in order:
-            trips = []
-            for _ in range(calls):
-                t0 = time.perf_counter()
-                await session.execute(code, timeout=60, tools=host)
-                trips.append(time.perf_counter() - t0)
-            medians[case].append(statistics.median(trips))
+    host, cases = _host()
+    try:
+        assert (await session.execute(stub_source(host.tools), timeout=60)).ok
+        for code in cases.values():
+            for _ in range(warmup):
+                result = await session.execute(code, timeout=60, tools=host)
+                assert result.ok, result
+        medians: dict[str, list[float]] = {case: [] for case in cases}
+        for block in range(blocks):
+            order = list(cases.items()) if block % 2 == 0 else list(cases.items())[::-1]
+            for case, code in order:
+                trips = []
+                for _ in range(calls):
+                    t0 = time.perf_counter()
+                    await session.execute(code, timeout=60, tools=host)
+                    trips.append(time.perf_counter() - t0)
+                medians[case].append(statistics.median(trips))
+    finally:
+        aclose = getattr(host, "aclose", None)  # a revision before ToolHost owned its threads
+        if aclose is not None:
+            await aclose()
     row: dict[str, Any] = {case: statistics.median(values) for case, values in medians.items()}
-    row["sync cost"] = row["sync call"] - row["pass"]
-    row["async cost"] = row["async call"] - row["pass"]
+    for case, cost in COSTS:
+        if case in row:
+            row[cost] = row[case] - row["pass"]
     row["blocks"] = medians
     return row
 
 
 def table(rows: dict[str, dict[str, Any]], *, blocks: int, calls: int, target: str) -> str:
+    """A markdown table of ``rows`` (one per backend or case), with the target named."""
+    shown = [(case, cost) for case, cost in COSTS if any(case in r for r in rows.values())]
+    head = ['`execute("pass")`'] + [f"one {case} | its cost" for case, _ in shown]
     lines = [
         f"{blocks} alternating blocks of {calls} executions per case; median of block medians.",
         "",
-        '| case | `execute("pass")` | one sync call | its cost | one async call | its cost '
-        "| target |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| case | {' | '.join(head)} | target |",
+        "| --- | ---: |" + " ---: | ---: |" * len(shown) + " ---: |",
     ]
     for name, r in rows.items():
-        lines.append(
-            f"| {name} | {r['pass'] * 1e3:.2f} ms | {r['sync call'] * 1e3:.2f} ms "
-            f"| {r['sync cost'] * 1e3:.2f} ms | {r['async call'] * 1e3:.2f} ms "
-            f"| {r['async cost'] * 1e3:.2f} ms | {target} |"
-        )
+        cells = [f"{r['pass'] * 1e3:.2f} ms"]
+        for case, cost in shown:
+            if case in r:
+                cells += [f"{r[case] * 1e3:.2f} ms", f"{r[cost] * 1e3:.2f} ms"]
+            else:
+                cells += ["", ""]
+        lines.append(f"| {name} | {' | '.join(cells)} | {target} |")
     return "\n".join(lines) + "\n"

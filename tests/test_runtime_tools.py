@@ -371,3 +371,21 @@ def test_run_stream_takes_tools_on_a_real_backend() -> None:
     assert result.ok, result.error
     assert result.stdout == "42\n"
     assert [(c.tool, c.arguments) for c in result.tool_calls] == [("double", {"n": 21})]
+
+
+def test_no_tool_thread_outlives_its_run() -> None:
+    import threading
+
+    idents: set[int] = set()
+
+    def double(n: int) -> int:
+        idents.add(threading.get_ident())
+        return 2 * n
+
+    result = run_stream(
+        ["a = double(1)\n", "b = double(2)\n", "print(a + b)\n"], backend="local", tools=[double]
+    )
+    assert result.ok, result.error
+    assert result.stdout == "6\n"
+    assert idents and threading.get_ident() not in idents  # they ran on the run's own threads
+    assert [t for t in threading.enumerate() if t.ident in idents] == []

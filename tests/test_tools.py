@@ -585,3 +585,208 @@ def test_a_tool_is_bounded_unless_declared_otherwise() -> None:
     assert tool(f).timeout == DEFAULT_TOOL_TIMEOUT == 300.0
     assert as_tools([f])["f"].timeout == DEFAULT_TOOL_TIMEOUT
     assert tool(f, timeout=None).timeout is None
+
+
+# ----------------------------------------------------------------- threads and inline tools
+
+
+def _alive(idents: set[int]) -> list[threading.Thread]:
+    """The threads among ``idents`` still running."""
+    return [t for t in threading.enumerate() if t.ident in idents]
+
+
+def test_sync_tools_run_on_the_hosts_own_bounded_threads_which_end_with_it() -> None:
+    entered = threading.Semaphore(0)
+    go = threading.Event()
+    idents: set[int] = set()
+
+    def hold(n: int) -> int:
+        idents.add(threading.get_ident())
+        assert threading.current_thread().name.startswith("eager_rt-tool")
+        entered.release()
+        assert go.wait(30)
+        return n
+
+    async def main() -> None:
+        host = ToolHost(as_tools([hold]), max_threads=2)
+        replies = [host(request("hold", {"n": n}, call=n)) for n in range(4)]
+        # two calls hold both threads; the other two wait for one (an unbounded
+        # pool would have started a thread for each)
+        for _ in range(2):
+            assert await asyncio.to_thread(entered.acquire, True, 30)
+        go.set()
+        assert [(await r)["value"] for r in replies] == [0, 1, 2, 3]
+        assert len(idents) == 2
+        assert len(_alive(idents)) == 2
+        await host.aclose()
+        assert _alive(idents) == []
+        # the run is over: a late call is refused, and runs nothing
+        assert error_of(await host(request("hold", {"n": 9}))) == (
+            "RuntimeError",
+            "the run is over: no tool calls now",
+        )
+
+    asyncio.run(main())
+    assert len(idents) == 2
+
+
+def test_aclose_waits_for_a_call_still_on_its_thread() -> None:
+    started = threading.Event()
+    go = threading.Event()
+    idents: set[int] = set()
+
+    def hold() -> str:
+        idents.add(threading.get_ident())
+        started.set()
+        assert go.wait(30)
+        return "done"
+
+    async def main() -> None:
+        host = ToolHost(as_tools([hold]))
+        reply = host(request("hold", {}))
+        assert await asyncio.to_thread(started.wait, 30)
+        reply.cancel()  # the execution ended: nobody waits for the reply any more
+        closing = asyncio.ensure_future(host.aclose())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not closing.done()  # the function cannot have returned: go is not set
+        go.set()
+        await closing
+        assert idents and _alive(idents) == []
+
+    asyncio.run(main())
+
+
+def test_aclose_names_the_calls_that_outlast_its_timeout() -> None:
+    started = threading.Event()
+    go = threading.Event()
+    idents: set[int] = set()
+
+    def stuck() -> None:
+        idents.add(threading.get_ident())
+        started.set()
+        go.wait(30)
+
+    async def main() -> None:
+        host = ToolHost(as_tools([tool(stuck, timeout=None)]))
+        reply = host(request("stuck", {}))
+        assert await asyncio.to_thread(started.wait, 30)
+        with pytest.raises(TimeoutError, match=r"still on their threads after 0.05 s: stuck\(\)"):
+            await host.aclose(timeout=0.05)
+        go.set()
+        assert not reply.done()  # its reply was never settled: the execution would cancel it
+        reply.cancel()
+
+    try:
+        asyncio.run(main())
+    finally:
+        go.set()
+    for thread in _alive(idents):
+        thread.join(30)  # it ends once its function returns
+    assert idents and _alive(idents) == []
+
+
+def test_a_sync_tool_past_its_timeout_is_answered_and_its_late_result_dropped() -> None:
+    go = threading.Event()
+
+    def slow() -> str:
+        assert go.wait(30)
+        return "late"
+
+    async def main() -> None:
+        host = ToolHost(as_tools([tool(slow, timeout=0.05)]))
+        assert error_of(await host(request("slow", {}))) == (
+            "TimeoutError",
+            "slow() did not return within 0.05 s",
+        )
+        [call] = host.calls
+        assert (call.ok, call.error) == (False, "TimeoutError: slow() did not return within 0.05 s")
+        go.set()
+        await host.aclose()  # the thread came back: its value changed nothing
+        assert (call.ok, call.error) == (False, "TimeoutError: slow() did not return within 0.05 s")
+
+    try:
+        asyncio.run(main())
+    finally:
+        go.set()
+
+
+@pytest.mark.anyio
+async def test_an_inline_tool_runs_on_the_loop_and_answers_at_once() -> None:
+    loop_thread = threading.get_ident()
+    where: list[int] = []
+
+    def add(a: int, b: int = 1) -> int:
+        where.append(threading.get_ident())
+        return a + b
+
+    host = ToolHost(as_tools([tool(add, inline=True, read_only=True)]))
+    reply = host(request("add", {"a": 2, "b": 3}))
+    assert reply.done()  # no thread, no task: ready when the host returns
+    assert reply.result()["value"] == 5
+    kind, _ = error_of(await host(request("add", {"a": "x", "b": 1})))
+    assert kind == "ValidationError"
+    assert where == [loop_thread]
+    assert [(c.ran, c.ok) for c in host.calls] == [(True, True), (False, False)]
+    await host.aclose()
+
+
+@pytest.mark.anyio
+async def test_an_inline_tool_that_requires_approval_waits_for_it() -> None:
+    def pay(amount: int) -> str:
+        return f"paid {amount}"
+
+    async def approve(t: Tool, arguments: dict[str, Any]) -> bool:
+        await asyncio.sleep(1)
+        return bool(arguments["amount"] < 10)
+
+    host = ToolHost(as_tools([tool(pay, inline=True, requires_approval=True)]), approve=approve)
+    reply = host(request("pay", {"amount": 5}))
+    assert not reply.done()
+    assert (await reply)["value"] == "paid 5"
+    assert error_of(await host(request("pay", {"amount": 50})))[0] == "PermissionError"
+    assert [(c.approved, c.ran) for c in host.calls] == [(True, True), (False, False)]
+
+
+def test_inline_is_for_sync_tools() -> None:
+    async def f() -> None:
+        return None
+
+    with pytest.raises(ValueError, match="inline is for sync tools"):
+        tool(f, inline=True)
+
+
+def test_an_inline_tool_that_holds_the_loop_is_warned_about() -> None:
+    def sleepy() -> int:
+        import time
+
+        time.sleep(0.05)  # blocks: what an inline tool must not do
+        return 1
+
+    async def main() -> None:
+        host = ToolHost(as_tools([tool(sleepy, inline=True)]))
+        with pytest.warns(RuntimeWarning, match=r"sleepy\(\) is declared inline"):
+            assert (await host(request("sleepy", {})))["value"] == 1
+
+    asyncio.run(main())
+
+
+def test_a_sync_tool_sees_the_callers_context() -> None:
+    import contextvars
+
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
+
+    def whoami() -> str:
+        return who.get()
+
+    async def main() -> None:
+        who.set("the run")
+        async with ToolHost(as_tools([whoami])) as host:
+            assert (await host(request("whoami", {})))["value"] == "the run"
+
+    asyncio.run(main())
+
+
+def test_max_threads_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_threads must be >= 1"):
+        ToolHost({}, max_threads=0)
