@@ -191,6 +191,33 @@ def _invoker(t: FunctionTool) -> Callable[..., Awaitable[Any]]:
     return invoke
 
 
+class _Written(str):
+    """A string annotation, shown as it was written (not quoted)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _as_written(annotation: Any) -> Any:
+    return _Written(annotation) if isinstance(annotation, str) else annotation
+
+
+def _signature_line(t: Tool) -> str:
+    """``def name(params) -> result: first line of the doc`` (``async def``: await it)."""
+    sig = t.signature
+    shown = sig.replace(
+        parameters=[
+            p.replace(annotation=_as_written(p.annotation)) for p in sig.parameters.values()
+        ],
+        return_annotation=_as_written(sig.return_annotation),
+    )
+    head = f"{'async def' if t.is_async else 'def'} {t.name}{shown}"
+    summary = t.doc.strip().splitlines()[0] if t.doc.strip() else ""
+    return f"- {head}" + (f": {summary}" if summary else "")
+
+
 # --------------------------------------------------------------------------- one run
 
 
@@ -532,18 +559,8 @@ class EagerCode:
         self.name = name
         self.on_result = on_result
         self.turn_options = turn_options
-        self.tool = FunctionTool(
-            name=name,
-            description=description,
-            params_json_schema={
-                "type": "object",
-                "properties": {"code": {"type": "string", "description": "The Python code."}},
-                "required": ["code"],
-                "additionalProperties": False,
-            },
-            on_invoke_tool=self._invoke,
-            strict_json_schema=True,
-        )
+        self.description = description
+        self.tool = self.code_tool()  #: ``run_code`` with the ``tools=`` functions listed
         self._scopes: dict[object, _Scope] = {}
         self._pending: dict[str, tuple[_Scope, asyncio.Task[TurnResult]]] = {}
 
@@ -561,8 +578,28 @@ class EagerCode:
         if isinstance(model, EagerModel):
             model = model.inner
         tools = [t for t in agent.tools if getattr(t, "name", None) != self.name]
-        return agent.clone(
-            tools=[*tools, self.tool], model=self.model(model, self.host_tools(agent))
+        host = self.host_tools(agent)
+        return agent.clone(tools=[*tools, self.code_tool(host)], model=self.model(model, host))
+
+    def code_tool(self, host: Iterable[Tool] | None = None) -> FunctionTool:
+        """The ``run_code`` function tool; its description lists the functions of the code."""
+        listed = list(as_tools(self.extra_tools).values()) if host is None else list(host)
+        description = self.description
+        if listed:
+            description += "\nFunctions you can call in the code:\n" + "\n".join(
+                _signature_line(t) for t in listed
+            )
+        return FunctionTool(
+            name=self.name,
+            description=description,
+            params_json_schema={
+                "type": "object",
+                "properties": {"code": {"type": "string", "description": "The Python code."}},
+                "required": ["code"],
+                "additionalProperties": False,
+            },
+            on_invoke_tool=self._invoke,
+            strict_json_schema=True,
         )
 
     def model(self, model: Model, tools: Iterable[Tool] = ()) -> EagerModel:
