@@ -120,6 +120,9 @@ class Sandbox:
                     args += ["--ro-bind", os.path.join(cache, name), f"{_MPL_CACHE}/{name}"]
         if copy_from is not None:
             args += ["--ro-bind", copy_from, _CWD_MOUNT]
+        # the fresh root (a tmpfs of bwrap's) and /run read-only too; not recursive, so
+        # the binds keep their own flags and /tmp, the work dir and /dev stay writable
+        args += ["--remount-ro", "/run", "--remount-ro", "/"]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         args += [] if self.network else ["--unshare-net"]
         args += ["--hostname", "sandbox", "--cap-drop", "ALL"]
