@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import pickle
 import re
@@ -615,7 +616,13 @@ class EagerModel(Model):  # type: ignore[misc]
             pending.end(exc if isinstance(exc, Exception) else RuntimeError("stream abandoned"))
             raise
         finally:
-            stream.close()  # ends the HTTP response now, not when it is collected
+            stream.close()
+        if self.stopped_early:
+            # SDK streams hold their HTTP response in a reference cycle (the OpenAI SDK's
+            # Stream and its own generator), which only a collection finalises; closing
+            # the wrapper generator is not enough. Collect now so the connection closes
+            # and generation (and billing) stops at once.
+            gc.collect()
         pending.end()
 
     def generate(

@@ -131,7 +131,7 @@ class TagExtractor:
             return
         block = None if kind == "prose" else self._blocks - 1
         out = self._out
-        if out and out[-1].kind == kind and out[-1].block == block and not out[-1].closes:
+        if out and kind != "fence" and out[-1].kind == kind and out[-1].block == block:
             out[-1] = Segment(kind, out[-1].text + text, block, closes)
         else:
             out.append(Segment(kind, text, block, closes))
