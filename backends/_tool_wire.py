@@ -48,31 +48,87 @@ class _Default:
 TOOL_DEFAULT = _Default()
 
 
+#: exact types that cross as they are (a subclass takes the slow, checked path)
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
+class _Stuck(TypeError):
+    """A part of a value that cannot cross; ``trail`` is its path, innermost first."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "{path} is a set; ..." with the path left out
+        self.trail: list[str] = []
+
+
 def encode(value: Any, path: str = "value") -> Any:
-    """``value`` as plain JSON; raises TypeError naming the first part that cannot cross."""
-    if value is None or isinstance(value, (bool, str)):
+    """``value`` as plain JSON; raises TypeError naming the first part that cannot cross.
+
+    ``path`` names ``value`` in that message; the path of the part is only
+    worked out when something fails, so a large value costs one walk.
+    """
+    try:
+        return _encode(value)
+    except _Stuck as stuck:
+        where = path + "".join(reversed(stuck.trail))
+        raise TypeError(where + stuck.reason) from None
+
+
+def _encode(value: Any) -> Any:
+    kind = type(value)
+    if kind in _AS_IS:
         return value
-    if isinstance(value, (int, float)):
+    if kind is list or kind is tuple:
+        out = []
+        for i, v in enumerate(value):
+            if type(v) in _AS_IS:
+                out.append(v)
+                continue
+            try:
+                out.append(_encode(v))
+            except _Stuck as stuck:
+                stuck.trail.append(f"[{i}]")
+                raise
+        return out
+    if kind is dict:
+        result = {}
+        escape = False
+        for k, v in value.items():
+            if type(k) is not str:
+                raise _Stuck(f" has a key of type {type(k).__name__}; keys must be str")
+            if k[:1] == "$":
+                escape = True
+            if type(v) in _AS_IS:
+                result[k] = v
+                continue
+            try:
+                result[k] = _encode(v)
+            except _Stuck as stuck:
+                stuck.trail.append(f"[{k!r}]")
+                raise
+        return {ESCAPED: result} if escape else result
+    return _encode_other(value)
+
+
+def _encode_other(value: Any) -> Any:
+    """Subclasses of the plain types, byte-likes, the default marker, numpy values."""
+    if value is None or isinstance(value, (bool, str, int, float)):
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {BYTES: base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, (list, tuple)):
-        return [encode(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return _encode(list(value))
     if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{path} has a key of type {type(k).__name__}; keys must be str")
-            out[k] = encode(v, f"{path}[{k!r}]")
-        if any(k.startswith("$") for k in out):
-            return {ESCAPED: out}
-        return out
+        if any(not isinstance(k, str) for k in value):
+            bad = next(k for k in value if not isinstance(k, str))
+            raise _Stuck(f" has a key of type {type(bad).__name__}; keys must be str")
+        return _encode({str.__str__(k): v for k, v in value.items()})
     if value is TOOL_DEFAULT:
         return {DEFAULT: True}
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        return encode(value.tolist(), path)
-    raise TypeError(
-        f"{path} is a {type(value).__name__}; tool values must be str, int, float, bool, "
+        return _encode(value.tolist())
+    raise _Stuck(
+        f" is a {type(value).__name__}; tool values must be str, int, float, bool, "
         "None, bytes, or lists and dicts of them"
     )
 
@@ -111,9 +167,10 @@ def plain(value: Any, budget: int = 1 << 20) -> bool:
 
 def decode(data: Any) -> Any:
     """The value :func:`encode` made ``data`` from (tuples come back as lists)."""
-    if isinstance(data, list):
-        return [decode(v) for v in data]
-    if isinstance(data, dict):
+    kind = type(data)
+    if kind is list:
+        return [v if type(v) in _AS_IS else decode(v) for v in data]
+    if kind is dict:
         if len(data) == 1:
             if BYTES in data:
                 return base64.b64decode(data[BYTES])
@@ -121,7 +178,7 @@ def decode(data: Any) -> Any:
                 return {k: decode(v) for k, v in data[ESCAPED].items()}
             if DEFAULT in data:
                 return TOOL_DEFAULT
-        return {k: decode(v) for k, v in data.items()}
+        return {k: v if type(v) in _AS_IS else decode(v) for k, v in data.items()}
     return data
 
 
