@@ -405,8 +405,10 @@ class AutoReader:
     """Tells the API from the first event it recognises, then reads like that API's reader.
 
     For callers that hold "some model stream" (the agent helper, the CLI): a
-    ``chat.completion.chunk`` means Chat Completions, a ``response.*`` event
-    the Responses API, a ``message_start`` the Anthropic Messages API.
+    ``chat.completion.chunk`` means Chat Completions (from LiteLLM when its
+    class is LiteLLM's), a ``response.*`` event the Responses API, a
+    ``message_start`` the Anthropic Messages API, a chunk with ``candidates``
+    Google's ``generate_content_stream``.
     """
 
     def __init__(self) -> None:
@@ -422,12 +424,17 @@ class AutoReader:
     @staticmethod
     def _detect(event: Any, stats: StreamStats) -> EventReader | None:
         from eager_rt.sources.anthropic import MessagesReader
+        from eager_rt.sources.google import GenerateContentReader
         from eager_rt.sources.openai import ChatCompletionsReader, ResponsesReader
 
         kind = get(event, "type")
         if get(event, "choices") is not None or kind == "chunk":
-            stats.provider, stats.api = "openai", "chat"
+            litellm = type(event).__module__.split(".", 1)[0] == "litellm"
+            stats.provider, stats.api = ("litellm" if litellm else "openai"), "chat"
             return ChatCompletionsReader()
+        if get(event, "candidates") is not None or get(event, "prompt_feedback") is not None:
+            stats.provider, stats.api = "google", "gemini"
+            return GenerateContentReader()
         if isinstance(kind, str) and (
             kind.startswith("response.")
             or (kind == "error" and get(event, "sequence_number") is not None)
