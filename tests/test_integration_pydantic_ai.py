@@ -474,3 +474,48 @@ async def test_openai_chat_model_stream_is_closed_at_the_failure() -> None:
     (call,) = code_calls(result.all_messages())
     assert call.args_as_dict()["code"].startswith("x = 1\ny = x / 0\n")
     assert result.output == "fixed"
+
+
+async def _run_stream(agent: Agent[None, str]) -> list[ModelMessage]:
+    async with agent.run_stream("go") as run:
+        await run.get_output()
+    return run.all_messages()
+
+
+async def _run_stream_events(agent: Agent[None, str]) -> list[ModelMessage]:
+    async with agent.run_stream_events("go") as stream:
+        events = [e async for e in stream]
+    final = events[-1]
+    assert hasattr(final, "result")
+    return list(final.result.all_messages())
+
+
+async def _iter(agent: Agent[None, str]) -> list[ModelMessage]:
+    async with agent.iter("go") as run:
+        async for _node in run:
+            pass
+    assert run.result is not None
+    return run.result.all_messages()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("drive", [_run_stream, _run_stream_events, _iter])
+async def test_every_way_of_running_the_agent(
+    drive: Callable[[Agent[None, str]], Any],
+) -> None:
+    rec = Recorder()
+    whole = json.dumps({"code": "a = 2\nb = a / 0\n" + "c = 1\n" * 100})
+    split = whole.index("c = 1")
+    script = Script([*chop(whole[:split]), rec.waiter(rec.failed), *chop(whole[split:], 4)])
+    script.responses.append(("text", "done"))
+    agent = Agent(
+        FunctionModel(stream_function=script),
+        capabilities=[EagerCodeMode(on_eager_event=rec)],
+    )
+    messages = await drive(agent)
+    assert script.timeouts == 0
+    (ret,) = tool_returns(messages)
+    assert "ZeroDivisionError" in ret.content
+    assert script.closed_early == [True]
+    (call,) = code_calls(messages)
+    assert call.args_as_dict()["code"].startswith("a = 2\nb = a / 0\n")
