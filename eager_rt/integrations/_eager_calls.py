@@ -108,13 +108,20 @@ class StreamingCall:
 class Scope:
     """One eager_rt session and the calls that run in it, closed together.
 
-    ``backend``: a backend name (opened here, closed with the scope) or a
-    :class:`~eager_rt.executor.Backend` the caller owns.
+    ``backend``: a backend name (opened here with ``options``, closed with the
+    scope) or a :class:`~eager_rt.executor.Backend` the caller owns;
+    ``session_options`` go to its ``session()`` (``cwd``, ``env`` ...).
     """
 
-    def __init__(self, backend: str | Backend, options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        backend: str | Backend,
+        options: dict[str, Any] | None = None,
+        session_options: dict[str, Any] | None = None,
+    ) -> None:
         self._backend_spec = backend
         self._options = dict(options or {})
+        self._session_options = dict(session_options or {})
         self._backend: Backend | None = None
         self._session: Session | None = None
         self.lock = asyncio.Lock()
@@ -127,7 +134,7 @@ class Scope:
                 backend = self._backend_spec
             else:
                 backend = self._backend = open_backend(self._backend_spec, **self._options)
-            self._session = backend.session()
+            self._session = backend.session(**self._session_options)
         return self._session
 
     @property

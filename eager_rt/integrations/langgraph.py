@@ -276,7 +276,8 @@ class EagerCode:
     """Eager ``run_code`` for LangChain/LangGraph: the tool, the model wrapper, the sessions.
 
     ``backend``: an eager_rt backend name (opened per session, with
-    ``backend_options``) or a :class:`~eager_rt.executor.Backend` you own.
+    ``backend_options``) or a :class:`~eager_rt.executor.Backend` you own;
+    ``session_options`` go to its ``session()`` (``cwd``, ``env`` ...).
     ``tools``: the graph's other tools the code may call (LangChain tools,
     eager_rt tools or plain functions); ``read_only``: names of the LangChain
     tools that change nothing. ``timeout`` bounds how long the tool waits for
@@ -291,6 +292,7 @@ class EagerCode:
         backend: str | Backend = "local",
         *,
         backend_options: dict[str, Any] | None = None,
+        session_options: dict[str, Any] | None = None,
         tools: Iterable[BaseTool | Tool | Callable[..., Any]] = (),
         read_only: Collection[str] = (),
         name: str = "run_code",
@@ -305,6 +307,7 @@ class EagerCode:
             raise ValueError("the run_code tool's argument is named 'code'")
         self.backend = backend
         self.backend_options = dict(backend_options or {})
+        self.session_options = dict(session_options or {})
         self.name = name
         self.argument = argument
         self.timeout = timeout
@@ -384,7 +387,8 @@ class EagerCode:
     def _scope(self, key: object) -> Scope:
         scope = self._scopes.get(key)
         if scope is None:
-            scope = self._scopes[key] = Scope(self.backend, self.backend_options)
+            scope = Scope(self.backend, self.backend_options, self.session_options)
+            self._scopes[key] = scope
         return scope
 
     async def _root_ended(self, root: UUID) -> None:
