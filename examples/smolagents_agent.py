@@ -94,8 +94,9 @@ def main() -> None:
                 print()
         for run in agent.python_executor.runs:
             final = run.error is not None and run.error.ename == "FinalAnswerException"
+            status = "final answer" if final else run.status
             print(
-                f"[{'final answer' if final else run.status}] generation {run.gen_s:.2f} s, after it {run.nel_s * 1000:.0f} ms, "
+                f"[{status}] generation {run.gen_s:.2f} s, after it {run.nel_s * 1000:.0f} ms, "
                 f"stream closed early: {run.stream_closed_early}"
             )
     print("--- answer ---\n" + str(answer))
