@@ -30,14 +30,13 @@ from typing import Any
 from langchain_core.messages import AIMessageChunk, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
+from langgraph.prebuilt import create_react_agent
 from pydantic import SecretStr
 
 from eager_rt.integrations.langgraph import EagerCode
 
 # langgraph 1.x points to langchain.agents.create_agent (a separate package); this still works
 warnings.filterwarnings("ignore", message="create_react_agent has been moved")
-
-from langgraph.prebuilt import create_react_agent
 
 SCRIPTED = [
     # first answer: its third statement fails, so generation stops there
