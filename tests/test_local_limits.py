@@ -145,7 +145,7 @@ async def test_enforcement_says_what_holds(make_session: Any) -> None:
     require_cgroup()
     tree = await make_session()
     assert tree.enforcement["memory"] == (
-        f"cgroup v{tree.process.tree.version} (the whole process tree): "  # type: ignore[union-attr]
+        f"cgroup v{tree.process.tree.version} (the whole process tree): "
         f"{DEFAULT_MEMORY_LIMIT} bytes"
     )
     # no per-process cap where the tree has one: address space is not memory
