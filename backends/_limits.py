@@ -128,3 +128,9 @@ class OutputBudget:
         if not self.dropped:
             return None
         return Output(self._notice_kind, text=dropped_notice(self.dropped))
+
+    def take_notice(self) -> Output | None:
+        """The notice for what was dropped so far, counted from zero again afterwards."""
+        notice = self.notice()
+        self.dropped = 0
+        return notice

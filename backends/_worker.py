@@ -409,8 +409,8 @@ class Worker:
         """
         worker = self
         stdout, stderr = _text_stream(self, self.stdout), _text_stream(self, self.stderr)
-        sys.stdout = sys.__stdout__ = stdout  # type: ignore[misc]
-        sys.stderr = sys.__stderr__ = stderr  # type: ignore[misc]
+        sys.stdout = sys.__stdout__ = stdout  # type: ignore[assignment,misc]
+        sys.stderr = sys.__stderr__ = stderr  # type: ignore[assignment,misc]
         sys.stdin = sys.__stdin__ = open(os.devnull)  # type: ignore[misc]  # noqa: SIM115
         sys.argv = [""]
         builtins.input = _no_input
