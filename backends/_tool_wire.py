@@ -20,7 +20,7 @@ import base64
 import builtins
 import itertools
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 BYTES = "$bytes"  #: ``{"$bytes": base64}`` is a bytes value
@@ -198,15 +198,9 @@ class Bridge:
     ToolError = ToolError
     DEFAULT = TOOL_DEFAULT
 
-    def __init__(
-        self,
-        transport: Callable[[dict[str, Any]], dict[str, Any]],
-        async_transport: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
-    ) -> None:
+    def __init__(self, transport: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         # request -> reply, blocking; called from any thread of the code
         self._transport = transport
-        # the same, awaited on the code's event loop without a thread, when the sandbox has one
-        self._async_transport = async_transport
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -215,16 +209,10 @@ class Bridge:
         return reply_value(self._transport(self._request(name, arguments)))
 
     async def acall(self, name: str, arguments: dict[str, Any]) -> Any:
-        """The async form: calls gathered together run concurrently.
-
-        The wait happens on the event loop when the sandbox gave an async
-        transport, on an executor thread otherwise.
-        """
-        request = self._request(name, arguments)
-        if self._async_transport is not None:
-            return reply_value(await self._async_transport(request))
+        """The async form: the wait happens on a thread, so calls run concurrently."""
         import asyncio
 
+        request = self._request(name, arguments)
         reply = await asyncio.get_running_loop().run_in_executor(None, self._transport, request)
         return reply_value(reply)
 
@@ -236,11 +224,8 @@ class Bridge:
         return request
 
 
-def install(
-    transport: Callable[[dict[str, Any]], dict[str, Any]],
-    async_transport: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
-) -> Bridge:
+def install(transport: Callable[[dict[str, Any]], dict[str, Any]]) -> Bridge:
     """Put the bridge where generated stubs look for it."""
-    bridge = Bridge(transport, async_transport)
+    bridge = Bridge(transport)
     builtins.__eager_rt_tools__ = bridge  # type: ignore[attr-defined]
     return bridge

@@ -191,35 +191,6 @@ def test_async_calls_wait_on_threads_so_they_overlap() -> None:
     assert sorted(asyncio.run(main())) == [1, 2]
 
 
-def test_async_calls_wait_on_the_loop_when_the_sandbox_gives_an_async_transport() -> None:
-    """No thread per call: both calls wait on the code's own loop, at the same time."""
-    waiting: list[int] = []
-    both = asyncio.Event()
-
-    def blocking(request: dict[str, Any]) -> dict[str, Any]:
-        raise AssertionError("an async call must not take the blocking transport")
-
-    async def transport(request: dict[str, Any]) -> dict[str, Any]:
-        waiting.append(threading.get_ident())
-        if len(waiting) == 2:
-            both.set()
-        await both.wait()  # returns only once the two calls are waiting at the same time
-        if request["tool"] == "bad":
-            return {"ok": False, "tool": "bad", "error": {"type": "KeyError", "message": "'k'"}}
-        return {"ok": True, "tool": request["tool"], "value": request["call"]}
-
-    bridge = wire.Bridge(blocking, transport)
-
-    async def main() -> list[Any]:
-        return list(await asyncio.gather(bridge.acall("a", {}), bridge.acall("b", {})))
-
-    assert sorted(asyncio.run(main())) == [1, 2]
-    assert waiting == [threading.get_ident()] * 2
-    both.set()
-    with pytest.raises(wire.ToolError, match=r"tool bad\(\) failed: KeyError: 'k'"):
-        asyncio.run(bridge.acall("bad", {}))
-
-
 def test_install_puts_the_bridge_in_builtins() -> None:
     before = getattr(builtins, "__eager_rt_tools__", None)
     try:
