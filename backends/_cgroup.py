@@ -57,11 +57,14 @@ class CgroupTree:
         self._procs_files = [os.fsencode(d / "cgroup.procs") for d in self.dirs.values()]
 
     @property
+    def kind(self) -> str:
+        """``"cgroup v1"`` or ``"cgroup v2"``, for result details."""
+        return f"cgroup v{self.version}"
+
+    @property
     def description(self) -> str:
-        """What enforces the limits, for results and ``enforcement``."""
-        if self.version == 2:
-            return "cgroup v2 (the whole process tree)"
-        return "cgroup v1 (the whole process tree)"
+        """What enforces the limits, for ``LocalSession.enforcement``."""
+        return f"{self.kind} (the whole process tree)"
 
     def join(self) -> None:
         """Move the calling process into every group: ``preexec_fn``, after fork, before exec."""

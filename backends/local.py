@@ -208,7 +208,7 @@ class LocalWorker(SubprocessWorker):
             return (
                 "the worker ran out of memory: the kernel's OOM killer ended it (SIGKILL) at "
                 f"memory_limit={self.memory_limit} bytes ({_mib(self.memory_limit)}) for the "
-                f"whole process tree ({tree.description.split(' (')[0]})"
+                f"whole process tree ({tree.kind})"
                 + (f"; worker stderr: {tail[-1000:]}" if tail else "")
             )
         return detail
