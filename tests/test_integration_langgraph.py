@@ -309,6 +309,22 @@ def test_sync_graph_invoke_runs_eagerly_and_stops_on_error(results: Results) -> 
     assert results.only().data["stream_closed_early"] is True
 
 
+@pytest.mark.anyio
+async def test_read_only_tools_are_speculated_while_the_call_streams(results: Results) -> None:
+    code = "a = lookup('north')\nb = lookup('east')\nprint(a + b)\n" + TAIL
+    with FakeLLM(script(code_reply(code), Reply(text=["215"])), Faults(interval=0.01)) as llm:
+        eager = EagerCode(tools=[lookup], read_only=["lookup"], speculate=True, on_result=results)
+        agent = create_react_agent(eager.wrap(chat_model(llm)), [eager.tool])
+        async with eager:
+            await agent.ainvoke({"messages": [("user", "sum?")]})
+    run = results.only().run
+    assert run is not None and "215" in run.stdout
+    assert [(c.arguments, c.speculative, c.claimed) for c in run.tool_calls] == [
+        ({"region": "north"}, True, True),
+        ({"region": "east"}, True, True),
+    ]
+
+
 # --------------------------------------------------------------------------- edges
 
 
