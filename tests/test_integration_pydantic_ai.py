@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -519,3 +521,39 @@ async def test_every_way_of_running_the_agent(
     assert script.closed_early == [True]
     (call,) = code_calls(messages)
     assert call.args_as_dict()["code"].startswith("a = 2\nb = a / 0\n")
+
+
+def _children() -> set[int]:
+    """Our process's live children (the local backend's workers among them)."""
+    me = str(os.getpid())
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[1] == me and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.anyio
+async def test_the_prestarted_session_of_a_run_without_code_is_closed() -> None:
+    before = _children()
+    seen: set[int] = set()
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        for _ in range(int(WAIT / 0.01)):  # the session starts with the run, before any code
+            seen.update(_children() - before)
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        yield "no code needed"
+
+    agent = Agent(FunctionModel(stream_function=stream), capabilities=[EagerCodeMode()])
+    result = await agent.run("hi")
+    assert result.output == "no code needed"
+    assert seen
+    for pid in seen:
+        assert await wait_until_gone(pid)

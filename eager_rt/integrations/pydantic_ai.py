@@ -124,6 +124,11 @@ class EagerCodeMode(AbstractCapability[AgentDepsT]):
     speculate: bool = True
     approve: Approval | None = None
     hold_side_effects: bool = False
+    #: start the session when the run starts (hidden behind the model's first tokens),
+    #: not when the first ``run_code`` call begins; False for costly sandboxes
+    #: and agents that rarely run code
+    prestart: bool = True
+    start_timeout: float | None = 120.0
     exec_timeout: float | None = 120.0
     turn_timeout: float | None = 600.0
     tool_timeout: float | None = DEFAULT_TOOL_TIMEOUT
@@ -143,6 +148,8 @@ class EagerCodeMode(AbstractCapability[AgentDepsT]):
 
     async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: Any) -> Any:
         """Close the run's session (and backend, if opened here) however the run ends."""
+        if self._run is not None and self.prestart:
+            self._run.prestart()
         try:
             return await handler()
         finally:
@@ -263,7 +270,15 @@ class _RunState:
         self.code_tools: dict[str, ToolsetTool[Any]] = {}  # by the agent's tool name
         self.live: list[StreamedResponse] = []  # the model streams being read now
         self.cancels: set[asyncio.Task[None]] = set()
+        self.starting: asyncio.Task[None] | None = None
         self.closed = False
+
+    def prestart(self) -> None:
+        """Start the session in the background; the first run waits for it."""
+        session = self.session()
+        self.starting = asyncio.get_running_loop().create_task(
+            session.start(self.options.start_timeout), name="eager_rt-session-start"
+        )
 
     def stop_streams(self) -> None:
         """Cancel the model's live streams (pydantic-ai's ``StreamedResponse.cancel``).
@@ -319,6 +334,8 @@ class _RunState:
                 user_on_event(event)
 
         async with self.lock:
+            if self.starting is not None:
+                await self.starting  # a failed start fails this call, as the runtime's would
             turn = await arun_turn(
                 call.pieces(),
                 self.session(),
@@ -388,6 +405,9 @@ class _RunState:
         for task in tasks:
             task.cancel()
         tasks.extend(self.cancels)
+        if self.starting is not None:
+            self.starting.cancel()  # a no-op once it is done; its outcome is gathered below
+            tasks.append(self.starting)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         try:
