@@ -215,9 +215,7 @@ async def test_sandbox_has_no_network(sandboxed: LocalSession) -> None:
     assert any(line.startswith("refused example.com") for line in lines)  # no DNS either
 
 
-async def test_sandbox_sees_the_host_read_only(
-    make_session: Any, tmp_path: Path
-) -> None:
+async def test_sandbox_sees_the_host_read_only(make_session: Any, tmp_path: Path) -> None:
     require_bwrap()
     marker = Path.cwd() / f".eager-rt-marker-{os.getpid()}"
     code = textwrap.dedent(

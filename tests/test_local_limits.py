@@ -206,9 +206,7 @@ def _peak_usage(tree: _cgroup.CgroupTree) -> int:
 
 
 @pytest.mark.parametrize("mode", ["cgroup", "bwrap"])
-async def test_memory_hog_is_died_out_of_memory_and_restarted(
-    make_session: Any, mode: str
-) -> None:
+async def test_memory_hog_is_died_out_of_memory_and_restarted(make_session: Any, mode: str) -> None:
     _require(mode)
     s = await make_session(memory_limit=256 * MIB, **MODES[mode])
     await s.execute("kept = 1", timeout=T)
@@ -360,3 +358,45 @@ async def test_a_sigkilled_host_leaves_no_worker(tmp_path: Path, mode: str) -> N
         assert len(marked(marker)) == 2
         for pid in marked(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------- cgroup v2 files
+
+
+async def test_cgroup_v2_layout_on_a_fake_hierarchy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The v2 files written and read (this machine's CI has v1; the names must still be right)."""
+    base = tmp_path / "user.slice"
+    base.mkdir()
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    (base / "cgroup.subtree_control").write_text("memory pids\n")
+    stale = base / "eager_rt.999999999.0"  # a host pid that cannot exist: a dead host's group
+    stale.mkdir()
+    monkeypatch.setattr(_cgroup, "ROOT", tmp_path)
+    monkeypatch.setattr(_cgroup, "_own_paths", lambda: {"": "/user.slice"})
+    tree = _cgroup.create(256 * MIB, 64)
+    assert tree is not None and tree.version == 2 and tree.kind == "cgroup v2"
+    group = tree.dirs["unified"]
+    assert group.parent == base and group.name.startswith(f"eager_rt.{os.getpid()}.")
+    assert (group / "memory.max").read_text() == str(256 * MIB)
+    assert (group / "memory.swap.max").read_text() == "0"
+    assert (group / "pids.max").read_text() == "64"
+    assert not stale.exists()  # emptied and removed
+    (group / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert tree.oom_kills() == 1
+    (group / "cgroup.procs").write_text("")
+    assert tree.pids() == []
+    assert await tree.kill()
+    assert (group / "cgroup.kill").read_text() == "1"
+    for name in (
+        "memory.max",
+        "memory.swap.max",
+        "pids.max",
+        "memory.events",
+        "cgroup.procs",
+        "cgroup.kill",
+    ):
+        (group / name).unlink()
+    tree.remove()
+    assert not group.exists()
