@@ -557,3 +557,72 @@ async def test_the_prestarted_session_of_a_run_without_code_is_closed() -> None:
     assert seen
     for pid in seen:
         assert await wait_until_gone(pid)
+
+
+@pytest.mark.anyio
+async def test_two_run_code_calls_in_one_response_run_in_order_on_one_session() -> None:
+    first = tool_fragments("x = 20\nprint('one', x)\n", 6)
+    second = tool_fragments("print('two', x + 1)\n", 6)
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+        if tool_returns(messages):
+            yield "done"
+            return
+        yield {0: DeltaToolCall(name="run_code", json_args="", tool_call_id="a")}
+        for piece in first:
+            yield {0: DeltaToolCall(json_args=piece)}
+        yield {1: DeltaToolCall(name="run_code", json_args="", tool_call_id="b")}
+        for piece in second:
+            yield {1: DeltaToolCall(json_args=piece)}
+
+    agent = Agent(FunctionModel(stream_function=stream), capabilities=[EagerCodeMode()])
+    result = await agent.run("go")
+    returns = {r.tool_call_id: r.metadata["stdout"] for r in tool_returns(result.all_messages())}
+    assert returns == {"a": "one 20\n", "b": "two 21\n"}
+
+
+def test_run_sync_works_too() -> None:
+    script = Script(fragments("print(sum(range(4)))\n"), ("text", "done"))
+    agent = Agent(FunctionModel(stream_function=script), capabilities=[EagerCodeMode()])
+    result = agent.run_sync("go")
+    (ret,) = tool_returns(result.all_messages())
+    assert ret.metadata["stdout"] == "6\n"
+
+
+def test_tool_signatures_follow_the_json_schema() -> None:
+    from pydantic_ai.tools import ToolDefinition
+
+    from eager_rt.integrations._pydantic_ai_tools import (
+        bridge,
+        python_name,
+        render,
+        signature_of,
+    )
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "days": {"type": "integer", "default": 3},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["city"],
+    }
+    tool_def = ToolDefinition(name="get-forecast", parameters_json_schema=schema, description="D.")
+    assert str(signature_of(tool_def)) == "(city, *, days=3, tags=...)"
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    async def dispatch(name: str, args: dict[str, Any]) -> Any:
+        seen.append((name, args))
+        return "ok"
+
+    t = bridge(tool_def, dispatch, read_only=True)
+    assert t.name == "get_forecast" and t.read_only and t.is_async
+    assert asyncio.run(t.fn("Oslo", days=2)) == "ok"
+    assert seen == [("get-forecast", {"city": "Oslo", "days": 2})]  # unset optionals left out
+    assert render(t, tool_def).splitlines()[0] == (
+        "async def get_forecast(city: str, *, days: int = 3, tags: list[str] = ...) -> Any:"
+    )
+    odd = ToolDefinition(name="class", parameters_json_schema={"properties": {"a-b": {}}})
+    assert python_name(odd.name) == "class_"
+    assert str(signature_of(odd)) == "(**kwargs)"
