@@ -50,7 +50,7 @@ import itertools
 import json
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -67,23 +67,16 @@ from openai.types.responses import (
     ResponseOutputItemDoneEvent,
 )
 
-from eager_rt.agent import STREAMABLE_CODE_PROMPT, TurnResult, arun_turn
+from eager_rt.agent import TurnResult, arun_turn
 from eager_rt.events import Event, Interrupted
-from eager_rt.executor import Backend, Session
-from eager_rt.registry import open_backend
-from eager_rt.sources.llm import ModelStreamError
-from eager_rt.sources.tool_json import adecode_argument
+from eager_rt.executor import Backend
+from eager_rt.integrations._eager_calls import RUN_CODE_DESCRIPTION, Scope, StreamingCall
 from eager_rt.tools import DEFAULT_TOOL_TIMEOUT, Tool, as_tools, tool
 
 __all__ = ["RUN_CODE_DESCRIPTION", "EagerCode", "EagerModel", "host_tools"]
 
-RUN_CODE_DESCRIPTION = (
-    "Run Python code in a persistent session (variables, imports and definitions stay "
-    "available between calls) and get its printed output. The agent's other tools are "
-    "Python functions in that session: call them from the code.\n\n" + STREAMABLE_CODE_PROMPT
-)
 
-_END = object()  # closes a call's fragment queue, or the model's event inbox
+_END = object()  # ends the model's event inbox
 
 
 @dataclass(frozen=True)
@@ -222,73 +215,12 @@ def _signature_line(t: Tool) -> str:
 
 
 @dataclass(eq=False)
-class _Call:
-    """One ``run_code`` call while it streams: its fragments in, its eager run out."""
+class _Item:
+    """A ``run_code`` item of the model's response, and its eager run."""
 
     output_index: int
-    call_id: str
     item_id: str | None
-    fragments: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
-    arguments: list[str] = field(default_factory=list)
-    task: asyncio.Task[TurnResult] | None = None
-    closed: bool = False
-
-    def feed(self, fragment: str) -> None:
-        if fragment and not self.closed:
-            self.arguments.append(fragment)
-            self.fragments.put_nowait(fragment)
-
-    def close(self, error: BaseException | None = None) -> None:
-        if not self.closed:
-            self.closed = True
-            self.fragments.put_nowait(_END if error is None else error)
-
-    async def pieces(self) -> AsyncIterator[str]:
-        while True:
-            item = await self.fragments.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, str)
-            yield item
-
-
-class _Scope:
-    """The eager_rt session of one agent run, and the calls that ran in it."""
-
-    def __init__(self, backend: str | Backend, options: dict[str, Any]) -> None:
-        self._backend_spec = backend
-        self._options = options
-        self._backend: Backend | None = None
-        self._session: Session | None = None
-        self.lock = asyncio.Lock()  # one execution stream per session: calls run in turn
-        self.tasks: set[asyncio.Task[TurnResult]] = set()
-
-    def session(self) -> Session:
-        """The run's session (the runtime starts it, overlapping the stream)."""
-        if self._session is None:
-            if isinstance(self._backend_spec, Backend):
-                backend = self._backend_spec
-            else:
-                backend = self._backend = open_backend(self._backend_spec, **self._options)
-            self._session = backend.session()
-        return self._session
-
-    async def aclose(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.tasks.clear()
-        session, self._session = self._session, None
-        backend, self._backend = self._backend, None
-        try:
-            if session is not None:
-                await session.close()
-        finally:
-            if backend is not None:
-                await backend.aclose()
+    call: StreamingCall
 
 
 # --------------------------------------------------------------------------- the model
@@ -335,9 +267,6 @@ class EagerModel(Model):
                 pump.cancel()  # the SDK model closes its HTTP response on the way out
                 for event in await reader.cut_response():
                     yield event
-        except BaseException as exc:
-            reader.abandon(exc)
-            raise
         finally:
             reader.finish()
             pump.cancel()
@@ -372,17 +301,17 @@ def _usage(response: Response) -> Usage:
 class _Reader:
     """Reads one model stream's events: starts, feeds and, on a failure, cuts ``run_code`` calls."""
 
-    def __init__(self, eager: EagerCode, scope: _Scope, tools: list[Tool]) -> None:
+    def __init__(self, eager: EagerCode, scope: Scope, tools: list[Tool]) -> None:
         self.eager = eager
         self.scope = scope
         self.tools = tools
-        self.calls: dict[int, _Call] = {}  # by output index (Chat Completions ids are fake)
+        self.calls: dict[int, _Item] = {}  # by output index (Chat Completions ids are fake)
         self.done_items: list[Any] = []
         self.response: Response | None = None
         self.sequence = 0
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
         self.stop = asyncio.Event()
-        self.stopped: _Call | None = None
+        self.stopped: _Item | None = None
 
     async def pump(self, stream: AsyncIterator[Any]) -> None:
         """Move the model's events to the inbox (closing the stream however it ends)."""
@@ -417,62 +346,63 @@ class _Reader:
             if getattr(item, "type", None) == "function_call" and item.name == self.eager.name:
                 self._start(event.output_index, item)
         elif kind == "response.function_call_arguments.delta":
-            call = self.calls.get(event.output_index)
-            if call is not None:
-                call.feed(event.delta)
+            entry = self.calls.get(event.output_index)
+            if entry is not None:
+                entry.call.feed(event.delta)
         elif kind == "response.function_call_arguments.done":
-            call = self.calls.get(event.output_index)
-            if call is not None:
-                call.close()
+            entry = self.calls.get(event.output_index)
+            if entry is not None:
+                entry.call.close()
         elif kind == "response.output_item.done":
             self.done_items.append(event.item)
-            call = self.calls.get(event.output_index)
-            if call is not None:
-                call.close()
+            entry = self.calls.get(event.output_index)
+            if entry is not None:
+                entry.call.close()
         elif kind == "response.completed":
             self.finish()
 
     def _start(self, index: int, item: Any) -> None:
-        call = _Call(index, item.call_id, getattr(item, "id", None))
-        self.calls[index] = call
-        call.task = asyncio.get_running_loop().create_task(
-            self.eager._execute(self.scope, call, self.tools, self._watch),
-            name=f"eager_rt-openai-agents-{item.call_id}",
+        entry = _Item(index, getattr(item, "id", None), StreamingCall(item.call_id))
+        self.calls[index] = entry
+        task = entry.call.launch(
+            self.scope,
+            argument="code",
+            tools=self.tools or None,
+            on_event=lambda event: self._watch(entry, event),
+            **self.eager.turn_options,
         )
-        self.scope.tasks.add(call.task)
-        self.eager._pending[call.call_id] = (self.scope, call.task)
+        task.add_done_callback(lambda done: self.eager._report(item.call_id, done))
+        self.eager._pending[item.call_id] = (self.scope, task)
         if item.arguments:
-            call.feed(item.arguments)
+            entry.call.feed(item.arguments)
 
-    def _watch(self, call: _Call, event: Event) -> None:
+    def _watch(self, entry: _Item, event: Event) -> None:
         if isinstance(event, Interrupted) and self.stopped is None:
-            self.stopped = call
+            self.stopped = entry
             self.stop.set()
             self.inbox.put_nowait(_END)  # wakes the reader
 
     def finish(self) -> None:
-        """The stream is over (or cut): every call's arguments are complete."""
-        for call in self.calls.values():
-            call.close()
+        """The stream is over, cut or failed: no call gets more arguments.
 
-    def abandon(self, exc: BaseException) -> None:
-        """The stream failed or was closed: the calls' runs see a broken stream."""
-        error = ModelStreamError("connection", f"the model stream ended: {exc!r}", None)
-        for call in self.calls.values():
-            call.close(error)
+        A call whose JSON is incomplete fails to decode, so its cut-off last
+        statement never runs.
+        """
+        for entry in self.calls.values():
+            entry.call.close()
 
     async def cut_response(self) -> list[Any]:
         """The events that end the response after the call whose code failed."""
-        call = self.stopped
-        assert call is not None and call.task is not None
+        cut = self.stopped
+        assert cut is not None and cut.call.task is not None
         self.finish()
         for other in self.calls.values():  # started after it: never shown to the runner
-            if other is not call and other.output_index > call.output_index and other.task:
-                other.task.cancel()
-        result = await asyncio.shield(call.task)
+            if other.output_index > cut.output_index and other.call.task is not None:
+                other.call.task.cancel()
+        result = await asyncio.shield(cut.call.task)
         item = ResponseFunctionToolCall(
-            id=call.item_id,
-            call_id=call.call_id,
+            id=cut.item_id,
+            call_id=cut.call.call_id,
             name=self.eager.name,
             arguments=json.dumps({"code": _code_through_failure(result)}),
             type="function_call",
@@ -481,7 +411,7 @@ class _Reader:
         self.sequence += 1
         done = ResponseOutputItemDoneEvent(
             item=item,
-            output_index=call.output_index,
+            output_index=cut.output_index,
             sequence_number=self.sequence,
             type="response.output_item.done",
         )
@@ -561,8 +491,8 @@ class EagerCode:
         self.turn_options = turn_options
         self.description = description
         self.tool = self.code_tool()  #: ``run_code`` with the ``tools=`` functions listed
-        self._scopes: dict[object, _Scope] = {}
-        self._pending: dict[str, tuple[_Scope, asyncio.Task[TurnResult]]] = {}
+        self._scopes: dict[object, Scope] = {}
+        self._pending: dict[str, tuple[Scope, asyncio.Task[TurnResult]]] = {}
 
     # -- wiring ----------------------------------------------------------------------
 
@@ -620,11 +550,11 @@ class EagerCode:
 
     # -- sessions --------------------------------------------------------------------
 
-    def _scope(self, owner: object | None) -> _Scope:
+    def _scope(self, owner: object | None) -> Scope:
         key = self if owner is None else owner
         scope = self._scopes.get(key)
         if scope is None:
-            scope = self._scopes[key] = _Scope(self.backend, self.backend_options)
+            scope = self._scopes[key] = Scope(self.backend, self.backend_options)
         return scope
 
     async def _close_scope(self, owner: object) -> None:
@@ -633,7 +563,7 @@ class EagerCode:
             self._forget(scope)
             await scope.aclose()
 
-    def _forget(self, scope: _Scope) -> None:
+    def _forget(self, scope: Scope) -> None:
         for call_id in [k for k, (s, _) in self._pending.items() if s is scope]:
             del self._pending[call_id]
 
@@ -662,36 +592,21 @@ class EagerCode:
 
     # -- running ---------------------------------------------------------------------
 
-    async def _execute(
-        self, scope: _Scope, call: _Call, tools: list[Tool],
-        watch: Callable[[_Call, Event], None],
-    ) -> TurnResult:  # fmt: skip
-        async with scope.lock:
-            result = await arun_turn(
-                adecode_argument(call.pieces(), "code"),
-                scope.session(),
-                on_event=lambda event: watch(call, event),
-                tools=tools or None,
-                **self.turn_options,
-            )
-        if self.on_result is not None:
-            self.on_result(call.call_id, result)
-        return result
+    def _report(self, call_id: str, task: asyncio.Task[TurnResult]) -> None:
+        if self.on_result is not None and not task.cancelled() and task.exception() is None:
+            self.on_result(call_id, task.result())
 
     async def _invoke(self, ctx: ToolContext[Any], arguments: str) -> str:
         entry = self._pending.pop(ctx.tool_call_id, None)
         if entry is not None:
-            scope, task = entry
-            try:
-                return (await asyncio.shield(task)).text
-            finally:
-                scope.tasks.discard(task)
+            _, task = entry
+            return (await asyncio.shield(task)).text
         return await self._run_after(ctx, arguments)
 
     async def _run_after(self, ctx: ToolContext[Any], arguments: str) -> str:
         """A call that did not stream through an :class:`EagerModel`: run it now, on its own."""
         code = json.loads(arguments).get("code", "") if arguments.strip() else ""
-        scope = _Scope(self.backend, self.backend_options)
+        scope = Scope(self.backend, self.backend_options)
         try:
             tools = self.host_tools(ctx.agent)
             result = await arun_turn(
