@@ -1,66 +1,126 @@
-"""What one host tool call costs the code on the worker backends (local, Docker, Podman).
+"""What one host tool call costs the code, on every backend: the published table.
 
-Measured by :mod:`bench.tool_cost` (the same cases the Jupyter and E2B
-benchmarks use): on one warm session, ``execute("pass")``, one execution making
-one sync call and one making one async call, in alternating blocks; a call's
-cost is the difference of medians. The issue's targets: at most 0.3 ms on
-local, 0.5 ms on Docker and Podman; ``EAGER_RT_BENCH_STRICT=1`` asserts them.
-Results: ``bench/results/tool_calls.md`` / ``tool_calls.json``.
+Measured by :mod:`bench.tool_cost`: on one warm session, ``execute("pass")``
+beside one execution making one call of a trivial sync tool (on the host's
+tool threads), of the same tool declared ``inline=True`` (on the host's event
+loop) and of an async tool, in alternating blocks; a call's cost is the
+difference of medians. Backends: local, Docker, Podman, a local Jupyter
+kernel, a Kernel Gateway on loopback, and E2B through the real SDK against
+the local E2B server (``tests/e2b_server``), with and without 20 ms of added
+latency per request. The issue's targets for a trivial tool: 0.3 ms on local,
+0.5 ms on Docker and Podman, 5 ms on Jupyter, one network round trip on E2B
+(at most ``execute("pass")``, which is one). ``EAGER_RT_BENCH_STRICT=1``
+asserts them for the inline call, whose cost is the channel's own; the sync
+call adds the two thread switches a tool that may block needs.
 
     .venv/bin/pytest bench/test_bench_tool_calls.py -s
+    EAGER_RT_BENCH_BACKENDS=local,docker .venv/bin/pytest bench/test_bench_tool_calls.py -s
+
+Results: ``bench/results/tool_calls.md`` / ``tool_calls.json``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.harness import loadavg, machine
 from bench.tool_cost import measure, table
-from eager_rt.registry import get_backend
+from eager_rt.executor import Backend
+from eager_rt.registry import get_backend, open_backend
 from tests.provision.docker import TEST_IMAGE
 
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = pytest.mark.timeout(3600)
 
 RESULTS = Path(__file__).parent / "results"
 BLOCKS = int(os.environ.get("EAGER_RT_BENCH_BLOCKS", "6"))
 CALLS = int(os.environ.get("EAGER_RT_BENCH_CALLS", "200"))
-TARGETS_S = {"local": 0.3e-3, "docker": 0.5e-3, "podman": 0.5e-3}
-OPTIONS: dict[str, dict[str, Any]] = {
-    "docker": {"image": TEST_IMAGE},
-    "podman": {"image": TEST_IMAGE},
+#: fewer executions per block where one costs milliseconds
+SLOW_CALLS = {"jupyter": 100, "gateway": 100, "e2b": 40, "e2b_20ms": 20}
+ALL = "local,docker,podman,jupyter,gateway,e2b,e2b_20ms"
+#: the issue's target for a trivial tool's call, per backend (seconds; None: one round trip)
+TARGETS_S: dict[str, float | None] = {
+    "local": 0.3e-3,
+    "docker": 0.5e-3,
+    "podman": 0.5e-3,
+    "jupyter": 5e-3,
+    "gateway": 5e-3,
+    "e2b": None,
+    "e2b_20ms": None,
 }
 
 
+@contextlib.asynccontextmanager
+async def _backend(name: str) -> AsyncIterator[Backend]:
+    """A ready backend for the row ``name`` (local services started on loopback)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if name in ("docker", "podman"):
+            backend = get_backend(name)(image=TEST_IMAGE)
+        elif name == "gateway":
+            from tests.provision.jupyter import running_gateway
+
+            gateway = stack.enter_context(running_gateway())
+            backend = open_backend("jupyter", url=gateway.url, token=gateway.token)
+        elif name.startswith("e2b"):
+            from tests.e2b_server import LocalE2B
+
+            server = stack.enter_context(LocalE2B(keepalive_s=1.0))
+            server.configure(delay_s=0.02 if name == "e2b_20ms" else 0.0)
+            backend = open_backend("e2b", **server.sdk_options())
+        else:
+            backend = get_backend(name)()
+        stack.push_async_callback(backend.aclose)
+        yield backend
+
+
 async def _row(name: str) -> dict[str, Any]:
-    backend = get_backend(name)(**OPTIONS.get(name, {}))
-    session = backend.session()
-    await session.start(timeout=120)
-    try:
-        return await measure(session, blocks=BLOCKS, calls=CALLS, warmup=50)
-    finally:
-        await session.close()
-        await backend.aclose()
+    async with _backend(name) as backend:
+        session = backend.session()
+        await session.start(timeout=120)
+        try:
+            calls = min(CALLS, SLOW_CALLS.get(name, CALLS))
+            row = await measure(session, blocks=BLOCKS, calls=calls, warmup=min(50, calls))
+        finally:
+            await session.close()
+    row["calls"] = calls
+    return row
+
+
+def _target(name: str) -> str:
+    target = TARGETS_S.get(name)
+    return 'one round trip (≤ `execute("pass")`)' if target is None else f"{target * 1e3:g} ms"
 
 
 def test_tool_call_cost() -> None:
-    names = os.environ.get("EAGER_RT_BENCH_BACKENDS", "local,docker,podman").split(",")
-    rows = {name: asyncio.run(_row(name)) for name in names if name}
-    targets = ", ".join(f"{n} {t * 1e3:.1f} ms" for n, t in TARGETS_S.items())
-    report = (
-        "# Tool call cost on the worker backends (bench/test_bench_tool_calls.py)\n\n"
-        + table(rows, blocks=BLOCKS, calls=CALLS, target="see below")
-        + f"\nTargets for a sync call's cost: {targets}.\n"
-    )
+    names = [n for n in os.environ.get("EAGER_RT_BENCH_BACKENDS", ALL).split(",") if n]
+    described = machine()
+    rows = {name: asyncio.run(_row(name)) for name in names}
+    described["load average after"] = loadavg()
+    lines = [
+        "# Tool call cost on every backend (bench/test_bench_tool_calls.py)",
+        "",
+        "machine: " + "; ".join(f"{k} {v}" for k, v in described.items()),
+        "",
+        table(rows, blocks=BLOCKS, calls=CALLS, target={n: _target(n) for n in names}),
+        "Fewer executions per block where one takes milliseconds: "
+        + ", ".join(f"{n} {rows[n]['calls']}" for n in names if rows[n]["calls"] != CALLS)
+        + ".",
+    ]
+    report = "\n".join(lines) + "\n"
     print("\n" + report)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "tool_calls.md").write_text(report)
-    (RESULTS / "tool_calls.json").write_text(json.dumps(rows, indent=1))
+    (RESULTS / "tool_calls.md").write_text(report, encoding="utf-8")
+    (RESULTS / "tool_calls.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     for name, row in rows.items():
         assert row["sync call"] > row["pass"] > 0, (name, row)
-        if os.environ.get("EAGER_RT_BENCH_STRICT") == "1" and name in TARGETS_S:
-            assert row["sync cost"] <= TARGETS_S[name], (name, row)
+        if os.environ.get("EAGER_RT_BENCH_STRICT") == "1":
+            target = TARGETS_S.get(name)
+            bound = row["pass"] if target is None else target
+            assert row["inline cost"] <= bound, (name, row)

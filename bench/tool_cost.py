@@ -91,8 +91,10 @@ async def measure(session: Session, *, blocks: int, calls: int, warmup: int) -> 
     return row
 
 
-def table(rows: dict[str, dict[str, Any]], *, blocks: int, calls: int, target: str) -> str:
-    """A markdown table of ``rows`` (one per backend or case), with the target named."""
+def table(
+    rows: dict[str, dict[str, Any]], *, blocks: int, calls: int, target: str | dict[str, str]
+) -> str:
+    """A markdown table of ``rows`` (one per backend or case), with the target (per row) named."""
     shown = [(case, cost) for case, cost in COSTS if any(case in r for r in rows.values())]
     head = ['`execute("pass")`'] + [f"one {case} | its cost" for case, _ in shown]
     lines = [
@@ -108,5 +110,6 @@ def table(rows: dict[str, dict[str, Any]], *, blocks: int, calls: int, target: s
                 cells += [f"{r[case] * 1e3:.2f} ms", f"{r[cost] * 1e3:.2f} ms"]
             else:
                 cells += ["", ""]
-        lines.append(f"| {name} | {' | '.join(cells)} | {target} |")
+        aim = target if isinstance(target, str) else target.get(name, "")
+        lines.append(f"| {name} | {' | '.join(cells)} | {aim} |")
     return "\n".join(lines) + "\n"
