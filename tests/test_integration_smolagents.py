@@ -8,6 +8,7 @@ asks for the stop sequence ``</code>``, which the real service leaves out.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -234,6 +235,19 @@ def test_variables_and_managed_state(agent_factory: Any, tools: list[Any]) -> No
         agent = agent_factory(llm, tools)
         out = agent.run("Sum", additional_args={"prices": {"a": 1.0, "b": 2.5}, "factor": 2})
     assert out == 7.0
+
+
+def test_structured_outputs_run_after_generation(agent_factory: Any, tools: list[Any]) -> None:
+    action = json.dumps({"thought": "add", "code": "x = get_price('pear')\nfinal_answer(x * 2)"})
+    with FakeLLM([Reply(text=pieces(action))], PACE) as llm:
+        agent = agent_factory(llm, tools, use_structured_outputs_internally=True)
+        assert agent.run("Two pears?") == 4.0
+    assert agent.python_executor.runs[0].code == "x = get_price('pear')\nfinal_answer(x * 2)"
+
+
+def test_unpicklable_variables_are_refused_with_the_reason(executor: EagerPythonExecutor) -> None:
+    with pytest.raises(TypeError, match="must be picklable"):
+        executor.send_variables({"lock": threading.Lock()})
 
 
 def test_regex_tags_and_executor_type_are_refused(tools: list[Any]) -> None:

@@ -41,6 +41,7 @@ import inspect
 import pickle
 import re
 import threading
+import types
 import typing
 import warnings
 from collections.abc import AsyncIterator, Generator, Iterable, Mapping
@@ -372,7 +373,12 @@ class EagerPythonExecutor(PythonExecutor):  # type: ignore[misc]
         """
         if not variables:
             return
-        payload = pickle.dumps(dict(variables))
+        try:
+            payload = pickle.dumps(dict(variables))
+        except Exception as exc:  # noqa: BLE001 - pickling fails many ways; say which value
+            raise TypeError(
+                f"the agent's variables must be picklable to reach the session: {exc}"
+            ) from exc
 
         def variables_payload() -> bytes:
             return payload
@@ -616,13 +622,7 @@ class EagerModel(Model):  # type: ignore[misc]
             pending.end(exc if isinstance(exc, Exception) else RuntimeError("stream abandoned"))
             raise
         finally:
-            stream.close()
-        if self.stopped_early:
-            # SDK streams hold their HTTP response in a reference cycle (the OpenAI SDK's
-            # Stream and its own generator), which only a collection finalises; closing
-            # the wrapper generator is not enough. Collect now so the connection closes
-            # and generation (and billing) stops at once.
-            gc.collect()
+            _close_chain(stream)
         pending.end()
 
     def generate(
@@ -654,6 +654,32 @@ class EagerModel(Model):  # type: ignore[misc]
 
     def to_dict(self) -> dict[str, Any]:
         return cast(dict[str, Any], self.model.to_dict())
+
+
+def _close_chain(stream: Generator[Any, None, None]) -> None:
+    """Close ``stream`` and the generators it is iterating, innermost first.
+
+    A model's ``generate_stream`` iterates an SDK stream it does not expose,
+    and SDK streams keep their HTTP response in a reference cycle (the OpenAI
+    SDK's ``Stream`` and its own generator) that only a garbage collection
+    would finalise: closing the outer generator alone leaves the connection
+    open and the provider generating. The generators a suspended generator is
+    iterating are on its frame (``gc.get_referents``); closing them from the
+    innermost out runs their ``finally`` blocks, which release the response.
+    """
+    chain: list[Generator[Any, None, None]] = []
+    seen: set[int] = set()
+    todo = [stream]
+    while todo and len(chain) < 64:
+        gen = todo.pop()
+        if id(gen) in seen:
+            continue
+        seen.add(id(gen))
+        chain.append(gen)
+        todo.extend(r for r in gc.get_referents(gen) if isinstance(r, types.GeneratorType))
+    for gen in reversed(chain):
+        with contextlib.suppress(Exception):
+            gen.close()
 
 
 # --------------------------------------------------------------------------- agent
