@@ -16,8 +16,11 @@ memory and pids controllers, else v1 with separate ``memory``, ``pids`` and
 (an unprivileged process without a delegated subtree); the caller then falls
 back to per-process limits and a process scan (:mod:`._proctree`).
 
-A child joins its groups between fork and exec (:meth:`CgroupTree.join`,
-called from ``preexec_fn``), so nothing it ever starts is outside them.
+A child joins its groups before it can start anything: between fork and
+exec (:meth:`CgroupTree.join`, from ``preexec_fn``) where it forks at once
+(bwrap), or from the host right after the spawn (:meth:`CgroupTree.attach`),
+overlapping the migration's cost with the interpreter's start-up, where it
+waits for the host's first frame before running anything (the worker).
 Groups are named ``eager_rt.<host pid>.<n>``; groups of hosts that died are
 removed by the next :func:`create` of any host.
 """
@@ -75,6 +78,16 @@ class CgroupTree:
                 os.write(fd, pid)
             finally:
                 os.close(fd)
+
+    def attach(self, pid: int) -> None:
+        """Move process ``pid`` (not its existing children) into every group, from outside.
+
+        A migration waits for the kernel's RCU grace period (milliseconds);
+        done from this process, it overlaps with the child's own start-up.
+        """
+        for path in self._procs_files:
+            with open(path, "wb", buffering=0) as f:
+                f.write(str(pid).encode())
 
     def pids(self) -> list[int]:
         """The processes in the tree now."""

@@ -138,7 +138,12 @@ class LocalWorker(SubprocessWorker):
                 await self.terminate()
                 raise BackendError(f"cgroup=True but there is {_cgroup.unavailable_reason()}")
         try:
-            return await super().launch(command, timeout)
+            channel = await super().launch(command, timeout)
+            tree, pid = self.tree, self.pid
+            if tree is not None and self.sandbox is None and pid is not None:
+                # the worker runs nothing before its payload, which follows this
+                await asyncio.to_thread(tree.attach, pid)
+            return channel
         except BaseException:
             await self.terminate()
             raise
@@ -150,8 +155,10 @@ class LocalWorker(SubprocessWorker):
         if tree is None and self.pids_limit is not None:
             nproc = _user_tasks() + self.pids_limit
 
+        join = tree is not None and self.sandbox is not None  # bwrap forks at once
+
         def setup() -> None:  # in the child, between fork and exec: no allocation-heavy work
-            if tree is not None:
+            if join and tree is not None:
                 tree.join()
             _proctree.prepare_child(subreaper=subreaper, parent=host)
             if nproc is not None:

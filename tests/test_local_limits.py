@@ -148,6 +148,8 @@ async def test_enforcement_says_what_holds(make_session: Any) -> None:
         f"cgroup v{tree.process.tree.version} (the whole process tree): "
         f"{DEFAULT_MEMORY_LIMIT} bytes"
     )
+    group = tree.process.tree
+    assert group is not None and group.pids() == [tree.pid]  # the worker is in it, alone
     # no per-process cap where the tree has one: address space is not memory
     r = await tree.execute(AS_LIMIT, timeout=T)
     assert r.stdout == f"({resource.RLIM_INFINITY}, {resource.RLIM_INFINITY})\n"
