@@ -217,6 +217,56 @@ def _call_and_output(api: str, body: dict[str, Any]) -> tuple[str, str]:
     return str(tc["function"]["arguments"]), str(tool_message["content"])
 
 
+@pytest.mark.parametrize("api", APIS)
+async def test_two_calls_in_one_response_run_in_turn_in_one_session(api: str) -> None:
+    first = "a = 20\nprint('first', a)\n"
+    second = "print('second', a + 1)\n"
+    reply = Reply(tools=[("run_code", tool_fragments(first, SIZE)),
+                         ("run_code", tool_fragments(second, SIZE))])  # fmt: skip
+    collect = Collect()
+    async with serving([reply, Reply(text=["both"])], api=api) as (llm, model):
+        eager = EagerCode(on_result=collect)
+        agent = eager.agent(Agent(name="a", model=model))
+        result, _ = await stream_to_end(agent)
+        body = llm.wait_done(1).body
+    assert result.final_output == "both"
+    outputs = [r.run.stdout for _, r in collect.results if r.run is not None]
+    assert outputs == ["first 20\n", "second 21\n"]
+    ids = [call_id for call_id, _ in collect.results]
+    assert len(set(ids)) == 2
+    sent = json.dumps(body)
+    assert "first 20" in sent and "second 21" in sent  # each call got its own output
+    assert eager.open_sessions == 0
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_dropped_stream_never_runs_the_cut_statement(api: str) -> None:
+    calls: list[str] = []
+
+    @function_tool
+    def mark(label: str) -> None:
+        """Note a label."""
+        calls.append(label)
+        llm.gate.set()
+
+    second = "mark(label='two' + '.' * 40)\n"
+    code = "mark(label='one')\n" + second + TAIL
+    # paused until the first statement ran, then torn down inside the second
+    drop = hold_after(code, "mark(label='one')\nmark(label='two' + ")
+    faults = Faults(hold_after=hold_after(code, "mark(label='one')\nma"), drop_after=drop,
+                    hold_timeout=60.0)  # fmt: skip
+    received = "".join(tool_fragments(code, SIZE)[: drop - 1])
+    assert second not in received.replace("\\n", "\n")  # the cut is inside it
+    async with serving([call(code), Reply(text=["never"])], faults, api) as (llm, model):
+        eager = EagerCode()
+        agent = eager.agent(Agent(name="a", model=model, tools=[mark]))
+        with pytest.raises(Exception) as caught:
+            await stream_to_end(agent)
+    assert "connection" in repr(caught.value).lower() or "incomplete" in repr(caught.value).lower()
+    assert calls == ["one"]  # the statement the drop cut in two never ran
+    assert eager.open_sessions == 0
+
+
 # --------------------------------------------------------------------------- tools, sessions
 
 
