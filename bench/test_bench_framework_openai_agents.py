@@ -5,7 +5,8 @@ the loopback server in ``tests/fake_llm``, which streams one ``run_code`` call
 per run at ``EAGER_RT_BENCH_TPS`` tokens per second (4 characters a token),
 then a short text answer. The code is from the tool-calling corpus
 (``bench/tools_corpus``): programs that call the agent's function tools
-(simulated services of 0.2-2 s each) from the code. Three ways, interleaved
+(simulated services of 0.2-2 s each) from the code (``EAGER_RT_BENCH_PROGRAMS``:
+names, or ``all``; six by default). Three ways, interleaved
 program by program in one run:
 
 * **after the stream**: the SDK's default shape, a ``@function_tool`` ``run_code``
@@ -53,7 +54,13 @@ from agents import (  # noqa: E402
 from openai import AsyncOpenAI  # noqa: E402
 
 from bench.harness import loadavg, machine  # noqa: E402
-from bench.tools_corpus import SIDE_EFFECTS, TOOL_FUNCTIONS, TOOLS, program_text  # noqa: E402
+from bench.tools_corpus import (  # noqa: E402
+    SIDE_EFFECTS,
+    TOOL_FUNCTIONS,
+    TOOLS,
+    program_names,
+    program_text,
+)
 from eager_rt.agent import arun_turn  # noqa: E402
 from eager_rt.integrations.openai_agents import RUN_CODE_DESCRIPTION, EagerCode  # noqa: E402
 from eager_rt.registry import get_backend  # noqa: E402
@@ -76,7 +83,8 @@ READ_ONLY = frozenset(TOOL_FUNCTIONS) - SIDE_EFFECTS
 
 
 def _programs() -> dict[str, str]:
-    programs = {name: program_text(name) for name in PROGRAMS if name}
+    names = program_names() if PROGRAMS == ["all"] else [n for n in PROGRAMS if n]
+    programs = {name: program_text(name) for name in names}
     trip = program_text("weather_trip")
     head, _, rest = trip.partition("report = {}\n")
     programs["error_early"] = head + "print(cities[10])\nreport = {}\n" + rest
@@ -130,6 +138,7 @@ async def _one_run(mode: str, codes: list[str], backend: Any) -> dict[str, float
                 elif event.type == "run_item_stream_event" and event.name == "tool_output":
                     steps.append({**step, "tool_done": now})
             end = time.perf_counter()
+            first_request = llm.wait_done(0)
         finally:
             await client.close()
             if plain_session is not None:
@@ -144,6 +153,8 @@ async def _one_run(mode: str, codes: list[str], backend: Any) -> dict[str, float
         "after_last_token_s": first["tool_done"] - first["last_token"],
         "run_s": end - t0,
         "last_step_after_last_token_s": last["tool_done"] - last["last_token"],
+        "events_unsent": first_request.events_unsent,  # never generated: the stream was cut
+        "events_total": first_request.events_total,
     }
 
 
@@ -217,7 +228,12 @@ def _report(data: dict[str, Any], wall_s: float) -> str:
         "",
         "A program that fails on its second statement (`error_early`): step E2EL "
         + ", ".join(f"{m} {_median(err[m], 'e2el_s'):.2f} s" for m in MODES)
-        + " (eager_rt stops the model's stream at the failure).",
+        + " (eager_rt stops the model's stream at the failure: "
+        + ", ".join(
+            f"{m} {_median(err[m], 'events_unsent'):.0f} of {err[m][0]['events_total']:.0f}"
+            for m in MODES
+        )
+        + " stream events never sent).",
         "",
         "## Per program (medians, seconds)",
         "",
