@@ -35,6 +35,7 @@ error).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import inspect
@@ -165,7 +166,7 @@ def _signature(target: Any) -> inspect.Signature:
             default = own.default
         elif spec.get("nullable"):
             default = None
-        if default is None and annotation is not Any:
+        if default is None and annotation not in (Any, None):
             annotation = annotation | None
         params.append(
             inspect.Parameter(
@@ -252,7 +253,7 @@ class _Pending:
 
     feed: _Feed
     extractor: _Extractor
-    future: Any  # concurrent.futures.Future[RunResult]
+    future: concurrent.futures.Future[RunResult] | None = None
     ended: bool = False
     answer: list[Any] = field(default_factory=list)
 
@@ -456,7 +457,7 @@ class EagerPythonExecutor(PythonExecutor):  # type: ignore[misc]
         if self._closed:
             raise RuntimeError("the executor was cleaned up")
         feed = _Feed(self._portal.loop)
-        pending = _Pending(feed, extractor or CodeBlockExtractor(), future=None)
+        pending = _Pending(feed, extractor or CodeBlockExtractor())
         source: Any = pieces if pieces is not None else feed.pieces()
         if pieces is not None:
             pending.ended = True
@@ -507,8 +508,9 @@ class EagerPythonExecutor(PythonExecutor):  # type: ignore[misc]
         return HostTool(record, _FINAL, timeout=final.timeout)
 
     def _wait(self, pending: _Pending) -> RunResult:
+        assert pending.future is not None
         try:
-            result = cast(RunResult, pending.future.result(self.timeout))
+            result = pending.future.result(self.timeout)
         except TimeoutError:
             pending.future.cancel()
             raise InterpreterError(
