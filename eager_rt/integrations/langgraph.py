@@ -296,20 +296,17 @@ class EagerCode:
         tools: Iterable[BaseTool | Tool | Callable[..., Any]] = (),
         read_only: Collection[str] = (),
         name: str = "run_code",
-        argument: str = "code",
         description: str = RUN_CODE_DESCRIPTION,
         timeout: float | None = 600.0,
         on_event: Callable[[str, Event], None] | None = None,
         on_result: Callable[[str, TurnResult], None] | None = None,
         **turn_options: Any,
     ) -> None:
-        if argument != "code":
-            raise ValueError("the run_code tool's argument is named 'code'")
         self.backend = backend
         self.backend_options = dict(backend_options or {})
         self.session_options = dict(session_options or {})
         self.name = name
-        self.argument = argument
+        self.argument = "code"  # the tool's one parameter (_CodeArgs)
         self.timeout = timeout
         self.on_event = on_event
         self.on_result = on_result
