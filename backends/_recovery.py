@@ -82,6 +82,12 @@ class Supervisor:
         self.policy = policy
         self.unit = unit
         self._turn = asyncio.Lock()
+        # the deadline watch (see supervise): one timer that outlives the
+        # executions it watches, moved only when a deadline comes earlier
+        self._deadline: float | None = None
+        self._on_deadline: Callable[[], None] | None = None
+        self._watch: asyncio.TimerHandle | None = None
+        self._watch_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def interrupt_grace(self) -> float:
@@ -126,7 +132,8 @@ class Supervisor:
             if not done.done():
                 escalating = loop.create_task(self.stop(done, interrupt=interrupt, kill=kill))
 
-        handle = None if timeout is None else loop.call_later(max(timeout, 0.0), deadline)
+        if timeout is not None:
+            self._arm(loop, loop.time() + max(timeout, 0.0), deadline)
         try:
             await done
         except asyncio.CancelledError:
@@ -140,11 +147,42 @@ class Supervisor:
         except Exception:  # noqa: BLE001, S110 - done's own failure is the caller's to read
             pass
         finally:
-            if handle is not None:
-                handle.cancel()
+            self._deadline = self._on_deadline = None
         if escalating is None:
             return Escalation.FINISHED
         return await escalating
+
+    def _arm(
+        self, loop: asyncio.AbstractEventLoop, when: float, fire: Callable[[], None]
+    ) -> None:
+        """Call ``fire`` at ``when`` unless the execution ends first.
+
+        Most executions end long before their deadline (by default minutes
+        away), so a timer per execution would be scheduled and cancelled for
+        nothing every time (a tenth of a trivial round trip): the one watch is
+        left in place and looks, when it fires, whether the deadline now in
+        force has passed.
+        """
+        self._deadline, self._on_deadline = when, fire
+        watch = self._watch
+        if watch is None or self._watch_loop is not loop or watch.when() > when:
+            if watch is not None:
+                watch.cancel()
+            self._watch = loop.call_at(when, self._check, loop)
+            self._watch_loop = loop
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self._watch_loop:
+            return  # a watch left on a loop the session no longer runs on
+        self._watch = None
+        when, fire = self._deadline, self._on_deadline
+        if when is None or fire is None:
+            return  # nothing runs: the watch ends until the next deadline
+        if loop.time() >= when:
+            self._deadline = self._on_deadline = None
+            fire()
+        else:
+            self._watch = loop.call_at(when, self._check, loop)
 
     async def stop(
         self, done: asyncio.Future[Any], *, interrupt: Action, kill: Action

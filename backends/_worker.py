@@ -57,6 +57,8 @@ _FLUSH_THRESHOLD = 1 << 16  # a line-buffered stream also flushes when this much
 _READ_SIZE = 1 << 16
 _DRAIN_READS = 16  # reads of _READ_SIZE per pipe per pass: fd output goes out in bounded steps
 _ERROR_TEXT = 1 << 18  # characters of an error's message or traceback a done frame carries
+#: the real os._exit (install() wraps os._exit to send pending text first)
+_hard_exit = os._exit
 _SIGINT = {signal.SIGINT}
 _PIPE_BUF = getattr(select, "PIPE_BUF", 512)  # a pipe write this small is atomic
 # output coalescing: up to _BURST text frames go out at once in any _COALESCE_S
@@ -925,7 +927,8 @@ def _exit_on_hangup(rfd: int) -> None:
                 break
         except InterruptedError:
             continue
-    os._exit(0)
+    # not the wrapped os._exit: with the host gone a write may block for ever
+    _hard_exit(0)
 
 
 def _cut(text: str) -> str:
