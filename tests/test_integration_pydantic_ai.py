@@ -626,3 +626,18 @@ def test_tool_signatures_follow_the_json_schema() -> None:
     odd = ToolDefinition(name="class", parameters_json_schema={"properties": {"a-b": {}}})
     assert python_name(odd.name) == "class_"
     assert str(signature_of(odd)) == "(**kwargs)"
+
+
+@pytest.mark.anyio
+async def test_malformed_arguments_are_answered_with_what_already_ran() -> None:
+    valid = json.dumps({"code": "x = 1\nprint('x', x)\n"})[:-1]
+    script = Script([*chop(valid), ", oops}"], ("text", "done"))
+    agent = Agent(FunctionModel(stream_function=script), capabilities=[EagerCodeMode()])
+    result = await agent.run("go")
+    (ret,) = tool_returns(result.all_messages())
+    assert ret.metadata["status"] == "bad_arguments"
+    assert ret.content.startswith("The tool call's arguments were not valid")
+    assert "Code that ran before the failure:\n```python\nx = 1\nprint('x', x)\n```" in ret.content
+    assert "x 1" in ret.content
+    (call,) = code_calls(result.all_messages())
+    assert call.args_as_dict() == {"code": "x = 1\nprint('x', x)\n"}

@@ -202,7 +202,13 @@ class EagerCodeMode(AbstractCapability[AgentDepsT]):
         request_context: Any,
         response: ModelResponse,
     ) -> ModelResponse:
-        """Record a ``run_code`` call cut at a failure with the code written up to the cut."""
+        """Give a cut or malformed ``run_code`` call the arguments of the code that was run.
+
+        A call cut at a failure keeps the code written up to the cut. Malformed
+        arguments (broken JSON, cut by a token limit) would make pydantic-ai ask
+        for a retry that does not say which statements already ran eagerly; with
+        the code as arguments the call is answered by the run's own report.
+        """
         run = self._run
         if run is None:
             return response
@@ -211,9 +217,15 @@ class EagerCodeMode(AbstractCapability[AgentDepsT]):
         for i, part in enumerate(parts):
             if isinstance(part, ToolCallPart) and part.tool_name == self.tool_name:
                 call = run.calls.get(part.tool_call_id)
-                if call is not None and call.cut:
-                    parts[i] = replace(part, args=json.dumps({"code": call.code}))
-                    changed = True
+                if call is None or call.task is None:
+                    continue
+                if not call.cut and not _valid_arguments(part):
+                    call.end()  # the response is over: let the run take what it can
+                    await asyncio.wait([call.task], timeout=self.turn_timeout)
+                elif not call.cut:
+                    continue
+                parts[i] = replace(part, args=json.dumps({"code": call.code}))
+                changed = True
         return replace(response, parts=parts) if changed else response
 
 
@@ -397,13 +409,13 @@ class _RunState:
     async def aclose(self) -> None:
         """Cancel what still runs, then close the session and the backend opened here."""
         self.closed = True
-        tasks: list[asyncio.Task[Any]] = [
-            c.task for c in self.calls.values() if c.task is not None and not c.task.done()
-        ]
+        # every call's run, finished ones too: a result never asked for (arguments
+        # pydantic-ai rejected) is collected here rather than reported as lost
+        tasks: list[asyncio.Task[Any]] = [c.task for c in self.calls.values() if c.task]
         for c in self.calls.values():
             c.end()
         for task in tasks:
-            task.cancel()
+            task.cancel()  # a no-op for a finished one
         tasks.extend(self.cancels)
         if self.starting is not None:
             self.starting.cancel()  # a no-op once it is done; its outcome is gathered below
@@ -561,6 +573,13 @@ class _EagerToolset(WrapperToolset[AgentDepsT]):
             raise RuntimeError(f"{name} is only available inside an agent run")
         turn = await run.result(ctx.tool_call_id or name, str(tool_args["code"]), ctx)
         return ToolReturn(return_value=turn.text, metadata=turn.data)
+
+
+def _valid_arguments(part: ToolCallPart) -> bool:
+    try:
+        return isinstance(part.args_as_dict(raise_if_invalid=True).get("code"), str)
+    except ValueError:
+        return False
 
 
 # -- the session's state in the tool result ----------------------------------------------
