@@ -32,9 +32,12 @@ import contextlib
 import itertools
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from eager_rt.backends._proctree import alive
 
 __all__ = ["CgroupTree", "create", "unavailable_reason"]
 
@@ -82,12 +85,44 @@ class CgroupTree:
     def attach(self, pid: int) -> None:
         """Move process ``pid`` (not its existing children) into every group, from outside.
 
-        A migration waits for the kernel's RCU grace period (milliseconds);
-        done from this process, it overlaps with the child's own start-up.
+        A process that has already ended is left alone: its death is reported
+        through its channel.
         """
         for path in self._procs_files:
-            with open(path, "wb", buffering=0) as f:
-                f.write(str(pid).encode())
+            try:
+                with open(path, "wb", buffering=0) as f:
+                    f.write(str(pid).encode())
+            except ProcessLookupError:
+                return
+
+    async def adopt(self, pid: int) -> None:
+        """:meth:`attach` in a thread of its own, which ends with it.
+
+        A migration waits for the kernel's RCU grace period (milliseconds, more
+        on a loaded machine): the event loop goes on meanwhile, and the child's
+        own start-up overlaps it.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if done.done():
+                return
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+        def run() -> None:
+            try:
+                self.attach(pid)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+                loop.call_soon_threadsafe(settle, exc)
+            else:
+                loop.call_soon_threadsafe(settle, None)
+
+        threading.Thread(target=run, name="eager_rt-cgroup-attach", daemon=True).start()
+        await done
 
     def pids(self) -> list[int]:
         """The processes in the tree now."""
@@ -208,16 +243,6 @@ def _v1_bases(own: dict[str, str]) -> dict[str, Path] | None:
     return bases
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _reap_stale(base: Path) -> None:
     """End what hosts now dead left behind, and remove their groups.
 
@@ -230,7 +255,7 @@ def _reap_stale(base: Path) -> None:
         for entry in base.iterdir():
             parts = entry.name.split(".")
             ours = len(parts) == 3 and entry.name.startswith(_PREFIX) and parts[1].isdigit()
-            if ours and not _alive(int(parts[1])):
+            if ours and not alive(int(parts[1])):
                 _empty(entry)
                 with contextlib.suppress(OSError):
                     entry.rmdir()

@@ -26,7 +26,7 @@ import signal
 import time
 from collections.abc import Callable
 
-__all__ = ["descendants", "kill_tree", "prepare_child"]
+__all__ = ["alive", "descendants", "kill_tree", "prepare_child"]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -49,6 +49,17 @@ def prepare_child(*, subreaper: bool, parent: int) -> None:
         os._exit(1)
     if subreaper and _prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (of any user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _parents() -> dict[int, int]:

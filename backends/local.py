@@ -130,7 +130,8 @@ class LocalWorker(SubprocessWorker):
                 raise BackendError(problem)
             self.env = self.sandbox.environment(self.base_env)
         elif "HOME" not in self.base_env:
-            self._home = tempfile.mkdtemp(prefix="eager-rt-home-")
+            _sweep_homes()
+            self._home = tempfile.mkdtemp(prefix=f"{_HOME_PREFIX}{os.getpid()}-")
             self.env = {**self.base_env, "HOME": self._home}
         if self.use_cgroup is not False:
             self.tree = _cgroup.create(self.memory_limit, self.pids_limit)
@@ -142,7 +143,7 @@ class LocalWorker(SubprocessWorker):
             tree, pid = self.tree, self.pid
             if tree is not None and self.sandbox is None and pid is not None:
                 # the worker runs nothing before its payload, which follows this
-                await asyncio.to_thread(tree.attach, pid)
+                await tree.adopt(pid)
             return channel
         except BaseException:
             await self.terminate()
@@ -225,6 +226,19 @@ class LocalWorker(SubprocessWorker):
         return code == -signal.SIGKILL or (
             self.sandbox is not None and code == _SIGNAL_BASE + signal.SIGKILL
         )
+
+
+_HOME_PREFIX = "eager-rt-home-"
+
+
+def _sweep_homes() -> None:
+    """Remove the private HOMEs of hosts that died without cleaning up (SIGKILL)."""
+    tmp = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(tmp):
+            host = name[len(_HOME_PREFIX) :].split("-", 1)[0]
+            if name.startswith(_HOME_PREFIX) and host.isdigit() and not _proctree.alive(int(host)):
+                shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
 
 
 def _mib(n: int | None) -> str:

@@ -641,3 +641,37 @@ async def test_malformed_arguments_are_answered_with_what_already_ran() -> None:
     assert "x 1" in ret.content
     (call,) = code_calls(result.all_messages())
     assert call.args_as_dict() == {"code": "x = 1\nprint('x', x)\n"}
+
+
+@pytest.mark.anyio
+async def test_a_tool_that_requires_approval_asks_the_approve_callback() -> None:
+    code = (
+        "print(await pay(amount=50))\n"
+        "try:\n"
+        "    await pay(amount=500)\n"
+        "except ToolError as e:\n"
+        "    print(e.type)\n"
+    )
+    script = Script(fragments(code), ("text", "done"))
+    asked: list[dict[str, Any]] = []
+
+    def approve(tool: Any, arguments: dict[str, Any]) -> bool:
+        asked.append(arguments)
+        return bool(arguments["amount"] < 100)
+
+    agent = Agent(
+        FunctionModel(stream_function=script),
+        capabilities=[EagerCodeMode(approve=approve)],
+    )
+    paid: list[int] = []
+
+    @agent.tool_plain(requires_approval=True)
+    def pay(amount: int) -> str:
+        """Pay an amount."""
+        paid.append(amount)
+        return f"paid {amount}"
+
+    result = await agent.run("go")
+    (ret,) = tool_returns(result.all_messages())
+    assert ret.metadata["stdout"] == "paid 50\nPermissionError\n", ret.content
+    assert asked == [{"amount": 50}, {"amount": 500}] and paid == [50]

@@ -93,7 +93,11 @@ def bridge(
     read_only: bool,
     timeout: float | None = DEFAULT_TOOL_TIMEOUT,
 ) -> Tool:
-    """An async eager_rt tool that calls the pydantic-ai tool through ``dispatch``."""
+    """An async eager_rt tool that calls the pydantic-ai tool through ``dispatch``.
+
+    A tool pydantic-ai runs only once approved (``requires_approval=True``)
+    asks eager_rt's ``approve=`` callback before each call.
+    """
     signature = signature_of(tool_def)
     original = tool_def.name
 
@@ -110,7 +114,11 @@ def bridge(
     call.__name__ = python_name(original)
     call.__qualname__ = call.__name__
     call.__doc__ = tool_def.description or None
-    return Tool(call, call.__name__, read_only=read_only, timeout=timeout)
+    approval = tool_def.kind == "unapproved"
+    return Tool(
+        call, call.__name__, read_only=read_only and not approval, timeout=timeout,
+        requires_approval=approval,
+    )  # fmt: skip
 
 
 def _type_text(spec: Any) -> str:

@@ -378,7 +378,11 @@ class _RunState:
             part = ToolCallPart(
                 tool_name=name, args=arguments, tool_call_id=f"{parent_id}-{next(counter)}"
             )
-            result = await manager.handle_call(part, wrap_validation_errors=False)
+            # a tool needing approval reaches here only once eager_rt's approve= allowed it
+            approved = self.code_tools[name].tool_def.kind == "unapproved"
+            result = await manager.handle_call(
+                part, approved=approved, wrap_validation_errors=False
+            )
             if isinstance(result, ToolReturn):
                 result = result.return_value
             elif isinstance(result, ToolDenied):
@@ -502,6 +506,8 @@ class _EagerToolset(WrapperToolset[AgentDepsT]):
     capability: EagerCodeMode[AgentDepsT] | None = None
 
     def _selected(self, tool_def: ToolDefinition) -> bool:
+        if tool_def.kind not in ("function", "unapproved"):
+            return False  # external (deferred) tools are answered by the caller, not the code
         chosen = self.options.tools
         if chosen == "all":
             return True
