@@ -386,6 +386,24 @@ async def test_runner_run_executes_eagerly_too() -> None:
     assert eager.open_sessions == 0
 
 
+def test_runner_run_sync_works_and_closes_its_session() -> None:
+    """The SDK's blocking entry point: its own loop, the same eager path."""
+    collect = Collect()
+    with GatedLLM([call("n = 6 * 7\nprint(n)\n"), Reply(text=["42"])]) as llm:
+        # run_sync's loop is gone when it returns: no kept-alive connection to close later
+        client = AsyncOpenAI(
+            base_url=llm.openai_url, api_key="sk-test", max_retries=0,
+            default_headers={"Connection": "close"},
+        )  # fmt: skip
+        eager = EagerCode(on_result=collect)
+        agent = eager.agent(Agent(name="a", model=OpenAIResponsesModel("fake-model", client)))
+        result = Runner.run_sync(agent, "go")
+    assert result.final_output == "42"
+    ((_, turn),) = collect.results
+    assert turn.ok and turn.run is not None and turn.run.stdout == "42\n"
+    assert eager.open_sessions == 0
+
+
 async def test_a_call_that_did_not_stream_through_the_wrapper_still_runs() -> None:
     """The tool alone (its model not wrapped) runs the code after the call, on its own."""
     async with serving([call("print(6 * 7)\n"), Reply(text=["42"])]) as (llm, model):
