@@ -237,6 +237,23 @@ def test_variables_and_managed_state(agent_factory: Any, tools: list[Any]) -> No
     assert out == 7.0
 
 
+def test_read_only_tools_are_speculated_when_asked(
+    agent_factory: Any, tools: list[Any], ledger: Ledger
+) -> None:
+    step = pieces(
+        "<code>\nprices = [get_price('apple'), get_price('pear')]\nprint(sum(prices))\n", 4
+    )
+    answer = pieces("<code>\nfinal_answer(sum(prices))\n")
+    with FakeLLM([Reply(text=step), Reply(text=answer)], PACE) as llm:
+        agent = agent_factory(llm, tools, read_only_tools=["get_price"], speculate=True)
+        assert agent.run("Sum?") == 3.5
+    run = agent.python_executor.runs[0]
+    assert [c.tool for c in run.tool_calls] == ["get_price", "get_price"]
+    assert all(c.speculative and c.claimed for c in run.tool_calls)
+    assert ledger.calls == [("get_price", "apple"), ("get_price", "pear")]  # each once
+    assert action_steps(agent)[0].observations.startswith("Execution logs:\n3.5\n")
+
+
 def test_structured_outputs_run_after_generation(agent_factory: Any, tools: list[Any]) -> None:
     action = json.dumps({"thought": "add", "code": "x = get_price('pear')\nfinal_answer(x * 2)"})
     with FakeLLM([Reply(text=pieces(action))], PACE) as llm:
@@ -330,3 +347,18 @@ def test_docker_backend(agent_factory: Any, tools: list[Any], ledger: Ledger) ->
         assert agent.run("Total?") == 3.5
     assert ledger.calls == [("get_price", "apple"), ("get_price", "pear")]
     assert agent.python_executor.session.backend_name == "docker"
+
+
+def test_importing_the_adapter_imports_no_other_framework() -> None:
+    import subprocess
+    import sys
+
+    others = ("pydantic_ai", "langgraph", "langchain_core", "agents", "litellm")
+    code = (
+        "import sys, eager_rt.integrations.smolagents\n"
+        f"print([m for m in {others!r} if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]"
