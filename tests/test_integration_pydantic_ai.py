@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -420,8 +421,9 @@ async def test_a_cancelled_run_leaves_no_session_behind() -> None:
 
 @pytest.mark.anyio
 async def test_on_a_backend_the_caller_owns(docker_backend: Backend) -> None:
-    code = "import sys, platform\nprint(sys.implementation.name, platform.system())\n"
-    script = Script(fragments(code), fragments("print(sys.version_info[0])\n"), ("text", "ok"))
+    code = "import sys, socket\nprint(sys.implementation.name, socket.gethostname())\n"
+    again = "print(sys.version_info[0], await double(n=21))\n"
+    script = Script(fragments(code), fragments(again), ("text", "ok"))
     agent = Agent(
         FunctionModel(stream_function=script),
         capabilities=[EagerCodeMode(backend=docker_backend)],
@@ -434,8 +436,9 @@ async def test_on_a_backend_the_caller_owns(docker_backend: Backend) -> None:
 
     result = await agent.run("go")
     first, second = tool_returns(result.all_messages())
-    assert first.metadata["stdout"] == "cpython Linux\n"
-    assert second.metadata["stdout"] == "3\n"  # the same session, in the container
+    implementation, host = first.metadata["stdout"].split()
+    assert implementation == "cpython" and host != socket.gethostname()  # in the container
+    assert second.metadata["stdout"] == "3 42\n"  # the same session; the agent's tool
 
 
 @pytest.mark.anyio
