@@ -1,9 +1,9 @@
 """LiteLLM streams as token sources: one adapter for every provider LiteLLM speaks to.
 
 LiteLLM translates each provider's stream (Anthropic, Gemini, Bedrock, Ollama,
-vLLM ...) into OpenAI Chat Completions chunks, so its stream is read exactly
-like an OpenAI one: text through the markdown-fence extractor, tool calls
-through the streaming JSON decoder of their ``code`` argument::
+vLLM ...) into OpenAI Chat Completions chunks, so its stream is read like an
+OpenAI one: text through the markdown-fence extractor, tool calls through the
+streaming JSON decoder of their ``code`` argument::
 
     t0 = eager_rt.clock.now()
     stream = await litellm.acompletion(model="anthropic/claude-...", messages=..., stream=True)
@@ -11,10 +11,14 @@ through the streaming JSON decoder of their ``code`` argument::
 
 Closing the source closes LiteLLM's ``CustomStreamWrapper``, which closes the
 provider's HTTP response. Failures come as LiteLLM's exceptions (subclasses of
-OpenAI's), classified like the OpenAI SDK's; a stream that ends without a
-finish reason is one LiteLLM itself reports as a dropped connection.
+OpenAI's); a mid-stream one is wrapped in ``MidStreamFallbackError`` and
+classified by the failure it carries (LiteLLM reports a stream that ends
+without a finish reason as a connection error).
 
-LiteLLM is never imported here.
+A limit of LiteLLM itself: for its ``gemini/`` route it reports a finish
+reason on every chunk, so a Gemini stream cut short looks complete through
+it; :mod:`eager_rt.sources.google` reads Gemini's own final event. LiteLLM is
+never imported here.
 """
 
 from __future__ import annotations

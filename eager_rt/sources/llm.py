@@ -386,7 +386,14 @@ _CONNECTION_NAMES = frozenset(
 
 
 def classify(exc: BaseException) -> StreamErrorKind:
-    """Which kind of stream failure an SDK or transport exception is."""
+    """Which kind of stream failure an SDK or transport exception is.
+
+    A wrapper that carries the failure it stands for (LiteLLM's
+    ``MidStreamFallbackError.original_exception``) is classified by that failure.
+    """
+    inner = getattr(exc, "original_exception", None)
+    if isinstance(inner, BaseException) and inner is not exc:
+        return classify(inner)
     names = {cls.__name__ for cls in type(exc).__mro__}
     if names & _TIMEOUT_NAMES:
         return "timeout"

@@ -93,11 +93,27 @@ def gemini_error(message: str) -> Event:
 
 
 class FakeGemini(FakeLLM):
-    """:class:`FakeLLM` that also speaks ``streamGenerateContent``; ``url`` is the base URL."""
+    """:class:`FakeLLM` that also speaks ``streamGenerateContent``; ``url`` is the base URL.
+
+    ``keep_alive=False`` closes each connection after its response: for clients
+    that keep theirs in a process-wide cache (LiteLLM), whose idle connections
+    would otherwise hold the server's handler threads until their timeout.
+    """
+
+    def __init__(self, *args: Any, keep_alive: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keep_alive = keep_alive
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        try:
+            self._route(h)
+        finally:
+            if not self.keep_alive:
+                h.close_connection = True
+
+    def _route(self, h: BaseHTTPRequestHandler) -> None:
         path = h.path.split("?", 1)[0]
-        if not path.endswith(_ROUTE) and _ROUTE not in path:
+        if _ROUTE not in path:
             super()._handle(h)
             return
         length = int(h.headers.get("Content-Length") or 0)
