@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import keyword
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,8 @@ from typing import Any
 
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic_ai import Agent
 from pydantic_ai.messages import (
     ModelMessage,
@@ -678,3 +681,47 @@ async def test_a_tool_that_requires_approval_asks_the_approve_callback() -> None
     (ret,) = tool_returns(result.all_messages())
     assert ret.metadata["stdout"] == "paid 50\nPermissionError\n", ret.content
     assert asked == [{"amount": 50}, {"amount": 500}] and paid == [50]
+
+
+_names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
+    lambda n: not keyword.iskeyword(n) and n != "kwargs"
+)
+_values = st.one_of(st.integers(), st.text(max_size=5), st.booleans(), st.none())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    props=st.dictionaries(_names, st.sampled_from(["string", "integer", "boolean"]), max_size=5),
+    data=st.data(),
+)
+def test_a_bridged_tool_passes_exactly_the_arguments_given(
+    props: dict[str, str], data: st.DataObject
+) -> None:
+    """Whatever the schema, a call by keyword reaches pydantic-ai with those arguments only."""
+    from pydantic_ai.tools import ToolDefinition
+
+    from eager_rt.integrations._pydantic_ai_tools import bridge
+
+    required = data.draw(
+        st.lists(st.sampled_from(sorted(props)), unique=True) if props else st.just([])
+    )
+    schema = {
+        "type": "object",
+        "properties": {name: {"type": kind} for name, kind in props.items()},
+        "required": required,
+    }
+    optional = [n for n in props if n not in required]
+    given_names = [
+        *required,
+        *data.draw(st.lists(st.sampled_from(optional), unique=True) if optional else st.just([])),
+    ]
+    arguments = {name: data.draw(_values) for name in given_names}
+    seen: list[dict[str, Any]] = []
+
+    async def dispatch(name: str, args: dict[str, Any]) -> Any:
+        seen.append(args)
+        return None
+
+    t = bridge(ToolDefinition(name="t", parameters_json_schema=schema), dispatch, read_only=False)
+    asyncio.run(t.fn(**arguments))
+    assert seen == [arguments]
