@@ -229,7 +229,7 @@ def test_planning_steps_are_not_executed(
     assert len(agent.python_executor.runs) == 2
 
 
-def test_variables_and_managed_state(agent_factory: Any, tools: list[Any]) -> None:
+def test_additional_args_reach_the_session(agent_factory: Any, tools: list[Any]) -> None:
     step = pieces("<code>\nfinal_answer(sum(prices.values()) * factor)\n")
     with FakeLLM([Reply(text=step)], PACE) as llm:
         agent = agent_factory(llm, tools)
@@ -252,6 +252,41 @@ def test_read_only_tools_are_speculated_when_asked(
     assert all(c.speculative and c.claimed for c in run.tool_calls)
     assert ledger.calls == [("get_price", "apple"), ("get_price", "pear")]  # each once
     assert action_steps(agent)[0].observations.startswith("Execution logs:\n3.5\n")
+
+
+def test_a_managed_agent_is_callable_from_the_code(
+    agent_factory: Any, tools: list[Any], ledger: Ledger
+) -> None:
+    manager = [
+        pieces("<code>\nreport = helper(task='price of a pear')\nprint(report)\n"),
+        pieces("<code>\nfinal_answer('helper says: ' + report.split()[-1])\n"),
+    ]
+    helper_reply = pieces("<code>\nfinal_answer(get_price('pear'))\n")
+    turns: list[str] = []
+
+    def reply(api: str, body: dict[str, Any]) -> Reply:
+        is_helper = "You're a helpful agent named 'helper'" in str(body["messages"])
+        turns.append("helper" if is_helper else "manager")
+        if is_helper:
+            return Reply(text=helper_reply)
+        return Reply(text=manager[turns.count("manager") - 1])
+
+    with FakeLLM(reply, PACE) as llm:
+        helper = CodeAgent(
+            tools=tools,
+            model=model_for(llm),
+            name="helper",
+            description="Looks prices up.",
+            stream_outputs=True,
+            verbosity_level=0,
+            provide_run_summary=False,
+        )
+        agent = agent_factory(llm, [], managed_agents=[helper])
+        answer = agent.run("What does the helper say a pear costs?")
+    assert turns == ["manager", "helper", "manager"]
+    assert ledger.calls == [("get_price", "pear")]
+    assert str(answer).startswith("helper says: ")
+    assert "2.0" in action_steps(agent)[0].observations
 
 
 def test_structured_outputs_run_after_generation(agent_factory: Any, tools: list[Any]) -> None:
