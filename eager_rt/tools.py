@@ -64,7 +64,7 @@ DEFAULT_TOOL_TIMEOUT = 300.0
 #: threads one run's sync tools may occupy at once (further calls wait for one)
 DEFAULT_TOOL_THREADS = 16
 #: seconds an ``inline`` tool's call may hold the event loop before a warning says so
-INLINE_BUDGET = 0.05
+INLINE_BUDGET = 0.1
 
 
 @dataclass(frozen=True, slots=True)

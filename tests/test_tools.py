@@ -760,7 +760,7 @@ def test_an_inline_tool_that_holds_the_loop_is_warned_about() -> None:
     def sleepy() -> int:
         import time
 
-        time.sleep(0.05)  # blocks: what an inline tool must not do
+        time.sleep(0.15)  # blocks: what an inline tool must not do
         return 1
 
     async def main() -> None:
