@@ -26,6 +26,7 @@ from eager_rt.integrations.smolagents import (
 )
 from tests.fake_llm.events import Reply
 from tests.fake_llm.server import FakeLLM, Faults
+from tests.processes import process_gone
 from tests.provision.docker import TEST_IMAGE, require_docker
 
 PACE = Faults(interval=0.02)  # 50 events/s
@@ -344,6 +345,25 @@ def test_executor_interface_on_its_own(executor: EagerPythonExecutor, tools: lis
     assert (out.output, out.logs, out.is_final_answer) == (3.5, "", True)
     with pytest.raises(InterpreterError, match=r"TypeError: .* tool values must be str"):
         executor("final_answer(object())")
+
+
+def test_executor_bounds_an_execution_and_keeps_the_session() -> None:
+    executor = EagerPythonExecutor("local", exec_timeout=0.5)
+    try:
+        executor("kept = 41")
+        with pytest.raises(InterpreterError) as failure:
+            executor("import time\nprint('a')\ntime.sleep(30)\nprint('b')")
+        assert str(failure.value) == (
+            "Code execution failed at line 'time.sleep(30)' due to: TimeoutError: "
+            "it ran longer than 0.5 s and was stopped"
+        )
+        assert executor.state["_print_outputs"] == "a\n"
+        assert executor("print(kept + 1)").logs == "42\n"
+        pid = executor.session.pid  # type: ignore[attr-defined]
+    finally:
+        executor.cleanup()
+    assert pid is not None and process_gone(pid)
+    executor.cleanup()  # idempotent
 
 
 def test_executor_in_a_plain_code_agent(tools: list[Any], ledger: Ledger) -> None:

@@ -528,7 +528,7 @@ class EagerPythonExecutor(PythonExecutor):  # type: ignore[misc]
         if error is not None and error.ename == "FinalAnswerException" and answer:
             return CodeOutput(output=answer[-1], logs=logs, is_final_answer=True)
         if error is not None or not result.ok:
-            raise InterpreterError(_describe(result))
+            raise InterpreterError(_describe(result, self.exec_timeout))
         return CodeOutput(output=None, logs=logs, is_final_answer=False)
 
 
@@ -537,13 +537,19 @@ def _normalized(code: str) -> str:
     return "\n".join(line.rstrip() for line in code.splitlines() if line.strip())
 
 
-def _describe(result: RunResult) -> str:
+def _describe(result: RunResult, exec_timeout: float | None = None) -> str:
     """The run's failure in the words of smolagents' own interpreter, for the repair step."""
     error: RunError | None = result.error
     if error is None:
         return f"Code execution ended with status {result.status}"
     statement = error.statement.strip()
-    if error.kind == "syntax":
+    if error.kind == "timeout":
+        limit = f"{exec_timeout:g} s" if exec_timeout is not None else "its time limit"
+        text = (
+            f"Code execution failed at line '{statement}' due to: TimeoutError: "
+            f"it ran longer than {limit} and was stopped"
+        )
+    elif error.kind == "syntax":
         text = f"Code parsing failed on line {error.lineno} due to: {error.ename}: {error.evalue}"
         if statement:
             text += f"\n{statement}"
