@@ -379,6 +379,55 @@ async def test_a_queued_call_the_code_reaches_first_is_made_once() -> None:
     assert [(c.arguments["n"], c.speculative) for c in host.calls] == [(1, True), (2, False)]
 
 
+async def test_sync_speculation_on_the_tool_threads_claimed_wasted_and_never_started() -> None:
+    """A sync tool's speculative calls share the run's bounded threads; the end waits for them."""
+    import threading
+
+    entered = threading.Semaphore(0)
+    gates = {n: threading.Event() for n in (1, 2, 3)}
+    started: list[int] = []
+
+    def look(n: int) -> int:
+        started.append(n)
+        entered.release()
+        assert gates[n].wait(30)
+        return n * 10
+
+    host = ToolHost(as_tools([tool(look, read_only=True)]), max_threads=1)
+    host.allow_speculation(["look"])
+    for n in (1, 2, 3):
+        assert host.speculate("look", [n])  # 1 takes the one thread; 2 and 3 wait for it
+    assert await asyncio.to_thread(entered.acquire, True, 30)
+    claimed = host(request("look", n=1))
+    gates[1].set()
+    assert (await claimed)["value"] == 10
+    assert await asyncio.to_thread(entered.acquire, True, 30)  # 2 holds the thread now
+    closing = asyncio.ensure_future(host.aclose())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not closing.done()  # 2 is still on its thread: the end of the run waits for it
+    gates[2].set()
+    await closing
+    assert started == [1, 2]  # 3 was still waiting for the thread: it never ran
+    first, second, third = host.calls
+    assert (first.claimed, first.ok) == (True, True)
+    for unclaimed in (second, third):
+        assert unclaimed.wasted
+        assert unclaimed.error == "CancelledError: cancelled at the end of the run, unclaimed"
+    assert host.speculation.wasted == 2
+
+
+async def test_an_inline_speculation_is_settled_when_it_starts() -> None:
+    host = ToolHost(as_tools([tool(_weather, name="weather", read_only=True, inline=True)]))
+    host.allow_speculation(["weather"])
+    assert host.speculate("weather", ["Oslo"])
+    [call] = host.calls
+    assert call.ok and call.ended is not None  # it ran as the scanner found it
+    assert (await host(request("weather", city="Oslo", units="metric")))["value"] == "Oslo/metric"
+    assert call.claimed and len(host.calls) == 1
+    await host.aclose()
+
+
 # --------------------------------------------------------------------------- session values
 
 
