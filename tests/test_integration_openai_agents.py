@@ -284,22 +284,25 @@ async def test_function_tools_become_functions_of_the_code() -> None:
         return f"hello {name}"
 
     async def on_invoke(ctx: ToolContext[Any], arguments: str) -> str:
-        return json.loads(arguments)["word"][::-1]
+        args = json.loads(arguments)
+        return str(args["word"][::-1] * args.get("times", 1))  # "times" absent: not null
 
     reverse = FunctionTool(
         name="reverse",
         description="Reverse a word.",
         params_json_schema={
             "type": "object",
-            "properties": {"word": {"type": "string"}},
+            "properties": {"word": {"type": "string"}, "times": {"type": "integer"}},
             "required": ["word"],
             "additionalProperties": False,
         },
         on_invoke_tool=on_invoke,
+        strict_json_schema=False,  # strict schemas make every property required
     )
     code = (
         "print(population('Oslo'), population('Rome', year=2000))\n"
-        "print(await greet(name='Ann'), await reverse(word='abc'))\n"
+        "print(await greet(name='Ann'), await reverse(word='abc'),\n"
+        "      await reverse(word='ab', times=2))\n"
         "try:\n    population('Atlantis')\nexcept ToolError as e:\n    print('failed', e)\n"
     )
     collect = Collect()
@@ -317,7 +320,8 @@ async def test_function_tools_become_functions_of_the_code() -> None:
     ((_, turn),) = collect.results
     assert turn.run is not None
     lines = turn.run.stdout.splitlines()
-    assert lines[:2] == ["6020 6000", "hello Ann cba"]
+    assert turn.ok, turn.text
+    assert lines[:2] == ["6020 6000", "hello Ann cba baba"]
     assert lines[2].startswith("failed") and "no such city" in lines[2]
     by_tool = {(c.tool, c.ok) for c in turn.run.tool_calls}
     assert by_tool == {
@@ -327,7 +331,7 @@ async def test_function_tools_become_functions_of_the_code() -> None:
         ("reverse", True),
     }
     # read_only= marks the tool: its calls are not side effects in the ledger
-    assert [c.tool for c in turn.run.ledger] == ["greet", "reverse"]
+    assert [c.tool for c in turn.run.ledger] == ["greet", "reverse", "reverse"]
 
 
 def test_host_tools_keep_signatures_and_docs() -> None:

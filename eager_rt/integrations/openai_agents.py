@@ -141,6 +141,8 @@ def _direct_callable(t: FunctionTool) -> Callable[..., Any] | None:
     return fn
 
 
+_UNSET = object()  # an optional schema property without a default
+
 _JSON_TYPES: dict[str, Any] = {
     "string": str,
     "integer": int,
@@ -160,7 +162,8 @@ def _invoker(t: FunctionTool) -> Callable[..., Awaitable[Any]]:
     for name, prop in properties.items():
         kind = prop.get("type") if isinstance(prop, dict) else None
         annotation = _JSON_TYPES.get(kind, Any) if isinstance(kind, str) else Any
-        default = inspect.Parameter.empty if name in required else prop.get("default")
+        # left out unless given: the stub sends "default", the host then passes nothing
+        default = inspect.Parameter.empty if name in required else prop.get("default", _UNSET)
         params.append(
             inspect.Parameter(
                 name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
