@@ -93,8 +93,21 @@ class Sandbox:
             inside["MPLCONFIGDIR"] = _MPL_CACHE  # the host's font list is bound there
         return inside
 
-    def argv(self, command: Sequence[str], *, copy_from: str | None = None) -> list[str]:
-        """``bwrap ... command``: the worker's argv, sandboxed."""
+    def argv(
+        self,
+        command: Sequence[str],
+        *,
+        copy_from: str | None = None,
+        info_fd: int | None = None,
+        block_fd: int | None = None,
+    ) -> list[str]:
+        """``bwrap ... command``: the worker's argv, sandboxed.
+
+        ``info_fd``: bwrap writes the host pid of the namespace's init there
+        (JSON). ``block_fd``: the namespace's init waits for a byte on it
+        before it starts ``command``; the host moves the sandbox into its
+        cgroup meanwhile.
+        """
         bwrap = bwrap_path()
         if bwrap is None:
             raise FileNotFoundError("bwrap is not installed; run scripts/setup-bwrap.sh")
@@ -126,6 +139,8 @@ class Sandbox:
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         args += [] if self.network else ["--unshare-net"]
         args += ["--hostname", "sandbox", "--cap-drop", "ALL"]
+        args += [] if info_fd is None else ["--info-fd", str(info_fd)]
+        args += [] if block_fd is None else ["--block-fd", str(block_fd)]
         args += ["--die-with-parent", "--new-session", "--chdir", self.workdir, "--"]
         if copy_from is not None:
             # cp, not the worker: the copy is done before the interpreter exists

@@ -82,20 +82,21 @@ class CgroupTree:
             finally:
                 os.close(fd)
 
-    def attach(self, pid: int) -> None:
-        """Move process ``pid`` (not its existing children) into every group, from outside.
+    def attach(self, *pids: int) -> None:
+        """Move processes (not their existing children) into every group, from outside.
 
         A process that has already ended is left alone: its death is reported
         through its channel.
         """
-        for path in self._procs_files:
-            try:
-                with open(path, "wb", buffering=0) as f:
-                    f.write(str(pid).encode())
-            except ProcessLookupError:
-                return
+        for pid in pids:
+            for path in self._procs_files:
+                try:
+                    with open(path, "wb", buffering=0) as f:
+                        f.write(str(pid).encode())
+                except ProcessLookupError:
+                    break
 
-    async def adopt(self, pid: int) -> None:
+    async def adopt(self, *pids: int) -> None:
         """:meth:`attach` in a thread of its own, which ends with it.
 
         A migration waits for the kernel's RCU grace period (milliseconds, more
@@ -115,7 +116,7 @@ class CgroupTree:
 
         def run() -> None:
             try:
-                self.attach(pid)
+                self.attach(*pids)
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
                 loop.call_soon_threadsafe(settle, exc)
             else:

@@ -144,6 +144,10 @@ class SubprocessWorker(WorkerProcess):
         """
         return None
 
+    def pass_fds(self) -> tuple[int, ...]:
+        """File descriptors of this process the child inherits (besides the channel)."""
+        return ()
+
     def describe_returncode(self, returncode: int | None) -> str:
         """The sentence for the launched process's exit status (a wrapper may translate it)."""
         return describe_exit(returncode, self.unit)
@@ -164,6 +168,7 @@ class SubprocessWorker(WorkerProcess):
             env=self.env,
             start_new_session=True,
             preexec_fn=self.child_setup(),
+            pass_fds=self.pass_fds(),
         )
         proc = asyncio.subprocess.Process(transport, protocol, loop)
         self._proc, self._exited, self._transport = proc, exited, transport

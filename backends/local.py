@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -81,6 +82,7 @@ class LocalWorker(SubprocessWorker):
         self.tree: _cgroup.CgroupTree | None = None  #: this launch's cgroup, if any
         self._home: str | None = None  # a private HOME (plain worker), removed at terminate
         self._worker_pid: int | None = None  # the worker's host pid inside a sandbox
+        self._gate: _Gate | None = None  # holds a sandbox's start until it is in its cgroup
 
     # ---------------------------------------------------------------- what holds
 
@@ -118,7 +120,17 @@ class LocalWorker(SubprocessWorker):
     def wrap(self, command: Sequence[str]) -> list[str]:
         if self.sandbox is None:
             return list(command)
-        return self.sandbox.argv(command, copy_from=self.copy_from)
+        gate = self._gate
+        return self.sandbox.argv(
+            command,
+            copy_from=self.copy_from,
+            info_fd=None if gate is None else gate.info_w,
+            block_fd=None if gate is None else gate.block_r,
+        )
+
+    def pass_fds(self) -> tuple[int, ...]:
+        gate = self._gate
+        return () if gate is None else (gate.info_w, gate.block_r)
 
     async def launch(
         self, command: Sequence[str], timeout: float | None
@@ -138,29 +150,35 @@ class LocalWorker(SubprocessWorker):
             if self.tree is None and self.use_cgroup:
                 await self.terminate()
                 raise BackendError(f"cgroup=True but there is {_cgroup.unavailable_reason()}")
+        if self.tree is not None and self.sandbox is not None:
+            self._gate = _Gate()
         try:
             channel = await super().launch(command, timeout)
-            tree, pid = self.tree, self.pid
-            if tree is not None and self.sandbox is None and pid is not None:
-                # the worker runs nothing before its payload, which follows this
-                await tree.adopt(pid)
+            tree, pid, gate = self.tree, self.pid, self._gate
+            if tree is not None and pid is not None:
+                if gate is None:
+                    # the worker runs nothing before its payload, which follows this
+                    await tree.adopt(pid)
+                else:
+                    await gate.admit(tree, pid)
             return channel
         except BaseException:
             await self.terminate()
             raise
+        finally:
+            gate, self._gate = self._gate, None
+            if gate is not None:
+                gate.close()
 
     def child_setup(self) -> Callable[[], None] | None:
-        tree, host = self.tree, os.getpid()
+        host = os.getpid()
+        tree = self.tree
         subreaper = tree is None and self.sandbox is None
         nproc = None
         if tree is None and self.pids_limit is not None:
             nproc = _user_tasks() + self.pids_limit
 
-        join = tree is not None and self.sandbox is not None  # bwrap forks at once
-
         def setup() -> None:  # in the child, between fork and exec: no allocation-heavy work
-            if join and tree is not None:
-                tree.join()
             _proctree.prepare_child(subreaper=subreaper, parent=host)
             if nproc is not None:
                 _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
@@ -226,6 +244,67 @@ class LocalWorker(SubprocessWorker):
         return code == -signal.SIGKILL or (
             self.sandbox is not None and code == _SIGNAL_BASE + signal.SIGKILL
         )
+
+
+class _Gate:
+    """Pipes that hold a sandbox's start while the host moves it into its cgroup.
+
+    bwrap forks the namespace's init at once, so the worker's cgroup cannot be
+    joined after the spawn like a plain worker's; joining before exec would
+    put the migration (an RCU grace period) on the start's critical path.
+    Instead bwrap reports its init's pid (``--info-fd``) and the init waits
+    (``--block-fd``) while both are moved, overlapping bwrap's own set-up;
+    the worker it then forks is born inside.
+    """
+
+    def __init__(self) -> None:
+        self.info_r, self.info_w = os.pipe()
+        self.block_r, self.block_w = os.pipe()
+
+    async def admit(self, tree: _cgroup.CgroupTree, bwrap: int) -> None:
+        os.close(self.info_w)
+        os.close(self.block_r)
+        self.info_w = self.block_r = -1
+        info = await _read_to_end(self.info_r)
+        try:
+            init = int(json.loads(info)["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            return  # bwrap failed before its init existed: its stderr says why
+        await tree.adopt(bwrap, init)
+        os.write(self.block_w, b"\0")
+
+    def close(self) -> None:
+        for fd in (self.info_r, self.info_w, self.block_r, self.block_w):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.info_r = self.info_w = self.block_r = self.block_w = -1
+
+
+async def _read_to_end(fd: int) -> bytes:
+    """All a pipe gives until its writer closes it, without blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _settle, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+            continue
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 _HOME_PREFIX = "eager-rt-home-"

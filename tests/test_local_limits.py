@@ -158,6 +158,15 @@ async def test_enforcement_says_what_holds(make_session: Any) -> None:
 AS_LIMIT = "import resource; print(resource.getrlimit(resource.RLIMIT_AS))"
 
 
+async def test_the_whole_sandbox_is_in_its_cgroup(make_session: Any) -> None:
+    _require("bwrap")
+    s = await make_session(isolation="bwrap")
+    tree = s.process.tree
+    assert tree is not None
+    # bwrap, the namespace's init (moved while it waited) and the worker it forked after
+    assert s.pid in tree.pids() and len(tree.pids()) == 3
+
+
 async def test_cgroup_true_fails_to_start_where_cgroups_are_unusable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
