@@ -16,11 +16,10 @@ memory and pids controllers, else v1 with separate ``memory``, ``pids`` and
 (an unprivileged process without a delegated subtree); the caller then falls
 back to per-process limits and a process scan (:mod:`._proctree`).
 
-A child joins its groups before it can start anything: between fork and
-exec (:meth:`CgroupTree.join`, from ``preexec_fn``) where it forks at once
-(bwrap), or from the host right after the spawn (:meth:`CgroupTree.attach`),
-overlapping the migration's cost with the interpreter's start-up, where it
-waits for the host's first frame before running anything (the worker).
+A child joins its groups from the host right after the spawn
+(:meth:`CgroupTree.adopt`), before it can start anything: the worker waits
+for the host's first frame, a sandbox's init for a byte on a pipe. The
+migration's cost (an RCU grace period) then overlaps the child's own start-up.
 Groups are named ``eager_rt.<host pid>.<n>``; groups of hosts that died are
 removed by the next :func:`create` of any host.
 """
@@ -59,7 +58,6 @@ class CgroupTree:
     _procs_files: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # encoded now: join() runs between fork and exec, where less is safer
         self._procs_files = [os.fsencode(d / "cgroup.procs") for d in self.dirs.values()]
 
     @property
@@ -71,16 +69,6 @@ class CgroupTree:
     def description(self) -> str:
         """What enforces the limits, for ``LocalSession.enforcement``."""
         return f"{self.kind} (the whole process tree)"
-
-    def join(self) -> None:
-        """Move the calling process into every group: ``preexec_fn``, after fork, before exec."""
-        pid = str(os.getpid()).encode()
-        for path in self._procs_files:
-            fd = os.open(path, os.O_WRONLY)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
 
     def attach(self, *pids: int) -> None:
         """Move processes (not their existing children) into every group, from outside.
