@@ -725,3 +725,24 @@ def test_a_bridged_tool_passes_exactly_the_arguments_given(
     t = bridge(ToolDefinition(name="t", parameters_json_schema=schema), dispatch, read_only=False)
     asyncio.run(t.fn(**arguments))
     assert seen == [arguments]
+
+
+@pytest.mark.anyio
+async def test_concurrent_runs_of_one_agent_do_not_share_sessions() -> None:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+        first = messages[0].parts[0]
+        tag = getattr(first, "content", "?")
+        step = len(tool_returns(messages))
+        if step == 2:
+            yield "done"
+            return
+        code = f"tag = {tag!r}\n" if step == 0 else "print(tag)\n"
+        yield {0: DeltaToolCall(name="run_code", json_args="", tool_call_id=f"{tag}{step}")}
+        for piece in tool_fragments(code, 3):
+            await asyncio.sleep(0)  # the two runs' streams interleave
+            yield {0: DeltaToolCall(json_args=piece)}
+
+    agent = Agent(FunctionModel(stream_function=stream), capabilities=[EagerCodeMode()])
+    a, b = await asyncio.gather(agent.run("a"), agent.run("b"))
+    assert tool_returns(a.all_messages())[1].metadata["stdout"] == "a\n"
+    assert tool_returns(b.all_messages())[1].metadata["stdout"] == "b\n"
