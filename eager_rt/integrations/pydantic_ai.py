@@ -17,11 +17,12 @@ one ``run_code`` tool and:
   :func:`eager_rt.agent.arun_turn`, so each statement runs on the eager_rt
   backend (full CPython: local worker, Docker, Podman, Jupyter, E2B) while the
   model is still writing the next;
-* **stops the model at an error**: when a statement fails, the hook stops
-  consuming the model's stream; pydantic-ai then closes it (the HTTP
-  response, or a ``FunctionModel``'s generator) and the cut ``run_code`` call
-  is recorded with the code the model had written up to the cut
-  (``after_model_request``), so the history stays valid;
+* **stops the model at an error**: when a statement fails, the model's
+  stream is cancelled (``StreamedResponse.cancel()``, reached through a
+  ``WrapperModel`` from ``get_wrapper_model``: the HTTP response is closed)
+  and the hook stops consuming it; the cut ``run_code`` call is recorded with
+  the code the model had written up to the cut (``after_model_request``), so
+  the history stays valid;
 * **answers the call with the repair turn**: what ran, its output, the
   failing statement and traceback, what did not run, the side effects already
   done and what the session still holds (text for the model; the structured
@@ -32,11 +33,14 @@ one ``run_code`` tool and:
   hooks); tools named in ``read_only=`` (or whose definition has
   ``metadata={"read_only": True}``) are speculated while the model writes;
 * **keeps one session per agent run**: every ``run_code`` call of the run, in
-  every step, shares it; it is closed when the run ends (``wrap_run``), also
-  on error or cancellation.
+  every step, shares it; it starts with the run (``prestart``) and is closed
+  when the run ends (``wrap_run``), also on error or cancellation.
 
-Only the model's text crosses from the stream into the session; nothing here
-changes how pydantic-ai validates, retries or records tool calls.
+Only the model's text crosses from the stream into the session. pydantic-ai
+validates, retries and records tool calls as usual; the one change is that a
+``run_code`` call cut at a failure, or whose arguments are not valid JSON, is
+recorded with the code that was run as its arguments, and answered with the
+run's report.
 """
 
 from __future__ import annotations
