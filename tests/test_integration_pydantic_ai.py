@@ -746,3 +746,29 @@ async def test_concurrent_runs_of_one_agent_do_not_share_sessions() -> None:
     a, b = await asyncio.gather(agent.run("a"), agent.run("b"))
     assert tool_returns(a.all_messages())[1].metadata["stdout"] == "a\n"
     assert tool_returns(b.all_messages())[1].metadata["stdout"] == "b\n"
+
+
+@pytest.mark.anyio
+async def test_openai_responses_model_streams_run_code_through_a_local_server() -> None:
+    from pydantic_ai.models.openai import OpenAIResponsesModel
+
+    replies = [
+        Reply(tools=[("run_code", fragments("print(2 ** 10)\n"))]),
+        Reply(text=["1024."]),
+    ]
+    with FakeLLM(replies) as llm:
+        client = openai.AsyncOpenAI(base_url=llm.openai_url, api_key="test", max_retries=0)
+        try:
+            model = OpenAIResponsesModel(
+                "fake-model-1", provider=OpenAIProvider(openai_client=client)
+            )
+            agent = Agent(model, capabilities=[EagerCodeMode()])
+            result = await agent.run("2**10?")
+        finally:
+            await client.close()
+        second = llm.wait_done(1)
+    assert result.output == "1024."
+    (ret,) = tool_returns(result.all_messages())
+    assert ret.metadata["stdout"] == "1024\n"
+    outputs = [i for i in second.body["input"] if i.get("type") == "function_call_output"]
+    assert outputs[0]["output"].startswith("The code ran without errors.")
