@@ -11,9 +11,12 @@ that the client closed the stream before the end.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -455,3 +458,40 @@ async def test_docker_backend_runs_the_calls_and_stops_on_error(docker_backend: 
     assert failed.run.error.ename == "NameError"
     assert again.ok and again.run is not None and again.run.stdout == "again\n"
     assert eager.open_sessions == 0
+
+
+async def test_read_only_tools_are_speculated_while_the_call_streams() -> None:
+    @function_tool
+    async def forecast(city: str) -> str:
+        """Tomorrow's weather for a city."""
+        await asyncio.sleep(0.05)
+        return f"sun in {city}"
+
+    code = (
+        "for city in ['Oslo', 'Lima', 'Pune']:\n"
+        "    print(await forecast(city=city))\n"
+        "print('done')\n"
+    )
+    collect = Collect()
+    async with serving([call(code), Reply(text=["ok"])]) as (_llm, model):
+        eager = EagerCode(on_result=collect, read_only={"forecast"}, speculate=True)
+        agent = eager.agent(Agent(name="a", model=model, tools=[forecast]))
+        await stream_to_end(agent)
+    ((_, turn),) = collect.results
+    assert turn.ok and turn.run is not None
+    assert turn.run.stdout.splitlines() == ["sun in Oslo", "sun in Lima", "sun in Pune", "done"]
+    speculated = [c for c in turn.run.tool_calls if c.speculative]
+    assert {c.arguments["city"] for c in speculated} == {"Oslo", "Lima", "Pune"}
+    assert all(c.claimed for c in speculated) and turn.run.ledger == []
+
+
+def test_importing_the_adapter_imports_no_other_framework() -> None:
+    others = ["pydantic_ai", "smolagents", "langgraph", "langchain_core"]
+    probe = (
+        "import sys, eager_rt.integrations.openai_agents\n"
+        f"print([m for m in {others!r} if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]"
