@@ -10,6 +10,7 @@ import pytest
 from eager_rt.agent import STREAMABLE_CODE_PROMPT
 from eager_rt.cli import main
 from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments
+from tests.fake_llm.gemini import FakeGemini
 
 CODE = "values = [2, 4, 6]\nprint('mean', sum(values) / len(values))\n"
 RUN_KEYS = {"mode", "backend", "tps", "gen_s", "exec_s", "nel_s", "e2el_s", "chunks", "batches",
@@ -25,6 +26,9 @@ def fenced(code: str) -> Reply:
 def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM: no fetch at import
 
 
 def chat(llm: FakeLLM, *extra: str, provider: str = "openai") -> list[str]:
@@ -128,3 +132,68 @@ def test_refused_request_is_reported(capsys: pytest.CaptureFixture[str]) -> None
         code = main(chat(llm))
     assert code == 2
     assert "request failed" in capsys.readouterr().err
+
+
+def test_an_answer_without_code_exits_1_with_its_own_status(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reply = Reply(text=["Use the built-in sum() and len(): ", "mean = sum(v) / len(v).\n"])
+    with FakeLLM(reply) as llm:
+        code, payload = run_json(chat(llm), capsys)
+    assert code == 1
+    assert payload["status"] == "no_code"
+    assert payload["runs"][0]["status"] == "no_code"
+    assert payload["tool_result"] == "The response contained no Python code to run."
+
+
+def test_a_fence_in_a_list_item_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    body = "".join(f"    {line}\n" for line in CODE.splitlines())
+    reply = Reply(text=["Steps:\n\n1. Compute the mean:\n\n    ```python\n", body, "    ```\n"])
+    with FakeLLM(reply) as llm:
+        code, payload = run_json(chat(llm), capsys)
+    assert code == 0
+    assert payload["runs"][0]["stdout"] == "mean 4.0\n"
+
+
+def test_the_whole_response_time_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    reply = fenced(CODE)
+    reply.text += [f"Some explanation, part {i}. " for i in range(30)]
+    with FakeLLM(reply) as llm:
+        code, payload = run_json(chat(llm), capsys)
+    (run,) = payload["runs"]
+    assert code == 0
+    assert run["response_s"] is not None and run["response_s"] >= run["gen_s"]
+    assert payload["stream"]["response_s"] == run["response_s"]
+
+
+@pytest.mark.parametrize("form", ["fences", "tool"])
+def test_google_provider(form: str, capsys: pytest.CaptureFixture[str]) -> None:
+    reply = fenced(CODE) if form == "fences" else Reply(tools=[("python", tool_fragments(CODE))])
+    extra = ["--tool"] if form == "tool" else []
+    with FakeGemini(reply) as llm:
+        code, payload = run_json(chat(llm, *extra, provider="google"), capsys)
+        body = llm.wait_done(0).body
+    assert code == 0, payload
+    assert payload["runs"][0]["stdout"] == "mean 4.0\n"
+    assert payload["stream"]["provider"] == "google"
+    assert STREAMABLE_CODE_PROMPT in body["systemInstruction"]["parts"][0]["text"]
+    assert body["generationConfig"]["maxOutputTokens"] == 4096
+    if form == "tool":
+        (tool,) = body["tools"][0]["functionDeclarations"]
+        assert tool["name"] == "python"
+
+
+@pytest.mark.parametrize(
+    ("model", "api"), [("openai/fake", "chat"), ("anthropic/fake", "messages")]
+)
+def test_litellm_provider(model: str, api: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeGemini(fenced(CODE), keep_alive=False) as llm:
+        url = llm.openai_url if api == "chat" else llm.url
+        argv = ["chat", "--provider", "litellm", "--base-url", url, "--api-key", "test",
+                "--model", model, "--request-timeout", "30", "compute the mean"]
+        code, payload = run_json(argv, capsys)
+        log = llm.wait_done(0)
+    assert code == 0, payload
+    assert log.api == api
+    assert payload["runs"][0]["stdout"] == "mean 4.0\n"
+    assert payload["stream"]["provider"] == "litellm"

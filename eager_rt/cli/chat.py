@@ -1,7 +1,8 @@
 """``eager chat PROMPT``: ask a real model for Python and run it while it is being written.
 
-The prompt goes to OpenAI (Chat Completions or Responses) or Anthropic
-(Messages) with a system prompt asking for Python in a fenced block (or, with
+The prompt goes to OpenAI (Chat Completions or Responses), Anthropic
+(Messages), Google (Gemini) or any provider LiteLLM speaks to (``--provider
+litellm --model anthropic/...``) with a system prompt asking for Python in a fenced block (or, with
 ``--tool``, through a ``python`` tool call) written as top-level statements.
 The answer streams in; prose is printed as it arrives, each statement runs on
 the chosen backend as soon as it is complete, and its output is printed live.
@@ -12,6 +13,9 @@ the way an agent would send it back to the model.
 llama.cpp, Ollama); no API key is needed then. ``--json`` prints one object on
 stdout, shaped like ``eager run --json``, plus the model's text and the tokens
 an early interruption saved from being generated.
+
+The exit code is 0 only when code ran without error: an answer with no code
+to run (status ``no_code``) exits 1, like a failing one.
 """
 
 from __future__ import annotations
@@ -55,7 +59,13 @@ _TOOL_SCHEMA = {
     "required": ["code"],
 }
 
-_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+#: where each provider's key is read from; LiteLLM reads each provider's own variables itself
+_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google": "GEMINI_API_KEY",
+}
+_PROVIDERS = ["openai", "anthropic", "google", "litellm"]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -66,16 +76,20 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("prompt", help="what the code should do")
-    parser.add_argument("--provider", choices=["openai", "anthropic"], required=True)
+    parser.add_argument("--provider", choices=_PROVIDERS, required=True)
     parser.add_argument(
         "--api",
         choices=["chat", "responses"],
         default="chat",
         help="OpenAI API: Chat Completions (default; what compatible servers speak) or Responses",
     )
-    parser.add_argument("--model", required=True, help="model name")
+    parser.add_argument("--model", required=True, help="model name (LiteLLM: provider/model)")
     parser.add_argument("--base-url", help="API base URL (an OpenAI-compatible server ...)")
-    parser.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY / $ANTHROPIC_API_KEY)")
+    parser.add_argument(
+        "--api-key",
+        help="API key (default: $OPENAI_API_KEY / $ANTHROPIC_API_KEY / $GEMINI_API_KEY; "
+        "LiteLLM reads its provider's own variable)",
+    )
     parser.add_argument("--max-tokens", type=int, default=4096, help="output token limit (4096)")
     parser.add_argument("--system", help="replace the system prompt")
     parser.add_argument(
@@ -97,13 +111,22 @@ def add_parser(subparsers: Any) -> None:
 # -- the request ---------------------------------------------------------------------------
 
 
-def _prepare(args: argparse.Namespace, key: str) -> tuple[Any, Callable[[], Awaitable[Any]]]:
-    """The async client and the call that opens the stream (SDKs imported here, lazily).
+Closer = Callable[[], Awaitable[None]]
+
+
+def _prepare(
+    args: argparse.Namespace, key: str | None
+) -> tuple[Closer, Callable[[], Awaitable[Any]]]:
+    """How to close the client, and the call that opens the stream (SDKs imported lazily).
 
     Split so the clock for time to first token starts at the request, not at
     the SDK's import.
     """
     system = args.system or (TOOL_PROMPT if args.tool else SYSTEM_PROMPT)
+    if args.provider == "litellm":
+        return _prepare_litellm(args, key, system)
+    if args.provider == "google":
+        return _prepare_google(args, key, system)
     if args.provider == "anthropic":
         import anthropic
 
@@ -115,7 +138,7 @@ def _prepare(args: argparse.Namespace, key: str) -> tuple[Any, Callable[[], Awai
             extra["tools"] = [
                 {"name": "python", "description": _TOOL_DESCRIPTION, "input_schema": _TOOL_SCHEMA}
             ]
-        return client, lambda: client.messages.create(
+        return client.close, lambda: client.messages.create(
             model=args.model,
             max_tokens=args.max_tokens,
             system=system,
@@ -140,7 +163,7 @@ def _prepare(args: argparse.Namespace, key: str) -> tuple[Any, Callable[[], Awai
                     "strict": False,
                 }
             ]
-        return client, lambda: client.responses.create(
+        return client.close, lambda: client.responses.create(
             model=args.model,
             instructions=system,
             input=args.prompt,
@@ -148,21 +171,10 @@ def _prepare(args: argparse.Namespace, key: str) -> tuple[Any, Callable[[], Awai
             stream=True,
             **extra,
         )
-    extra = {}
-    if args.tool:
-        extra["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": "python",
-                    "description": _TOOL_DESCRIPTION,
-                    "parameters": _TOOL_SCHEMA,
-                },
-            }
-        ]
+    extra = _chat_tools(args)
     # api.openai.com renamed the limit; compatible servers know the old name
     limit = "max_tokens" if args.base_url else "max_completion_tokens"
-    return client, lambda: client.chat.completions.create(
+    return client.close, lambda: client.chat.completions.create(
         model=args.model,
         messages=[{"role": "system", "content": system}, {"role": "user", "content": args.prompt}],
         stream=True,
@@ -172,10 +184,74 @@ def _prepare(args: argparse.Namespace, key: str) -> tuple[Any, Callable[[], Awai
     )
 
 
+def _chat_tools(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.tool:
+        return {}
+    function = {"name": "python", "description": _TOOL_DESCRIPTION, "parameters": _TOOL_SCHEMA}
+    return {"tools": [{"type": "function", "function": function}]}
+
+
+def _prepare_litellm(
+    args: argparse.Namespace, key: str | None, system: str
+) -> tuple[Closer, Callable[[], Awaitable[Any]]]:
+    import litellm
+    from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+
+    litellm.suppress_debug_info = True  # its hints go to stdout, which --json keeps for itself
+    extra: dict[str, Any] = _chat_tools(args)
+    if key:
+        extra["api_key"] = key
+    if args.base_url:
+        extra["api_base"] = args.base_url
+
+    async def close() -> None:  # LiteLLM keeps its clients in a process-wide cache
+        await close_litellm_async_clients()  # type: ignore[no-untyped-call]
+        litellm.in_memory_llm_clients_cache.flush_cache()  # type: ignore[no-untyped-call]
+
+    return close, lambda: litellm.acompletion(
+        model=args.model,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": args.prompt}],
+        stream=True,
+        max_tokens=args.max_tokens,
+        timeout=args.request_timeout,
+        num_retries=1,
+        **extra,
+    )
+
+
+def _prepare_google(
+    args: argparse.Namespace, key: str | None, system: str
+) -> tuple[Closer, Callable[[], Awaitable[Any]]]:
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=args.base_url, timeout=int(args.request_timeout * 1000))
+    client = genai.Client(api_key=key, http_options=options)
+    tools: list[Any] | None = None
+    if args.tool:
+        declaration = types.FunctionDeclaration(
+            name="python", description=_TOOL_DESCRIPTION, parameters_json_schema=_TOOL_SCHEMA
+        )
+        tools = [types.Tool(function_declarations=[declaration])]
+    config = types.GenerateContentConfig(
+        system_instruction=system, max_output_tokens=args.max_tokens, tools=tools
+    )
+
+    async def close() -> None:
+        await client.aio.aclose()
+        client.close()
+
+    return close, lambda: client.aio.models.generate_content_stream(
+        model=args.model, contents=args.prompt, config=config
+    )
+
+
 def _source(
     args: argparse.Namespace, stream: Any, started: float, prose: TextIO, code: TextIO | None
 ) -> AsyncModelSource:
     from eager_rt.sources.anthropic import amessages
+    from eager_rt.sources.google import agenerate_content_stream
+    from eager_rt.sources.litellm import acompletion
     from eager_rt.sources.openai import achat_completions, aresponses
 
     def on_segment(seg: Segment) -> None:
@@ -187,13 +263,12 @@ def _source(
             prose.write(seg.text)
             prose.flush()
 
-    adapter = (
-        amessages
-        if args.provider == "anthropic"
-        else aresponses
-        if args.api == "responses"
-        else achat_completions
-    )
+    adapter = {
+        "anthropic": amessages,
+        "google": agenerate_content_stream,
+        "litellm": acompletion,
+        "openai": aresponses if args.api == "responses" else achat_completions,
+    }[args.provider]
     return adapter(
         stream,
         started=started,
@@ -203,17 +278,17 @@ def _source(
     )
 
 
-async def _chat(args: argparse.Namespace, key: str, out: TextIO) -> tuple[TurnResult, str]:
+async def _chat(args: argparse.Namespace, key: str | None, out: TextIO) -> tuple[TurnResult, str]:
     printer = LivePrinter(out, sys.stderr)
     backend = backend_from_args(args)
     async with backend:
         session = backend.session(cwd=os.getcwd())
-        client: Any = None
+        close: Closer | None = None
         try:
             start = session.start(timeout=300)  # the interpreter starts while the model thinks
             starting = asyncio.ensure_future(start)
             try:
-                client, request = _prepare(args, key)
+                close, request = _prepare(args, key)
                 t0 = clock.now()
                 stream = await request()
             except BaseException:
@@ -227,8 +302,8 @@ async def _chat(args: argparse.Namespace, key: str, out: TextIO) -> tuple[TurnRe
             )
             return turn, session.backend_name
         finally:
-            if client is not None:
-                await client.close()
+            if close is not None:
+                await close()
             await session.close()
 
 
@@ -302,10 +377,11 @@ def _record(turn: TurnResult, backend: str) -> dict[str, Any]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    key = args.api_key or os.environ.get(_KEY_ENV[args.provider])
-    if not key:
+    env = _KEY_ENV.get(args.provider)
+    key = args.api_key or (os.environ.get(env) if env else None)
+    if not key and env is not None:
         if not args.base_url:
-            print(f"eager chat: set {_KEY_ENV[args.provider]} or pass --api-key", file=sys.stderr)
+            print(f"eager chat: set {env} or pass --api-key", file=sys.stderr)
             return 2
         key = "EMPTY"  # local OpenAI-compatible servers accept any key
     if args.max_tokens <= 0:
@@ -353,6 +429,8 @@ def _print_summary(turn: TurnResult, stats: StreamStats | None, max_tokens: int)
             f"generation {run.gen_s:.2f}s, execution {run.exec_s:.2f}s, "
             f"after generation {run.nel_s:.2f}s, end to end {run.e2el_s:.2f}s"
         )
+    if stats is not None and stats.response_s is not None:
+        parts.append(f"whole response {stats.response_s:.2f}s")
     saved = tokens_not_generated(stats, max_tokens)
     if saved["stream_closed_early"]:
         parts.append(f"generation stopped early (at most {saved['at_most']} tokens not generated)")

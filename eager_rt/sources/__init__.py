@@ -1,9 +1,11 @@
 """Token sources: where the text pieces the runtime consumes come from.
 
 * :func:`replay` streams a finished program at a fixed rate (benchmarks, CLI);
-* :mod:`~eager_rt.sources.openai` and :mod:`~eager_rt.sources.anthropic` adapt
-  the official SDKs' streams (text in markdown fences, or a tool call's JSON
-  argument), closing the provider stream when the runtime stops early;
+* :mod:`~eager_rt.sources.openai`, :mod:`~eager_rt.sources.anthropic` and
+  :mod:`~eager_rt.sources.google` adapt the official SDKs' streams (text in
+  markdown fences, or a tool call's JSON argument), closing the provider
+  stream when the runtime stops early; :mod:`~eager_rt.sources.litellm` does
+  the same for every provider LiteLLM speaks to;
 * :mod:`~eager_rt.sources.fences` and :mod:`~eager_rt.sources.tool_json` are the
   incremental extractors those adapters are built on.
 
@@ -27,6 +29,10 @@ _EXPORTS = {
     "achat_completions": "eager_rt.sources.openai",
     "responses": "eager_rt.sources.openai",
     "aresponses": "eager_rt.sources.openai",
+    "generate_content_stream": "eager_rt.sources.google",
+    "agenerate_content_stream": "eager_rt.sources.google",
+    "completion": "eager_rt.sources.litellm",
+    "acompletion": "eager_rt.sources.litellm",
 }
 
 __all__ = sorted([*_EXPORTS, "replay"])
