@@ -42,6 +42,16 @@ from tests.fake_llm.events import (
 __all__ = ["FakeLLM", "Faults", "RequestLog"]
 
 
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that leaves a kept-alive connection is normal here, not an error to print."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 @dataclass
 class Faults:
     first_token_delay: float = 0.0  #: seconds before the first event that carries output
@@ -106,7 +116,7 @@ class FakeLLM:
         self.requests: list[RequestLog] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = False
         self._server.block_on_close = True
         self._thread = threading.Thread(target=self._serve, name="fake-llm", daemon=True)
