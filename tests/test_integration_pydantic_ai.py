@@ -772,3 +772,21 @@ async def test_openai_responses_model_streams_run_code_through_a_local_server() 
     assert ret.metadata["stdout"] == "1024\n"
     outputs = [i for i in second.body["input"] if i.get("type") == "function_call_output"]
     assert outputs[0]["output"].startswith("The code ran without errors.")
+
+
+@pytest.mark.anyio
+async def test_a_run_past_turn_timeout_is_stopped_and_reported() -> None:
+    script = Script(
+        fragments("import os\nprint(os.getpid(), flush=True)\nimport time\ntime.sleep(60)\n"),
+        fragments("print('still here')\n"),
+        ("text", "done"),
+    )
+    agent = Agent(
+        FunctionModel(stream_function=script),
+        capabilities=[EagerCodeMode(turn_timeout=1.0)],
+    )
+    result = await agent.run("go")
+    first, second = tool_returns(result.all_messages())
+    assert first.metadata == {"status": "turn_timeout"}
+    assert "did not finish within 1 s and was stopped" in first.content
+    assert second.metadata["stdout"] == "still here\n"  # the session goes on

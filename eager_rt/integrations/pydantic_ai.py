@@ -403,8 +403,12 @@ class _RunState:
         meta = tool_def.metadata or {}
         return tool_def.name in self.options.read_only or meta.get("read_only") is True
 
-    async def result(self, tool_call_id: str, code: str, ctx: RunContext[Any]) -> TurnResult:
-        """The run of a call: the one streamed, or (never streamed) one started now."""
+    async def result(self, tool_call_id: str, code: str, ctx: RunContext[Any]) -> TurnResult | str:
+        """The run of a call: the one streamed, or (never streamed) one started now.
+
+        Past ``turn_timeout`` the run is cancelled (the statement running is
+        interrupted) and the model is told so, in place of a report.
+        """
         call = self.calls.get(tool_call_id)
         if call is None or call.task is None:
             call = self.start(tool_call_id, ctx)
@@ -412,7 +416,16 @@ class _RunState:
             call.end()
         call.end()  # its stream is over by the time pydantic-ai calls the tool
         assert call.task is not None
-        return await asyncio.wait_for(asyncio.shield(call.task), self.options.turn_timeout)
+        limit = self.options.turn_timeout
+        done, _ = await asyncio.wait([call.task], timeout=limit)
+        if done:
+            return call.task.result()
+        call.task.cancel()
+        await asyncio.gather(call.task, return_exceptions=True)
+        return (
+            f"The code did not finish within {limit:g} s and was stopped. Statements that "
+            "had finished keep their effects in the session; the one running was interrupted."
+        )
 
     async def aclose(self) -> None:
         """Cancel what still runs, then close the session and the backend opened here."""
@@ -582,6 +595,8 @@ class _EagerToolset(WrapperToolset[AgentDepsT]):
         if run is None:
             raise RuntimeError(f"{name} is only available inside an agent run")
         turn = await run.result(ctx.tool_call_id or name, str(tool_args["code"]), ctx)
+        if isinstance(turn, str):
+            return ToolReturn(return_value=turn, metadata={"status": "turn_timeout"})
         return ToolReturn(return_value=turn.text, metadata=turn.data)
 
 
