@@ -264,6 +264,62 @@ async def test_a_thread_keeps_its_session_across_runs_until_the_block_ends() -> 
     assert await wait_until_gone(pid_of(two.content), 10.0)
 
 
+@pytest.mark.anyio
+async def test_a_run_that_fails_later_still_closes_its_session(results: Results) -> None:
+    with FakeLLM(script(code_reply(PID), Reply(text=["done"]))) as llm:
+        eager = EagerCode(on_result=results)
+        model = eager.wrap(chat_model(llm)).bind_tools([eager.tool])
+
+        async def agent(state: MessagesState) -> dict[str, Any]:
+            return {"messages": [await model.ainvoke(state["messages"])]}
+
+        def boom(state: MessagesState) -> dict[str, Any]:
+            raise RuntimeError("a later node failed")
+
+        graph = StateGraph(MessagesState)
+        graph.add_node("agent", agent)
+        graph.add_node("tools", ToolNode([eager.tool]))
+        graph.add_node("boom", boom)
+        graph.add_edge(START, "agent")
+        graph.add_edge("agent", "tools")
+        graph.add_edge("tools", "boom")
+        app = graph.compile()
+        async with eager:
+            with pytest.raises(RuntimeError, match="a later node failed"):
+                await app.ainvoke(cast(Any, {"messages": [("user", "go")]}))
+            assert eager.open_sessions == 0
+            assert await wait_until_gone(pid_of(results.only().text), 0.0)
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_run_closes_its_session_and_the_stream() -> None:
+    """The caller gives up while the model is still writing: nothing is left behind."""
+    started: list[int] = []
+    running = asyncio.Event()
+
+    def on_event(call_id: str, event: Any) -> None:
+        for output in getattr(getattr(event, "result", None), "outputs", ()):
+            started.extend(int(m) for m in re.findall(r"pid (\d+)", output.text or ""))
+        if started:
+            running.set()
+
+    faults = Faults(interval=0.01, hold_after=24, hold_timeout=20.0)
+    with FakeLLM(script(code_reply(PID + TAIL, 4)), faults) as llm:
+        eager = EagerCode(on_event=on_event)
+        agent = create_react_agent(eager.wrap(chat_model(llm)), [eager.tool])
+        async with eager:
+            task = asyncio.ensure_future(agent.ainvoke({"messages": [("user", "go")]}))
+            # the code runs while the model holds its stream open
+            await asyncio.wait_for(running.wait(), 30.0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert eager.open_sessions == 0
+        log = llm.wait_done(0)
+    assert log.client_closed and not log.finished
+    assert await wait_until_gone(started[0], 10.0)
+
+
 # --------------------------------------------------------------------------- hand-built graph
 
 
