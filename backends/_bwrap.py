@@ -130,7 +130,7 @@ class Sandbox:
         if cache is not None:
             for name in sorted(os.listdir(cache)) if os.path.isdir(cache) else []:
                 if name.startswith("fontlist-") and name.endswith(".json"):
-                    args += ["--ro-bind", os.path.join(cache, name), f"{_MPL_CACHE}/{name}"]
+                    args += ["--ro-bind-try", os.path.join(cache, name), f"{_MPL_CACHE}/{name}"]
         if copy_from is not None:
             args += ["--ro-bind", copy_from, _CWD_MOUNT]
         # the fresh root (a tmpfs of bwrap's) and /run read-only too; not recursive, so

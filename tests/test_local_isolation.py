@@ -356,3 +356,16 @@ def test_signal_words() -> None:
         "the worker was killed by SIGKILL (out of memory?)"
     )
     assert worker.describe_returncode(3) == "the worker exited with code 3"
+
+
+async def test_sandbox_runs_a_virtualenv_under_tmp(make_session: Any, tmp_path: Path) -> None:
+    """The sandbox has its own /tmp: an interpreter there is bound where it is, read-only."""
+    require_bwrap()
+    import venv
+
+    venv.EnvBuilder(with_pip=False).create(tmp_path / "env")
+    python = tmp_path / "env" / "bin" / "python"
+    s = await make_session(isolation="bwrap", python=str(python))
+    r = await s.execute("import sys\nprint(sys.prefix)", timeout=T)
+    assert r.status is Status.OK, r
+    assert os.path.realpath(r.stdout.strip()) == os.path.realpath(tmp_path / "env")
