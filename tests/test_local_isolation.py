@@ -142,6 +142,11 @@ async def test_sandboxed_code_cannot_see_or_kill_its_host(sandboxed: LocalSessio
         except ProcessLookupError:
             print('host invisible')
         try:
+            open('/proc/{host}/environ').read()
+            print('environ readable')
+        except OSError as exc:
+            print('environ unreadable', type(exc).__name__)
+        try:
             os.kill(os.getppid(), 9)
             print('parent signalled')
         except OSError as exc:
@@ -150,9 +155,10 @@ async def test_sandboxed_code_cannot_see_or_kill_its_host(sandboxed: LocalSessio
     )
     r = await sandboxed.execute(code, timeout=T)
     assert r.status is Status.OK, r
-    ids, visible, parent = r.stdout.splitlines()
+    ids, visible, environ, parent = r.stdout.splitlines()
     assert ids.startswith("2 1 [1, 2")  # only the namespace's own processes
     assert visible == "host invisible"
+    assert environ == "environ unreadable FileNotFoundError"  # the host's secrets stay home
     # the namespace's init ignores signals from inside: nothing happens to it or to us
     assert parent in {"parent signalled", "parent refused PermissionError"}
     again = await sandboxed.execute("print('still here')", timeout=T)
