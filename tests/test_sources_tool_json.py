@@ -335,3 +335,20 @@ async def test_async_twin_yields_the_boundary() -> None:
 
     got = [p async for p in adecode_argument(fragments())]
     assert [is_boundary(p) for p in got] == [False, False, True]
+
+
+def test_code_before_broken_json_is_returned_and_the_error_follows() -> None:
+    """``x)\\n", oops}``: the code ends, then the JSON breaks, in one fragment."""
+    decoder = StreamingArgumentDecoder("code")
+    assert decoder.feed('{"code": "print(') == "print("
+    assert decoder.feed('x)\\n", oops}') == "x)\n"
+    assert decoder.value_done
+    with pytest.raises(MalformedJSON):
+        decoder.close()
+
+
+def test_broken_json_with_nothing_decoded_raises_at_once() -> None:
+    decoder = StreamingArgumentDecoder("code")
+    assert decoder.feed('{"code": "a = 1\\n"') == "a = 1\n"
+    with pytest.raises(MalformedJSON):
+        decoder.feed(" oops")

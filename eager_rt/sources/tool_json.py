@@ -121,10 +121,29 @@ class StreamingArgumentDecoder:
         self._out: list[str] = []
         self.found = False  #: the argument's key was seen
         self.value_done = False  #: the argument's string is fully decoded
+        self._error: ToolArgumentsError | None = None  # raised by the next call (see feed)
         self.complete = False  #: the top-level object is closed
 
     def feed(self, fragment: str) -> str:
-        """Parse ``fragment``; return the argument text it made certain (maybe "")."""
+        """Parse ``fragment``; return the argument text it made certain (maybe "").
+
+        If the fragment breaks the JSON after decoding some text, that text is
+        returned first and the error is raised by the next ``feed`` or ``close``:
+        code the model did write is never lost to what followed it.
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            self._parse(fragment)
+        except ToolArgumentsError as exc:
+            if not self._out:
+                raise
+            self._error = exc
+        out = "".join(self._out)
+        self._out.clear()
+        return out
+
+    def _parse(self, fragment: str) -> None:
         i, n = 0, len(fragment)
         while i < n:
             state = self._state
@@ -156,12 +175,11 @@ class StreamingArgumentDecoder:
             self._char(c, i)
             i += 1
         self._offset += n
-        out = "".join(self._out)
-        self._out.clear()
-        return out
 
     def close(self) -> str:
         """End of the arguments: raise unless they made a complete object holding the argument."""
+        if self._error is not None:
+            raise self._error
         pos = self._offset
         if not self.complete:
             where = "nothing" if pos == 0 else "an unfinished JSON object"
