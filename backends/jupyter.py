@@ -54,6 +54,7 @@ from . import _kernel_tools as kernel_tools
 from . import _tool_wire as wire
 from ._ipython_setup import Semantics, check_semantics, setup_code
 from ._jupyter_messages import KernelDied, KernelMessage, error_info, output_from_iopub
+from ._limits import DEFAULT_EXEC_TIMEOUT, DEFAULT_MAX_OUTPUT, Limits, OutputBudget
 from ._recovery import (
     DEFAULT_INTERRUPT_GRACE,
     Escalation,
@@ -127,7 +128,10 @@ class JupyterSession(Supervised, Session):
         tcp_nodelay: bool = True,
         tcp_quickack: bool = True,
         request_timeout: float = 30.0,
+        exec_timeout: float | None = DEFAULT_EXEC_TIMEOUT,
+        max_output: int | None = DEFAULT_MAX_OUTPUT,
     ) -> None:
+        self.limits = Limits(exec_timeout=exec_timeout, max_output=max_output)
         self.supervisor = Supervisor(
             RecoveryPolicy(interrupt_grace=interrupt_grace, auto_restart=auto_restart), "kernel"
         )
@@ -268,7 +272,8 @@ class JupyterSession(Supervised, Session):
         tools: ToolHandler | None,
     ) -> ExecResult:
         result = ExecResult(status=Status.OK, started=now())
-        run = _Run(result, on_output)
+        timeout = self.limits.timeout(timeout)
+        run = _Run(result, on_output, self.limits.budget())
         desk = _ToolDesk(self._kernel, tools)
         held, self._held_ask = self._held_ask, None
         if held is not None:  # a thread asked while no code of ours ran: answer it now
@@ -302,6 +307,9 @@ class JupyterSession(Supervised, Session):
             # calls still running are cancelled, and threads still waiting told so
             await _insist(desk.close())
             result.ended = now()
+        notice = run.budget.notice()
+        if notice is not None:
+            run.emit_kept(notice)
         return result
 
     async def _conclude(
@@ -530,9 +538,16 @@ class JupyterSession(Supervised, Session):
 class _Run:
     """The messages of one execution, gathered into its :class:`ExecResult`."""
 
-    def __init__(self, result: ExecResult, on_output: OutputCallback | None) -> None:
+    def __init__(
+        self,
+        result: ExecResult,
+        on_output: OutputCallback | None,
+        budget: OutputBudget | None = None,
+    ) -> None:
         self.result = result
         self.on_output = on_output
+        #: max_output: what comes past it is dropped, then said in one notice
+        self.budget = budget or OutputBudget(None)
         self.replied = False
         self.replied_at: float | None = None
         self.reply_status = ""
@@ -573,6 +588,11 @@ class _Run:
             self._emit(output)
 
     def _emit(self, output: Output) -> None:
+        kept = self.budget.admit(output)
+        if kept is not None:
+            self.emit_kept(kept)
+
+    def emit_kept(self, output: Output) -> None:
         self.result.outputs.append(output)
         if self.on_output is not None:
             self.on_output(output)
@@ -800,6 +820,10 @@ class JupyterBackend(Backend):
         and turn them off only to measure what they save).
     ``request_timeout``
         seconds for each REST call to a gateway.
+    ``exec_timeout``, ``max_output``
+        the bounds of every backend (:mod:`._limits`): wall-time seconds of an
+        execution given no timeout, bytes of output kept per execution (the
+        rest dropped with a notice); ``None`` turns either off.
     """
 
     name: ClassVar[str] = "jupyter"

@@ -763,3 +763,51 @@ async def test_speculation_reads_session_values_through_peek(session: JupyterSes
 def add_one(n: int) -> int:
     """Add one."""
     return n + 1
+
+
+# -- default bounds (issue 17, finding 1) ------------------------------------------------
+
+
+def test_sessions_are_bounded_by_default() -> None:
+    from eager_rt.backends._limits import Limits
+
+    assert JupyterBackend().session().limits == Limits()
+    unbounded = JupyterBackend(exec_timeout=None, max_output=None).session()
+    assert unbounded.limits == Limits(exec_timeout=None, max_output=None)
+    with pytest.raises(ValueError, match="max_output"):
+        JupyterBackend(max_output=-1)
+
+
+@pytest.mark.anyio
+async def test_an_output_flood_is_capped_with_a_notice(options: dict[str, object]) -> None:
+    from eager_rt.backends._limits import dropped_notice
+
+    session = await started(**options, max_output=10_000)
+    try:
+        seen: list[Output] = []
+        code = "kept = 1\nfor i in range(2000):\n    print('x' * 999)\n"
+        result = await session.execute(code, timeout=120, on_output=seen.append)
+        assert result.status is Status.OK, result
+        assert result.outputs[-1] == Output("stdout", text=dropped_notice(2_000_000 - 10_000))
+        assert result.stdout == ("x" * 999 + "\n") * 10 + dropped_notice(1_990_000)
+        assert seen == result.outputs  # the notice is streamed too
+        after = await session.execute("print(kept)", timeout=60)
+        assert after.stdout == "1\n"  # a fresh budget, and the state kept
+    finally:
+        await session.close()
+
+
+@pytest.mark.anyio
+async def test_the_default_time_bound_applies_when_execute_has_no_timeout(
+    options: dict[str, object],
+) -> None:
+    session = await started(**options, exec_timeout=1.0)
+    try:
+        await session.execute("kept = 'yes'", timeout=60)
+        result = await session.execute("import time\ntime.sleep(60)\n")
+        assert result.status is Status.TIMEOUT, result
+        assert "timeout of 1 s" in result.detail
+        assert not result.state_lost
+        assert (await session.execute("print(kept)", timeout=60)).stdout == "yes\n"
+    finally:
+        await session.close()
