@@ -1,45 +1,65 @@
-"""Print a run's output as it happens, for a person watching a terminal.
+"""Print a run's output as plain lines as it happens: the view when stdout is not a terminal.
 
 The script's own stdout goes to ``out`` and its stderr to ``err``; with
 ``--json`` the caller passes stderr for both so that stdout carries only the
-JSON object. Rich outputs are announced by a one-line placeholder.
+JSON object. Rich outputs are announced by a one-line placeholder, or by the
+path they were saved to (``--save-figures``). Text a stream cannot encode (a
+lone surrogate the code printed) is escaped, never allowed to end the run.
 """
 
 from __future__ import annotations
 
 from typing import TextIO
 
+from eager_rt.cli.figures import FigureSaver, describe_bundle
 from eager_rt.events import Event, Interrupted, OutputEvent, ToolCallFinished
 
-__all__ = ["LivePrinter", "describe_bundle"]
+__all__ = ["LivePrinter", "safe_write"]
 
 
-def describe_bundle(data: dict[str, object]) -> str:
-    mime = next((m for m in ("image/png", "image/svg+xml", "text/html") if m in data), None)
-    if mime is None:
-        return str(data.get("text/plain", "<display>"))
-    size = len(str(data[mime]))
-    return f"[{mime} output, {size:,} bytes]"
+def safe_write(stream: TextIO, text: str) -> None:
+    """Write ``text``, escaping what the stream's encoding cannot hold."""
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        stream.write(text.encode(encoding, "backslashreplace").decode(encoding, "replace"))
+    stream.flush()
 
 
 class LivePrinter:
-    def __init__(self, out: TextIO, err: TextIO, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        err: TextIO,
+        verbose: bool = False,
+        figures: FigureSaver | None = None,
+    ) -> None:
         self.out = out
         self.err = err
         self.verbose = verbose
+        self.figures = figures
+
+    def code(self, piece: str) -> None:
+        """Code pieces are not shown in plain output (``eager chat --show-code`` echoes them)."""
+
+    def prose(self, text: str) -> None:
+        safe_write(self.out, text)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, OutputEvent):
             output = event.output
             if output.kind == "stdout":
-                self.out.write(output.text)
-                self.out.flush()
+                safe_write(self.out, output.text)
             elif output.kind == "stderr":
-                self.err.write(output.text)
-                self.err.flush()
+                safe_write(self.err, output.text)
             elif output.kind == "display" and output.data is not None:
-                self.out.write(describe_bundle(output.data) + "\n")
-                self.out.flush()
+                shown = (
+                    self.figures.describe(output.data)
+                    if self.figures is not None
+                    else describe_bundle(output.data)
+                )
+                safe_write(self.out, shown + "\n")
         elif isinstance(event, ToolCallFinished):
             call = event.call
             how = "returned" if call.ok else f"failed: {call.error}"
@@ -49,10 +69,8 @@ class LivePrinter:
                 if call.wasted
                 else (" (speculative)" if call.speculative else "")
             )
-            self.err.write(f"eager: tool {call.tool}() #{call.id} {how}{took}{note}\n")
-            self.err.flush()
+            safe_write(self.err, f"eager: tool {call.tool}() #{call.id} {how}{took}{note}\n")
         elif isinstance(event, Interrupted):
-            self.err.write(f"eager: generation stopped early: {event.reason}\n")
-            self.err.flush()
+            safe_write(self.err, f"eager: generation stopped early: {event.reason}\n")
         elif self.verbose:
-            self.err.write(f"eager: {event.type} at {event.t:.3f}s\n")
+            safe_write(self.err, f"eager: {event.type} at {event.t:.3f}s\n")

@@ -1,40 +1,61 @@
-"""``eager run SCRIPT``: replay a script as a model would stream it, and run it eagerly.
+"""eager run SCRIPT: replay a script as a model would stream it, and run it eagerly.
 
-The script is cut into tokens (:mod:`eager_rt.sources.replay`) and streamed at
-``--tps``; its statements run on the chosen backend while later tokens are
-still arriving. ``--mode both`` runs the serial baseline and the eager run on
-fresh sessions, one after the other, and reports the savings. The session runs
-in the script's own directory so relative data paths work.
+The script is cut into tokens and streamed at --tps tokens per second; its
+statements run on the chosen backend while later tokens are still arriving.
+--mode both runs the serial baseline (the whole program generated first,
+then run) and the eager run on fresh sessions, one after the other, and
+reports what the eager run saved. The session runs in the script's own
+directory so relative data paths work.
 
-Host tools: ``--tools MODULE:ATTR`` imports MODULE (the current directory is
+In a terminal the code is shown as it streams, each statement marked as it is
+detected, queued, running, done or failed, with its output under it; --plain
+prints only the output, as when stdout is not a terminal.
+
+Host tools: --tools MODULE:ATTR imports MODULE (the current directory is
 searched first) and takes ATTR: a list of tools, or one function or
-``eager_rt.tool(...)`` declaration. The script calls them by name, as
-generated code would; they run in this process. Tools that require approval
-are denied (there is no one to ask). ``--mode both`` runs the script twice, so
-its tools are called twice.
+eager_rt.tool(...) declaration. The script calls them by name, as generated
+code would; they run in this process. Tools that require approval are denied
+(there is no one to ask). --mode both runs the script twice, so its tools are
+called twice.
+
+Exit codes: 0 every run ended ok, 1 a run failed, 2 a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import os
 import statistics
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from rich.console import Console
+
+from eager_rt.cli.checks import UsageError, number, read_script, writable_dir, writable_file
 from eager_rt.cli.common import add_backend_arguments, backend_from_args
-from eager_rt.cli.live import LivePrinter
+from eager_rt.cli.figures import FigureSaver
+from eager_rt.cli.live import LivePrinter, safe_write
+from eager_rt.cli.report import (
+    JSON_OUTPUT_LIMIT,
+    cap_output,
+    error_message,
+    print_plain_summary,
+    print_rich_summary,
+    savings,
+)
+from eager_rt.cli.view import LiveView
 from eager_rt.executor import BackendError, Session
 from eager_rt.latency import LatencyModel
 from eager_rt.registry import BackendNotFound
 from eager_rt.result import RunResult
 from eager_rt.runtime import Mode, arun_stream
-from eager_rt.sources.replay import replay
+from eager_rt.sources.replay import Replay, replay
 from eager_rt.tools import Tool, as_tools
 
 __all__ = ["add_parser", "load_tools", "measure_setup", "savings"]
@@ -48,19 +69,91 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("script", type=Path, help="the Python script to replay")
-    parser.add_argument("--tps", type=float, default=50.0, help="tokens per second (50)")
-    parser.add_argument("--ttft", type=float, default=0.0, help="time to first token, seconds")
-    parser.add_argument("--mode", choices=["eager", "serial", "both"], default="eager")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    parser.add_argument("--timeline", type=Path, metavar="PNG", help="draw the run's timeline")
-    parser.add_argument("--tokenizer", choices=["auto", "cl100k", "approx"], default="auto")
-    parser.add_argument("--no-batching", action="store_true", help="one execution per chunk")
-    parser.add_argument("--no-gating", action="store_true", help="run definitions at once")
-    parser.add_argument(
+    stream = parser.add_argument_group("the token stream")
+    stream.add_argument(
+        "--tps",
+        type=number(minimum=0.1, maximum=1e6),
+        default=50.0,
+        help="tokens per second the script is streamed at, 0.1 to 1e6 (default 50)",
+    )
+    stream.add_argument(
+        "--ttft",
+        type=number(minimum=0.0, maximum=3600.0),
+        default=0.0,
+        metavar="S",
+        help="time to first token in seconds, 0 to 3600 (default 0)",
+    )
+    stream.add_argument(
+        "--tokenizer",
+        choices=["auto", "cl100k", "approx"],
+        default="auto",
+        help="how the script is cut into tokens: cl100k (GPT-4's tokenizer, needs "
+        "eager_rt[tokenizer]), approx (an imitation of it), auto (cl100k when installed)",
+    )
+    runtime = parser.add_argument_group("how it runs")
+    runtime.add_argument(
+        "--mode",
+        choices=["eager", "serial", "both"],
+        default="eager",
+        help="eager: run each statement as soon as it is complete (default); serial: "
+        "generate the whole program first, then run it; both: serial, then eager, "
+        "and the savings",
+    )
+    runtime.add_argument(
+        "--no-batching",
+        action="store_true",
+        help="one execution per statement (default: statements that are ready together "
+        "run as one execution)",
+    )
+    runtime.add_argument(
+        "--no-gating",
+        action="store_true",
+        help="run def and class statements at once (default: held until the code uses them "
+        "or the stream ends)",
+    )
+    runtime.add_argument(
         "--on-error",
         choices=["interrupt", "continue"],
         default="interrupt",
         help="stop generation at the first error (default), or keep generating",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--plain",
+        action="store_true",
+        help="print only the script's output as lines, not the live view (the default "
+        "when stdout is not a terminal)",
+    )
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object on stdout (the script's output goes to stderr)",
+    )
+    out.add_argument(
+        "--json-images",
+        action="store_true",
+        help="with --json: include each displayed image as a base64 MIME bundle",
+    )
+    out.add_argument(
+        "--json-output-limit",
+        type=int,
+        default=JSON_OUTPUT_LIMIT,
+        metavar="CHARS",
+        help=f"with --json: keep at most this many characters of each run's stdout, the "
+        f"head and the tail, with a notice of what was dropped; 0 keeps all "
+        f"(default {JSON_OUTPUT_LIMIT:,})",
+    )
+    out.add_argument(
+        "--timeline",
+        type=Path,
+        metavar="FILE",
+        help="draw the runs' timeline to FILE: .png, .svg or .html (needs matplotlib)",
+    )
+    out.add_argument(
+        "--save-figures",
+        type=Path,
+        metavar="DIR",
+        help="write each image the script displays to DIR as a numbered file (figure-001.png ...)",
     )
     tools = parser.add_argument_group("host tools")
     tools.add_argument(
@@ -151,18 +244,39 @@ async def measure_setup(session: Session, repeats: int = 7) -> float:
     return statistics.median(times)
 
 
-def savings(serial: RunResult, eager: RunResult) -> dict[str, float | None]:
-    """Fractions of serial NEL and E2EL that the eager run saved."""
-    nel = 1.0 - eager.nel_s / serial.nel_s if serial.nel_s > 0 else None
-    e2el = 1.0 - eager.e2el_s / serial.e2el_s if serial.e2el_s > 0 else None
-    return {"nel_saving": nel, "e2el_saving": e2el}
+class _Watched:
+    """The replayed stream, with each piece also handed to the view as it is released."""
+
+    def __init__(self, source: Replay, on_piece: Callable[[str], None]) -> None:
+        self.source = source
+        self.on_piece = on_piece
+
+    def info(self) -> dict[str, Any]:
+        return self.source.info()
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        async for piece in self.source:
+            self.on_piece(piece)
+            yield piece
+
+
+Watcher = LivePrinter | LiveView
+
+
+def _intro(args: argparse.Namespace, mode: Mode) -> str:
+    how = (
+        "each statement runs as soon as it is complete"
+        if mode == "eager"
+        else "the whole program is generated first, then run"
+    )
+    return f"{mode} run on {args.backend} at {args.tps:g} tokens/s: {how}"
 
 
 async def _run_modes(
     args: argparse.Namespace,
     text: str,
     modes: list[Mode],
-    printer: LivePrinter,
+    watcher: Callable[[Mode], Watcher],
     tools: list[Tool | Callable[..., Any]] | None = None,
 ) -> list[tuple[RunResult, float]]:
     runs: list[tuple[RunResult, float]] = []
@@ -170,40 +284,38 @@ async def _run_modes(
     async with backend:
         for mode in modes:
             session = backend.session(cwd=str(args.script.resolve().parent))
-            printer.err.write(
-                f"--- {mode} run on {args.backend} at {args.tps:g} tokens/s"
-                + (
-                    ": output appears while the code is generated"
-                    if mode == "eager"
-                    else ": the whole program is generated first, then run"
-                )
-                + " ---\n"
-            )
-            printer.err.flush()
+            view = watcher(mode)
             try:
                 await session.start(timeout=300)
                 t_setup = await measure_setup(session)
-                result = await arun_stream(
-                    replay(text, args.tps, args.ttft, tokenizer=args.tokenizer),
-                    session,
-                    mode=mode,
-                    batching=not args.no_batching,
-                    gating=not args.no_gating,
-                    on_error=args.on_error,
-                    exec_timeout=args.exec_timeout,
-                    on_event=printer,
-                    tools=tools,
-                    speculate=bool(args.speculate and mode == "eager"),
-                    hold_side_effects=args.hold_side_effects,
-                )
+                with view if isinstance(view, LiveView) else contextlib.nullcontext():
+                    result = await arun_stream(
+                        _Watched(
+                            replay(text, args.tps, args.ttft, tokenizer=args.tokenizer),
+                            view.code,
+                        ),
+                        session,
+                        mode=mode,
+                        batching=not args.no_batching,
+                        gating=not args.no_gating,
+                        on_error=args.on_error,
+                        exec_timeout=args.exec_timeout,
+                        on_event=view,
+                        tools=tools,
+                        speculate=bool(args.speculate and mode == "eager"),
+                        hold_side_effects=args.hold_side_effects,
+                    )
             finally:
                 await session.close()
             runs.append((result, t_setup))
     return runs
 
 
-def _run_record(run: RunResult, t_setup: float, tps: float) -> dict[str, Any]:
-    record: dict[str, Any] = {**run.summary(), "tps": tps, "t_setup_s": t_setup}
+def _run_record(run: RunResult, t_setup: float, args: argparse.Namespace) -> dict[str, Any]:
+    record: dict[str, Any] = {**run.summary(), "tps": args.tps, "t_setup_s": t_setup}
+    record["stdout"], dropped = cap_output(run.stdout, args.json_output_limit)
+    if dropped:
+        record["stdout_dropped_chars"] = dropped
     if run.error is not None:
         record["error"] = {
             "kind": run.error.kind,
@@ -211,101 +323,101 @@ def _run_record(run: RunResult, t_setup: float, tps: float) -> dict[str, Any]:
             "evalue": run.error.evalue,
             "lineno": run.error.lineno,
             "statement": run.error.statement,
+            "message": error_message(run, args.exec_timeout),
         }
     if run.tool_calls:
         data = run.to_dict()
         record["tool_calls"], record["ledger"] = data["tool_calls"], data["ledger"]
+    if args.json_images:
+        record["images"] = [
+            bundle for bundle in run.displays if any(m.startswith("image/") for m in bundle)
+        ]
     if run.mode == "eager" and any(r.ran for r in run.chunks):
         record["model"] = LatencyModel.from_run(run, t_setup).report(run.e2el_s)
     return record
 
 
-def _print_summary(runs: list[tuple[RunResult, float]], out: TextIO) -> None:
-    out.write("\n")
-    out.write(
-        f"{'mode':<7} {'status':<12} {'gen_s':>7} {'exec_s':>7} {'nel_s':>7} "
-        f"{'e2el_s':>7} {'chunks':>6} {'batches':>7}\n"
-    )
-    for run, _ in runs:
-        s = run.summary()
-        out.write(
-            f"{run.mode:<7} {run.status:<12} {run.gen_s:7.3f} {run.exec_s:7.3f} "
-            f"{run.nel_s:7.3f} {run.e2el_s:7.3f} {s['chunks']:>6} {s['batches']:>7}\n"
-        )
-        if run.error is not None:
-            out.write(f"        error: {run.error.describe()}")
-            if run.stream_closed_early:
-                out.write(" (generation stopped there)")
-            out.write("\n")
-    for run, t_setup in runs:
-        if run.mode == "eager" and any(r.ran for r in run.chunks):
-            model = LatencyModel.from_run(run, t_setup)
-            lower = model.e2el_lower_bound()
-            out.write(
-                f"model:  lower bound {lower:.3f}s, measured E2EL {run.e2el_s / lower:.3f}x "
-                f"of it; regime {model.regime()}; T_setup {t_setup * 1000:.2f} ms\n"
+def _check(args: argparse.Namespace) -> str:
+    """The script's text, once every option that can be checked before a run is."""
+    text = read_script(args.script)
+    if args.timeline is not None:
+        if args.timeline.suffix.lower() not in (".png", ".svg", ".html"):
+            raise UsageError(
+                f"--timeline {args.timeline}: the file must end in .png, .svg or .html"
             )
-            if model.tools:
-                hidden = model.tool_hidden_s() / model.tool_s() if model.tool_s() > 0 else 0.0
-                out.write(
-                    f"tools:  {len(model.tools)} calls, {model.tool_s():.3f}s, {hidden:.0%} "
-                    f"hidden behind generation; optimum {model.e2el_optimum():.3f}s "
-                    f"(measured E2EL {run.e2el_s / model.e2el_optimum():.3f}x of it), "
-                    f"{model.hideable_s():.3f}s more could be hidden\n"
-                )
-    for run, _ in runs:
-        if run.ledger:
-            calls = ", ".join(f"{c.tool}#{c.id}" for c in run.ledger)
-            out.write(f"ledger ({run.mode}): side effects that ran: {calls}\n")
-    if len(runs) == 2:
-        saved = savings(runs[0][0], runs[1][0])
-        parts = [
-            f"{name.replace('_saving', '').upper()} saved {value:.1%}"
-            for name, value in saved.items()
-            if value is not None
-        ]
-        out.write("eager vs serial: " + ", ".join(parts) + "\n")
-    out.flush()
+        writable_file(args.timeline, "--timeline")
+    if args.save_figures is not None:
+        writable_dir(args.save_figures, "--save-figures")
+    if args.json_images and not args.json:
+        raise UsageError("--json-images needs --json")
+    return text
+
+
+def _live(args: argparse.Namespace) -> bool:
+    return not (args.json or args.plain) and sys.stdout.isatty()
 
 
 def handle(args: argparse.Namespace) -> int:
-    script: Path = args.script
-    if not script.is_file():
-        print(f"eager run: no such script: {script}", file=sys.stderr)
-        return 2
-    if args.tps <= 0:
-        print("eager run: --tps must be positive", file=sys.stderr)
-        return 2
-    text = script.read_text(encoding="utf-8")
     try:
+        text = _check(args)
         tools = _tools_of(args)
-    except ValueError as exc:
+    except (UsageError, ValueError) as exc:
         print(f"eager run: {exc}", file=sys.stderr)
         return 2
     modes: list[Mode] = ["serial", "eager"] if args.mode == "both" else [args.mode]
+    live = _live(args)
+    console = Console(highlight=False) if live else None
     script_out = sys.stderr if args.json else sys.stdout
-    printer = LivePrinter(script_out, sys.stderr)
+
+    def watcher(mode: Mode) -> Watcher:
+        figures = None
+        if args.save_figures is not None:
+            figures = FigureSaver(args.save_figures, f"{mode}-" if len(modes) > 1 else "")
+        if console is not None:
+            console.rule(_intro(args, mode), style="dim")
+            return LiveView(
+                console,
+                label=f"{mode} on {args.backend}",
+                figures=figures,
+                describe_error=lambda run: error_message(run, args.exec_timeout),
+            )
+        safe_write(sys.stderr, f"--- {_intro(args, mode)} ---\n")
+        return LivePrinter(script_out, sys.stderr, figures=figures)
+
     try:
-        runs = asyncio.run(_run_modes(args, text, modes, printer, tools))
+        runs = asyncio.run(_run_modes(args, text, modes, watcher, tools))
     except (BackendNotFound, BackendError) as exc:
         print(f"eager run: {exc}", file=sys.stderr)
         return 2
-    if args.timeline:
-        from eager_rt.timeline import draw_timeline
-
-        draw_timeline(
-            [r for r, _ in runs], args.timeline, title=f"{script.name} @ {args.tps} tok/s"
-        )
+    timeline_error = _draw(args, runs) if args.timeline else None
     if args.json:
         payload: dict[str, Any] = {
-            "runs": [_run_record(run, t_setup, args.tps) for run, t_setup in runs]
+            "runs": [_run_record(run, t_setup, args) for run, t_setup in runs]
         }
         if len(runs) == 2:
             payload.update(savings(runs[0][0], runs[1][0]))
         json.dump(payload, sys.stdout)
         sys.stdout.write("\n")
+    elif console is not None:
+        print_rich_summary(runs, console, args.exec_timeout)
     else:
-        _print_summary(runs, sys.stdout)
-        if args.timeline:
-            print(f"timeline written to {args.timeline}")
+        print_plain_summary(runs, sys.stdout, args.exec_timeout)
+    if args.timeline and timeline_error is None and not args.json:
+        print(f"timeline written to {args.timeline}")
+    if timeline_error is not None:
+        print(f"eager run: {timeline_error}", file=sys.stderr)
+        return 2
     return 0 if all(run.ok for run, _ in runs) else 1
+
+
+def _draw(args: argparse.Namespace, runs: list[tuple[RunResult, float]]) -> str | None:
+    """Draw the timeline; a message when it could not be written (the runs still count)."""
+    from eager_rt.timeline import draw_timeline
+
+    try:
+        draw_timeline(
+            [r for r, _ in runs], args.timeline, title=f"{args.script.name} @ {args.tps:g} tok/s"
+        )
+    except (OSError, RuntimeError) as exc:
+        return f"--timeline {args.timeline}: {exc}"
+    return None

@@ -1,0 +1,180 @@
+"""What the CLI says about finished runs: the error line, the summary table, the savings.
+
+Shared by the plain printer and the live view so both say the same words;
+``--json`` records use :func:`error_message` and :func:`cap_output` too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from eager_rt.latency import LatencyModel
+from eager_rt.result import RunResult
+
+__all__ = [
+    "JSON_OUTPUT_LIMIT",
+    "cap_output",
+    "error_message",
+    "print_plain_summary",
+    "print_rich_summary",
+    "savings",
+]
+
+#: characters of a run's stdout a ``--json`` record keeps by default (head and tail)
+JSON_OUTPUT_LIMIT = 1_000_000
+
+#: the file name a backend compiles a batch under, which means nothing to a reader
+_CELL_NAME = re.compile(r" \(<cell-\d+>, line \d+\)")
+
+
+def error_message(run: RunResult, exec_timeout: float | None = None) -> str:
+    """The run's error in one line, in the words of the options the person gave."""
+    error = run.error
+    if error is None:
+        return ""
+    where = f" at line {error.lineno}" if error.lineno else ""
+    if error.kind == "timeout" and exec_timeout is not None:
+        return f"exceeded --exec-timeout {exec_timeout:g}s{where}"
+    evalue = _CELL_NAME.sub("", error.evalue)
+    return f"{error.ename}: {evalue}{where}" if evalue else f"{error.ename}{where}"
+
+
+def cap_output(text: str, limit: int) -> tuple[str, int]:
+    """``text`` cut to ``limit`` characters (head and tail kept) and how many were dropped."""
+    if limit <= 0 or len(text) <= limit:
+        return text, 0
+    dropped = len(text) - limit
+    head = limit // 2
+    notice = f"\n[... {dropped:,} characters of output dropped]\n"
+    return text[:head] + notice + text[len(text) - (limit - head) :], dropped
+
+
+def savings(serial: RunResult, eager: RunResult) -> dict[str, float | None]:
+    """Fractions of serial NEL and E2EL that the eager run saved."""
+    nel = 1.0 - eager.nel_s / serial.nel_s if serial.nel_s > 0 else None
+    e2el = 1.0 - eager.e2el_s / serial.e2el_s if serial.e2el_s > 0 else None
+    return {"nel_saving": nel, "e2el_saving": e2el}
+
+
+def _model_lines(runs: Sequence[tuple[RunResult, float]]) -> list[str]:
+    lines: list[str] = []
+    for run, t_setup in runs:
+        if run.mode != "eager" or not any(r.ran for r in run.chunks):
+            continue
+        model = LatencyModel.from_run(run, t_setup)
+        lower = model.e2el_lower_bound()
+        lines.append(
+            f"model:  lower bound {lower:.3f}s, measured E2EL {run.e2el_s / lower:.3f}x "
+            f"of it; regime {model.regime()}; T_setup {t_setup * 1000:.2f} ms"
+        )
+        if model.tools:
+            hidden = model.tool_hidden_s() / model.tool_s() if model.tool_s() > 0 else 0.0
+            lines.append(
+                f"tools:  {len(model.tools)} calls, {model.tool_s():.3f}s, {hidden:.0%} "
+                f"hidden behind generation; optimum {model.e2el_optimum():.3f}s "
+                f"(measured E2EL {run.e2el_s / model.e2el_optimum():.3f}x of it), "
+                f"{model.hideable_s():.3f}s more could be hidden"
+            )
+    for run, _ in runs:
+        if run.ledger:
+            calls = ", ".join(f"{c.tool}#{c.id}" for c in run.ledger)
+            lines.append(f"ledger ({run.mode}): side effects that ran: {calls}")
+    return lines
+
+
+def _savings_line(runs: Sequence[tuple[RunResult, float]]) -> str | None:
+    if len(runs) != 2:
+        return None
+    serial, eager = runs[0][0], runs[1][0]
+    saved = savings(serial, eager)
+    parts = []
+    if saved["e2el_saving"] is not None:
+        parts.append(
+            f"end to end {serial.e2el_s:.2f}s -> {eager.e2el_s:.2f}s "
+            f"(E2EL saved {saved['e2el_saving']:.1%})"
+        )
+    if saved["nel_saving"] is not None:
+        parts.append(
+            f"after the last token {serial.nel_s:.2f}s -> {eager.nel_s:.2f}s "
+            f"(NEL saved {saved['nel_saving']:.1%})"
+        )
+    return "eager vs serial: " + ", ".join(parts)
+
+
+def print_plain_summary(
+    runs: Sequence[tuple[RunResult, float]], out: TextIO, exec_timeout: float | None = None
+) -> None:
+    out.write("\n")
+    out.write(
+        f"{'mode':<7} {'status':<12} {'gen_s':>7} {'exec_s':>7} {'nel_s':>7} "
+        f"{'e2el_s':>7} {'chunks':>6} {'batches':>7}\n"
+    )
+    for run, _ in runs:
+        s = run.summary()
+        out.write(
+            f"{run.mode:<7} {run.status:<12} {run.gen_s:7.3f} {run.exec_s:7.3f} "
+            f"{run.nel_s:7.3f} {run.e2el_s:7.3f} {s['chunks']:>6} {s['batches']:>7}\n"
+        )
+        if run.error is not None:
+            out.write(f"        error: {error_message(run, exec_timeout)}")
+            if run.stream_closed_early:
+                out.write(" (generation stopped there)")
+            out.write("\n")
+    for line in _model_lines(runs):
+        out.write(line + "\n")
+    saved = _savings_line(runs)
+    if saved is not None:
+        out.write(saved + "\n")
+    out.flush()
+
+
+def print_rich_summary(
+    runs: Sequence[tuple[RunResult, float]], console: Console, exec_timeout: float | None = None
+) -> None:
+    """The same figures as a table, with the words behind each abbreviation."""
+    table = Table(title="runs", title_justify="left", show_edge=False)
+    columns: list[tuple[str, dict[str, Any]]] = [
+        ("mode", {}),
+        ("status", {}),
+        ("generation s", {"justify": "right"}),
+        ("execution s", {"justify": "right"}),
+        ("after last token s (NEL)", {"justify": "right"}),
+        ("end to end s (E2EL)", {"justify": "right"}),
+        ("statements", {"justify": "right"}),
+        ("executions", {"justify": "right"}),
+    ]
+    for name, options in columns:
+        table.add_column(name, **options)
+    for run, _ in runs:
+        s = run.summary()
+        style = "green" if run.ok else "red"
+        table.add_row(
+            run.mode,
+            f"[{style}]{run.status}[/]",
+            f"{run.gen_s:.3f}",
+            f"{run.exec_s:.3f}",
+            f"{run.nel_s:.3f}",
+            f"{run.e2el_s:.3f}",
+            str(s["chunks"]),
+            str(s["batches"]),
+        )
+    console.print()
+    console.print(table)
+    for run, _ in runs:
+        if run.error is not None:
+            cut = " (generation stopped there)" if run.stream_closed_early else ""
+            console.print(
+                f"{run.mode} error: {error_message(run, exec_timeout)}{cut}",
+                style="red",
+                markup=False,
+            )
+    for line in _model_lines(runs):
+        console.print(line, markup=False, style="dim")
+    saved = _savings_line(runs)
+    if saved is not None:
+        console.print(saved, markup=False, style="bold green")
