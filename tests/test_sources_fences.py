@@ -348,3 +348,32 @@ def test_any_split_of_any_document_gives_its_code(
     segs, extractor = split_run(text, cuts)
     assert kind_text(segs, "code") == expected
     assert not extractor.unclosed
+
+
+# -- property: messy documents split the same however the stream is cut -------------------
+
+_MESSY_LINES = st.sampled_from([
+    "Some prose.", "", "1. First step:", "- a bullet", "   - nested bullet", "10) ten",
+    "```python", "```py title=x.py", "```{python}", "```python:a.py", "    ```python", "  ```",
+    "```", "````", "~~~", "```bash", "      ```py",
+    "x = 1", "    x = 1", "        y = x", "\tz = 2", ">>> a = 1", "... b", "...", ">>>", "3",
+    "``not a fence", "``` trailing", "> quote",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_MESSY_LINES, max_size=14), crlf=st.booleans(), data=st.data())
+def test_any_cut_of_a_messy_document_gives_the_same_segments(
+    lines: list[str], crlf: bool, data: st.DataObject
+) -> None:
+    end = "\r\n" if crlf else "\n"
+    text = "".join(line + end for line in lines)
+    whole, _ = split_run(text, [])
+    cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=30))
+    cut, _ = split_run(text, cuts)
+    one_by_one, _ = split_run(text)
+    for kind in ("code", "prose", "other", "fence"):
+        assert kind_text(cut, kind) == kind_text(one_by_one, kind) == kind_text(whole, kind), kind
+    # what is removed from a block's lines is only indentation and prompts
+    kept = "".join(s.text for s in whole)
+    assert len(kept) <= len(text)

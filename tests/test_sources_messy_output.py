@@ -16,7 +16,7 @@ import pytest
 from eager_rt.result import RunResult
 from eager_rt.runtime import run_stream
 from eager_rt.sources.fences import FenceExtractor, Segment, info_language
-from eager_rt.sources.llm import ModelStreamError
+from eager_rt.sources.llm import ModelSource, ModelStreamError
 from eager_rt.sources.openai import chat_completions
 from eager_rt.sync import SyncSession
 from tests.fake_llm import FakeLLM, Reply
@@ -26,7 +26,7 @@ def pieces(text: str, size: int = 5) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def run_reply(reply: Reply, session: SyncSession) -> tuple[RunResult, object]:
+def run_reply(reply: Reply, session: SyncSession) -> tuple[RunResult, ModelSource]:
     """One streamed answer through the SDK, the adapter and the runtime."""
     with FakeLLM(reply) as llm:
         client = openai.OpenAI(base_url=llm.openai_url, api_key="test", max_retries=0,
@@ -286,7 +286,7 @@ def test_response_time_counts_the_prose_after_the_code(sync_session: SyncSession
     reply = Reply(text=["```python\n", "print(1)\n", "```\n", *pieces("Prose after. " * 40)])
     result, source = run_reply(reply, sync_session)
     assert result.status == "ok"
-    stats = source.stats  # type: ignore[attr-defined]
+    stats = source.stats
     assert result.response_s is not None and result.response_s == stats.response_s
     # the code ended before the prose: gen_s stops there, the response goes on
     assert result.gen_s <= result.response_s
