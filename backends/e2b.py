@@ -96,6 +96,7 @@ from eager_rt.executor import (
 
 from . import _kernel_tools as kernel_tools
 from ._ipython_setup import Semantics, check_semantics, setup_code
+from ._limits import DEFAULT_EXEC_TIMEOUT, DEFAULT_MAX_OUTPUT, Limits, OutputBudget
 from ._recovery import (
     DEFAULT_INTERRUPT_GRACE,
     Escalation,
@@ -232,6 +233,8 @@ class _Run:
     unsettled: str | None = None  # the error a probe met after the interrupt, other than abort
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
     desk: _ToolDesk | None = None  # where the tool calls it announces go
+    #: max_output: what comes past it is dropped, then said in one notice
+    budget: OutputBudget = field(default_factory=lambda: OutputBudget(None))
 
     async def request_interrupt(self) -> None:
         """Close this run's stream (the server then interrupts the kernel)."""
@@ -270,7 +273,10 @@ class E2BSession(Supervised, Session):
         stall_timeout: float = 30.0,
         probe_timeout: float = 2.0,
         metadata: dict[str, str] | None = None,
+        exec_timeout: float | None = DEFAULT_EXEC_TIMEOUT,
+        max_output: int | None = DEFAULT_MAX_OUTPUT,
     ) -> None:
+        self.limits = Limits(exec_timeout=exec_timeout, max_output=max_output)
         self.supervisor = Supervisor(
             RecoveryPolicy(interrupt_grace=interrupt_grace, auto_restart=auto_restart), "context"
         )
@@ -509,11 +515,18 @@ class E2BSession(Supervised, Session):
             if tools is not None:
                 self._warm_relay()
             desk = _ToolDesk(self, tools)
+            run = _Run(desk=desk, budget=self.limits.budget())
+            timeout = self.limits.timeout(timeout)
             try:
-                result = await self._supervised(_Run(desk=desk), code, timeout, on_output)
+                result = await self._supervised(run, code, timeout, on_output)
             finally:
                 # calls still running are cancelled, and threads still waiting told so
                 await _insist(desk.close())
+            notice = run.budget.notice()
+            if notice is not None:
+                result.outputs.append(notice)
+                if on_output is not None:
+                    on_output(notice)
             result.started = started
             result.ended = now()
             return result
@@ -613,6 +626,10 @@ class E2BSession(Supervised, Session):
             emit(Output("display", data=_bundle(result)))
 
         def emit(out: Output) -> None:
+            kept = run.budget.admit(out)
+            if kept is None:
+                return
+            out = kept
             run.outputs.append(out)
             if on_output is not None:
                 try:
@@ -938,8 +955,11 @@ class E2BBackend(Backend):
     ``start_timeout`` (for the restarts the session does on its own),
     ``stall_timeout`` (seconds without a byte, not even a keepalive, before
     the stream counts as lost), ``probe_timeout`` (longest wait for one probe
-    after an interrupt), ``metadata``. The shared ones are tabled in
-    ``docs/backends.md``.
+    after an interrupt), ``metadata``, ``exec_timeout`` and ``max_output``
+    (the bounds of every backend, :mod:`._limits`: wall-time seconds of an
+    execution given no timeout, bytes of output kept per execution, the rest
+    dropped with a notice; ``None`` turns either off). The shared ones are
+    tabled in ``docs/backends.md``.
     """
 
     name: ClassVar[str] = "e2b"

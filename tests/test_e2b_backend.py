@@ -522,3 +522,50 @@ async def test_tools_defined_again_by_the_runtime_after_a_restart(session: Any) 
 async def test_peek_is_not_offered(session: Any) -> None:
     assert (await session.execute("x = 1", timeout=60)).ok
     assert await session.peek(["x"]) is None
+
+
+# -- default bounds (issue 17, finding 1) ----------------------------------------------------
+
+
+def test_sessions_are_bounded_by_default(server: LocalE2B) -> None:
+    from eager_rt.backends._limits import Limits
+
+    options = server.sdk_options()
+    assert open_backend("e2b", **options).session().limits == Limits()
+    unbounded = open_backend("e2b", **options, exec_timeout=None, max_output=None).session()
+    assert unbounded.limits == Limits(exec_timeout=None, max_output=None)
+    with pytest.raises(ValueError, match="exec_timeout"):
+        open_backend("e2b", **options, exec_timeout=0)
+
+
+async def test_an_output_flood_is_capped_with_a_notice(backend: Any) -> None:
+    from eager_rt.backends._limits import dropped_notice
+
+    session = backend.session(max_output=10_000)
+    await session.start(timeout=120)
+    try:
+        seen: list[Output] = []
+        code = "kept = 1\nfor i in range(2000):\n    print('x' * 999)\n"
+        result = await session.execute(code, timeout=120, on_output=seen.append)
+        assert result.status is Status.OK, result
+        assert result.outputs[-1] == Output("stdout", text=dropped_notice(2_000_000 - 10_000))
+        assert result.stdout == ("x" * 999 + "\n") * 10 + dropped_notice(1_990_000)
+        assert seen == result.outputs  # the notice is streamed too
+        after = await session.execute("print(kept)", timeout=60)
+        assert after.stdout == "1\n"  # a fresh budget, and the state kept
+    finally:
+        await session.close()
+
+
+async def test_the_default_time_bound_applies_when_execute_has_no_timeout(backend: Any) -> None:
+    session = backend.session(exec_timeout=1.0)
+    await session.start(timeout=120)
+    try:
+        await session.execute("kept = 'yes'", timeout=60)
+        result = await session.execute("import time\ntime.sleep(60)\n")
+        assert result.status is Status.TIMEOUT, result
+        assert "timeout of 1 s" in result.detail
+        assert not result.state_lost
+        assert await _kept(session) == "yes\n"
+    finally:
+        await session.close()
