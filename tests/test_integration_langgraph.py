@@ -31,9 +31,11 @@ from langgraph.graph import START, MessagesState, StateGraph  # noqa: E402
 from langgraph.prebuilt import ToolNode, tools_condition  # noqa: E402
 
 from eager_rt.agent import TurnResult  # noqa: E402
+from eager_rt.events import Event, ExecutionFinished  # noqa: E402
 from eager_rt.executor import Backend  # noqa: E402
 from eager_rt.integrations.langgraph import EagerCode, host_tool  # noqa: E402
 from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments  # noqa: E402
+from tests.fake_llm.gated import GatedLLM  # noqa: E402
 from tests.processes import wait_until_gone  # noqa: E402
 
 with warnings.catch_warnings():  # deprecated in langgraph 1.x in favour of langchain's create_agent
@@ -67,6 +69,23 @@ OK_CODE = (
 )
 FAIL_CODE = PID + "ratio = lookup('north') / 0\n" + TAIL + "print('never')\n"
 REPAIR_CODE = "ratio = north_fixed = lookup('north') / 4\nprint('ratio', ratio)\n"
+
+
+#: the model pauses mid-call until a statement has run (GatedLLM's gate): overlap, not a race
+HELD = Faults(interval=0.01, hold_after=60, hold_timeout=60.0)
+#: the model pauses after the failing statement until the client goes away: if eager_rt
+#: did not stop the stream, the server would send everything after the hold's timeout
+STOPPED = Faults(interval=0.01, hold_after=30, hold_timeout=60.0)
+
+
+def opens(llm: GatedLLM) -> Callable[[str, Event], None]:
+    """An ``on_event`` that lets the held model go on once a statement has run."""
+
+    def on_event(call_id: str, event: Event) -> None:
+        if isinstance(event, ExecutionFinished):
+            llm.gate.set()
+
+    return on_event
 
 
 def code_reply(code: str, size: int = 6) -> Reply:
@@ -147,8 +166,11 @@ def tool_messages(messages: list[Any]) -> list[ToolMessage]:
 @pytest.mark.anyio
 async def test_prebuilt_agent_runs_the_code_while_the_model_streams(results: Results) -> None:
     turns = script(code_reply(OK_CODE), Reply(text=["The total ", "is 460."]))
-    with FakeLLM(turns, Faults(interval=0.01)) as llm:
-        eager = EagerCode(tools=[lookup], read_only=["lookup"], on_result=results)
+    gated = GatedLLM(turns, HELD)
+    with gated as llm:
+        eager = EagerCode(
+            tools=[lookup], read_only=["lookup"], on_result=results, on_event=opens(gated)
+        )
         agent = create_react_agent(eager.wrap(chat_model(llm)), [eager.tool, lookup])
         seen: list[Any] = []
         async with eager:
@@ -192,7 +214,7 @@ async def test_a_failing_statement_stops_the_stream_and_the_repair_turn_continue
     results: Results,
 ) -> None:
     turns = script(code_reply(FAIL_CODE), code_reply(REPAIR_CODE), Reply(text=["Ratio is 30."]))
-    with FakeLLM(turns, Faults(interval=0.01)) as llm:
+    with FakeLLM(turns, STOPPED) as llm:
         eager = EagerCode(tools=[lookup], on_result=results)
         agent = create_react_agent(eager.wrap(chat_model(llm)), [eager.tool, lookup])
         async with eager:
@@ -201,7 +223,7 @@ async def test_a_failing_statement_stops_the_stream_and_the_repair_turn_continue
 
     # the server saw the client go away before the end of the response
     assert first.client_closed and not first.finished
-    assert first.events_unsent > 0
+    assert first.events_sent <= 1 + 30  # the role chunk, then at most up to the hold
     failed, repaired = (r for _, r in results.by_call)
     assert failed.status == "error"
     assert failed.data["error"]["ename"] == "ZeroDivisionError"
@@ -326,8 +348,9 @@ async def test_a_cancelled_run_closes_its_session_and_the_stream() -> None:
 @pytest.mark.anyio
 async def test_hand_built_graph_streams_and_calls_other_tools(results: Results) -> None:
     turns = script(code_reply(OK_CODE), Reply(text=["460"]))
-    with FakeLLM(turns, Faults(interval=0.01)) as llm:
-        eager = EagerCode(tools=[lookup], on_result=results)
+    gated = GatedLLM(turns, HELD)
+    with gated as llm:
+        eager = EagerCode(tools=[lookup], on_result=results, on_event=opens(gated))
         graph = hand_built(eager, llm)
         async with eager:
             out = await graph.ainvoke({"messages": [("user", "total?")]})
@@ -341,7 +364,7 @@ async def test_hand_built_graph_streams_and_calls_other_tools(results: Results) 
 def test_sync_graph_invoke_runs_eagerly_and_stops_on_error(results: Results) -> None:
     """``invoke`` (no event loop): the sessions run on the adapter's own portal."""
     turns = script(code_reply(FAIL_CODE), Reply(text=["failed"]))
-    with FakeLLM(turns, Faults(interval=0.01)) as llm:
+    with FakeLLM(turns, Faults(interval=0.02)) as llm:
         eager = EagerCode(tools=[lookup], on_result=results)
         model = eager.wrap(chat_model(llm)).bind_tools([eager.tool])
 
@@ -440,14 +463,14 @@ def test_host_tool_keeps_the_langchain_signature_and_defaults() -> None:
 @pytest.mark.anyio
 async def test_prebuilt_agent_on_docker(docker_backend: Backend, results: Results) -> None:
     turns = script(code_reply(FAIL_CODE), code_reply(REPAIR_CODE), Reply(text=["30"]))
-    with FakeLLM(turns, Faults(interval=0.01)) as llm:
+    with FakeLLM(turns, STOPPED) as llm:
         eager = EagerCode(backend=docker_backend, tools=[lookup], on_result=results)
         agent = create_react_agent(eager.wrap(chat_model(llm)), [eager.tool, lookup])
         async with eager:
             out = await agent.ainvoke({"messages": [("user", "ratio?")]})
             assert eager.open_sessions == 0
         first = llm.wait_done(0)
-    assert first.client_closed
+    assert first.client_closed and first.events_sent <= 1 + 30
     failed, repaired = (r for _, r in results.by_call)
     assert failed.run is not None and failed.run.backend == "docker"
     assert failed.data["error"]["ename"] == "ZeroDivisionError"

@@ -39,6 +39,8 @@ class StreamingCall:
     on another thread submits them with ``loop.call_soon_threadsafe``).
     ``stopped`` is set, with the reason, when the run asks generation to stop
     (a statement failed); the adapter then stops reading the model's stream.
+    ``on_stop`` (called on the call's loop, once) lets it stop at once rather
+    than at the model's next chunk.
     """
 
     def __init__(self, call_id: str) -> None:
@@ -48,6 +50,7 @@ class StreamingCall:
         self.task: asyncio.Task[TurnResult] | None = None
         self.closed = False
         self.stopped: str | None = None
+        self.on_stop: Callable[[], None] | None = None
 
     def feed(self, fragment: str) -> None:
         if fragment and not self.closed:
@@ -72,6 +75,8 @@ class StreamingCall:
         def watch(event: Event) -> None:
             if isinstance(event, Interrupted) and self.stopped is None:
                 self.stopped = event.reason
+                if self.on_stop is not None:
+                    self.on_stop()
             if forward is not None:
                 forward(event)
 

@@ -539,9 +539,15 @@ class EagerCode:
 class _Response:
     """The ``run_code`` calls of one model response while it streams (by chunk index)."""
 
-    def __init__(self, eager: EagerCode, submit: Callable[[Callable[[], None]], None]) -> None:
+    def __init__(
+        self,
+        eager: EagerCode,
+        submit: Callable[[Callable[[], None]], None],
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
         self.eager = eager
         self.submit = submit  # runs a function on the sessions' loop, in order
+        self.on_stop = on_stop  # called on that loop when a call asks to stop generation
         self.key = eager._scope_key()
         self.calls: dict[int, StreamingCall | None] = {}  # None: another tool's call
 
@@ -555,6 +561,7 @@ class _Response:
                     self.calls[index] = None
                     continue
                 call = StreamingCall(str(part["id"]))
+                call.on_stop = self.on_stop
                 self.calls[index] = call
                 self.submit(functools.partial(self.eager._launch, call, self.key))
             call_or_none = self.calls[index]
@@ -570,6 +577,27 @@ class _Response:
         for call in self.calls.values():
             if call is not None:
                 self.submit(call.close)
+
+
+_DONE = object()  # the wrapped model's stream ended
+_STOP = object()  # a statement failed: stop now
+
+
+async def _read_ahead(
+    stream: AsyncIterator[ChatGenerationChunk], queue: asyncio.Queue[object]
+) -> None:
+    """Pull the wrapped model's chunks into ``queue``, so a stop need not wait for one."""
+    try:
+        async for chunk in stream:
+            queue.put_nowait(chunk)
+    except Exception as exc:  # noqa: BLE001 - handed to the reader, who raises it
+        queue.put_nowait(exc)
+    else:
+        queue.put_nowait(_DONE)
+    finally:
+        closer = getattr(stream, "aclose", None)
+        if closer is not None:
+            await closer()  # closes the provider's response (also when cancelled)
 
 
 class EagerChatModel(BaseChatModel):
@@ -622,19 +650,29 @@ class EagerChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         eager = cast(EagerCode, self.eager)
         eager._own_loop()
-        response = _Response(eager, lambda fn: fn())
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        response = _Response(eager, lambda fn: fn(), on_stop=lambda: queue.put_nowait(_STOP))
         stream = self.chat_model._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
+        # one task owns the provider's stream; a failing statement ends the wait for the
+        # next chunk at once, however long the model takes to send it
+        reader = asyncio.get_running_loop().create_task(_read_ahead(stream, queue))
         try:
-            async for chunk in stream:
+            while True:
+                item = await queue.get()
+                if item is _DONE or item is _STOP:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                chunk = cast(ChatGenerationChunk, item)
                 response.observe(chunk)
                 yield chunk
                 if response.stopped:
                     break  # a statement failed: no more tokens
         finally:
             try:
-                closer = getattr(stream, "aclose", None)
-                if closer is not None:
-                    await closer()  # closes the provider's response
+                if not reader.done():
+                    reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
             finally:
                 response.end()
 
