@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
+import os
+import random
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,6 +134,8 @@ class WorkerSession(Supervised, Session):
         #: for the next execution's result
         self.on_background_output: OutputCallback | None = None
         self._background: list[Output] = []
+        # the nonces: unpredictable to the code (seeded from the OS), cheap to draw
+        self._nonces = random.Random(os.urandom(32))
         self._background_budget = self.limits.budget()
         self.python = python
         self.supervisor = Supervisor(
@@ -237,7 +240,12 @@ class WorkerSession(Supervised, Session):
         self._next_id += 1
         future = asyncio.get_running_loop().create_future()
         pending = _Pending(
-            self._next_id, secrets.token_hex(8), future, on_output, self.limits.budget(), tools
+            self._next_id,
+            f"{self._nonces.getrandbits(64):016x}",
+            future,
+            on_output,
+            self.limits.budget(),
+            tools,
         )
         self._pending = pending
         spell = self._background_budget  # output of the idle spell that ends now
