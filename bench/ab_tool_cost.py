@@ -8,8 +8,10 @@ every round, so slow spells of the machine hit both alike.
 
     .venv/bin/python -m bench.ab_tool_cost --before 2b53bdd --after . --backends local,docker
 
-Prints, per backend and revision, the median over rounds of each cost (sync,
-inline, async; ms), and writes everything to ``bench/results/ab_<name>.json``.
+Backends are the rows of ``bench/test_bench_tool_calls.py`` (local, docker,
+podman, jupyter, gateway, e2b, e2b_20ms). Prints, per backend and revision,
+the median over rounds of each cost (sync, inline, async; ms), and writes
+everything to ``bench/results/ab_<name>.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.ab_compare import DOCKER_IMAGE, RESULTS, ROOT, _import_tree, _source_tree
+from bench.ab_compare import RESULTS, ROOT, _import_tree, _source_tree
 
 COSTS = ("sync cost", "inline cost", "async cost")
 
@@ -50,18 +52,15 @@ def _child(tree: Path, job: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _measure(backend_name: str, blocks: int, calls: int) -> dict[str, Any]:
-    from bench.tool_cost import measure
-    from eager_rt.registry import get_backend
+    from bench.tool_cost import backend_for, measure
 
-    options = {"image": DOCKER_IMAGE} if backend_name in ("docker", "podman") else {}
-    backend = get_backend(backend_name)(**options)
-    session = backend.session()
-    await session.start(timeout=120)
-    try:
-        return await measure(session, blocks=blocks, calls=calls, warmup=50)
-    finally:
-        await session.close()
-        await backend.aclose()
+    async with backend_for(backend_name) as backend:
+        session = backend.session()
+        await session.start(timeout=120)
+        try:
+            return await measure(session, blocks=blocks, calls=calls, warmup=min(50, calls))
+        finally:
+            await session.close()
 
 
 def _run_child(raw: str) -> None:

@@ -21,12 +21,15 @@ without ``inline`` (measured by the A/B driver) skips that case.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import statistics
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from eager_rt.executor import Session
+from eager_rt.executor import Backend, Session
+from eager_rt.registry import get_backend, open_backend
 from eager_rt.tools import ToolHost, as_tools, stub_source, tool
 
 CASES = {
@@ -35,6 +38,8 @@ CASES = {
     "inline call": "iecho(1)",
     "async call": "await aecho(1)",
 }
+#: the latency the local E2B server adds to every request of the ``e2b_20ms`` row
+E2B_DELAY_S = 0.02
 #: the cost columns: (case, its cost's key in a row)
 COSTS = (("sync call", "sync cost"), ("inline call", "inline cost"), ("async call", "async cost"))
 
@@ -47,6 +52,36 @@ def echo(x: int) -> int:
 async def aecho(x: int) -> int:
     """Give ``x`` back, asynchronously."""
     return x
+
+
+@contextlib.asynccontextmanager
+async def backend_for(name: str) -> AsyncIterator[Backend]:
+    """A ready backend for the row ``name``, local services started on loopback.
+
+    ``local``, ``docker``, ``podman`` (the test image), ``jupyter`` (a local
+    kernel), ``gateway`` (a Kernel Gateway), ``e2b`` (the real SDK against
+    the local E2B server) and ``e2b_20ms`` (the same, 20 ms added per request).
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if name in ("docker", "podman"):
+            from tests.provision.docker import TEST_IMAGE
+
+            backend = get_backend(name)(image=TEST_IMAGE)
+        elif name == "gateway":
+            from tests.provision.jupyter import running_gateway
+
+            gateway = stack.enter_context(running_gateway())
+            backend = open_backend("jupyter", url=gateway.url, token=gateway.token)
+        elif name.startswith("e2b"):
+            from tests.e2b_server import LocalE2B
+
+            server = stack.enter_context(LocalE2B(keepalive_s=1.0))
+            server.configure(delay_s=E2B_DELAY_S if name == "e2b_20ms" else 0.0)
+            backend = open_backend("e2b", **server.sdk_options())
+        else:
+            backend = get_backend(name)()
+        stack.push_async_callback(backend.aclose)
+        yield backend
 
 
 def _host() -> tuple[ToolHost, dict[str, str]]:
