@@ -19,8 +19,9 @@ response, even under ``invoke``, and feeds the ``tool_call_chunks`` of each
 :func:`~eager_rt.sources.tool_json.adecode_argument` into
 :func:`eager_rt.agent.arun_turn`: statements run while later ones are written.
 When a statement fails, the wrapper stops reading the stream (the provider's
-HTTP response is closed, so generation and billing stop) and the model's
-message ends with the call cut after the failing statement. The tool node then
+HTTP response is closed, so generation and billing stop; under the async API at
+once, under ``invoke`` at the next chunk) and the model's message ends with the
+call cut a few tokens after the failing statement. The tool node then
 invokes :attr:`EagerCode.tool` as usual; for a call that was streamed it runs
 nothing and returns the call's :class:`~eager_rt.agent.TurnResult` as the
 ``ToolMessage`` for the model's repair turn (``status="error"`` on failure, the
