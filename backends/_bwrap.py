@@ -99,14 +99,10 @@ class Sandbox:
         *,
         copy_from: str | None = None,
         info_fd: int | None = None,
-        block_fd: int | None = None,
     ) -> list[str]:
         """``bwrap ... command``: the worker's argv, sandboxed.
 
-        ``info_fd``: bwrap writes the host pid of the namespace's init there
-        (JSON). ``block_fd``: the namespace's init waits for a byte on it
-        before it starts ``command``; the host moves the sandbox into its
-        cgroup meanwhile.
+        ``info_fd``: bwrap writes the host pid of the namespace's init there (JSON).
         """
         bwrap = bwrap_path()
         if bwrap is None:
@@ -140,7 +136,6 @@ class Sandbox:
         args += [] if self.network else ["--unshare-net"]
         args += ["--hostname", "sandbox", "--cap-drop", "ALL"]
         args += [] if info_fd is None else ["--info-fd", str(info_fd)]
-        args += [] if block_fd is None else ["--block-fd", str(block_fd)]
         args += ["--die-with-parent", "--new-session", "--chdir", self.workdir, "--"]
         if copy_from is not None:
             # cp, not the worker: the copy is done before the interpreter exists

@@ -82,7 +82,7 @@ class LocalWorker(SubprocessWorker):
         self.tree: _cgroup.CgroupTree | None = None  #: this launch's cgroup, if any
         self._home: str | None = None  # a private HOME (plain worker), removed at terminate
         self._worker_pid: int | None = None  # the worker's host pid inside a sandbox
-        self._gate: _Gate | None = None  # holds a sandbox's start until it is in its cgroup
+        self._info: _SandboxInfo | None = None  # where bwrap says its init's pid
 
     # ---------------------------------------------------------------- what holds
 
@@ -120,17 +120,14 @@ class LocalWorker(SubprocessWorker):
     def wrap(self, command: Sequence[str]) -> list[str]:
         if self.sandbox is None:
             return list(command)
-        gate = self._gate
+        info = self._info
         return self.sandbox.argv(
-            command,
-            copy_from=self.copy_from,
-            info_fd=None if gate is None else gate.info_w,
-            block_fd=None if gate is None else gate.block_r,
+            command, copy_from=self.copy_from, info_fd=None if info is None else info.write_fd
         )
 
     def pass_fds(self) -> tuple[int, ...]:
-        gate = self._gate
-        return () if gate is None else (gate.info_w, gate.block_r)
+        info = self._info
+        return () if info is None else (info.write_fd,)
 
     async def launch(
         self, command: Sequence[str], timeout: float | None
@@ -151,24 +148,22 @@ class LocalWorker(SubprocessWorker):
                 await self.terminate()
                 raise BackendError(f"cgroup=True but there is {_cgroup.unavailable_reason()}")
         if self.tree is not None and self.sandbox is not None:
-            self._gate = _Gate()
+            self._info = _SandboxInfo()
         try:
             channel = await super().launch(command, timeout)
-            tree, pid, gate = self.tree, self.pid, self._gate
+            tree, pid, info = self.tree, self.pid, self._info
+            # the worker runs nothing before its payload, which follows this: the
+            # migration (an RCU grace period) overlaps the interpreter's start-up
             if tree is not None and pid is not None:
-                if gate is None:
-                    # the worker runs nothing before its payload, which follows this
-                    await tree.adopt(pid)
-                else:
-                    await gate.admit(tree, pid)
+                await tree.adopt(pid, *([] if info is None else await info.sandbox_pids()))
             return channel
         except BaseException:
             await self.terminate()
             raise
         finally:
-            gate, self._gate = self._gate, None
-            if gate is not None:
-                gate.close()
+            info, self._info = self._info, None
+            if info is not None:
+                info.close()
 
     def child_setup(self) -> Callable[[], None] | None:
         host = os.getpid()
@@ -246,39 +241,45 @@ class LocalWorker(SubprocessWorker):
         )
 
 
-class _Gate:
-    """Pipes that hold a sandbox's start while the host moves it into its cgroup.
+class _SandboxInfo:
+    """bwrap's report of its namespace's init (``--info-fd``), to find the worker by.
 
-    bwrap forks the namespace's init at once, so the worker's cgroup cannot be
-    joined after the spawn like a plain worker's; joining before exec would
-    put the migration (an RCU grace period) on the start's critical path.
-    Instead bwrap reports its init's pid (``--info-fd``) and the init waits
-    (``--block-fd``) while both are moved, overlapping bwrap's own set-up;
-    the worker it then forks is born inside.
+    bwrap forks the init at once and the init forks the worker after its
+    set-up, so neither inherits a cgroup the host gives bwrap after the
+    spawn; the host moves all three, before the worker gets its payload.
     """
 
     def __init__(self) -> None:
-        self.info_r, self.info_w = os.pipe()
-        self.block_r, self.block_w = os.pipe()
+        self.read_fd, self.write_fd = os.pipe()
 
-    async def admit(self, tree: _cgroup.CgroupTree, bwrap: int) -> None:
-        os.close(self.info_w)
-        os.close(self.block_r)
-        self.info_w = self.block_r = -1
-        info = await _read_to_end(self.info_r)
+    async def sandbox_pids(self) -> list[int]:
+        """The init's and the worker's host pids (none if bwrap failed first)."""
+        os.close(self.write_fd)
+        self.write_fd = -1
         try:
-            init = int(json.loads(info)["child-pid"])
+            init = int(json.loads(await _read_to_end(self.read_fd))["child-pid"])
         except (ValueError, KeyError, TypeError):
-            return  # bwrap failed before its init existed: its stderr says why
-        await tree.adopt(bwrap, init)
-        os.write(self.block_w, b"\0")
+            return []  # bwrap failed before its init existed: its stderr says why
+        while True:  # the worker is the init's only child
+            try:
+                with open(f"/proc/{init}/task/{init}/children") as f:
+                    children = [int(pid) for pid in f.read().split()]
+            except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN
+                if not _proctree.alive(init):
+                    return []
+                children = _proctree.descendants(init)
+            except OSError:
+                return []  # the init is gone: the start fails on the channel
+            if children:
+                return [init, children[0]]
+            await asyncio.sleep(0.001)
 
     def close(self) -> None:
-        for fd in (self.info_r, self.info_w, self.block_r, self.block_w):
+        for fd in (self.read_fd, self.write_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self.info_r = self.info_w = self.block_r = self.block_w = -1
+        self.read_fd = self.write_fd = -1
 
 
 async def _read_to_end(fd: int) -> bytes:
