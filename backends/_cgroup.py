@@ -17,9 +17,9 @@ memory and pids controllers, else v1 with separate ``memory``, ``pids`` and
 back to per-process limits and a process scan (:mod:`._proctree`).
 
 A child joins its groups from the host right after the spawn
-(:meth:`CgroupTree.adopt`), before it can start anything: the worker waits
-for the host's first frame, a sandbox's init for a byte on a pipe. The
-migration's cost (an RCU grace period) then overlaps the child's own start-up.
+(:meth:`CgroupTree.adopt`), before it can start anything (the worker waits
+for the host's first frame), so the migration's cost (an RCU grace period)
+overlaps the interpreter's own start-up.
 Groups are named ``eager_rt.<host pid>.<n>``; groups of hosts that died are
 removed by the next :func:`create` of any host.
 """
