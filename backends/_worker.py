@@ -306,6 +306,10 @@ def _text_stream(worker: Worker, buf: _Buffer) -> io.TextIOBase:
                     os.write(buf.fd, s.encode("utf-8", "replace"))
                 elif worker.captured is not None:
                     worker.captured.append((buf.name, s))
+                elif worker.output_left == 0:
+                    # past the cap: count it and return, no frame, no syscall
+                    with worker.channel.lock:
+                        worker.drop(buf.name, protocol.output_size(s))
                 else:
                     worker.guarded(worker.write_text, buf, s)
             return len(s)
