@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from eager_rt.backends.local import LocalBackend, LocalSession
 
-from eager_rt.executor import Status
+from eager_rt.executor import BackendError, Status
 from tests.provision.bwrap import require_bwrap
 
 pytestmark = pytest.mark.anyio
@@ -375,3 +375,15 @@ async def test_sandbox_runs_a_virtualenv_under_tmp(make_session: Any, tmp_path: 
     r = await s.execute("import sys\nprint(sys.prefix)", timeout=T)
     assert r.status is Status.OK, r
     assert os.path.realpath(r.stdout.strip()) == os.path.realpath(tmp_path / "env")
+
+
+async def test_sandbox_without_bwrap_fails_to_start_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from eager_rt.backends import _bwrap
+
+    monkeypatch.setattr(_bwrap, "bwrap_path", lambda: None)
+    session = LocalBackend(isolation="bwrap").session()
+    with pytest.raises(BackendError, match=r"scripts/setup-bwrap\.sh"):
+        await session.start(timeout=60)
+    await session.close()
