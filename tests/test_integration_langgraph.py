@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 pytest.importorskip("langgraph")
 pytest.importorskip("langchain_openai")
@@ -57,6 +57,11 @@ def lookup(region: str) -> int:
 def notify(message: str, urgent: bool = False) -> str:
     """Send a message to the sales team."""
     return f"sent{' (urgent)' if urgent else ''}: {message}"
+
+
+class Point(BaseModel):
+    x: int
+    y: int
 
 
 PID = "import os\nprint('pid', os.getpid())\n"
@@ -449,6 +454,13 @@ def test_host_tool_keeps_the_langchain_signature_and_defaults() -> None:
     a = host_tool(fetch, read_only=True)
     assert a.is_async and a.read_only
     assert asyncio.run(a.fn(url="ab")) == "AB"
+
+    @tool
+    def locate(name: str) -> Point:
+        """Where a store is."""
+        return Point(x=len(name), y=2)
+
+    assert host_tool(locate).fn(name="abc") == {"x": 3, "y": 2}
     eager = EagerCode(tools=[notify, fetch], read_only=["fetch"])
     assert "- notify(message: str, urgent: bool = False): Send a message" in eager.tool.description
     assert "- async fetch(url: str)" in eager.tool.description

@@ -148,12 +148,16 @@ def host_tool(
 
     Calls go through the tool's own ``invoke``/``ainvoke`` (its validation and
     callbacks); a tool that only has a coroutine gets an async stub (the code
-    awaits it). Arguments the code leaves out are left to the tool's defaults.
+    awaits it). Arguments the code leaves out are left to the tool's defaults;
+    a pydantic model it returns reaches the code as its JSON-ready dict.
     """
     params = _parameters(lc_tool)
 
     def clean(kwargs: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in kwargs.items() if v is not _OMITTED}
+
+    def plain(value: Any) -> Any:  # the sandbox gets JSON-ready values
+        return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
     only_async = (
         isinstance(lc_tool, StructuredTool)
@@ -164,13 +168,13 @@ def host_tool(
     if only_async:
 
         async def call_async(**kwargs: Any) -> Any:
-            return await lc_tool.ainvoke(clean(kwargs))
+            return plain(await lc_tool.ainvoke(clean(kwargs)))
 
         fn = call_async
     else:
 
         def call(**kwargs: Any) -> Any:
-            return lc_tool.invoke(clean(kwargs))
+            return plain(lc_tool.invoke(clean(kwargs)))
 
         fn = call
     name = _python_name(lc_tool.name)
