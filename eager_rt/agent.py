@@ -143,7 +143,7 @@ def as_source(
     if isinstance(stream, str):
         raise TypeError("pass an iterable of code pieces, not one string (wrap it in a list)")
     module = type(stream).__module__.split(".", 1)[0]
-    if module in ("openai", "anthropic"):
+    if module in ("openai", "anthropic", "litellm"):
         return model_source(
             stream,
             started=started,
@@ -223,7 +223,10 @@ async def arun_turn(
     cause = run.error.cause if run.error is not None and run.error.kind == "source" else None
     if isinstance(cause, ModelStreamError | ToolArgumentsError):
         # the runtime finished every complete statement before the cut; nothing was cancelled
-        return _stream_failure(cause, ran, "", stats, max_output_chars, run.tool_calls)
+        assert run.error is not None
+        return _stream_failure(
+            cause, ran, "", stats, max_output_chars, run.tool_calls, not_run=run.error.not_run
+        )
     return _from_run(run, stats, max_output_chars)
 
 
@@ -320,7 +323,7 @@ def _from_run(run: RunResult, stats: StreamStats | None, limit: int) -> TurnResu
     error = run.error
     lines: list[str] = []
     if error is None:
-        if not run.code.strip():
+        if run.status == "no_code":
             lines.append("The response contained no Python code to run.")
         else:
             lines.append("The code ran without errors.")
@@ -405,7 +408,9 @@ def _stream_failure(
     stats: StreamStats | None,
     limit: int,
     calls: list[ToolCall],
+    not_run: str | None = None,
 ) -> TurnResult:
+    """``not_run``: what the runtime did not run, when it finished the run itself."""
     outputs = [o for _, result in ran for o in result.outputs]
     shown = _render_outputs(outputs, limit)
     code_ran = "".join(code for code, _ in ran)
@@ -430,9 +435,15 @@ def _stream_failure(
         lines.append(
             "This code was running when the stream failed and was interrupted:\n" + _fence(cut)
         )
-    lines.append(
-        "The incomplete statement at the point of failure was not run, nor anything after it."
-    )
+    if not_run is not None and not not_run.strip():
+        lines.append(
+            "Every statement received ran; the response ended there, so the program may be "
+            "unfinished."
+        )
+    else:
+        lines.append(
+            "The incomplete statement at the point of failure was not run, nor anything after it."
+        )
     ledger = _ledger_text(calls)
     if ledger:
         lines.append(ledger)

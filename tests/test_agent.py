@@ -141,7 +141,7 @@ async def test_prose_without_code_says_so(local_session: Session) -> None:
             turn = await arun_turn(stream, local_session)
         finally:
             await client.close()
-    assert turn.ok
+    assert turn.status == "no_code" and not turn.ok
     assert turn.text == "The response contained no Python code to run."
     assert turn.data["code"] == "" and turn.data["stdout"] == ""
 
@@ -295,3 +295,21 @@ async def test_code_tools_select_the_tool_calls_that_carry_code(local_session: S
             await client.close()
     assert turn.ok, turn.text
     assert turn.data["stdout"] == "me\n"
+
+
+@pytest.mark.anyio
+async def test_a_length_cut_after_a_complete_statement_says_everything_ran(
+    local_session: Session,
+) -> None:
+    reply = Reply(text=["```python\n", "x = 6 * 7\n", "print(x)\n"], finish="length")
+    with FakeLLM(reply) as llm:
+        client = openai_client(llm)
+        try:
+            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
+            turn = await arun_turn(stream, local_session)
+        finally:
+            await client.close()
+    assert turn.status == "stream_error"
+    assert "42" in turn.text
+    assert "Every statement received ran" in turn.text
+    assert "was not run" not in turn.text
