@@ -23,6 +23,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 
@@ -31,18 +32,23 @@ __all__ = ["alive", "descendants", "kill_tree", "prepare_child"]
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-_libc.prctl.restype = ctypes.c_int
-_prctl: Callable[[int, int, int, int, int], int] = _libc.prctl
+_prctl: Callable[[int, int, int, int, int], int] | None = None  # Linux only
+if sys.platform == "linux":
+    _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    _libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    _libc.prctl.restype = ctypes.c_int
+    _prctl = _libc.prctl
 
 
 def prepare_child(*, subreaper: bool, parent: int) -> None:
     """In the child, before exec: die with the parent; optionally adopt orphans.
 
     ``parent`` is the host's pid read before the fork: if the host died before
-    the death signal was armed, the child ends itself now.
+    the death signal was armed, the child ends itself now. Elsewhere than on
+    Linux there is no such signal: nothing is armed.
     """
+    if _prctl is None:
+        return
     if _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != parent:

@@ -155,7 +155,10 @@ class LocalWorker(SubprocessWorker):
             # the worker runs nothing before its payload, which follows this: the
             # migration (an RCU grace period) overlaps the interpreter's start-up
             if tree is not None and pid is not None:
-                await tree.adopt(pid, *([] if info is None else await info.sandbox_pids()))
+                inside = [] if info is None else await info.sandbox_pids()
+                await tree.adopt(pid, *inside)
+                if inside:
+                    self._worker_pid = inside[1]
             return channel
         except BaseException:
             await self.terminate()
