@@ -71,6 +71,8 @@ def alive(pid: int) -> bool:
 def _parents() -> dict[int, int]:
     """pid -> parent pid of every running (non-zombie) process."""
     table: dict[int, int] = {}
+    if not os.path.isdir("/proc"):
+        return table  # no procfs (not Linux): only the process group kill is left
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue

@@ -331,7 +331,7 @@ def _mib(n: int | None) -> str:
 def _user_tasks() -> int:
     """Processes and threads this user runs now (what RLIMIT_NPROC counts)."""
     uid, count = os.getuid(), 0
-    for name in os.listdir("/proc"):
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if name.isdigit():
             try:
                 st = os.stat(f"/proc/{name}")
