@@ -1,0 +1,48 @@
+"""MkDocs hook: let mkdocstrings find ``eager_rt.backends``, which lives in ``backends/``.
+
+The package is installed with a ``package-dir`` mapping (``eager_rt.backends``
+-> ``backends/``) that griffe's static loader cannot follow. As
+``scripts/typecheck.sh`` does for mypy, the hook lays the package out as it is
+installed, a temporary tree of links (``eager_rt/*`` plus
+``eager_rt/backends -> backends/``), and puts it first on the Python handler's
+search paths. The tree is removed when MkDocs shuts down.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.plugins import event_priority
+
+_ROOT = Path(__file__).resolve().parent.parent
+_trees: list[Path] = []
+
+
+def _link_tree() -> Path:
+    tree = Path(tempfile.mkdtemp(prefix="eager-rt-docs-"))
+    package = tree / "eager_rt"
+    package.mkdir()
+    for entry in (_ROOT / "eager_rt").iterdir():
+        if entry.name == "__pycache__" or entry.suffix == ".so":
+            continue
+        (package / entry.name).symlink_to(entry)
+    (package / "backends").symlink_to(_ROOT / "backends")
+    _trees.append(tree)
+    return tree
+
+
+@event_priority(100)  # before mkdocstrings reads its handler options
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    handlers: dict[str, Any] = config.plugins["mkdocstrings"].config["handlers"]
+    python = handlers.setdefault("python", {})
+    python["paths"] = [str(_link_tree()), *python.get("paths", [])]
+    return config
+
+
+def on_shutdown() -> None:
+    while _trees:
+        shutil.rmtree(_trees.pop(), ignore_errors=True)
