@@ -165,9 +165,14 @@ async def test_sandboxed_code_cannot_see_or_kill_its_host(sandboxed: LocalSessio
     assert again.stdout == "still here\n" and sandboxed.alive
 
 
-async def test_interrupt_reaches_the_sandboxed_worker(sandboxed: LocalSession) -> None:
+@pytest.mark.parametrize("cgroup", [None, False])
+async def test_interrupt_reaches_the_sandboxed_worker(
+    make_session: Any, cgroup: bool | None
+) -> None:
     import asyncio
 
+    require_bwrap()
+    sandboxed = await make_session(isolation="bwrap", cgroup=cgroup)
     task = asyncio.ensure_future(
         sandboxed.execute("import time\nx = 1\nprint('on', flush=True)\ntime.sleep(60)", timeout=T)
     )
