@@ -1,48 +1,12 @@
-"""The paper's latency model, evaluated on measured figures.
+"""The paper's latency model, evaluated on a run's own measured figures.
 
-Every run can be held against its own theoretical optimum: given when each
-chunk was generated (t_g,i), its residual detection delay (δ_i), its execution
-time (T_exe,i) and the backend's per-call overhead (T_setup), the model says
-what a parallel run should cost (closed form), what it can never beat (lower
-bound), what it can never exceed (upper bound: no regression against serial),
-how much faster than serial it can be at best, and in which regime the run sits.
-
-Notation (``../shared/PAPER.md``): T_FT time to first token, L/v_gen the
-generation time after it, N chunks.
-
-* serial      T_FT + L/v_gen + T_setup(full) + T_exe(full)
-* parallel    max_i [ t_g,i + δ_i + Σ_{j≥i} (T_setup + T_exe,j) ]
-              (the closed form of t_e,i = max(t_d,i, t_e,i−1) + T_setup + T_exe,i)
-* upper       T_FT + L/v_gen + δ + N·T_setup + Σ T_exe,j
-* lower       max( t_g,N + δ_N + T_setup + T_exe,N ,
-                   t_g,1 + δ_1 + N·T_setup + Σ T_exe,j )
-              (the paper writes T_FT + L/v_gen for t_g,N: the last chunk ends the
-              stream there; here tokens after it, such as a trailing comment, are
-              allowed, and the end-to-end bound is the larger of this and the
-              last token's arrival)
-* speedup     S ≤ 1 + (T_setup(full) + T_exe(full)) / (T_FT + L/v_gen)
-* regime      α = L/(N·v_gen) against β = T_setup + T_exe (mean per chunk);
-              N* = (L/v_gen − T_exe(full)) / T_setup
-
-With host tools (code mode) a chunk's T_exe,i includes the time it waited for
-tool calls. A read-only call could have started the moment its text was
-complete in the stream (speculation, :mod:`eager_rt.speculation`), so the run
-is also held against its own *optimum with tool time hidden*:
-
-* optimum     t_o,i = max( max(t_d,i, t_o,i−1) + T_setup + T_exe,i − W_i ,  R_i )
-              W_i: the part of T_exe,i spent waiting for read-only calls;
-              R_i: max_k (t_text,k + d_k) over those calls (text complete at
-              t_text,k, lasting d_k): they cannot return earlier
-* e2el bound  max(T_FT + L/v_gen, t_o,N): what the run could take, at best,
-              had every read-only call started as soon as it was written
-* hideable    max(T_FT + L/v_gen, T_parallel) − that bound: the tool time
-              speculation could still take off this run's end-to-end latency
-* hidden      the measured part of the tool calls' time that fell before the
-              last token: it cost nothing
-
-The optimum is optimistic on purpose (a bound, never a prediction): it lets
-the work after a call in its chunk overlap the call, and takes each call's
-text to be its earliest appearance, under its own name, in the stream.
+Given when each chunk was generated (t_g,i), its residual detection delay
+(δ_i), its execution time (T_exe,i) and the backend's per-call overhead
+(T_setup), :class:`LatencyModel` says what a parallel run should cost (closed
+form), what it can never beat (lower bound) or exceed (upper bound), the best
+speedup over serial, the regime, and, with host tools, the run's optimum had
+every read-only call started as soon as it was written. The formulas and
+what each figure means are in ``docs/latency.md``.
 
 All times are seconds from the start of the LLM call.
 """
