@@ -7,7 +7,7 @@ streams as Chat Completions tool-call chunks, one cl100k token per event, at
 response follows the last token at once, as with a real provider:
 ``tests/fake_llm/token_paced.py``). The unmodified
 ``create_react_agent`` with ``ChatOpenAI`` runs it two ways, alternating which
-goes first, each program once per way:
+goes first, each program ``EAGER_RT_BENCH_LG_REPEAT`` times (default 3; medians):
 
 * ``plain``: the tool a LangGraph user writes: ``@tool async def run_code(code)``
   that executes the finished code in a warm eager_rt session (one
@@ -115,6 +115,7 @@ class Row:
     events_sent: int
     events_total: int
     stdout: str
+    rep: int = 0
 
     @property
     def events_unsent(self) -> int:
@@ -221,7 +222,7 @@ class Report:
     rows: list[Row]
 
 
-async def _bench(backend_name: str, programs: list[str], tps: float) -> Report:
+async def _bench(backend_name: str, programs: list[str], tps: float, repeat: int) -> Report:
     backend: Backend = get_backend(backend_name)(
         **(DOCKER_OPTIONS if backend_name == "docker" else {})
     )
@@ -240,10 +241,13 @@ async def _bench(backend_name: str, programs: list[str], tps: float) -> Report:
                 agent = create_react_agent(eager.wrap(_model(llm)), [eager.tool])
                 await agent.ainvoke(cast(Any, {"messages": [("user", "warm up")]}), THREAD)
             assert eager.open_sessions == 1
-            for i, name in enumerate(programs):
-                order = ("plain", "eager") if i % 2 == 0 else ("eager", "plain")
-                for variant in order:
-                    rows.append(await _one(name, variant, tps, plain, eager))
+            for rep in range(repeat):
+                for i, name in enumerate(programs):
+                    order = ("plain", "eager") if (i + rep) % 2 == 0 else ("eager", "plain")
+                    for variant in order:
+                        row = await _one(name, variant, tps, plain, eager)
+                        row.rep = rep
+                        rows.append(row)
         finally:
             await plain.close()
             await eager.aclose()
@@ -251,10 +255,37 @@ async def _bench(backend_name: str, programs: list[str], tps: float) -> Report:
     return Report(machine(), backend_name, tps, rows)
 
 
+def _median_row(rows: list[Row]) -> Row:
+    """One program's runs of one variant: the median of each figure."""
+
+    def med(field: str) -> float:
+        return float(statistics.median(getattr(r, field) for r in rows))
+
+    first = rows[0]
+    return Row(
+        program=first.program,
+        variant=first.variant,
+        status=first.status,
+        e2el_s=med("e2el_s"),
+        last_token_s=med("last_token_s"),
+        after_last_token_s=med("after_last_token_s"),
+        exec_after_s=med("exec_after_s"),
+        overhead_s=med("overhead_s"),
+        events_sent=int(med("events_sent")),
+        events_total=first.events_total,
+        stdout=first.stdout,
+    )
+
+
 def _pair(report: Report) -> list[tuple[Row, Row]]:
-    by = {(r.program, r.variant): r for r in report.rows}
+    """Per program: (plain, eager), each the median of its repetitions."""
     names = list(dict.fromkeys(r.program for r in report.rows))
-    return [(by[(n, "plain")], by[(n, "eager")]) for n in names]
+    pairs = []
+    for n in names:
+        plain = [r for r in report.rows if r.program == n and r.variant == "plain"]
+        eager = [r for r in report.rows if r.program == n and r.variant == "eager"]
+        pairs.append((_median_row(plain), _median_row(eager)))
+    return pairs
 
 
 def _equal_generation(p: Row, e: Row) -> float:
@@ -305,6 +336,9 @@ def render(report: Report) -> str:
     md = [
         f"# LangGraph: plain run_code vs eager_rt ({report.backend}, {report.tps:g} tok/s)",
         "",
+        f"Each program {max(r.rep for r in report.rows) + 1} times per way, alternating which "
+        "goes first; the figures are the medians of its runs.",
+        "",
         "| program | last token plain / eager | after it plain / eager | E2EL plain / eager "
         "| per-step overhead plain / eager | eager status | events not sent |",
         "|---|---|---|---|---|---|---:|",
@@ -345,7 +379,8 @@ def report() -> Iterator[Report]:
     tps = float(os.environ.get("EAGER_RT_BENCH_LG_TPS", "50"))
     chosen = os.environ.get("EAGER_RT_BENCH_LG_PROGRAMS", "")
     programs = [p.strip() for p in chosen.split(",") if p.strip()] or list(PROGRAMS)
-    result = asyncio.run(_bench(backend, programs, tps))
+    repeat = int(os.environ.get("EAGER_RT_BENCH_LG_REPEAT", "3"))
+    result = asyncio.run(_bench(backend, programs, tps, repeat))
     suffix = "" if backend == "local" else f"_{backend}"
     out = RESULTS.with_name(RESULTS.name + suffix)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -370,10 +405,21 @@ def test_report(report: Report, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_same_outputs_and_early_stop(report: Report) -> None:
     """Error-free programs print the same; a failing one leaves part of the response unsent."""
-    for p, e in _pair(report):
-        if p.status == "ok":
-            assert e.status == "ok", e.program
-            assert p.stdout.strip() == e.stdout.strip(), e.program
-        else:
-            assert e.status == "error", e.program
-            assert e.events_unsent > 0 and p.events_unsent == 0, e.program
+    for rep in range(max(r.rep for r in report.rows) + 1):
+        for p, e in _pairs_of(report, rep):
+            _check(p, e)
+
+
+def _pairs_of(report: Report, rep: int) -> list[tuple[Row, Row]]:
+    by = {(r.program, r.variant): r for r in report.rows if r.rep == rep}
+    names = list(dict.fromkeys(r.program for r in report.rows))
+    return [(by[(n, "plain")], by[(n, "eager")]) for n in names]
+
+
+def _check(p: Row, e: Row) -> None:
+    if p.status == "ok":
+        assert e.status == "ok", e.program
+        assert p.stdout.strip() == e.stdout.strip(), e.program
+    else:
+        assert e.status == "error", e.program
+        assert e.events_unsent > 0 and p.events_unsent == 0, e.program
