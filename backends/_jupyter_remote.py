@@ -23,6 +23,17 @@ notices (after its ``KernelRestarter.time_to_dead``, 3 s by default), restarts
 it and says so on iopub with a ``restarting`` (or, if that failed, ``dead``)
 status. Either, a closed websocket, or the kernel vanishing from the REST API
 (checked every ``watch_interval`` seconds) ends the wait as :class:`KernelDied`.
+
+The gateway itself can fail too: killed (its connections close, new ones are
+refused) or frozen (a stopped process, a partition: connections open but
+nothing answers). Every REST call is bounded by ``request_timeout``, and so is
+the watch's: a gateway that does not answer it in time, or cannot be reached,
+ends the wait as :class:`KernelDied` saying so, whatever the websocket shows.
+Tornado raises its own timeout error even with ``raise_error=False``, so every
+failure to get an HTTP answer at all becomes :class:`GatewayDown`. A gateway
+that just failed to answer (within the last ``request_timeout`` seconds) is not
+asked again by a restart or by ``close``, which therefore neither hang nor
+raise; a later restart asks again, so a gateway that comes back is used again.
 """
 
 from __future__ import annotations
@@ -35,18 +46,22 @@ import uuid
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from eager_rt.clock import now
 from eager_rt.executor import BackendError
 
 from ._jupyter_messages import KernelDied, KernelMessage, execute_content, new_message
 
-__all__ = ["GatewayKernel"]
+__all__ = ["GatewayDown", "GatewayKernel"]
 
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 _DELETE_TRIES = 25
-_PING_S = 10.0
-_PING_TIMEOUT_S = 10.0  # tornado wants it no longer than the interval
+_PING_S = 10.0  # at least: a keep-alive, slower than the watch (see _connect)
 _MAX_MESSAGE = 1 << 30
 _DELETE_PAUSE_S = 0.2
+
+
+class GatewayDown(BackendError):
+    """No HTTP answer from the gateway at all: refused, reset, or none within the timeout."""
 
 
 class GatewayKernel:
@@ -88,6 +103,9 @@ class GatewayKernel:
         self._gateway_restarted = False
         self._gone = False  # the gateway answered 404 for our kernel
         self._closed = False
+        # the gateway's own last failure to answer, and when (see _silent)
+        self._fault: str | None = None
+        self._fault_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -127,31 +145,54 @@ class GatewayKernel:
         we learnt of the death), so only the websocket is renewed; a kernel the
         gateway gave up on, or forgot, is replaced by a new one.
         """
+        death = self._dead
+        if self._silent():  # asked moments ago, in vain
+            raise GatewayDown(
+                f"the gateway at {self.url} is not answering (a later restart asks it again)"
+            )
+        if self._fault is not None:
+            # the gateway failed: whether it answers at all is known within
+            # request_timeout, not the start timeout a kernel restart gets
+            await self._request("GET", "/api", None, None)
+            self._fault = None
         restarted, self._gateway_restarted = self._gateway_restarted, False
         await self._disconnect()
         self._queue = asyncio.Queue()
         self._dead = None
-        if self._gone:  # a restart of a kernel the gateway forgot fails with HTTP 500
-            self.kernel_id, self._gone = None, False
-        if self.kernel_id is not None and not restarted:
-            try:
-                path = f"/api/kernels/{quote(self.kernel_id)}/restart"
-                await self._request("POST", path, {}, timeout)
-            except KernelDied:  # 404: the gateway no longer has it
-                self.kernel_id = None
-        if self.kernel_id is None:
-            await self._create(timeout)
-        await self._connect(timeout)
+        try:
+            if self._gone:  # a restart of a kernel the gateway forgot fails with HTTP 500
+                self.kernel_id, self._gone = None, False
+            if self.kernel_id is not None and not restarted:
+                try:
+                    path = f"/api/kernels/{quote(self.kernel_id)}/restart"
+                    await self._request("POST", path, {}, timeout)
+                except KernelDied:  # 404: the gateway no longer has it
+                    self.kernel_id = None
+            if self.kernel_id is None:
+                await self._create(timeout)
+            await self._connect(timeout)
+        except BackendError as exc:
+            # still dead, and still saying why (the next restart tries again)
+            self._dead = death or str(exc)
+            raise
         self._tasks.append(asyncio.get_running_loop().create_task(self._watch()))
 
     async def close(self) -> None:
-        """Close the websocket and delete the kernel on the gateway."""
+        """Close the websocket and delete the kernel on the gateway.
+
+        Never raises for a gateway that is gone: a refused connection ends the
+        attempt at once; a gateway that just failed to answer is not asked
+        (one that stays frozen keeps the kernel until it culls it; nothing
+        else can reach it). Only a gateway that answers and refuses, again
+        and again, makes this raise.
+        """
         if self._closed:
             return
         self._closed = True
         await self._disconnect()
-        if self.kernel_id is not None and self._http is not None:
-            await self._delete()
+        if self.kernel_id is not None and self._http is not None and not self._silent():
+            with contextlib.suppress(GatewayDown):
+                await self._delete()
         if self._http is not None:
             self._http.close()
 
@@ -176,6 +217,8 @@ class GatewayKernel:
                 return
             except KernelDied:  # already gone
                 return
+            except GatewayDown:
+                raise  # no one there to ask again
             except BackendError:
                 if attempt == _DELETE_TRIES - 1:
                     raise
@@ -189,6 +232,10 @@ class GatewayKernel:
         ws, self._ws = self._ws, None
         if ws is not None:
             ws.close()
+            if self._fault is not None:
+                # tornado waits 5 s for the peer's closing frame, on a timer a
+                # finished event loop never runs: a failed gateway sends none
+                ws.stream.close()
 
     async def _connect(self, timeout: float | None) -> None:
         from tornado.httpclient import HTTPClientError, HTTPRequest
@@ -205,17 +252,16 @@ class GatewayKernel:
         try:
             self._ws = await websocket_connect(
                 request,
-                # a gateway that vanishes without closing the connection (a
-                # network partition, a frozen host) shows up as a missed pong
-                ping_interval=_PING_S,
-                ping_timeout=_PING_TIMEOUT_S,
+                # a keep-alive for proxies that drop quiet connections; a frozen
+                # gateway is found by the watch first (see the module docstring)
+                ping_interval=max(_PING_S, self.request_timeout),
                 # outputs (a figure, a dataframe's HTML) can be large
                 max_message_size=_MAX_MESSAGE,
             )
         except HTTPClientError as exc:
             raise BackendError(self._refusal(exc.code, "websocket", str(exc))) from exc
         except OSError as exc:
-            raise BackendError(f"cannot reach the gateway at {self.url}: {exc}") from exc
+            raise GatewayDown(f"cannot reach the gateway at {self.url}: {exc}") from exc
         self._ws.stream.set_nodelay(self.tcp_nodelay)
         self._quickack()
         self._tasks.append(asyncio.get_running_loop().create_task(self._read()))
@@ -264,9 +310,12 @@ class GatewayKernel:
             self._quickack()
             if frame is None:
                 code, reason = self._ws.close_code, self._ws.close_reason
-                self._die(
-                    f"the gateway closed the websocket (code {code}: {reason or 'no reason'})"
-                )
+                if code is None:  # no closing handshake: the gateway or the network failed
+                    self._die(await self._cut_off())
+                else:
+                    self._die(
+                        f"the gateway closed the websocket (code {code}: {reason or 'no reason'})"
+                    )
                 return
             if isinstance(frame, bytes):
                 continue  # messages with binary buffers (widgets, comms): not ours
@@ -283,7 +332,11 @@ class GatewayKernel:
             self._queue.put_nowait(kmsg)
 
     async def _watch(self) -> None:
-        """Notice a kernel that was removed from the gateway (culled, deleted by someone)."""
+        """Notice a kernel removed from the gateway (culled, deleted), or a gateway that failed.
+
+        Each look is bounded by ``request_timeout``: a frozen gateway is given
+        up within ``watch_interval + request_timeout`` seconds, busy or idle.
+        """
         assert self.kernel_id is not None
         path = f"/api/kernels/{quote(self.kernel_id)}"
         while self._dead is None:
@@ -292,8 +345,24 @@ class GatewayKernel:
                 await self._request("GET", path, None, None)
             except KernelDied as exc:
                 self._die(str(exc))
+            except GatewayDown as exc:
+                self._die(self._lost(str(exc)))
             except BackendError:
-                pass  # a gateway that hiccups is not a dead kernel
+                pass  # an error answer: the gateway is there, and hiccups
+
+    async def _cut_off(self) -> str:
+        """Why the websocket ended without a closing handshake: ask the gateway itself."""
+        try:
+            await self._request("GET", "/api", None, None)
+        except GatewayDown as exc:
+            return self._lost(str(exc))
+        except BackendError:
+            pass
+        return f"the websocket to the gateway at {self.url} was cut without a closing handshake"
+
+    def _lost(self, why: str) -> str:
+        """The death detail of a kernel given up with its gateway."""
+        return f"{why}; the kernel there and its state are given up"
 
     def _quickack(self) -> None:
         """ACK what arrives at once instead of after Linux's delayed-ACK timer (up to 40 ms).
@@ -325,7 +394,8 @@ class GatewayKernel:
         self, method: str, path: str, body: dict[str, Any] | None, timeout: float | None
     ) -> Any:
         """One REST call; JSON in and out. 404 on a kernel path means the kernel is gone."""
-        from tornado.httpclient import HTTPRequest
+        from tornado.httpclient import HTTPClientError, HTTPRequest
+        from tornado.simple_httpclient import HTTPTimeoutError
 
         request = HTTPRequest(
             self.url + path,
@@ -335,12 +405,18 @@ class GatewayKernel:
             connect_timeout=timeout or self.request_timeout,
             request_timeout=timeout or self.request_timeout,
         )
+        limit = timeout or self.request_timeout
         try:
             response = await self._http.fetch(request, raise_error=False)
-        except OSError as exc:
-            raise BackendError(f"cannot reach the gateway at {self.url}: {exc}") from exc
+        except HTTPTimeoutError as exc:  # raised whatever raise_error says
+            raise self._down(
+                f"the gateway at {self.url} did not answer {method} {path} within {limit:g} s"
+            ) from exc
+        except (OSError, HTTPClientError) as exc:  # refused, reset; tornado's 599s
+            raise self._down(f"cannot reach the gateway at {self.url}: {exc}") from exc
         if response.code == 599:  # tornado's "no HTTP response at all"
-            raise BackendError(f"cannot reach the gateway at {self.url}: {response.error}")
+            raise self._down(f"cannot reach the gateway at {self.url}: {response.error}")
+        self._fault = None  # it answers
         if response.code == 404 and path.startswith("/api/kernels/"):
             self._gone = True
             raise KernelDied(f"the gateway no longer knows kernel {self.kernel_id}")
@@ -350,6 +426,15 @@ class GatewayKernel:
         if not response.body:
             return None
         return json.loads(response.body)
+
+    def _down(self, why: str) -> GatewayDown:
+        """Remember that the gateway gave no answer (see :meth:`_silent`)."""
+        self._fault, self._fault_at = why, now()
+        return GatewayDown(why)
+
+    def _silent(self) -> bool:
+        """The gateway failed to answer within the last ``request_timeout`` seconds."""
+        return self._fault is not None and now() - self._fault_at < self.request_timeout
 
     def _refusal(self, code: int, what: str, text: str) -> str:
         if code in (401, 403):

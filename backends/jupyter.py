@@ -209,7 +209,17 @@ class JupyterSession(Supervised, Session):
     ) -> ExecResult:
         async with self.supervisor.turn():
             await self._finish_abandoned()
-            note = await self._revive()
+            try:
+                note = await self._revive()
+            except _NotRevived as failed:
+                stamp = now()
+                return ExecResult(
+                    status=Status.DIED,
+                    started=stamp,
+                    ended=stamp,
+                    state_lost=True,
+                    detail=str(failed),
+                )
             result = await self._execute(code, timeout, on_output, tools)
             if note:
                 result.state_lost = True
@@ -253,13 +263,21 @@ class JupyterSession(Supervised, Session):
         return {str(name): wire.decode(value) for name, value in values.items()}
 
     async def _revive(self) -> str:
-        """Restart a kernel that died between executions, if allowed; say so, or raise."""
+        """Restart a kernel that died between executions, if allowed; say so, or raise.
+
+        A restart that fails (the gateway is down) raises :class:`_NotRevived`,
+        which ``execute`` reports as a ``died`` result; the next ``execute``
+        tries again.
+        """
         if self.alive:
             return ""
         death = None if self._kernel is None else self._kernel.death
         if death is None or self._closed or not self.auto_restart:
             raise SessionDead(self.supervisor.not_alive(death))
-        await self._relaunch(self.start_timeout)
+        cause = f"the {self.supervisor.unit} had died while idle ({death})"
+        detail = await self.supervisor.recover(cause, self._restart_kernel, forced=False)
+        if not self.alive:
+            raise _NotRevived(detail)
         return self.supervisor.idle_death(death)
 
     # -- one execution -----------------------------------------------------
@@ -533,6 +551,10 @@ class JupyterSession(Supervised, Session):
         kernel, self._kernel = self._kernel, None
         if kernel is not None:
             await kernel.close()
+
+
+class _NotRevived(Exception):
+    """A kernel that died while idle could not be restarted; the message says why."""
 
 
 class _Run:
@@ -819,7 +841,10 @@ class JupyterBackend(Backend):
         frame at once (both the default; see ``_jupyter_remote`` for why both,
         and turn them off only to measure what they save).
     ``request_timeout``
-        seconds for each REST call to a gateway.
+        seconds for each REST call to a gateway, and how long a gateway may
+        leave the session's regular look at its kernel unanswered: a gateway
+        that is frozen or gone ends the execution in flight (or the next one)
+        as ``died`` within about that long, and ``close()`` does not raise.
     ``exec_timeout``, ``max_output``
         the bounds of every backend (:mod:`._limits`): wall-time seconds of an
         execution given no timeout, bytes of output kept per execution (the
