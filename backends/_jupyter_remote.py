@@ -301,8 +301,13 @@ class GatewayKernel:
         return item
 
     async def interrupt(self) -> None:
+        """Ask the gateway to interrupt the kernel; a gateway that is gone ends it as dead."""
         if self.alive and self.kernel_id is not None:
-            await self._request("POST", f"/api/kernels/{quote(self.kernel_id)}/interrupt", {}, None)
+            path = f"/api/kernels/{quote(self.kernel_id)}/interrupt"
+            try:
+                await self._request("POST", path, {}, None)
+            except GatewayDown as exc:
+                self._die(self._lost(str(exc)))
 
     async def _read(self) -> None:
         while True:

@@ -99,7 +99,8 @@ async def test_a_frozen_gateway_ends_the_running_execution_as_died(gateway: Gate
         assert result.state_lost
         assert result.stdout == "busy\n"  # what it printed before is kept
         assert result.detail == (
-            f"{frozen(gateway, kernel_id)}; {GIVEN_UP}; the restart failed: {not_answering(gateway)}"
+            f"{frozen(gateway, kernel_id)}; {GIVEN_UP}; "
+            f"the restart failed: {not_answering(gateway)}"
         )
         assert not session.alive
         # a new session on the frozen gateway fails to start, saying why, within the limit
@@ -160,8 +161,26 @@ async def test_a_frozen_gateway_is_noticed_while_idle(gateway: Gateway) -> None:
         await asyncio.wait_for(session.close(), GUARD)
 
 
+async def test_interrupt_on_a_frozen_gateway_returns_and_the_execution_dies(
+    gateway: Gateway,
+) -> None:
+    session = await started(gateway)
+    try:
+        running = asyncio.Event()
+        task = asyncio.create_task(session.execute(BUSY, on_output=lambda o: running.set()))
+        await asyncio.wait_for(running.wait(), GUARD)
+        os.kill(gateway.process.pid, signal.SIGSTOP)
+        await asyncio.wait_for(session.interrupt(), GUARD)  # does not raise
+        result = await asyncio.wait_for(task, GUARD)
+        assert result.status is Status.DIED
+        assert result.detail.startswith(f"the gateway at {gateway.url} did not answer ")
+        assert f"within 2 s; {GIVEN_UP}; the restart failed: " in result.detail
+    finally:
+        await asyncio.wait_for(session.close(), GUARD)
+
+
 async def test_arun_stream_reports_a_frozen_gateway_as_died(gateway: Gateway) -> None:
-    freeze = "import os, signal\nos.kill({pid}, signal.SIGSTOP)\n".format(pid=gateway.process.pid)
+    freeze = f"import os, signal\nos.kill({gateway.process.pid}, signal.SIGSTOP)\n"
     code = ["print('before')\n", freeze, "import time\ntime.sleep(600)\n", "print('never')\n"]
     after_block = False
     async with session_on(gateway) as session:
