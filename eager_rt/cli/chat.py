@@ -1,37 +1,48 @@
-"""``eager chat PROMPT``: ask a real model for Python and run it while it is being written.
+"""eager chat PROMPT: ask a real model for Python and run it while it is being written.
 
 The prompt goes to OpenAI (Chat Completions or Responses), Anthropic
-(Messages), Google (Gemini) or any provider LiteLLM speaks to (``--provider
-litellm --model anthropic/...``) with a system prompt asking for Python in a fenced block (or, with
-``--tool``, through a ``python`` tool call) written as top-level statements.
-The answer streams in; prose is printed as it arrives, each statement runs on
-the chosen backend as soon as it is complete, and its output is printed live.
-If a statement fails, generation is stopped there and the failure is reported
-the way an agent would send it back to the model.
+(Messages), Google (Gemini) or any provider LiteLLM speaks to (--provider
+litellm --model anthropic/...) with a system prompt asking for Python in a
+fenced block (or, with --tool, through a python tool call) written as
+top-level statements. The answer streams in; each statement runs on the
+chosen backend as soon as it is complete. In a terminal the code is shown as
+it streams, each statement marked as it is detected, queued, running, done or
+failed, with its output under it; --plain (or a stdout that is not a
+terminal) prints the model's prose and the code's output as lines. If a
+statement fails, generation is stopped there and the failure is reported the
+way an agent would send it back to the model.
 
-``--base-url`` points the OpenAI client at any OpenAI-compatible server (vLLM,
-llama.cpp, Ollama); no API key is needed then. ``--json`` prints one object on
-stdout, shaped like ``eager run --json``, plus the model's text and the tokens
-an early interruption saved from being generated.
+--base-url points the client at any OpenAI-compatible server (vLLM,
+llama.cpp, Ollama); no API key is needed then. --json prints one object on
+stdout, shaped like eager run --json, plus the model's text and the tokens an
+early interruption saved from being generated.
 
-The exit code is 0 only when code ran without error: an answer with no code
-to run (status ``no_code``) exits 1, like a failing one.
+Exit codes: 0 the code ran without error; 1 it failed, or the answer held no
+code to run (status no_code); 2 a usage error or a failed request.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
 
 from eager_rt import clock
 from eager_rt.agent import STREAMABLE_CODE_PROMPT, TurnResult, arun_turn
+from eager_rt.cli.checks import UsageError, number, writable_dir
 from eager_rt.cli.common import add_backend_arguments, backend_from_args
-from eager_rt.cli.live import LivePrinter
+from eager_rt.cli.figures import FigureSaver
+from eager_rt.cli.live import LivePrinter, safe_write
+from eager_rt.cli.report import error_message
+from eager_rt.cli.view import LiveView
 from eager_rt.executor import BackendError
 from eager_rt.registry import BackendNotFound
 from eager_rt.sources.fences import Segment
@@ -76,7 +87,12 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("prompt", help="what the code should do")
-    parser.add_argument("--provider", choices=_PROVIDERS, required=True)
+    parser.add_argument(
+        "--provider",
+        choices=_PROVIDERS,
+        required=True,
+        help="whose API to call; litellm reaches any provider LiteLLM supports",
+    )
     parser.add_argument(
         "--api",
         choices=["chat", "responses"],
@@ -84,26 +100,55 @@ def add_parser(subparsers: Any) -> None:
         help="OpenAI API: Chat Completions (default; what compatible servers speak) or Responses",
     )
     parser.add_argument("--model", required=True, help="model name (LiteLLM: provider/model)")
-    parser.add_argument("--base-url", help="API base URL (an OpenAI-compatible server ...)")
+    parser.add_argument(
+        "--base-url",
+        help="API base URL: an OpenAI-compatible server (vLLM, llama.cpp, Ollama) or a proxy",
+    )
     parser.add_argument(
         "--api-key",
         help="API key (default: $OPENAI_API_KEY / $ANTHROPIC_API_KEY / $GEMINI_API_KEY; "
         "LiteLLM reads its provider's own variable)",
     )
-    parser.add_argument("--max-tokens", type=int, default=4096, help="output token limit (4096)")
-    parser.add_argument("--system", help="replace the system prompt")
     parser.add_argument(
-        "--tool", action="store_true", help="ask for the code as a `python` tool call"
+        "--max-tokens", type=int, default=4096, help="output token limit (default 4096)"
+    )
+    parser.add_argument(
+        "--system", help="replace the system prompt (default: asks for streamable Python)"
+    )
+    parser.add_argument(
+        "--tool",
+        action="store_true",
+        help="ask for the code as a call of a tool named python, not a fenced block",
     )
     parser.add_argument(
         "--request-timeout",
-        type=float,
+        type=number(above=0.0, maximum=86400.0),
         default=120.0,
         metavar="S",
         help="HTTP timeout of the model request, seconds (120)",
     )
-    parser.add_argument("--show-code", action="store_true", help="echo the code to stderr")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument(
+        "--show-code",
+        action="store_true",
+        help="with plain output: echo the code to stderr as it streams",
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="print prose and output as lines, not the live view (the default when stdout "
+        "is not a terminal)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object on stdout (prose and output go to stderr)",
+    )
+    parser.add_argument(
+        "--save-figures",
+        type=Path,
+        metavar="DIR",
+        help="write each image the code displays to DIR as a numbered file (figure-001.png ...)",
+    )
     add_backend_arguments(parser)
     parser.set_defaults(handler=handle)
 
@@ -247,7 +292,7 @@ def _prepare_google(
 
 
 def _source(
-    args: argparse.Namespace, stream: Any, started: float, prose: TextIO, code: TextIO | None
+    args: argparse.Namespace, stream: Any, started: float, watcher: LivePrinter | LiveView
 ) -> AsyncModelSource:
     from eager_rt.sources.anthropic import amessages
     from eager_rt.sources.google import agenerate_content_stream
@@ -256,12 +301,11 @@ def _source(
 
     def on_segment(seg: Segment) -> None:
         if seg.kind == "code":
-            if code is not None:
-                code.write(seg.text)
-                code.flush()
+            watcher.code(seg.text)
+            if args.show_code:
+                safe_write(sys.stderr, seg.text)
         elif seg.kind in ("prose", "other"):
-            prose.write(seg.text)
-            prose.flush()
+            watcher.prose(seg.text)
 
     adapter = {
         "anthropic": amessages,
@@ -278,8 +322,9 @@ def _source(
     )
 
 
-async def _chat(args: argparse.Namespace, key: str | None, out: TextIO) -> tuple[TurnResult, str]:
-    printer = LivePrinter(out, sys.stderr)
+async def _chat(
+    args: argparse.Namespace, key: str | None, watcher: LivePrinter | LiveView
+) -> tuple[TurnResult, str]:
     backend = backend_from_args(args)
     async with backend:
         session = backend.session(cwd=os.getcwd())
@@ -296,9 +341,9 @@ async def _chat(args: argparse.Namespace, key: str | None, out: TextIO) -> tuple
                 await asyncio.gather(starting, return_exceptions=True)
                 raise
             await starting
-            source = _source(args, stream, t0, out, sys.stderr if args.show_code else None)
+            source = _source(args, stream, t0, watcher)
             turn = await arun_turn(
-                source, session, on_event=printer, exec_timeout=args.exec_timeout
+                source, session, on_event=watcher, exec_timeout=args.exec_timeout
             )
             return turn, session.backend_name
         finally:
@@ -376,6 +421,10 @@ def _record(turn: TurnResult, backend: str) -> dict[str, Any]:
     return record
 
 
+def _live(args: argparse.Namespace) -> bool:
+    return not (args.json or args.plain) and sys.stdout.isatty()
+
+
 def handle(args: argparse.Namespace) -> int:
     env = _KEY_ENV.get(args.provider)
     key = args.api_key or (os.environ.get(env) if env else None)
@@ -387,9 +436,28 @@ def handle(args: argparse.Namespace) -> int:
     if args.max_tokens <= 0:
         print("eager chat: --max-tokens must be positive", file=sys.stderr)
         return 2
-    out = sys.stderr if args.json else sys.stdout
+    if args.save_figures is not None:
+        try:
+            writable_dir(args.save_figures, "--save-figures")
+        except UsageError as exc:
+            print(f"eager chat: {exc}", file=sys.stderr)
+            return 2
+    figures = FigureSaver(args.save_figures) if args.save_figures is not None else None
+    console = Console(highlight=False) if _live(args) else None
+    watcher: LivePrinter | LiveView
+    if console is not None:
+        watcher = LiveView(
+            console,
+            label=f"{args.provider} {args.model} on {args.backend}",
+            figures=figures,
+            describe_error=lambda run: error_message(run, args.exec_timeout),
+        )
+    else:
+        out = sys.stderr if args.json else sys.stdout
+        watcher = LivePrinter(out, sys.stderr, figures=figures)
     try:
-        turn, backend = asyncio.run(_chat(args, key, out))
+        with watcher if isinstance(watcher, LiveView) else contextlib.nullcontext():
+            turn, backend = asyncio.run(_chat(args, key, watcher))
     except (BackendNotFound, BackendError) as exc:
         print(f"eager chat: {exc}", file=sys.stderr)
         return 2

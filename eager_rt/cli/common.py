@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from eager_rt.cli.checks import number
 from eager_rt.executor import Backend
 from eager_rt.registry import DEFAULT_BACKEND, available_backends, open_backend
 
@@ -24,11 +25,12 @@ def parse_option(text: str) -> tuple[str, Any]:
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("backend")
+    group = parser.add_argument_group("backend (where the code runs)")
     group.add_argument(
         "--backend",
         default=DEFAULT_BACKEND,
-        help=f"executor backend (registered: {', '.join(available_backends())})",
+        help=f"where the code runs (default {DEFAULT_BACKEND}; registered: "
+        f"{', '.join(available_backends())})",
     )
     group.add_argument(
         "-O",
@@ -44,10 +46,11 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--url", help="remote service URL (shorthand for -O url=URL)")
     group.add_argument(
         "--exec-timeout",
-        type=float,
+        type=number(above=0.0),
         default=None,
         metavar="S",
-        help="per-execution timeout in seconds",
+        help="stop an execution that runs longer than S seconds; the run then fails there "
+        "(default: the backend's own limit)",
     )
 
 

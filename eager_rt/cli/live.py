@@ -43,6 +43,9 @@ class LivePrinter:
     def code(self, piece: str) -> None:
         """Code pieces are not shown in plain output (``eager chat --show-code`` echoes them)."""
 
+    def generation_ended(self) -> None:
+        """Nothing to show: the summary says how long generation took."""
+
     def prose(self, text: str) -> None:
         safe_write(self.out, text)
 

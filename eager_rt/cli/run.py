@@ -247,9 +247,12 @@ async def measure_setup(session: Session, repeats: int = 7) -> float:
 class _Watched:
     """The replayed stream, with each piece also handed to the view as it is released."""
 
-    def __init__(self, source: Replay, on_piece: Callable[[str], None]) -> None:
+    def __init__(
+        self, source: Replay, on_piece: Callable[[str], None], on_end: Callable[[], None]
+    ) -> None:
         self.source = source
         self.on_piece = on_piece
+        self.on_end = on_end
 
     def info(self) -> dict[str, Any]:
         return self.source.info()
@@ -258,6 +261,7 @@ class _Watched:
         async for piece in self.source:
             self.on_piece(piece)
             yield piece
+        self.on_end()
 
 
 Watcher = LivePrinter | LiveView
@@ -293,6 +297,7 @@ async def _run_modes(
                         _Watched(
                             replay(text, args.tps, args.ttft, tokenizer=args.tokenizer),
                             view.code,
+                            view.generation_ended,
                         ),
                         session,
                         mode=mode,

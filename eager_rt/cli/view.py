@@ -118,6 +118,9 @@ class LiveView:
         self._running: int | None = None
         self._committed = 0  #: lines of the stream printed for good
         self._notes: list[tuple[str, str]] = []
+        #: lines committed under the lock, printed after it is released: rich's own lock is
+        #: held while it asks for the live region, so printing under ours could deadlock
+        self._pending: list[RenderableType] = []
         self._pieces = 0
         self._t0 = time.monotonic()
         self._first_piece: float | None = None
@@ -142,7 +145,14 @@ class LiveView:
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._finish_lines()
+        self._flush()
         self._live.stop()
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for renderable in pending:
+            self._live.console.print(renderable, soft_wrap=False, overflow="fold")
 
     # -------------------------------------------------------------- input
     def code(self, piece: str) -> None:
@@ -157,6 +167,7 @@ class LiveView:
             self._last_piece = now
             self._pieces += 1
             self._text += piece
+        self._flush()
 
     def prose(self, text: str) -> None:
         """Model text outside the code (chat): shown before or after the code."""
@@ -174,6 +185,7 @@ class LiveView:
         with self._lock:
             self._on_event(event)
             self._commit()
+        self._flush()
 
     # -------------------------------------------------------------- events
     def _on_event(self, event: Event) -> None:
@@ -210,8 +222,12 @@ class LiveView:
     def _detected(self, chunk: Chunk) -> None:
         if chunk.kind == "trivia":
             return
-        first = chunk.lineno - 1
-        last = first + chunk.code.rstrip("\n").count("\n")
+        code = chunk.code
+        body = code.strip()
+        # a chunk may carry the blank lines before it and the comment after it: the mark
+        # goes on its first line of code, its output after its last
+        first = chunk.lineno - 1 + code[: len(code) - len(code.lstrip())].count("\n")
+        last = first + body.count("\n")
         if chunk.kind == "syntax_error":
             statement = _Statement(chunk, "failed", first, last)
             info = chunk.error
@@ -314,7 +330,7 @@ class LiveView:
             code = highlighted[offset] if offset < len(highlighted) else Text(source[line_no])
             code.rstrip()
             partial = line_no >= complete
-            if partial and not source[line_no] and not live:
+            if partial and not source[line_no] and not (live and self._generating):
                 continue
             index = self._by_first.get(line_no)
             statement = self._statements.get(index) if index is not None else None
@@ -347,8 +363,10 @@ class LiveView:
         for statement in ordered:
             if statement.last < self._committed:
                 continue
-            if statement.state not in _FINAL:
-                break
+            if statement.state not in _FINAL or (
+                statement.state == "failed" and not self._finished
+            ):
+                break  # a failure's message is final only once the run is
             upto = statement.last + 1
         if upto > self._committed:
             for line in self._lines(self._committed, upto, live=False):
@@ -369,7 +387,7 @@ class LiveView:
         self._print(self._status())
 
     def _print(self, renderable: RenderableType) -> None:
-        self._live.console.print(renderable, soft_wrap=False, overflow="fold")
+        self._pending.append(renderable)
 
     def _status(self) -> Text:
         now = time.monotonic()
