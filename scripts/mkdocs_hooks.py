@@ -1,11 +1,17 @@
-"""MkDocs hook: let mkdocstrings find ``eager_rt.backends``, which lives in ``backends/``.
+"""MkDocs hook: how mkdocstrings reads the package for the API reference.
+
+Two things, both about this repository's layout and docstrings rather than
+the site: ``eager_rt.backends`` lives in ``backends/``, and docstrings use
+Sphinx roles (``scripts/griffe_sphinx_roles.py`` turns them into links).
 
 The package is installed with a ``package-dir`` mapping (``eager_rt.backends``
 -> ``backends/``) that griffe's static loader cannot follow. As
 ``scripts/typecheck.sh`` does for mypy, the hook lays the package out as it is
 installed, a temporary tree of links (``eager_rt/*`` plus
 ``eager_rt/backends -> backends/``), and puts it first on the Python handler's
-search paths. The tree is removed when MkDocs shuts down.
+search paths. The tree is removed when MkDocs shuts down. The griffe
+extension is given by absolute path, so a config that inherits this one from
+elsewhere (tests/test_docs.py) loads it too.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     handlers: dict[str, Any] = config.plugins["mkdocstrings"].config["handlers"]
     python = handlers.setdefault("python", {})
     python["paths"] = [str(_link_tree()), *python.get("paths", [])]
+    options = python.setdefault("options", {})
+    roles = f"{_ROOT / 'scripts' / 'griffe_sphinx_roles.py'}:SphinxRoles"
+    options["extensions"] = [roles, *options.get("extensions", [])]
     return config
 
 

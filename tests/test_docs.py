@@ -130,3 +130,35 @@ def test_the_strict_build_fails_on_a_broken_reference(tmp_path: Path, broken: st
     done = _build("--config-file", str(config), "--site-dir", str(tmp_path / "site"))
     assert done.returncode != 0, f"the build passed with {broken!r} in a page"
     assert "Aborted" in done.stdout + done.stderr or "could not be found" in done.stderr
+
+
+def test_sphinx_roles_in_docstrings_become_optional_cross_references() -> None:
+    _require_mkdocs()  # griffe comes with mkdocstrings
+    import griffe
+
+    roles = griffe.load_extensions(f"{ROOT / 'scripts' / 'griffe_sphinx_roles.py'}:SphinxRoles")
+    modules = {
+        "__init__.py": '"""See :class:`~pkg.mod.Thing`, :mod:`.mod` and :func:`!gone`."""',
+        "other.py": "class Helper: ...",
+        "mod.py": (
+            "from pkg.other import Helper\n"
+            "class Thing:\n"
+            '    """:meth:`run` it; :class:`Helper`, :class:`asyncio.Task`.\n\n'
+            "    Declare it::\n\n"
+            "        x = 1\n"
+            '    """\n'
+            "    def run(self) -> None: ...\n"
+        ),
+    }
+    with griffe.temporary_visited_package("pkg", modules, extensions=roles) as pkg:
+        assert pkg.docstring.value == (
+            'See <autoref identifier="pkg.mod.Thing" optional><code>Thing</code></autoref>, '
+            '<autoref identifier="pkg.mod" optional><code>mod</code></autoref> '
+            "and <code>gone()</code>."
+        )
+        assert pkg["mod.Thing"].docstring.value == (
+            '<autoref identifier="pkg.mod.Thing.run" optional><code>run()</code></autoref> it; '
+            '<autoref identifier="pkg.other.Helper" optional><code>Helper</code></autoref>, '
+            '<autoref identifier="asyncio.Task" optional><code>asyncio.Task</code></autoref>.'
+            "\n\nDeclare it:\n\n    x = 1"
+        )
