@@ -9,7 +9,8 @@ build. It runs once the package is loaded whole, so a class's members are
 known when its docstring names them. Relative targets are resolved as Sphinx
 does: ``.x`` against the module's package, a bare name against the enclosing
 class, then the module.
-A paragraph ending in ``::`` (a literal block follows) ends in ``:``.
+A paragraph ending in ``::`` (a literal block follows) ends in ``:``, and a
+line holding only ``::`` goes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from griffe import Alias, Extension, Module, Object
 _ROLE = re.compile(r":(?:py:)?(mod|class|func|meth|attr|data|exc|obj|const):`([^`]+)`")
 _TITLED = re.compile(r"^(?P<title>.+?)\s*<(?P<target>[^>]+)>$")
 _LITERAL_BLOCK = re.compile(r"(?<=\S)::$", re.MULTILINE)
+_LITERAL_MARKER = re.compile(r"^[ \t]*::[ \t]*$", re.MULTILINE)
 
 
 def _member_path(obj: Object, name: str) -> str | None:
@@ -72,7 +74,7 @@ def _render(match: re.Match[str], obj: Object) -> str:
 def rewrite(text: str, obj: Object) -> str:
     """The docstring ``text`` of ``obj`` with its roles as optional cross-references."""
     text = _ROLE.sub(lambda m: _render(m, obj), text)
-    return _LITERAL_BLOCK.sub(":", text)
+    return _LITERAL_MARKER.sub("", _LITERAL_BLOCK.sub(":", text))
 
 
 def _objects(obj: Object) -> Iterator[Object]:

@@ -140,6 +140,7 @@ def test_sphinx_roles_in_docstrings_become_optional_cross_references() -> None:
     modules = {
         "__init__.py": '"""See :class:`~pkg.mod.Thing`, :mod:`.mod` and :func:`!gone`."""',
         "other.py": "class Helper: ...",
+        "lit.py": '"""An example.\n\n::\n\n    x = 1\n"""',
         "mod.py": (
             "from pkg.other import Helper\n"
             "class Thing:\n"
@@ -162,3 +163,4 @@ def test_sphinx_roles_in_docstrings_become_optional_cross_references() -> None:
             '<autoref identifier="asyncio.Task" optional><code>asyncio.Task</code></autoref>.'
             "\n\nDeclare it:\n\n    x = 1"
         )
+        assert pkg["lit"].docstring.value == "An example.\n\n\n\n    x = 1"
