@@ -19,6 +19,7 @@ from eager_rt.result import RunResult
 __all__ = [
     "JSON_OUTPUT_LIMIT",
     "cap_output",
+    "clean_evalue",
     "error_message",
     "print_plain_summary",
     "print_rich_summary",
@@ -32,6 +33,11 @@ JSON_OUTPUT_LIMIT = 1_000_000
 _CELL_NAME = re.compile(r" \(<cell-\d+>, line \d+\)")
 
 
+def clean_evalue(evalue: str) -> str:
+    """An exception's message without the file name the backend compiled it under."""
+    return _CELL_NAME.sub("", evalue)
+
+
 def error_message(run: RunResult, exec_timeout: float | None = None) -> str:
     """The run's error in one line, in the words of the options the person gave."""
     error = run.error
@@ -40,7 +46,7 @@ def error_message(run: RunResult, exec_timeout: float | None = None) -> str:
     where = f" at line {error.lineno}" if error.lineno else ""
     if error.kind == "timeout" and exec_timeout is not None:
         return f"exceeded --exec-timeout {exec_timeout:g}s{where}"
-    evalue = _CELL_NAME.sub("", error.evalue)
+    evalue = clean_evalue(error.evalue)
     return f"{error.ename}: {evalue}{where}" if evalue else f"{error.ename}{where}"
 
 

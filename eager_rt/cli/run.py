@@ -44,6 +44,7 @@ from eager_rt.cli.live import LivePrinter, safe_write
 from eager_rt.cli.report import (
     JSON_OUTPUT_LIMIT,
     cap_output,
+    clean_evalue,
     error_message,
     print_plain_summary,
     print_rich_summary,
@@ -325,7 +326,7 @@ def _run_record(run: RunResult, t_setup: float, args: argparse.Namespace) -> dic
         record["error"] = {
             "kind": run.error.kind,
             "ename": run.error.ename,
-            "evalue": run.error.evalue,
+            "evalue": clean_evalue(run.error.evalue),
             "lineno": run.error.lineno,
             "statement": run.error.statement,
             "message": error_message(run, args.exec_timeout),
