@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TPS ?= 50
 
-.PHONY: setup demo test bench lint docker clean
+.PHONY: setup demo test bench lint docs docker clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard native/*.pyx)
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,12 @@ demo: $(STAMP)
 
 ## The whole test suite. As root, it first brings up a Docker engine and the
 ## test image (scripts/setup-docker.sh), then Podman with the same image
-## (scripts/setup-podman.sh); without them, Docker or Podman tests skip.
+## (scripts/setup-podman.sh) and bubblewrap (scripts/setup-bwrap.sh); without
+## them, their tests skip.
 test: $(STAMP)
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/setup-docker.sh || echo "Docker unavailable: its tests will skip"; fi
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/setup-podman.sh || echo "Podman unavailable: its tests will skip"; fi
+	@if [ "$$(id -u)" = 0 ]; then bash scripts/setup-bwrap.sh || echo "bubblewrap unavailable: its tests will skip"; fi
 	$(BIN)/python -m pytest tests -q -ra
 
 bench: $(STAMP)
@@ -39,8 +41,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check eager_rt backends tests bench
 	bash scripts/typecheck.sh
 
+## The documentation site (mkdocs.yml, docs/) in strict mode, into site/.
+docs: $(STAMP)
+	bash scripts/build-docs.sh
+
 docker:
 	bash scripts/setup-docker.sh
 
 clean:
-	rm -rf $(VENV) build *.egg-info eager_rt/*.so native/*.c
+	rm -rf $(VENV) build site *.egg-info eager_rt/*.so native/*.c
