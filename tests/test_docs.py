@@ -107,19 +107,29 @@ def test_the_site_builds_in_strict_mode(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "broken",
+    ("broken", "messages"),
     [
-        "[a page](no-such-page.md)",
-        "[an anchor](usage.md#no-such-section)",
-        "::: eager_rt.runtime.no_such_function",
+        (
+            "[a page](no-such-page.md)\n\n[an anchor](usage.md#no-such-section)\n",
+            [
+                "contains a link 'no-such-page.md'",
+                "does not contain an anchor '#no-such-section'",
+                "orphan.md",  # a page left out of the nav
+            ],
+        ),
+        ("::: eager_rt.runtime.no_such_function\n", ["no_such_function could not be found"]),
     ],
+    ids=["links-anchors-nav", "api-reference"],
 )
-def test_the_strict_build_fails_on_a_broken_reference(tmp_path: Path, broken: str) -> None:
+def test_the_strict_build_fails_on_a_broken_reference(
+    tmp_path: Path, broken: str, messages: list[str]
+) -> None:
     _require_mkdocs()
     docs = tmp_path / "docs"
     shutil.copytree(DOCS, docs)
     index = docs / "index.md"
-    index.write_text(index.read_text(encoding="utf-8") + f"\n{broken}\n", encoding="utf-8")
+    index.write_text(index.read_text(encoding="utf-8") + f"\n{broken}", encoding="utf-8")
+    (docs / "orphan.md").write_text("# A page nobody links\n", encoding="utf-8")
     config = tmp_path / "mkdocs.yml"
     config.write_text(
         f"INHERIT: {ROOT / 'mkdocs.yml'}\n"
@@ -128,8 +138,10 @@ def test_the_strict_build_fails_on_a_broken_reference(tmp_path: Path, broken: st
         encoding="utf-8",
     )
     done = _build("--config-file", str(config), "--site-dir", str(tmp_path / "site"))
+    output = done.stdout + done.stderr
     assert done.returncode != 0, f"the build passed with {broken!r} in a page"
-    assert "Aborted" in done.stdout + done.stderr or "could not be found" in done.stderr
+    for message in messages:
+        assert message in output, f"{message!r} not reported:\n{output}"
 
 
 def test_sphinx_roles_in_docstrings_become_optional_cross_references() -> None:
