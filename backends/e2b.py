@@ -131,6 +131,8 @@ _RESTARTED = "ContextRestarting"
 _ABORTED = "ExecutionAborted"
 
 _UNWIND_S = 0.1  # a moment for an interrupted cell to unwind before a probe
+_RESUME_PROBE_S = 10.0  # patience of one probe while Jupyter brings a dead kernel back
+_AUTO_RESTARTED = "the kernel died (the sandbox's Jupyter restarted it by itself)"
 _DELIVERY_TRIES = 3  # runs of a tool reply's delivery code before it is given up
 _DELIVERY_TIMEOUT_S = 60.0
 
@@ -318,6 +320,8 @@ class E2BSession(Supervised, Session):
         self._refreshed = 0.0
         self._tool_socket: str | None = None  # where the context's kernel takes tool replies
         self._relay: asyncio.Task[None] | None = None  # the default context's warm-up
+        #: how the last recovery differed from restarting the context in place, for its detail
+        self._replaced: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -425,7 +429,12 @@ class E2BSession(Supervised, Session):
         await self._restart_within(self.start_timeout)
 
     async def _restart(self) -> None:
+        """Restart the context, else make a new one in the sandbox, else a new sandbox.
+
+        ``_replaced`` says which, when it was not the first.
+        """
         self._alive = False
+        why = "the sandbox was no longer running"
         if self.sandbox is not None and await self._sandbox_running():
             try:
                 await self.sandbox.restart_code_context(self._context)
@@ -433,10 +442,28 @@ class E2BSession(Supervised, Session):
                 self._alive = True
                 self._death = None
                 return
-            except Exception:  # noqa: BLE001 - fall back to a new sandbox
-                pass
+            except Exception as exc:  # noqa: BLE001 - a refused restart leaves the context unusable
+                why = f"the context could not be restarted: {exc}"
+            try:
+                await self._replace_context()
+                self._replaced = f"as a new context in the same sandbox ({why}; files kept)"
+                return
+            except Exception as exc:  # noqa: BLE001 - fall back to a new sandbox
+                why = f"{why}; no new context either: {exc}"
         await self._kill_sandbox()
         await self._boot()
+        self._replaced = f"in a new sandbox ({why}; its files are gone)"
+
+    async def _replace_context(self) -> None:
+        old = self._context
+        self._context = await self.sandbox.create_code_context(
+            cwd=self.cwd, language="python", request_timeout=self._request_timeout
+        )
+        with contextlib.suppress(Exception):  # the old one holds a kernel: free it if it can be
+            await self.sandbox.remove_code_context(old, request_timeout=self._request_timeout)
+        await self._setup()
+        self._alive = True
+        self._death = None
 
     async def close(self) -> None:
         if self._closed:
@@ -756,7 +783,7 @@ class E2BSession(Supervised, Session):
             why = f"the sandbox lost its kernel connection: {error.value}"
             return await self._died(outputs, why)
         if error is not None and error.name == _RESTARTED:
-            return await self._died(outputs, "the kernel died and was restarted by the sandbox")
+            return await self._died(outputs, _AUTO_RESTARTED, resume=True)
         if not self._tap.ended:
             return await self._died(outputs, "the execution stream ended without end_of_execution")
         if error is not None:
@@ -792,19 +819,58 @@ class E2BSession(Supervised, Session):
         why = f"the execution stream broke: {type(exc).__name__}: {exc}"
         return await self._died(run.outputs, why)
 
-    async def _died(self, outputs: list[Output], why: str) -> ExecResult:
-        detail = await self._lose_context(why, forced=False)
+    async def _died(self, outputs: list[Output], why: str, *, resume: bool = False) -> ExecResult:
+        detail = await self._lose_context(why, forced=False, resume=resume)
         return ExecResult(Status.DIED, outputs, state_lost=True, detail=detail)
 
-    async def _lose_context(self, cause: str, *, forced: bool) -> str:
-        """The context's state is gone: restart it when the policy says so; the whole detail."""
+    async def _lose_context(self, cause: str, *, forced: bool, resume: bool = False) -> str:
+        """The context's state is gone: restart it when the policy says so; the whole detail.
+
+        ``resume``: the sandbox is already restarting the kernel itself, so
+        the context is waited for rather than restarted (see :meth:`_resume`).
+        """
         self._alive = False
-        detail = await self.supervisor.recover(
-            cause, self._restart_on_recovery, forced=forced, closed=self._closed
-        )
+        self._replaced = None
+        action = self._resume_on_recovery if resume else self._restart_on_recovery
+        detail = await self.supervisor.recover(cause, action, forced=forced, closed=self._closed)
+        if self.alive and self._replaced is not None:
+            detail = f"{detail} {self._replaced}"
         if not self.alive:
             self._death = cause
         return detail
+
+    async def _resume_on_recovery(self) -> None:
+        """Wait for the kernel Jupyter restarts by itself; restart the context only if it fails."""
+        try:
+            await asyncio.wait_for(self._resume(), self.start_timeout)
+        except Exception:  # noqa: BLE001 - the timeout too: then restart it after all
+            await self._restart_on_recovery()
+
+    async def _resume(self) -> None:
+        """The same context, once its new kernel answers, set up again.
+
+        When a kernel dies, the sandbox's Jupyter Server restarts it at once
+        (its restarter; the server reports ``ContextRestarting``) and refuses
+        a restart asked for meanwhile (``500 Failed to restart context``),
+        after which E2B's server has dropped its connection to that kernel
+        and the context never answers again. So ask for nothing: a probe
+        sent now is answered by the new kernel once it is up, in the same
+        context (same id, same sandbox, files kept); then the setup runs again.
+        """
+        self._alive = False
+        patience = max(self.probe_timeout, _RESUME_PROBE_S)
+        while True:
+            probe = _Run()
+            await self._stream(probe, "pass", None, patience)
+            answered = probe.stopped is None and probe.exception is None and self._tap.ended
+            if answered and probe.error is None:
+                break
+            if probe.exception is not None and not await self._sandbox_running():
+                raise BackendError(f"the sandbox stopped running ({probe.exception})")
+            await asyncio.sleep(_UNWIND_S)  # died again meanwhile, or not up yet: no busy loop
+        await self._setup()
+        self._alive = True
+        self._death = None
 
 
 def _failure(call: Any, tool: Any, kind: str, message: str) -> dict[str, Any]:

@@ -28,6 +28,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--delay", type=float, default=0.0, help="added round trip, seconds")
     parser.add_argument("--create-delay", type=float, default=0.0, help="sandbox boot, seconds")
     parser.add_argument("--idle-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--kernel-python", default=None, help="the kernels' interpreter (default: this one)"
+    )
     parser.add_argument("--max-lifetime", type=float, default=3600.0)
     return parser.parse_args(argv)
 
@@ -44,7 +47,12 @@ def _watch_parent(loop: asyncio.AbstractEventLoop, gone: asyncio.Event) -> None:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    app = E2BApp(args.api_key, keepalive_s=args.keepalive, create_delay_s=args.create_delay)
+    app = E2BApp(
+        args.api_key,
+        keepalive_s=args.keepalive,
+        create_delay_s=args.create_delay,
+        kernel_python=args.kernel_python,
+    )
     server = HTTPServer(app, "127.0.0.1", args.port)
     server.delay_s = args.delay
 

@@ -16,9 +16,12 @@ and ``models/sandbox.py`` (creation request and response),
 ``e2b/sandbox_async/main.py`` (``is_running`` = envd ``GET /health``, 502 means
 gone) and ``e2b/exceptions.py`` ("was not found" in a 502 body means killed).
 
-Deviations, all invisible to the SDK: the default Python context is started
-on first use instead of at boot, there is no JavaScript context, and the
-context directory ``/home/user`` is mapped to a temporary home per sandbox.
+Like the real server, a sandbox lists its default ``python`` and
+``javascript`` contexts from the start. Deviations: a context's kernel starts
+at its first use instead of at boot (invisible but for the time the first
+use takes); the JavaScript context is listed but not served (executing there
+answers 500); the context directory ``/home/user`` is mapped to a temporary
+home per sandbox (see ``kernel.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from collections import deque
@@ -35,17 +39,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.e2b_server.kernel import KernelContext
+from tests.e2b_server.kernel import NOT_SERVED, REAL_HOME, KernelContext, kernel_specs
 from tests.e2b_server.wire import ConnectionCut, Request, Response, StreamResponse
 
 __all__ = ["FAULT_KINDS", "E2BApp"]
 
 ENVD_PORT = "49983"
 JUPYTER_PORT = "49999"
-REAL_HOME = "/home/user"
 MAX_SANDBOXES = 32
 MAX_CONTEXTS = 8
 ENVD_VERSION = "0.2.4"
+
+#: the names ``run_code(language=...)`` accepts for a default context (contexts.py)
+_LANGUAGES = {"js": "javascript", "ts": "typescript", "typescript": "javascript"}
 
 #: scripted faults, applied to the next ``POST /execute`` of a sandbox
 FAULT_KINDS = ("http_502", "cut", "stall", "slow", "unexpected_end", "drop_end")
@@ -63,11 +69,21 @@ class Sandbox:
     default_context: str | None = None
     faults: deque[dict[str, Any]] = field(default_factory=deque)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    default_contexts: dict[str, str] = field(default_factory=dict)  # language -> context id
+    killed: bool = False
 
 
 class E2BApp:
-    def __init__(self, api_key: str, keepalive_s: float = 5.0, create_delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        keepalive_s: float = 5.0,
+        create_delay_s: float = 0.0,
+        kernel_python: str | None = None,
+    ) -> None:
         self.api_key = api_key
+        self._specs_dir = tempfile.mkdtemp(prefix="e2b-local-kernels-")
+        self.specs = kernel_specs(self._specs_dir, kernel_python or sys.executable)
         self.keepalive_s = keepalive_s
         self.create_delay_s = create_delay_s
         self.sandboxes: dict[str, Sandbox] = {}
@@ -90,6 +106,7 @@ class E2BApp:
                 await self._reaper
         for sandbox_id in list(self.sandboxes):
             await self._kill(sandbox_id, "server shutdown")
+        shutil.rmtree(self._specs_dir, ignore_errors=True)
 
     async def _reap(self) -> None:
         """Sandboxes die at their timeout, like real ones (keeps the server bounded)."""
@@ -130,6 +147,8 @@ class E2BApp:
         parts = request.path.strip("/").split("/")
         if request.method == "POST" and parts in (["sandboxes"], ["v2", "sandboxes"]):
             return await self._create(request.json() or {})
+        if parts[:1] == ["v2"]:
+            parts = parts[1:]
         if len(parts) >= 2 and parts[0] == "sandboxes":
             sandbox_id = parts[1]
             if request.method == "DELETE" and len(parts) == 2:
@@ -137,6 +156,8 @@ class E2BApp:
                 if not killed:
                     return Response.of_json({"code": 404, "message": "sandbox not found"}, 404)
                 return Response(204)
+            if request.method == "POST" and parts[2:] == ["connect"]:
+                return self._connect(sandbox_id, request.json() or {})
             if request.method == "POST" and parts[2:] == ["timeout"]:
                 sandbox = self.sandboxes.get(sandbox_id)
                 if sandbox is None:
@@ -159,26 +180,42 @@ class E2BApp:
             home=tempfile.mkdtemp(prefix="e2b-local-home-"),
             expires_at=time.time() + float(body.get("timeout") or 300),
         )
+        for language in ("python", "javascript"):  # the server's own, made as it boots
+            context = self._context(sandbox, None, language)
+            sandbox.contexts[context.id] = context
+            sandbox.default_contexts[language] = context.id
+        sandbox.default_context = sandbox.default_contexts["python"]
         self.sandboxes[sandbox.id] = sandbox
         self.log("create", sandbox_id=sandbox.id, template=sandbox.template, env=sandbox.env)
-        return Response.of_json(
-            {
-                "templateID": sandbox.template,
-                "sandboxID": sandbox.id,
-                "clientID": "local",
-                "envdVersion": ENVD_VERSION,
-                "envdAccessToken": sandbox.envd_token,
-                "trafficAccessToken": None,
-                "domain": None,
-            },
-            201,
-        )
+        return Response.of_json(self._sandbox_json(sandbox), 201)
+
+    def _sandbox_json(self, sandbox: Sandbox) -> dict[str, Any]:
+        return {
+            "templateID": sandbox.template,
+            "sandboxID": sandbox.id,
+            "clientID": "local",
+            "envdVersion": ENVD_VERSION,
+            "envdAccessToken": sandbox.envd_token,
+            "trafficAccessToken": None,
+            "domain": None,
+        }
+
+    def _connect(self, sandbox_id: str, body: dict[str, Any]) -> Response:
+        """``POST /sandboxes/{id}/connect``: a running sandbox's details, its timeout extended."""
+        sandbox = self.sandboxes.get(sandbox_id)
+        if sandbox is None:
+            return Response.of_json({"code": 404, "message": "sandbox not found"}, 404)
+        if body.get("timeout"):
+            sandbox.expires_at = max(sandbox.expires_at, time.time() + float(body["timeout"]))
+        self.log("connect", sandbox_id=sandbox_id)
+        return Response.of_json(self._sandbox_json(sandbox), 200)
 
     async def _kill(self, sandbox_id: str, reason: str) -> bool:
         sandbox = self.sandboxes.pop(sandbox_id, None)
         if sandbox is None:
             return False
         self.log("kill", sandbox_id=sandbox_id, reason=reason)
+        sandbox.killed = True  # its streams are cut, as when a sandbox's VM goes away
         await asyncio.gather(*(c.close() for c in sandbox.contexts.values()))
         shutil.rmtree(sandbox.home, ignore_errors=True)
         return True
@@ -196,13 +233,25 @@ class E2BApp:
 
     # -- code interpreter ------------------------------------------------------
 
+    def _context(self, sandbox: Sandbox, cwd: str | None, language: str) -> KernelContext:
+        path = sandbox.home if cwd in (None, "", REAL_HOME) else str(cwd)
+        emit = self._context_event(sandbox)
+        return KernelContext(
+            path,
+            sandbox.env,
+            self.keepalive_s,
+            emit,
+            home=sandbox.home,
+            specs=self.specs,
+            language=language,
+        )
+
     async def _new_context(self, sandbox: Sandbox, cwd: str | None) -> KernelContext:
         if len(sandbox.contexts) >= MAX_CONTEXTS:
             raise RuntimeError("too many contexts in this sandbox")
-        path = sandbox.home if cwd in (None, "", REAL_HOME) else str(cwd)
-        context = KernelContext(path, sandbox.env, self.keepalive_s, self._context_event(sandbox))
+        context = self._context(sandbox, cwd, "python")
         try:
-            await context.start(sandbox.home)
+            await context.ensure_started()
         except BaseException:
             await context.close()
             raise
@@ -250,8 +299,17 @@ class E2BApp:
             if existing is None:
                 return Response.of_text(f"Context {context_id} not found", 404)
             if method == "POST" and parts[2:] == ["restart"]:
+                if existing.restarting:
+                    # Jupyter refuses while its restarter is at work; E2B's server
+                    # had already closed its kernel connection: the context is lost
+                    existing.broken = True
+                    self.log("restart_refused", sandbox_id=sandbox.id, context_id=context_id)
+                    return Response.of_text(f"Failed to restart context {context_id}", 500)
                 self.log("restart", sandbox_id=sandbox.id, context_id=context_id)
-                await existing.restart()
+                try:
+                    await existing.restart()
+                except Exception as exc:  # noqa: BLE001 - reported like the real server
+                    return Response.of_text(f"Failed to restart context {context_id}: {exc}", 500)
                 return Response.of_json(None)
             if method == "DELETE" and len(parts) == 2:
                 del sandbox.contexts[context_id]
@@ -284,16 +342,18 @@ class E2BApp:
         if context_id:
             context = sandbox.contexts.get(context_id)
         else:
-            async with sandbox.lock:
-                if sandbox.default_context is None:
-                    try:
-                        made = await self._new_context(sandbox, None)
-                    except Exception as exc:  # noqa: BLE001
-                        return Response.of_text(str(exc), 500)
-                    sandbox.default_context = made.id
-                context = sandbox.contexts.get(sandbox.default_context)
+            asked = str(language or "python").lower().strip()
+            wanted = _LANGUAGES.get(asked, asked)
+            default = sandbox.default_contexts.get(wanted)
+            if default is None:
+                return Response.of_text(f"Failed to create context: no kernel for {wanted}", 500)
+            context = sandbox.contexts.get(default)
         if context is None:
             return Response.of_text(f"Context {context_id} not found", 404)
+        if context.language != "python":
+            return Response.of_text(NOT_SERVED.format(language=context.language), 500)
+        if context.broken:
+            return StreamResponse(_cut(), headers={"content-type": "application/json"})
         env_vars = body.get("env_vars") or None
         return StreamResponse(
             self._lines(sandbox, context, code, env_vars, fault),
@@ -313,6 +373,8 @@ class E2BApp:
         sent = 0
         items = context.execute(code, env_vars)
         try:
+            if sandbox.killed:
+                raise ConnectionCut(reset=False)
             if kind == "slow":
                 # The cell is slow to produce anything; keepalives still flow.
                 deadline = time.monotonic() + float(fault["seconds"])  # type: ignore[index]
@@ -321,6 +383,8 @@ class E2BApp:
                     if deadline - time.monotonic() > 0:
                         yield b'{"type": "keepalive"}\n'
             async for item in items:
+                if sandbox.killed:  # the sandbox went away mid-stream: no proper end
+                    raise ConnectionCut(reset=False)
                 if sent == after and kind in ("cut", "stall", "unexpected_end", "drop_end"):
                     if kind == "drop_end":
                         # The body ends cleanly but early: no end_of_execution line.
@@ -374,12 +438,15 @@ class E2BApp:
             return Response(204)
         if path == "/_admin/kernels" and request.method == "GET":
             return Response.of_json(
-                {
-                    s.id: {c.id: c.pid for c in s.contexts.values()}
-                    for s in self.sandboxes.values()
-                }
+                {s.id: {c.id: c.pid for c in s.contexts.values()} for s in self.sandboxes.values()}
             )
         if path == "/_admin/shutdown" and request.method == "POST":
             self.closing.set()
             return Response(204)
         return Response.of_json({"detail": "no such admin route"}, 404)
+
+
+async def _cut() -> AsyncIterator[bytes]:
+    """The body of an execution in a context E2B's server lost: the connection drops."""
+    raise ConnectionCut(reset=False)
+    yield b""  # an async generator all the same

@@ -18,11 +18,17 @@ module does the same translation against a kernel started with
   to that request (and removed again by a silent execution afterwards);
 * a kernel that dies is restarted, and the running execution gets a
   ``ContextRestarting`` error (what Jupyter's restarter makes the real server
-  report);
+  report); executions sent meanwhile wait for the new kernel (Jupyter queues
+  them), and a restart asked for meanwhile is refused, which leaves the
+  context unusable, as E2B's server does (it closed its kernel connection
+  before Jupyter refused);
 * a client that goes away interrupts the kernel.
 
 The kernel runs with the template's IPython settings (``NoColor`` tracebacks,
-no sequence truncation).
+no sequence truncation) and the template's start-up behaviour
+(``startup.py``: ``e2b/data``, ``e2b/chart`` and JSON formatters, images
+displayed when saved). A context's kernel starts at its first use, so the
+default contexts a sandbox lists from the start cost nothing until used.
 """
 
 from __future__ import annotations
@@ -30,21 +36,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import os
+import shutil
+import subprocess
+import tempfile
+import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
-__all__ = ["KernelContext"]
+__all__ = ["REAL_HOME", "KernelContext", "kernel_specs"]
 
+#: the working directory of a sandbox's contexts, and their ``HOME``
+REAL_HOME = "/home/user"
+KERNEL_NAME = "e2b-python"
+
+STARTUP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "startup.py")
 KERNEL_ARGS = [
     "--InteractiveShell.colors=NoColor",
     "--PlainTextFormatter.max_seq_length=0",
     "--HistoryManager.enabled=False",
+    f"--IPKernelApp.exec_files={STARTUP}",
 ]
+NOT_SERVED = "the local E2B server runs Python kernels only; {language} is listed, not served"
 
 # Result keys the server lifts out of a MIME bundle (template/server/api/models/result.py).
 _RESULT_KEYS = {
@@ -107,15 +126,26 @@ class KernelContext:
         global_env: dict[str, str],
         keepalive_s: float,
         on_event: Callable[[str, dict[str, Any]], None],
+        *,
+        home: str,
+        specs: KernelSpecManager,
+        language: str = "python",
     ) -> None:
         self.id = str(uuid.uuid4())
-        self.language = "python"
+        self.language = language
         self.cwd = cwd
+        self.home = home
+        #: a restart was refused while Jupyter restarted the kernel: the context is lost
+        self.broken = False
+        self._started = False
+        self._start_lock = asyncio.Lock()
+        self._up = asyncio.Event()  # the kernel answers: executions may be sent
         self.keepalive_s = keepalive_s
         self._sandbox_env = global_env
         self._global_env_sent = False
         self._on_event = on_event
-        self._km = AsyncKernelManager(kernel_name="python3")
+        self._km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+        self._namespaced = bool(specs.get_kernel_spec(KERNEL_NAME).metadata.get("home_namespace"))
         self._kc: Any = None
         self._lock = asyncio.Lock()
         self._executions: dict[str, _Execution] = {}
@@ -126,13 +156,32 @@ class KernelContext:
 
     # -- lifecycle ---------------------------------------------------------
 
-    async def start(self, home: str) -> None:
+    @property
+    def restarting(self) -> bool:
+        """Jupyter is bringing a dead kernel back (a restart asked for now is refused)."""
+        return self._restarting
+
+    async def ensure_started(self) -> None:
+        """Start the kernel unless it runs: contexts are listed at once, started at first use."""
+        if self.language != "python":
+            raise RuntimeError(NOT_SERVED.format(language=self.language))
+        async with self._start_lock:
+            if self._started or self._closed:
+                return
+            await self._start()
+            self._started = True
+            self._on_event("context_started", {"context_id": self.id, "pid": self.pid})
+
+    async def _start(self) -> None:
+        home = self.home
         env = {k: v for k, v in os.environ.items() if not k.startswith(("E2B_", "EAGER_RT_"))}
-        env["HOME"] = home
+        env["HOME"] = REAL_HOME if self._namespaced else home
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("MPLBACKEND", None)
+        # the spec's {cwd} is the sandbox's home: mounted on /home/user when namespaced
         await self._km.start_kernel(extra_arguments=KERNEL_ARGS, cwd=home, env=env)
         await self._connect()
+        self._up.set()
         self._tasks.append(asyncio.ensure_future(self._watch()))
         if self.cwd != home:
             await self._silent(f"%cd {self.cwd}")
@@ -155,6 +204,9 @@ class KernelContext:
 
     async def restart(self) -> None:
         """``POST /contexts/{id}/restart``: a fresh kernel, the same id, a new connection."""
+        if not self._started:
+            await self.ensure_started()
+            return
         await self._disconnect()
         self._fail_running(_error("ContextRestarting", "Context was restarted"), _UNEXPECTED_END)
         await self._km.restart_kernel(now=True)
@@ -170,8 +222,9 @@ class KernelContext:
         if self._cleanup is not None:
             self._cleanup.cancel()
         self._fail_running(None, _UNEXPECTED_END)
-        with contextlib.suppress(Exception):
-            await self._km.shutdown_kernel(now=True)
+        if self._started:
+            with contextlib.suppress(Exception):
+                await self._km.shutdown_kernel(now=True)
 
     async def interrupt(self) -> None:
         self._on_event("interrupt", {"context_id": self.id})
@@ -215,13 +268,36 @@ class KernelContext:
             if self._restarting or await self._km.is_alive():
                 continue
             self._restarting = True
+            self._up.clear()
             try:
                 self._on_event("kernel_died", {"context_id": self.id})
                 self._fail_running(_error("ContextRestarting", "Context was restarted"), _END)
                 await self._km.restart_kernel(now=True)
-                await self._kc.wait_for_ready(timeout=120)
+                await self._nudge()
             finally:
                 self._restarting = False
+                self._up.set()
+            self._on_event("kernel_restarted", {"context_id": self.id, "pid": self.pid})
+
+    async def _nudge(self) -> None:
+        """Until the new kernel answers on iopub too (what Jupyter Server's nudge makes sure of).
+
+        Its ports are the old ones, so the channels reconnect by themselves;
+        a ``kernel_info`` request whose busy and idle come back on iopub shows
+        that they did, and that no execution's messages would be missed.
+        """
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            msg_id = self._kc.kernel_info()
+            self._executions[msg_id] = _Execution(in_background=True)
+            try:
+                ended = await asyncio.wait_for(self._executions[msg_id].queue.get(), 0.5)
+                if ended is _END:
+                    return
+            except (TimeoutError, asyncio.TimeoutError):  # noqa: UP041 - distinct on 3.10
+                continue
+            finally:
+                self._executions.pop(msg_id, None)
 
     # -- messages ----------------------------------------------------------
 
@@ -322,6 +398,8 @@ class KernelContext:
     ) -> AsyncGenerator[dict[str, Any], None]:
         """The items of one execution, without the final ``end_of_execution`` line."""
         async with self._lock:
+            await self.ensure_started()
+            await self._up.wait()  # Jupyter queues what comes while it restarts the kernel
             if self._cleanup is not None:
                 with contextlib.suppress(Exception):
                     await self._cleanup
@@ -370,3 +448,50 @@ def _indentation(code: str) -> str:
         if line.strip():
             return line[: len(line) - len(line.lstrip())]
     return ""
+
+
+def kernel_specs(root: str, python: str) -> KernelSpecManager:
+    """The one kernel spec of the server's contexts, written under ``root``.
+
+    Its kernels run on ``python`` (the E2B template's own environment, when a
+    test wants its package versions). Where bubblewrap can make a mount
+    namespace, each kernel gets its sandbox's home mounted on ``/home/user``,
+    so that the working directory reads as in a real sandbox while every
+    sandbox keeps its own files (``/home`` is a fresh tmpfs in there with the
+    host's other entries bound back); elsewhere the kernel runs in that home
+    under its own path.
+    """
+    launch = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    prefix = _home_namespace()
+    spec = {
+        "argv": [*prefix, *launch],
+        "display_name": "Python (local E2B)",
+        "language": "python",
+        "metadata": {"home_namespace": bool(prefix)},
+    }
+    folder = os.path.join(root, "kernels", KERNEL_NAME)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "kernel.json"), "w") as out:
+        json.dump(spec, out)
+    return KernelSpecManager(kernel_dirs=[os.path.join(root, "kernels")])
+
+
+def _home_namespace() -> list[str]:
+    """The bubblewrap prefix that mounts the kernel's cwd on ``/home/user``, or [] if none works."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None or os.environ.get("EAGER_RT_E2B_NO_NAMESPACE"):
+        return []
+    others = [] if not os.path.isdir("/home") else sorted(os.listdir("/home"))
+    binds = [arg for e in others if e != "user" for arg in ("--bind", f"/home/{e}", f"/home/{e}")]
+    # Jupyter interrupts a kernel by SIGINT to its process group: bwrap must
+    # not die of it (taking the kernel with it), so it starts with SIGINT
+    # ignored; ipykernel sets its own handler while a cell runs.
+    keep_on_sigint = ["/bin/sh", "-c", 'trap "" INT; exec "$0" "$@"']
+    prefix = [*keep_on_sigint, bwrap, "--dev-bind", "/", "/", "--tmpfs", "/home", *binds]
+    prefix += ["--bind", "{cwd}", REAL_HOME, "--chdir", REAL_HOME, "--die-with-parent"]
+    probe = [a.replace("{cwd}", tempfile.gettempdir()) for a in prefix]
+    try:
+        done = subprocess.run([*probe, "true"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return prefix if done.returncode == 0 else []
