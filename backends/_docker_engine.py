@@ -48,6 +48,8 @@ __all__ = [
     "ContainerSpec",
     "Demuxer",
     "Engine",
+    "EngineUnreachable",
+    "describe_engine_lost",
     "describe_state",
     "owner_labels",
 ]
@@ -250,11 +252,42 @@ def _sdk() -> Any:
     return docker
 
 
+class EngineUnreachable(BackendError):
+    """No answer from the engine at all (its socket gone, refused, timed out): not a refusal."""
+
+    def __init__(self, base_url: str, reason: str) -> None:
+        super().__init__(f"the Docker engine at {base_url} cannot be reached ({reason})")
+        self.base_url = base_url
+        self.reason = reason
+
+
+def _reason(exc: BaseException) -> str:
+    """The operating system's words for why a connection failed, dug out of the SDK's wrapping.
+
+    requests wraps urllib3, which wraps the ``OSError``: ``ConnectionError(
+    ProtocolError('Connection aborted.', FileNotFoundError(2, ...)))``.
+    """
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        stack.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        stack.extend(link for link in (current.__cause__, current.__context__) if link is not None)
+    return str(exc) or type(exc).__name__
+
+
 class Engine:
     """One Docker engine, reached at ``base_url`` (default: ``DOCKER_HOST`` or the local socket).
 
     Hijacked streams need a plain socket, so the engine must be reachable over
-    a unix socket or plain TCP (not TLS or SSH).
+    a unix socket or plain TCP (not TLS or SSH). An engine that cannot be
+    reached at all (stopped, restarting) raises :class:`EngineUnreachable`
+    from every call, never the HTTP library's own errors.
     """
 
     def __init__(self, base_url: str | None = None, timeout: float = 60.0) -> None:
@@ -262,6 +295,11 @@ class Engine:
         self.timeout = timeout
         docker = _sdk()
         self.errors = docker.errors
+        from requests.exceptions import ConnectionError as NoConnection
+        from requests.exceptions import Timeout
+
+        # what requests raises when no HTTP answer comes (the SDK leaves these unwrapped)
+        self._no_answer: tuple[type[BaseException], ...] = (NoConnection, Timeout)
         try:
             self.api: Any = docker.APIClient(
                 base_url=self.base_url, timeout=timeout, version="auto"
@@ -273,6 +311,14 @@ class Engine:
 
     def close(self) -> None:
         self.api.close()
+
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Turn the HTTP library's "no answer" into :class:`EngineUnreachable`."""
+        try:
+            yield
+        except self._no_answer as exc:
+            raise EngineUnreachable(self.base_url, _reason(exc)) from exc
 
     # -- plain calls
 
@@ -286,7 +332,8 @@ class Engine:
 
     def has_image(self, image: str) -> bool:
         try:
-            self.api.inspect_image(image)
+            with self._reaching():
+                self.api.inspect_image(image)
         except self.errors.ImageNotFound:
             return False
         return True
@@ -294,20 +341,22 @@ class Engine:
     def inspect(self, container_id: str) -> dict[str, Any] | None:
         """The container's inspect document, or None once it is gone."""
         try:
-            result: dict[str, Any] = self.api.inspect_container(container_id)
+            with self._reaching():
+                result: dict[str, Any] = self.api.inspect_container(container_id)
         except self.errors.NotFound:
             return None
         return result
 
     def signal(self, container_id: str, sig: str) -> None:
         """Send ``sig`` to the container's main process (docker-init forwards it to the worker)."""
-        with contextlib.suppress(self.errors.NotFound, self.errors.APIError):
+        with contextlib.suppress(self.errors.NotFound, self.errors.APIError), self._reaching():
             self.api.kill(container_id, signal=sig)
 
     def remove(self, container_id: str) -> None:
         """Kill and remove; a container that is already gone is fine."""
         try:
-            self.api.remove_container(container_id, force=True, v=True)
+            with self._reaching():
+                self.api.remove_container(container_id, force=True, v=True)
         except self.errors.NotFound:
             pass
         except self.errors.APIError as exc:
@@ -317,9 +366,10 @@ class Engine:
 
     def list_owned(self, *, all_states: bool = True) -> list[dict[str, Any]]:
         """Every container that carries eager_rt's owner labels."""
-        result: list[dict[str, Any]] = self.api.containers(
-            all=all_states, filters={"label": LABEL_OWNER_PID}
-        )
+        with self._reaching():
+            result: list[dict[str, Any]] = self.api.containers(
+                all=all_states, filters={"label": LABEL_OWNER_PID}
+            )
         return result
 
     def reap(self) -> list[str]:
@@ -343,22 +393,23 @@ class Engine:
         labels = {**dict(spec.labels), LABEL_SESSION: name, LABEL_ROLE: role, **owner_labels()}
         try:
             host_config = self.api.create_host_config(**dict(spec.host_config))
-            created = self.api.create_container(
-                spec.image,
-                command=list(spec.command),
-                user=spec.user or "",
-                working_dir=spec.working_dir,
-                environment=dict(spec.environment),
-                labels=labels,
-                name=name,
-                # with detach=False the SDK also sets StdinOnce: the worker's
-                # stdin closes when our attach connection does
-                detach=False,
-                stdin_open=True,
-                tty=False,
-                host_config=host_config,
-                use_config_proxy=False,
-            )
+            with self._reaching():
+                created = self.api.create_container(
+                    spec.image,
+                    command=list(spec.command),
+                    user=spec.user or "",
+                    working_dir=spec.working_dir,
+                    environment=dict(spec.environment),
+                    labels=labels,
+                    name=name,
+                    # with detach=False the SDK also sets StdinOnce: the worker's
+                    # stdin closes when our attach connection does
+                    detach=False,
+                    stdin_open=True,
+                    tty=False,
+                    host_config=host_config,
+                    use_config_proxy=False,
+                )
         except self.errors.ImageNotFound as exc:
             raise BackendError(
                 f"image {spec.image!r} is not on the Docker engine at {self.base_url}; "
@@ -372,7 +423,8 @@ class Engine:
                 f"/containers/{container.id}/attach",
                 {"stream": 1, "stdin": 1, "stdout": 1, "stderr": 1},
             )
-            self.api.start(container.id)
+            with self._reaching():
+                self.api.start(container.id)
             if preload:
                 container.sock.sendall(preload)
                 container.preloaded = preload
@@ -410,7 +462,7 @@ class Engine:
             sock.connect(address)
         except OSError as exc:
             sock.close()
-            raise BackendError(f"cannot reach the Docker engine at {self.base_url}: {exc}") from exc
+            raise EngineUnreachable(self.base_url, _reason(exc)) from exc
         return sock
 
     def hijack(
@@ -480,15 +532,16 @@ class Engine:
     ) -> tuple[int, bytes, bytes]:
         """Run ``argv`` in the container, ``data`` on its stdin; return (code, stdout, stderr)."""
         try:
-            created = self.api.exec_create(
-                container_id,
-                argv,
-                stdin=True,
-                stdout=True,
-                stderr=True,
-                user=user or "",
-                workdir=workdir,
-            )
+            with self._reaching():
+                created = self.api.exec_create(
+                    container_id,
+                    argv,
+                    stdin=True,
+                    stdout=True,
+                    stderr=True,
+                    user=user or "",
+                    workdir=workdir,
+                )
         except self.errors.DockerException as exc:
             raise BackendError(f"could not run a command in the container: {exc}") from exc
         exec_id = created["Id"]
@@ -512,7 +565,8 @@ class Engine:
             sock.close()
         deadline = time.monotonic() + self.timeout
         while True:
-            info = self.api.exec_inspect(exec_id)
+            with self._reaching():
+                info = self.api.exec_inspect(exec_id)
             if not info.get("Running") and info.get("ExitCode") is not None:
                 return int(info["ExitCode"]), b"".join(out), b"".join(err)
             if time.monotonic() > deadline:
@@ -615,6 +669,19 @@ _SIGNALS = {
     13: "SIGPIPE",
     15: "SIGTERM",
 }
+
+
+def describe_engine_lost(lost: EngineUnreachable) -> str:
+    """Why a container's channel closed when the engine itself could not be asked afterwards.
+
+    A restart of the engine stops its containers (unless it runs with
+    live-restore), closing every attach stream; so does an engine that stops.
+    """
+    return (
+        f"the container's channel closed and the Docker engine at {lost.base_url} could not "
+        f"be reached ({lost.reason}): the engine restarted or stopped, which ends its "
+        "containers, and the worker's state is lost"
+    )
 
 
 def describe_state(state: dict[str, Any] | None, memory_limit: int | None) -> str:

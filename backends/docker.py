@@ -19,8 +19,13 @@ Faults: :meth:`~DockerSession.interrupt` sends SIGINT to the worker (state
 kept); a timeout interrupts, then kills and replaces the container
 (``state_lost``); a container that dies (OOM kill, ``docker kill``) closes the
 channel at once and the result says why, read from the engine
-(``State.OOMKilled``, exit code). Containers carry labels naming their owner
-process; those of dead owners are removed at the next start.
+(``State.OOMKilled``, exit code). A restart of the engine stops every
+container: the channel closes, the engine cannot be asked why, and the result
+says that the engine restarted or stopped and the state is lost (a container
+the engine could not be asked to remove then is removed at the next restart
+or close). The worker ends when its channel closes, even while busy, so a
+container whose host was killed stops at once. Containers carry labels
+naming their owner process; those of dead owners are removed at the next start.
 
 Cold start is hidden two ways. The backend keeps a warm pool (``pool_size``,
 1 by default) of started containers, refilled in a background thread. And a
@@ -52,6 +57,8 @@ from eager_rt.backends._docker_engine import (
     ContainerSpec,
     Demuxer,
     Engine,
+    EngineUnreachable,
+    describe_engine_lost,
     describe_state,
     iter_tar_files,
     tar_of_bytes,
@@ -282,6 +289,8 @@ class DockerWorker(WorkerProcess):
         self._transport: asyncio.Transport | None = None
         self._stderr_tail = bytearray()
         self._removals: set[asyncio.Future[None]] = set()
+        #: containers whose removal found the engine unreachable: tried again at every terminate
+        self._leftovers: set[str] = set()
         self.last_start_s: float | None = None  #: seconds the last container launch took
         self.last_start_pooled = False  #: whether it came from the warm pool
 
@@ -344,17 +353,22 @@ class DockerWorker(WorkerProcess):
         container = self.container
         if container is not None:
             engine = await asyncio.to_thread(self.engine.get)
-            await asyncio.to_thread(engine.signal, container.id, "SIGINT")
+            # an engine that is gone cannot deliver it: the grace runs out, then the kill
+            with contextlib.suppress(EngineUnreachable):
+                await asyncio.to_thread(engine.signal, container.id, "SIGINT")
 
     async def terminate(self) -> None:
         transport, self._transport = self._transport, None
         container, self.container = self.container, None
+        doomed = set(self._leftovers)
         if container is not None:
             container.close_socket()
+            doomed.add(container.id)
+        for container_id in doomed:
             # the removal runs to its end even if whoever awaits it is cancelled
             # (a timeout's escalation is, once the code is gone); every later
             # terminate (restart, close) waits for it, so nothing outlives close()
-            removal = asyncio.ensure_future(self._remove(container.id))
+            removal = asyncio.ensure_future(self._remove(container_id))
             self._removals.add(removal)
             removal.add_done_callback(self._removals.discard)
         if transport is not None:
@@ -364,18 +378,30 @@ class DockerWorker(WorkerProcess):
                 await asyncio.shield(pending_removal)
 
     async def _remove(self, container_id: str) -> None:
-        engine = await asyncio.to_thread(self.engine.get)
-        await asyncio.to_thread(engine.remove, container_id)
+        """Remove a container; one the engine cannot be asked to remove now is kept for later."""
+        self._leftovers.discard(container_id)
+        try:
+            engine = await asyncio.to_thread(self.engine.get)
+            await asyncio.to_thread(engine.remove, container_id)
+        except EngineUnreachable:
+            self._leftovers.add(container_id)
+            raise
 
     async def death_detail(self) -> str:
         container = self.container
         if container is None:
             return ""
         engine = await asyncio.to_thread(self.engine.get)
-        document = await asyncio.to_thread(_inspect_when_stopped, engine, container.id)
-        state = document.get("State") if document is not None else None
-        memory = (document or {}).get("HostConfig", {}).get("Memory") or None
-        detail = describe_state(state, memory)
+        try:
+            document = await asyncio.to_thread(_inspect_when_stopped, engine, container.id)
+        except EngineUnreachable as lost:
+            # a restart of the engine stops its containers: the channel closes,
+            # and the engine cannot be asked why until it is back
+            detail = describe_engine_lost(lost)
+        else:
+            state = document.get("State") if document is not None else None
+            memory = (document or {}).get("HostConfig", {}).get("Memory") or None
+            detail = describe_state(state, memory)
         tail = self._stderr_tail.decode("utf-8", "replace").strip()
         if tail:
             detail += f"; worker stderr: {tail[-1000:]}"
