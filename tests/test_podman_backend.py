@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eager_rt.backends._docker_engine import LABEL_OWNER_PID, LABEL_SESSION
+from eager_rt.backends._docker_engine import (
+    LABEL_OWNER_PID,
+    LABEL_OWNER_START,
+    LABEL_SESSION,
+    owner_labels,
+)
 from eager_rt.backends.podman import (
     DEFAULT_IMAGE,
     IMAGE_ENV,
@@ -275,40 +280,81 @@ async def test_close_removes_the_container_and_everything_in_it(backend: PodmanB
     assert owned_by_me() == []
 
 
-async def test_containers_of_a_killed_host_process_are_reaped(backend: PodmanBackend) -> None:
-    owner = textwrap.dedent(
-        f"""
-        import asyncio
-        from eager_rt.backends.podman import PodmanSession
+#: a host whose session is busy in a loop that never yields when the host is SIGKILLed
+BUSY_OWNER = textwrap.dedent(
+    f"""
+    import asyncio
+    from eager_rt.backends.podman import PodmanSession
 
-        async def main():
-            session = PodmanSession(image={TEST_IMAGE!r})
-            await session.start(timeout=120)
-            print(session.container_name, flush=True)
-            await session.execute({SLEEPER!r})
+    async def main():
+        session = PodmanSession(image={TEST_IMAGE!r})
+        await session.start(timeout=120)
+        print(session.container_name, flush=True)
+        await session.execute("print('busy', flush=True)\\nwhile True:\\n    pass",
+                              on_output=lambda o: print(o.text, end="", flush=True))
 
-        asyncio.run(main())
-        """
-    )
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_busy_container_stops_when_its_host_is_killed(backend: PodmanBackend) -> None:
+    """Issue 17, finding 5: a container busy when its host died ran on until the next start."""
     process = subprocess.Popen(
-        [sys.executable, "-c", owner], stdout=subprocess.PIPE, text=True, start_new_session=True
+        [sys.executable, "-c", BUSY_OWNER],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         assert process.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 120)
         container = line.strip()
-        assert inspect(container) is not None
+        busy = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 120)
+        assert busy == "busy\n"
+        document = inspect(container)
+        assert document is not None and document["State"]["Running"]
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # no clean-up code runs
+        os.killpg(process.pid, signal.SIGKILL)  # the host and its podman client; no clean-up runs
         process.wait(30)
         if process.stdout is not None:
             process.stdout.close()
-    # the worker is busy sleeping, so its container outlives the owner ...
-    document = inspect(container)
-    assert document is not None and document["State"]["Running"]
-    # ... until the next start (here, an explicit reap) removes it
-    assert container in await backend.reap()
+    # conmon closes the worker's stdin when the client goes, and the worker ends
+    # on that even while the code is busy; --rm then removes the container
+    deadline = asyncio.get_running_loop().time() + 60
+    while (document := inspect(container)) is not None and document["State"]["Running"]:
+        assert asyncio.get_running_loop().time() < deadline, "the container still runs"
+        await asyncio.sleep(0.1)
+    await backend.reap()  # what is left (a stopped container not yet removed) goes too
     assert inspect(container) is None
+
+
+async def test_containers_of_a_dead_owner_are_reaped(backend: PodmanBackend) -> None:
+    """A container that outlived its host (however it did) goes at the next start."""
+    owner = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    labels = {**owner_labels(), LABEL_OWNER_PID: owner.stdout.strip(), LABEL_OWNER_START: ""}
+    name = f"eager-rt-test-{os.getpid()}"
+    started = podman(
+        "run",
+        "--detach",
+        f"--name={name}",
+        *(f"--label={k}={v}" for k, v in labels.items()),
+        TEST_IMAGE,
+        "python3",
+        "-c",
+        "import time; time.sleep(3600)",
+    )
+    assert started.returncode == 0, started.stderr
+    try:
+        assert name in await backend.reap()
+        assert inspect(name) is None
+    finally:
+        podman("rm", "--force", "--ignore", "--time=0", name)
 
 
 async def test_reaper_spares_containers_of_live_owners(backend: PodmanBackend) -> None:
