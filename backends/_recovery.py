@@ -147,7 +147,8 @@ class Supervisor:
         except Exception:  # noqa: BLE001, S110 - done's own failure is the caller's to read
             pass
         finally:
-            self._deadline = self._on_deadline = None
+            if self._on_deadline is deadline:  # (executions take turns; this is one)
+                self._deadline = self._on_deadline = None
         if escalating is None:
             return Escalation.FINISHED
         return await escalating
