@@ -256,7 +256,8 @@ async def test_a_busy_worker_dies_with_its_sigkilled_host() -> None:
         host.wait(30)
         if host.stdout is not None:
             host.stdout.close()
-    # the worker runs in its own session, so only its own watch can end it
+    # a plain SubprocessWorker arms no parent-death signal and starts a new session:
+    # only the worker's own watch of its channel can end it
     assert await wait_until_gone(pid, within=30)
 
 
