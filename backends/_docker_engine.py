@@ -704,6 +704,10 @@ def describe_state(state: dict[str, Any] | None, memory_limit: int | None) -> st
         return f"the container stopped{suffix}"
     if code > 128 and code - 128 in _SIGNALS:
         name = _SIGNALS[code - 128]
-        why = " (docker kill, or the engine stopped it)" if code == 137 else ""
+        why = {
+            137: " (docker kill, or the engine stopped it)",
+            # what docker-init passes on from a stop, and from an engine that stops or restarts
+            143: " (docker stop, or the engine stopping or restarting)",
+        }.get(code, "")
         return f"the container was killed by {name}{why} (exit code {code}){suffix}"
     return f"the worker exited with code {code}{suffix}"

@@ -541,6 +541,7 @@ def test_backend_checks_options_without_an_engine() -> None:
     [
         ({"OOMKilled": True, "ExitCode": 137}, 256 * MiB, ["out of memory", "256 MiB", "137"]),
         ({"OOMKilled": False, "ExitCode": 137}, None, ["SIGKILL", "docker kill", "137"]),
+        ({"OOMKilled": False, "ExitCode": 143}, None, ["SIGTERM", "engine stopping or restarting"]),
         ({"OOMKilled": False, "ExitCode": 139}, None, ["SIGSEGV", "139"]),
         ({"OOMKilled": False, "ExitCode": 7}, None, ["exited with code 7"]),
         (None, None, ["removed"]),

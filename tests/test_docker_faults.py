@@ -132,3 +132,18 @@ async def test_an_engine_gone_under_a_busy_execution_ends_it_as_died(
     # it could not be removed while the engine was away; close() removes it now
     await asyncio.wait_for(session.close(), GUARD)
     assert engine.inspect(first) is None
+
+
+async def test_a_container_the_engine_stopped_says_so(session: Any, engine: Any) -> None:
+    """An engine that stops or restarts stops its containers as ``docker stop`` does."""
+    await session.execute("kept = 1", timeout=60)
+    await asyncio.to_thread(engine.api.stop, session.container_id, timeout=10)
+    await asyncio.wait_for(until_dead(session), GUARD)
+    result = await asyncio.wait_for(session.execute("print('kept' in globals())"), GUARD)
+    assert result.status is Status.OK, result
+    assert result.stdout == "False\n"
+    assert result.state_lost
+    assert result.detail == (
+        "the container had died while idle (the container was killed by SIGTERM "
+        "(docker stop, or the engine stopping or restarting) (exit code 143)) and was restarted"
+    )
