@@ -151,8 +151,12 @@ class LiveView:
     def _flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
-        for renderable in pending:
-            self._live.console.print(renderable, soft_wrap=False, overflow="fold")
+        if not pending:
+            return
+        if self._live.is_started:
+            # the live region is redrawn under what is printed: draw it without these lines
+            self._live.refresh()
+        self._live.console.print(Group(*pending), soft_wrap=False, overflow="fold")
 
     # -------------------------------------------------------------- input
     def code(self, piece: str) -> None:
