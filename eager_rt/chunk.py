@@ -33,6 +33,8 @@ class SyntaxErrorInfo:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
+    """One top-level statement (``kind="statement"``), an invalid one, or trailing trivia."""
+
     code: str
     index: int  #: 0-based position among the chunks of one stream
     start: int  #: offset of ``code[0]`` in the stream (characters)
@@ -46,4 +48,5 @@ class Chunk:
 
     @property
     def runnable(self) -> bool:
+        """A statement to execute (not a syntax error, not trivia)."""
         return self.kind == "statement"

@@ -65,6 +65,8 @@ class OutputEvent:
 
 @dataclass(frozen=True, slots=True)
 class ExecutionFinished:
+    """A batch ended; ``result`` says how (``ok``, ``error``, ``timeout`` ...)."""
+
     type: ClassVar[str] = "execution_finished"
     batch: int
     result: ExecResult

@@ -32,6 +32,8 @@ Regime = Literal["generation-dominated", "execution-dominated", "balanced"]
 
 @dataclass(frozen=True, slots=True)
 class ChunkFigures:
+    """One chunk as the model counts it (seconds from the start of the LLM call)."""
+
     t_generated: float  #: t_g,i: the chunk's last token arrived
     delta: float  #: δ_i: residual detection delay
     exec_s: float  #: T_exe,i: execution time without the per-call overhead
@@ -53,11 +55,14 @@ class ToolFigures:
 
     @property
     def duration(self) -> float:
+        """d_k: how long the call took."""
         return self.ended - self.started
 
 
 @dataclass(frozen=True, slots=True)
 class LatencyModel:
+    """A run's figures and what the model says about them (``report()`` has it all)."""
+
     ttft: float  #: T_FT
     gen_end: float  #: T_FT + L/v_gen: when the last token arrived
     t_setup: float  #: per-call overhead of the backend
@@ -73,6 +78,7 @@ class LatencyModel:
     # ------------------------------------------------------------ derived
     @property
     def n(self) -> int:
+        """N: the number of chunks."""
         return len(self.chunks)
 
     @property
@@ -82,6 +88,7 @@ class LatencyModel:
 
     @property
     def sum_exec(self) -> float:
+        """Σ T_exe,i."""
         return sum(c.exec_s for c in self.chunks)
 
     @property
@@ -91,10 +98,12 @@ class LatencyModel:
 
     @property
     def setup_full(self) -> float:
+        """T_setup(full): the overhead of the one serial call."""
         return self.t_setup if self.t_setup_full is None else self.t_setup_full
 
     # -------------------------------------------------------------- model
     def serial(self) -> float:
+        """Generate everything, then run it in one call."""
         return self.gen_end + self.setup_full + self.exec_total
 
     def parallel(self) -> float:
@@ -138,10 +147,12 @@ class LatencyModel:
         return sum(max(0.0, min(t.ended, self.gen_end) - t.started) for t in self.tools)
 
     def upper_bound(self) -> float:
+        """What a parallel run can never exceed: no regression against serial."""
         delta = max(c.delta for c in self.chunks)
         return self.gen_end + delta + self.n * self.t_setup + self.sum_exec
 
     def lower_bound(self) -> float:
+        """What a parallel run can never beat."""
         first, last = self.chunks[0], self.chunks[-1]
         return max(
             last.t_generated + last.delta + self.t_setup + last.exec_s,
@@ -153,6 +164,7 @@ class LatencyModel:
         return max(self.gen_end, self.lower_bound())
 
     def speedup_bound(self) -> float:
+        """The best speedup over serial: 1 + (T_setup(full) + T_exe(full)) / (T_FT + L/v_gen)."""
         return 1.0 + (self.setup_full + self.exec_total) / self.gen_end if self.gen_end > 0 else 1.0
 
     def alpha(self) -> float:
@@ -164,6 +176,7 @@ class LatencyModel:
         return self.t_setup + self.sum_exec / self.n
 
     def regime(self, tolerance: float = 0.05) -> Regime:
+        """Which of α (generation per chunk) and β (execution per chunk) dominates."""
         a, b = self.alpha(), self.beta()
         if abs(a - b) <= tolerance * max(a, b):
             return "balanced"
@@ -176,6 +189,7 @@ class LatencyModel:
         return (self.gen_after_ttft - self.exec_total) / self.t_setup
 
     def report(self, measured_e2el: float | None = None) -> dict[str, float | str | int | None]:
+        """Every figure, JSON-ready; with the measured E2EL, how close it came to the bounds."""
         out: dict[str, float | str | int | None] = {
             "n": self.n,
             "serial_s": self.serial(),

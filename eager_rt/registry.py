@@ -23,7 +23,7 @@ DEFAULT_BACKEND = "local"
 
 
 class BackendNotFound(LookupError):
-    pass
+    """No backend of that name, or its optional dependency is not installed."""
 
 
 def available_backends() -> list[str]:

@@ -57,6 +57,7 @@ class ChunkRecord:
 
     @property
     def ran(self) -> bool:
+        """Whether the chunk's execution ended (in its batch)."""
         return self.t_exec_end is not None
 
     @property
@@ -97,12 +98,20 @@ class RunError:
     cause: BaseException | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
+        """``"ZeroDivisionError: division by zero at line 6"``: one line for a person."""
         where = f" at line {self.lineno}" if self.lineno else ""
         return f"{self.ename}: {self.evalue}{where}"
 
 
 @dataclass(slots=True)
 class RunResult:
+    """One streamed run: its code, chunks, batches, outputs, error and metrics.
+
+    ``status`` is ``ok``, ``no_code`` or the way the run failed; ``gen_s``,
+    ``exec_s``, ``nel_s`` and ``e2el_s`` are the paper's metrics (see the
+    module's docstring).
+    """
+
     code: str
     status: RunStatus
     mode: Literal["eager", "serial"]
@@ -133,6 +142,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
+        """Every statement ran without error."""
         return self.status == "ok"
 
     @property
@@ -143,14 +153,17 @@ class RunResult:
 
     @property
     def stdout(self) -> str:
+        """Everything the code printed to stdout, in order."""
         return stream_text(self.outputs, "stdout")
 
     @property
     def stderr(self) -> str:
+        """Everything the code wrote to stderr, in order."""
         return stream_text(self.outputs, "stderr")
 
     @property
     def displays(self) -> list[dict[str, Any]]:
+        """The MIME bundles the code displayed (figures), in order."""
         return display_bundles(self.outputs)
 
     @property
