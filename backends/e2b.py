@@ -460,7 +460,7 @@ class E2BSession(Supervised, Session):
             cwd=self.cwd, language="python", request_timeout=self._request_timeout
         )
         with contextlib.suppress(Exception):  # the old one holds a kernel: free it if it can be
-            await self.sandbox.remove_code_context(old, request_timeout=self._request_timeout)
+            await asyncio.wait_for(self.sandbox.remove_code_context(old), 30)
         await self._setup()
         self._alive = True
         self._death = None

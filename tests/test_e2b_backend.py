@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import importlib.util
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +31,7 @@ from eager_rt.registry import open_backend
 from eager_rt.runtime import arun_stream
 from eager_rt.tools import ToolHost, as_tools, stub_source
 from tests.e2b_server import LocalE2B
+from tests.provision import unavailable
 
 pytestmark = pytest.mark.anyio
 
@@ -569,3 +573,144 @@ async def test_the_default_time_bound_applies_when_execute_has_no_timeout(backen
         assert await _kept(session) == "yes\n"
     finally:
         await session.close()
+
+
+# -- a kernel that dies (issue 17, finding 11) -------------------------------------------------
+
+UPSTREAM = os.environ.get("EAGER_RT_E2B_UPSTREAM")
+TARGETS = ["local"] + (["upstream"] if UPSTREAM else [])
+CRASH = "import os\nprint('before', flush=True)\nos.kill(os.getpid(), 9)\n"
+
+
+@pytest.fixture(params=TARGETS)
+def target(request: pytest.FixtureRequest, server: LocalE2B) -> dict[str, Any]:
+    """SDK options for sandboxes served by our server, then (when it runs) by E2B's own."""
+    options = server.sdk_options()
+    if request.param == "upstream":
+        options["sandbox_url"] = UPSTREAM
+    return options
+
+
+async def test_a_dead_kernel_is_waited_for_and_the_context_goes_on(
+    server: LocalE2B, target: dict[str, Any]
+) -> None:
+    """The sandbox's Jupyter restarts a dead kernel itself: no restart asked, no new sandbox."""
+    backend = open_backend("e2b", **target, interrupt_grace=3.0, stall_timeout=10.0)
+    session = backend.session()
+    await session.start(timeout=120)
+    try:
+        await session.execute("kept = 1\nopen('marker.txt', 'w').write('x')\n", timeout=60)
+        sandbox_id, context_id = session.sandbox_id, session._context.id
+        result = await session.execute(CRASH, timeout=120)
+        assert result.status is Status.DIED, result
+        assert result.state_lost
+        assert result.detail == (
+            "the kernel died (the sandbox's Jupyter restarted it by itself); "
+            "the context was restarted"
+        )
+        assert session.alive
+        assert (session.sandbox_id, session._context.id) == (sandbox_id, context_id)
+        after = await session.execute(
+            "import os\nprint(globals().get('kept'), os.path.exists('marker.txt'))\n1 + 1\n",
+            timeout=60,
+        )
+        assert after.status is Status.OK, after
+        assert after.stdout == "None True\n"  # variables gone, files kept
+        assert after.displays == []  # script semantics set up again in the new kernel
+        if target["sandbox_url"] == server.url:
+            mine = [e["event"] for e in server.events() if e.get("sandbox_id") == sandbox_id]
+            assert mine.count("kernel_died") == 1
+            assert "restart" not in mine and "restart_refused" not in mine
+            assert "create" in mine and mine.count("create") == 1
+    finally:
+        await session.close()
+        await backend.aclose()
+
+
+async def test_a_restart_asked_while_jupyter_restarts_the_kernel_is_refused(
+    target: dict[str, Any],
+) -> None:
+    """What E2B's server does, and ours too: 500 while Jupyter's restarter is at work.
+
+    E2B's server has closed its kernel connection by then; whether the context
+    answers again depends on a race in it (ours takes the worse case: never).
+    """
+    from e2b import SandboxException
+    from e2b_code_interpreter import AsyncSandbox
+
+    sandbox = await AsyncSandbox.create(**target)
+    try:
+        context = await sandbox.create_code_context()
+        crashed = await sandbox.run_code(CRASH, context=context, timeout=60)
+        assert crashed.error is not None and crashed.error.name == "ContextRestarting"
+        with pytest.raises(SandboxException, match="Failed to restart context"):
+            await sandbox.restart_code_context(context)
+        with contextlib.suppress(Exception):
+            await sandbox.remove_code_context(context)
+    finally:
+        await sandbox.kill()
+
+
+async def test_the_backend_replaces_a_context_that_cannot_be_restarted(
+    server: LocalE2B, backend: Any
+) -> None:
+    """A refused restart: a new context in the same sandbox (its files kept), said in the detail."""
+    session = backend.session()
+    await session.start(timeout=120)
+    try:
+        await session.execute("kept = 1\nopen('marker.txt', 'w').write('x')\n", timeout=60)
+        sandbox_id, context_id = session.sandbox_id, session._context.id
+        refused = session.sandbox.restart_code_context
+
+        async def refuse(*args: Any, **kwargs: Any) -> None:
+            from e2b import SandboxException
+
+            raise SandboxException("500: Failed to restart context")
+
+        session.sandbox.restart_code_context = refuse
+        try:
+            await session.restart(timeout=120)
+        finally:
+            session.sandbox.restart_code_context = refused
+        assert session.alive and session.sandbox_id == sandbox_id
+        assert session._context.id != context_id
+        after = await session.execute(
+            "import os\nprint(globals().get('kept'), os.path.exists('marker.txt'))\n", timeout=60
+        )
+        assert after.stdout == "None True\n"
+        listed = {c.id for c in await session.sandbox.list_code_contexts()}
+        assert context_id not in listed  # the old one and its kernel are gone
+    finally:
+        await session.close()
+
+
+# -- the local server as E2B's own (issue 17, finding 11) ---------------------------------------
+
+
+async def test_the_local_sandbox_looks_like_the_template(server: LocalE2B) -> None:
+    """Default contexts listed before any execution, /home/user, the template's result fields."""
+    from e2b_code_interpreter import AsyncSandbox
+
+    sandbox = await AsyncSandbox.create(**server.sdk_options())
+    try:
+        languages = sorted(c.language for c in await sandbox.list_code_contexts())
+        assert languages == ["javascript", "python"]
+        cwd = await sandbox.run_code("import os\nprint(os.getcwd(), os.environ['HOME'])")
+        assert cwd.logs.stdout == ["/home/user /home/user\n"]
+        frame = await sandbox.run_code("import pandas as pd\npd.DataFrame({'a': [1, 2, 3]})")
+        assert frame.results[0].data == {"a": [1, 2, 3]}
+        listed = await sandbox.run_code("[1, {'b': 2}]")
+        assert listed.results[0].json == [1, {"b": 2}]
+        saved = await sandbox.run_code(
+            "from PIL import Image\nImage.new('RGB', (4, 4)).save('tiny.png')\n"
+        )
+        assert base64.b64decode(saved.results[0].png).startswith(PNG_SIGNATURE)
+        if importlib.util.find_spec("e2b_charts") is None:
+            unavailable("E2B charts", "e2b-charts is not installed", "EAGER_RT_REQUIRE_E2B")
+        chart = await sandbox.run_code(
+            "import matplotlib.pyplot as plt\nplt.plot([1, 2], [3, 4])\nplt.title('t')\nplt.show()"
+        )
+        assert chart.results[0].chart is not None
+        assert chart.results[0].chart.title == "t"
+    finally:
+        await sandbox.kill()
