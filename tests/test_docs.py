@@ -12,6 +12,7 @@ import importlib.util
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,11 @@ def test_every_docs_page_is_in_the_nav_and_every_nav_page_exists() -> None:
 def test_the_site_builds_in_strict_mode(tmp_path: Path) -> None:
     _require_mkdocs()
     site = tmp_path / "site"
+    trees = set(Path(tempfile.gettempdir()).glob("eager-rt-docs-*"))
     done = _build("--site-dir", str(site))
     assert done.returncode == 0, done.stdout + done.stderr
+    # The hook's tree of links (eager_rt.backends laid out for griffe) is gone.
+    assert set(Path(tempfile.gettempdir()).glob("eager-rt-docs-*")) <= trees
     # The API reference was generated, eager_rt.backends (installed from backends/) included.
     backends = (site / "reference" / "backends" / "index.html").read_text(encoding="utf-8")
     assert 'id="eager_rt.backends.local.LocalBackend"' in backends
