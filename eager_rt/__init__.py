@@ -62,3 +62,12 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext eager_rt``: the ``%%eager`` cell magic (:mod:`eager_rt.ipython`)."""
+    importlib.import_module("eager_rt.ipython").load_ipython_extension(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    importlib.import_module("eager_rt.ipython").unload_ipython_extension(ipython)
