@@ -1,0 +1,606 @@
+"""``%load_ext eager_rt``: the ``%%eager`` cell magic, for evaluating generated code in notebooks.
+
+``%%eager`` replays the cell as a model would stream it (``--tps``, like
+``eager run``) or, with ``--provider``/``--model``, sends the cell as a prompt
+to a model and runs the code it writes (like ``eager chat``), on a chosen
+backend, with the live view (:mod:`eager_rt.ipython_view`) updating one HTML
+output in place.
+
+The kernel runs its own event loop, so runs go to a :class:`~eager_rt.sync.Portal`
+(an event loop on a thread of its own) that lives as long as the extension;
+the kernel's thread only redraws the view and waits, up to ``--timeout``.
+Named sessions (``--session NAME``) live on that portal until
+``%eager_close``, unloading the extension, or the interpreter's exit;
+``--export`` copies JSON-able variables from the session into the notebook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import concurrent.futures
+import json
+import os
+import shlex
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.display import HTML, DisplayHandle, display
+
+from eager_rt.cli.checks import number
+from eager_rt.cli.common import add_backend_arguments, backend_from_args
+from eager_rt.cli.report import error_message
+from eager_rt.executor import Backend, BackendError, Session
+from eager_rt.ipython_view import HtmlView, summary_html
+from eager_rt.registry import BackendNotFound
+from eager_rt.result import RunResult
+from eager_rt.runtime import Mode, arun_stream
+from eager_rt.sync import Portal
+from eager_rt.tools import Tool, as_tools
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "EXPORT_LIMIT",
+    "EagerMagics",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+#: seconds a cell may take by default, from its start to its summary
+DEFAULT_TIMEOUT = 600.0
+#: characters of JSON one ``--export`` may bring back, all names together
+EXPORT_LIMIT = 10_000_000
+#: seconds between redraws of the view while a cell runs
+_REDRAW = 0.1
+#: seconds given to cleanup (closing sessions) after a cancel
+_CLEANUP = 30.0
+
+
+class _Stop(Exception):
+    """``--help`` was printed: nothing to run."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports to IPython instead of exiting the kernel."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"%%eager: {message}\n{self.format_usage()}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            raise UsageError(message)
+        raise _Stop
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if not name.isidentifier():
+            raise argparse.ArgumentTypeError(f"{name!r} is not a Python name")
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one variable")
+    return names
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
+        prog="%%eager",
+        description="Run the cell as a model would stream it (or the code a model writes "
+        "for the prompt in the cell) while it streams, with a live view.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    stream = parser.add_argument_group("the replayed stream (the cell is the code)")
+    stream.add_argument(
+        "--tps",
+        type=number(minimum=0.1, maximum=1e6),
+        default=50.0,
+        help="tokens per second the cell is streamed at (default 50)",
+    )
+    stream.add_argument(
+        "--ttft",
+        type=number(minimum=0.0, maximum=3600.0),
+        default=0.0,
+        metavar="S",
+        help="time to first token in seconds (default 0)",
+    )
+    stream.add_argument(
+        "--tokenizer",
+        choices=["auto", "cl100k", "approx"],
+        default="auto",
+        help="how the cell is cut into tokens (default auto)",
+    )
+    model = parser.add_argument_group("a model's stream (the cell is the prompt)")
+    model.add_argument(
+        "--provider",
+        choices=["openai", "anthropic", "google", "litellm"],
+        help="whose API to ask for the code; needs --model",
+    )
+    model.add_argument("--model", help="model name (LiteLLM: provider/model)")
+    model.add_argument(
+        "--api",
+        choices=["chat", "responses"],
+        default="chat",
+        help="OpenAI API: Chat Completions (default) or Responses",
+    )
+    model.add_argument("--base-url", help="API base URL (an OpenAI-compatible server, a proxy)")
+    model.add_argument("--api-key", help="API key (default: the provider's environment variable)")
+    model.add_argument("--max-tokens", type=int, default=4096, help="output token limit (4096)")
+    model.add_argument("--system", help="replace the system prompt")
+    model.add_argument(
+        "--tool", action="store_true", help="ask for the code as a call of a tool named python"
+    )
+    model.add_argument(
+        "--request-timeout",
+        type=number(above=0.0, maximum=86400.0),
+        default=120.0,
+        metavar="S",
+        help="HTTP timeout, seconds (120)",
+    )
+    run = parser.add_argument_group("how it runs")
+    run.add_argument(
+        "--mode",
+        choices=["eager", "serial", "both"],
+        default="eager",
+        help="eager (default); serial: generate all, then run; both: serial, "
+        "then eager, and the savings (replay only, fresh sessions)",
+    )
+    run.add_argument("--no-batching", action="store_true", help="one execution per statement")
+    run.add_argument(
+        "--no-gating", action="store_true", help="run def and class statements at once"
+    )
+    run.add_argument(
+        "--on-error",
+        choices=["interrupt", "continue"],
+        default="interrupt",
+        help="stop generation at the first error (default), or keep going",
+    )
+    run.add_argument(
+        "--timeout",
+        type=number(above=0.0, maximum=86400.0),
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"stop the cell after S seconds (default {DEFAULT_TIMEOUT:g})",
+    )
+    run.add_argument(
+        "--tools",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="host tools the code may call (as eager run --tools)",
+    )
+    run.add_argument(
+        "--speculate", action="store_true", help="start read-only tool calls while the code streams"
+    )
+    keep = parser.add_argument_group("what is kept")
+    keep.add_argument(
+        "--session",
+        metavar="NAME",
+        help="run in the named session, opened on first use and kept for the "
+        "kernel's life (close it with %%eager_close NAME)",
+    )
+    keep.add_argument(
+        "--export",
+        type=_names,
+        metavar="X,Y",
+        help="copy these variables (JSON-able values) from the session into "
+        "the notebook after the run",
+    )
+    keep.add_argument(
+        "--result",
+        metavar="NAME",
+        help="store the RunResult (a list of two with --mode both) in the notebook as NAME",
+    )
+    add_backend_arguments(parser)
+    return parser
+
+
+def _check(args: argparse.Namespace, cell: str) -> None:
+    if not cell.strip():
+        raise UsageError("%%eager: the cell is empty")
+    if (args.provider is None) != (args.model is None):
+        raise UsageError("%%eager: --provider and --model go together")
+    if args.provider is not None and args.mode != "eager":
+        raise UsageError("%%eager: a model's stream runs once: --mode eager only")
+    if args.mode == "both" and args.session is not None:
+        raise UsageError("%%eager: --mode both compares two fresh sessions; drop --session")
+    if args.result is not None and not args.result.isidentifier():
+        raise UsageError(f"%%eager: --result {args.result!r} is not a Python name")
+    if args.max_tokens <= 0:
+        raise UsageError("%%eager: --max-tokens must be positive")
+    if args.speculate and not args.tools:
+        raise UsageError("%%eager: --speculate needs --tools")
+
+
+def _tools(specs: list[str]) -> list[Tool | Callable[..., Any]] | None:
+    if not specs:
+        return None
+    from eager_rt.cli.run import load_tools
+
+    try:
+        found = [t for spec in specs for t in load_tools(spec)]
+        as_tools(found)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"%%eager: {exc}") from exc
+    return found
+
+
+@dataclass(slots=True)
+class _Named:
+    """A session kept across cells, with the backend that made it."""
+
+    backend: Backend
+    session: Session
+    key: tuple[str, str]  #: the backend name and options it was opened with
+
+
+@dataclass(slots=True)
+class _Cell:
+    """What one cell's run shares between the portal's thread and the kernel's."""
+
+    label: str
+    exec_timeout: float | None
+    views: list[HtmlView] = field(default_factory=list)
+    runs: list[RunResult] = field(default_factory=list)
+    exported: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def view(self, label: str) -> HtmlView:
+        view = HtmlView(label, describe_error=lambda r: error_message(r, self.exec_timeout))
+        with self.lock:
+            self.views.append(view)
+        return view
+
+    def version(self) -> int:
+        with self.lock:
+            return sum(v.version for v in self.views) + len(self.views) + len(self.notes)
+
+    def render(self, *, final: bool) -> str:
+        with self.lock:
+            views, notes = list(self.views), list(self.notes)
+        parts = [v.render() for v in views]
+        if final and self.runs:
+            parts.append(summary_html(self.runs, self.exec_timeout))
+        for note in notes:
+            parts.append(f"<div style='color:#c62828;font-family:monospace'>{_escape(note)}</div>")
+        return "".join(parts) or "<div style='color:#888'>starting the session ...</div>"
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def _html(text: str) -> HTML:
+    return HTML(text)  # type: ignore[no-untyped-call]
+
+
+_EXPORT_CODE = """\
+def __eager_rt_export(names, limit):
+    import json
+    g, out, used = globals(), {{}}, 0
+    for n in names:
+        if n not in g:
+            out[n] = {{"error": "is not defined in the session"}}
+            continue
+        try:
+            text = json.dumps(g[n])
+        except (TypeError, ValueError) as exc:
+            out[n] = {{"error": f"is not JSON-able ({{type(exc).__name__}}: {{exc}})"}}
+            continue
+        if used + len(text) > limit:
+            out[n] = {{"error": f"is {{len(text):,}} characters of JSON, over the limit"}}
+            continue
+        used += len(text)
+        out[n] = {{"json": text}}
+    print(json.dumps(out))
+try:
+    __eager_rt_export({names!r}, {limit!r})
+finally:
+    del __eager_rt_export
+"""
+
+
+async def _export(session: Session, names: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The values of ``names`` in the session (JSON round trip), and what could not be had."""
+    result = await session.execute(
+        _EXPORT_CODE.format(names=names, limit=EXPORT_LIMIT), timeout=60.0
+    )
+    if not result.ok:
+        error = result.error
+        why = f"{error.ename}: {error.evalue}" if error is not None else result.status
+        return {}, [f"--export failed in the session: {why}"]
+    try:
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {}, ["--export: the session's answer was not readable (output cut?)"]
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in names:
+        item = found.get(name, {"error": "was not reported"})
+        if "json" in item:
+            values[name] = json.loads(item["json"])
+        else:
+            problems.append(f"--export {name}: {item['error']}")
+    return values, problems
+
+
+class _Watched:
+    """A token source whose pieces are also shown as they are released."""
+
+    def __init__(self, source: Any, view: HtmlView) -> None:
+        self.source = source
+        self.view = view
+
+    def info(self) -> dict[str, Any]:
+        info: dict[str, Any] = self.source.info()
+        return info
+
+    async def __aiter__(self) -> Any:
+        async for piece in self.source:
+            self.view.code(piece)
+            yield piece
+        self.view.generation_ended()
+
+
+@magics_class
+class EagerMagics(Magics):
+    """``%%eager``, ``%eager_sessions`` and ``%eager_close``; owns the portal and named sessions."""
+
+    def __init__(self, shell: InteractiveShell) -> None:
+        super().__init__(shell)
+        self._portal: Portal | None = None
+        self._sessions: dict[str, _Named] = {}
+        self._parser = _parser()
+        atexit.register(self.close)
+
+    # ---------------------------------------------------------------- magics
+    @cell_magic
+    def eager(self, line: str, cell: str) -> None:
+        """Run the cell while it streams; ``%%eager --help`` lists the options."""
+        try:
+            args = self._parser.parse_args(shlex.split(line))
+        except _Stop:
+            return
+        _check(args, cell)
+        tools = _tools(args.tools)
+        label = (
+            f"{args.provider} {args.model}" if args.provider else f"{args.tps:g} tok/s"
+        ) + f" on {args.backend}"
+        state = _Cell(label, args.exec_timeout)
+        coro = self._run(args, cell, state, tools)
+        self._drive(coro, state, args.timeout)
+        if state.exported:
+            self.shell.user_ns.update(state.exported)  # type: ignore[union-attr]
+        if args.result is not None and state.runs:
+            value: Any = state.runs if args.mode == "both" else state.runs[-1]
+            self.shell.user_ns[args.result] = value  # type: ignore[union-attr]
+
+    @line_magic
+    def eager_sessions(self, line: str) -> list[str]:
+        """The names of the sessions ``%%eager --session`` keeps open."""
+        return sorted(self._sessions)
+
+    @line_magic
+    def eager_close(self, line: str) -> None:
+        """Close the named sessions (``%eager_close NAME ...``), or all with ``--all``."""
+        names = line.split()
+        if names == ["--all"]:
+            names = list(self._sessions)
+        if not names:
+            raise UsageError("%eager_close: name the sessions to close, or --all")
+        unknown = [n for n in names if n not in self._sessions]
+        if unknown:
+            raise UsageError(f"%eager_close: no session named {', '.join(unknown)}")
+        self._portal_call(self._close_named(names), _CLEANUP)
+
+    # ---------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        """Close every named session and the portal (unload, or the interpreter's exit)."""
+        atexit.unregister(self.close)
+        if self._portal is None:
+            return
+        try:
+            self._portal_call(self._close_named(list(self._sessions)), _CLEANUP)
+        except (TimeoutError, RuntimeError):
+            pass  # the portal's close below cancels whatever still runs
+        finally:
+            self._portal.close()
+            self._portal = None
+
+    async def _close_named(self, names: list[str]) -> None:
+        for name in names:
+            named = self._sessions.pop(name)
+            try:
+                await named.session.close()
+            finally:
+                await named.backend.aclose()
+
+    def _portal_call(self, coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
+        if self._portal is None:
+            self._portal = Portal("eager_rt-ipython")
+        return self._portal.call(coro, timeout)
+
+    # ---------------------------------------------------------------- one cell
+    def _drive(self, coro: Coroutine[Any, Any, None], state: _Cell, timeout: float) -> None:
+        """Run ``coro`` on the portal, redrawing the view in place until it ends or times out."""
+        if self._portal is None:
+            self._portal = Portal("eager_rt-ipython")
+        ended = threading.Event()
+
+        async def guarded() -> None:
+            try:
+                await coro
+            finally:
+                ended.set()
+
+        handle: DisplayHandle | None = display(  # type: ignore[no-untyped-call]
+            _html(state.render(final=False)), display_id=True
+        )
+        future = asyncio.run_coroutine_threadsafe(guarded(), self._portal.loop)
+        deadline = time.monotonic() + timeout
+        shown = -1
+        try:
+            while True:
+                try:
+                    future.result(_REDRAW)
+                    break
+                except concurrent.futures.TimeoutError:
+                    pass
+                if time.monotonic() >= deadline:
+                    future.cancel()
+                    ended.wait(_CLEANUP)
+                    state.notes.append(f"stopped: the cell exceeded --timeout {timeout:g}s")
+                    break
+                version = state.version()
+                if version != shown and handle is not None:
+                    shown = version
+                    handle.update(_html(state.render(final=False)))  # type: ignore[no-untyped-call]
+        except KeyboardInterrupt:
+            future.cancel()
+            ended.wait(_CLEANUP)
+            state.notes.append("stopped: interrupted")
+            raise
+        except (BackendNotFound, BackendError, ValueError) as exc:
+            state.notes.append(f"%%eager: {exc}")
+            raise UsageError(f"%%eager: {exc}") from exc
+        finally:
+            if handle is not None:
+                handle.update(_html(state.render(final=True)))  # type: ignore[no-untyped-call]
+
+    async def _session(self, args: argparse.Namespace) -> tuple[Session, Backend | None]:
+        """The session to run in, and the backend to close after (None for a named one)."""
+        key = (args.backend, repr((sorted(args.backend_options), args.image, args.url)))
+        if args.session is not None:
+            named = self._sessions.get(args.session)
+            if named is not None:
+                if named.key != key:
+                    raise ValueError(
+                        f"session {args.session!r} runs on {named.key[0]} with other options; "
+                        f"close it first (%eager_close {args.session})"
+                    )
+                return named.session, None
+        backend = backend_from_args(args)
+        await backend.__aenter__()
+        try:
+            session = backend.session(cwd=os.getcwd())
+            await session.start(timeout=300)
+        except BaseException:
+            await backend.aclose()
+            raise
+        if args.session is not None:
+            self._sessions[args.session] = _Named(backend, session, key)
+            return session, None
+        return session, backend
+
+    async def _run(
+        self,
+        args: argparse.Namespace,
+        cell: str,
+        state: _Cell,
+        tools: list[Tool | Callable[..., Any]] | None,
+    ) -> None:
+        modes: list[Mode] = ["serial", "eager"] if args.mode == "both" else [args.mode]
+        for i, mode in enumerate(modes):
+            session, owned = await self._session(args)
+            try:
+                view = state.view(f"{mode} run, {state.label}")
+                if args.provider is not None:
+                    run = await self._chat(args, cell, session, view, tools)
+                else:
+                    from eager_rt.sources.replay import replay
+
+                    run = await arun_stream(
+                        _Watched(replay(cell, args.tps, args.ttft, tokenizer=args.tokenizer), view),
+                        session,
+                        mode=mode,
+                        batching=not args.no_batching,
+                        gating=not args.no_gating,
+                        on_error=args.on_error,
+                        exec_timeout=args.exec_timeout,
+                        on_event=view,
+                        tools=tools,
+                        speculate=bool(args.speculate and mode == "eager"),
+                    )
+                if run is not None:
+                    state.runs.append(run)
+                if args.export and i == len(modes) - 1:
+                    values, problems = await _export(session, args.export)
+                    state.exported.update(values)
+                    state.notes.extend(problems)
+            finally:
+                if owned is not None:
+                    try:
+                        await session.close()
+                    finally:
+                        await owned.aclose()
+
+    async def _chat(
+        self,
+        args: argparse.Namespace,
+        prompt: str,
+        session: Session,
+        view: HtmlView,
+        tools: list[Tool | Callable[..., Any]] | None,
+    ) -> RunResult | None:
+        """Ask the model for code with the cell as the prompt, and run it as it streams."""
+        from eager_rt import clock
+        from eager_rt.agent import arun_turn
+        from eager_rt.cli import chat
+
+        env = chat._KEY_ENV.get(args.provider)
+        key = args.api_key or (os.environ.get(env) if env else None)
+        if not key and env is not None:
+            if not args.base_url:
+                raise ValueError(f"set {env} or pass --api-key")
+            key = "EMPTY"  # local OpenAI-compatible servers accept any key
+        request_args = argparse.Namespace(**vars(args), prompt=prompt, show_code=False)
+        close, request = chat._prepare(request_args, key)
+        try:
+            t0 = clock.now()
+            try:
+                stream = await request()
+            except Exception as exc:  # auth, unknown model, unreachable: one line, no traceback
+                raise ValueError(f"the request failed: {type(exc).__name__}: {exc}") from exc
+            source = chat._source(request_args, stream, t0, view)  # type: ignore[arg-type]
+            turn = await arun_turn(
+                source, session, on_event=view, exec_timeout=args.exec_timeout, tools=tools
+            )
+        finally:
+            await close()
+        if turn.run is None:
+            view.note(turn.text, "#c62828")
+        return turn.run
+
+
+_loaded: dict[int, EagerMagics] = {}
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """Register the magics on ``ipython`` (``%load_ext eager_rt``); loading twice is harmless."""
+    if id(ipython) in _loaded:
+        return
+    magics = EagerMagics(ipython)
+    ipython.register_magics(magics)
+    _loaded[id(ipython)] = magics
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    """Close the named sessions and the portal, and remove the magics."""
+    magics = _loaded.pop(id(ipython), None)
+    if magics is None:
+        return
+    try:
+        magics.close()
+    finally:
+        for kind, names in magics.magics.items():
+            for name in names:
+                ipython.magics_manager.magics[kind].pop(name, None)
