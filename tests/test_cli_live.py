@@ -11,6 +11,7 @@ hanging.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -91,8 +92,9 @@ def terminal(*args: str, cwd: Path) -> Iterator[Terminal]:
 
 
 def line_of(screen: str, code: str) -> str:
-    """The screen line that shows ``code`` (a statement with its gutter)."""
-    found = [line for line in screen.splitlines() if line.endswith(code)]
+    """The screen line that shows ``code`` as a statement: gutter mark, line number, code."""
+    pattern = re.compile(r"^.\s+\d+ " + re.escape(code) + "$")
+    found = [line for line in screen.splitlines() if pattern.match(line)]
     assert found, f"{code!r} is not on the screen:\n{screen}"
     return found[-1]
 
@@ -178,3 +180,26 @@ def test_plain_output_under_a_terminal(tmp_path: Path) -> None:
     assert code == 0
     assert "answer 42" in screen
     assert "marks:" not in screen and "x = 6 * 7" not in screen
+
+
+def test_chat_shows_prose_code_marks_and_output(tmp_path: Path) -> None:
+    from tests.fake_llm import FakeLLM, Reply
+
+    code = "values = [2, 4, 6]\nprint('mean', sum(values) / len(values))\nprint(values[5])\n"
+    pieces = [code[i : i + 5] for i in range(0, len(code), 5)]
+    reply = Reply(text=["Computing the mean.\n```python\n", *pieces, "```\nDone.\n"])
+    with FakeLLM(reply) as llm:
+        argv = ["chat", "--provider", "openai", "--base-url", llm.openai_url, "--api-key",
+                "test", "--model", "fake-model", "--request-timeout", "30", "the mean"]  # fmt: skip
+        with terminal(*argv, cwd=tmp_path) as term:
+            status = term.finish()
+            screen = term.text
+    assert status == 1
+    assert "Computing the mean." in screen
+    assert line_of(screen, "values = [2, 4, 6]").startswith("✓")
+    assert line_of(screen, "print('mean', sum(values) / len(values))").startswith("✓")
+    assert "        mean 4.0" in screen.splitlines()
+    failed = line_of(screen, "print(values[5])")
+    assert failed.startswith("✗")
+    lines = screen.splitlines()
+    assert "IndexError: list index out of range at line 3" in lines[lines.index(failed) + 1]
