@@ -11,9 +11,13 @@
 # tests run from that checkout, unmodified, in a venv of their own
 # ($E2B_SDK_VENV, default /var/tmp/e2b-sdk-venv: the SDK at the version this
 # project's venv has, pytest, pytest-asyncio, pytest-xdist, pytest-dotenv) so
-# their pytest plugins never touch the project's. The SDK is pointed at the
-# server with its own settings (E2B_API_URL, E2B_SANDBOX_URL, E2B_API_KEY),
-# nothing patched.
+# their pytest plugins never touch the project's. The server's kernels run in
+# the template's environment ($E2B_TEMPLATE_VENV, default /var/tmp/e2b-venv:
+# the kernel packages at the versions the checkout's template/requirements.txt
+# pins, e2b_charts included, plus its server's requirements, so that the same
+# venv also runs E2B's own server: tests/e2b_server/upstream.py). The SDK is
+# pointed at the server with its own settings (E2B_API_URL, E2B_SANDBOX_URL,
+# E2B_API_KEY), nothing patched.
 #
 # Left out, because they test what is not a Python code context: other
 # kernels (JavaScript, TypeScript, R, Java, Bash: the local server runs Python
@@ -55,9 +59,19 @@ sys.exit(m.version('e2b-code-interpreter') != '$sdk_version')" 2>/dev/null; then
         pytest-xdist pytest-dotenv
 fi
 
+template_venv="${E2B_TEMPLATE_VENV:-/var/tmp/e2b-venv}"
+if [ ! -x "$template_venv/bin/python" ] || ! "$template_venv/bin/python" -c "import e2b_charts, ipykernel, pandas, PIL, orjson" 2>/dev/null; then
+    log "making $template_venv (the template's kernel packages)"
+    pins="$(grep -E '^(jupyter-server|ipykernel|ipython|orjson|pandas|matplotlib|pillow|numpy|e2b_charts)\b' "$src/template/requirements.txt")"
+    "$project_python" -m venv "$template_venv"
+    # shellcheck disable=SC2086 - one requirement per word
+    "$template_venv/bin/pip" install -q -r "$src/template/server/requirements.txt" $pins
+fi
+
 key="e2b_local_sdk_tests"
 # The server runs until its stdin ends: the coprocess's pipe, closed on exit.
-coproc SERVER { cd "$root" && exec "$project_python" -m tests.e2b_server --api-key "$key"; }
+coproc SERVER { cd "$root" && exec "$project_python" -m tests.e2b_server --api-key "$key" \
+    --kernel-python "$template_venv/bin/python"; }
 server_in="${SERVER[1]}"
 trap 'exec {server_in}>&-; wait "$SERVER_PID" 2>/dev/null || true' EXIT
 read -r -t 60 line <&"${SERVER[0]}" || die "the local E2B server did not start"
