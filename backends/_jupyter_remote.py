@@ -239,15 +239,17 @@ class GatewayKernel:
 
     async def _connect(self, timeout: float | None) -> None:
         from tornado.httpclient import HTTPClientError, HTTPRequest
+        from tornado.simple_httpclient import HTTPTimeoutError
         from tornado.websocket import websocket_connect
 
         assert self.kernel_id is not None
+        limit = timeout or self.request_timeout
         request = HTTPRequest(
             f"{self.ws_url}/api/kernels/{quote(self.kernel_id)}/channels"
             f"?session_id={self._session_id}",
             headers=self._headers(),
-            connect_timeout=timeout or self.request_timeout,
-            request_timeout=timeout or self.request_timeout,
+            connect_timeout=limit,
+            request_timeout=limit,
         )
         try:
             self._ws = await websocket_connect(
@@ -258,10 +260,16 @@ class GatewayKernel:
                 # outputs (a figure, a dataframe's HTML) can be large
                 max_message_size=_MAX_MESSAGE,
             )
+        except HTTPTimeoutError as exc:
+            raise self._down(
+                f"the gateway at {self.url} did not answer the websocket request within {limit:g} s"
+            ) from exc
         except HTTPClientError as exc:
+            if exc.code == 599:  # no HTTP answer at all
+                raise self._down(f"cannot reach the gateway at {self.url}: {exc}") from exc
             raise BackendError(self._refusal(exc.code, "websocket", str(exc))) from exc
         except OSError as exc:
-            raise GatewayDown(f"cannot reach the gateway at {self.url}: {exc}") from exc
+            raise self._down(f"cannot reach the gateway at {self.url}: {exc}") from exc
         self._ws.stream.set_nodelay(self.tcp_nodelay)
         self._quickack()
         self._tasks.append(asyncio.get_running_loop().create_task(self._read()))

@@ -14,11 +14,14 @@ would break the tests that use it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 from collections.abc import Iterator
 
 import pytest
+from eager_rt.backends._jupyter_remote import GatewayDown, GatewayKernel
 from eager_rt.backends.jupyter import JupyterBackend, JupyterSession
 
 from eager_rt import arun_stream
@@ -231,3 +234,36 @@ async def test_a_killed_gateway_is_noticed_while_idle(gateway: Gateway) -> None:
     finally:
         await asyncio.wait_for(session.close(), GUARD)
     assert not session.alive
+
+
+# -- a server that never answers (no gateway needed) ----------------------------------
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """A port whose connections the kernel accepts (from the backlog) and nobody answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+async def test_no_answer_is_gateway_down_on_every_path_and_close_is_quiet() -> None:
+    with silent_server() as url:
+        session = JupyterBackend(url=url, token="t", request_timeout=0.5).session()
+        with pytest.raises(GatewayDown) as created:
+            await asyncio.wait_for(session.start(), GUARD)
+        assert (
+            str(created.value)
+            == f"the gateway at {url} did not answer POST /api/kernels within 0.5 s"
+        )
+        await asyncio.wait_for(session.close(), GUARD)
+
+        kernel = GatewayKernel(url, token="t", request_timeout=0.5)
+        kernel.kernel_id = "k1"  # as if created before the gateway froze
+        with pytest.raises(GatewayDown) as connected:
+            await asyncio.wait_for(kernel._connect(None), GUARD)
+        assert str(connected.value) == (
+            f"the gateway at {url} did not answer the websocket request within 0.5 s"
+        )
+        await asyncio.wait_for(kernel.close(), GUARD)
