@@ -100,8 +100,9 @@ _CHILD_ALARM_S = 120
 #: a child's result: PNG length, canvas height and width in pixels, render
 #: time, whether the rendering wrote anything (a warning)
 _RESULT_HEADER = struct.Struct("<3Qd?")
-#: the worker's own thread besides the main one (see _worker.Worker.redirect_fds)
-_OWN_THREAD = "eager_rt-drain"
+#: the worker's own threads besides the main one: the output drain and the host watch,
+#: which hold no lock a forked child could need
+_OWN_THREADS = frozenset({"eager_rt-drain", "eager_rt-host-watch"})
 #: what the warm-up figure is drawn under (see ``_warm_up_figure``)
 _WARM_UP_RC: dict[Any, Any] = {"font.family": ["DejaVu Sans"], "text.usetex": False}
 
@@ -452,7 +453,7 @@ def _may_fork() -> bool:
     if not hasattr(os, "fork"):
         return False
     main = threading.main_thread()
-    return all(t is main or t.name == _OWN_THREAD for t in threading.enumerate())
+    return all(t is main or t.name in _OWN_THREADS for t in threading.enumerate())
 
 
 def _renders_in_one_draw(fig: Any) -> bool:
