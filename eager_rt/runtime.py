@@ -518,7 +518,8 @@ async def arun_stream(
 
     ``session`` is started if it is not alive yet; starting it then overlaps
     generation. ``exec_timeout`` bounds each execution (the session reports a
-    timeout as a result; the run then stops like on any error).
+    timeout as a result; the run then stops like on any error); ``None`` leaves
+    the session's own default, 300 s on every backend.
 
     ``batching`` and ``gating`` (both on unless set to False) configure the
     :class:`~eager_rt.policy.DefaultPolicy`; ``policy`` replaces it with any
