@@ -43,7 +43,7 @@ class Shell:
     def cell(self, line: str, body: str) -> list[dict[str, Any]]:
         """Run ``%%eager line`` on ``body``; what it displayed."""
         start = len(self.published)
-        self.shell.run_cell_magic("eager", line, body)
+        self.shell.run_cell_magic("eager", line, body)  # type: ignore[no-untyped-call]
         return self.published[start:]
 
     @property
@@ -163,7 +163,7 @@ def test_unloading_the_extension_closes_its_sessions(ipy: Shell) -> None:
     ipy.shell.run_line_magic("unload_ext", "eager_rt")
     assert gone(pid)
     with pytest.raises(UsageError):  # the magic is gone with it
-        ipy.shell.run_cell_magic("eager", "", "x = 1\n")
+        ipy.shell.run_cell_magic("eager", "", "x = 1\n")  # type: ignore[no-untyped-call]
     ipy.shell.run_line_magic("load_ext", "eager_rt")
 
 
@@ -218,9 +218,7 @@ def test_the_cell_is_bounded_by_timeout(ipy: Shell) -> None:
         ("--speculate", "x = 1\n", "--speculate needs --tools"),
     ],
 )
-def test_usage_errors_are_one_clean_message(
-    ipy: Shell, line: str, cell: str, message: str
-) -> None:
+def test_usage_errors_are_one_clean_message(ipy: Shell, line: str, cell: str, message: str) -> None:
     with pytest.raises(UsageError, match=re.escape(message)):
         ipy.cell(line, cell)
 
