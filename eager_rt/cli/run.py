@@ -57,6 +57,7 @@ from eager_rt.registry import BackendNotFound
 from eager_rt.result import RunResult
 from eager_rt.runtime import Mode, arun_stream
 from eager_rt.sources.replay import Replay, replay
+from eager_rt.timeline import FORMATS
 from eager_rt.tools import Tool, as_tools
 
 __all__ = ["add_parser", "load_tools", "measure_setup", "savings"]
@@ -347,7 +348,7 @@ def _check(args: argparse.Namespace) -> str:
     """The script's text, once every option that can be checked before a run is."""
     text = read_script(args.script)
     if args.timeline is not None:
-        if args.timeline.suffix.lower() not in (".png", ".svg", ".html"):
+        if args.timeline.suffix.lower() not in FORMATS:
             raise UsageError(
                 f"--timeline {args.timeline}: the file must end in .png, .svg or .html"
             )
