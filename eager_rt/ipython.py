@@ -262,6 +262,14 @@ class _Cell:
         with self.lock:
             return sum(v.version for v in self.views) + len(self.views) + len(self.notes)
 
+    def stop(self, reason: str) -> None:
+        """The run was cancelled: every view settles, and the reason is said once."""
+        with self.lock:
+            views = list(self.views)
+            self.notes.append(reason)
+        for view in views:
+            view.stop(reason)
+
     def render(self, *, final: bool) -> str:
         with self.lock:
             views, notes = list(self.views), list(self.notes)
@@ -458,7 +466,7 @@ class EagerMagics(Magics):
                 if time.monotonic() >= deadline:
                     future.cancel()
                     ended.wait(_CLEANUP)
-                    state.notes.append(f"stopped: the cell exceeded --timeout {timeout:g}s")
+                    state.stop(f"stopped: the cell exceeded --timeout {timeout:g}s")
                     break
                 version = state.version()
                 if version != shown and handle is not None:
@@ -467,7 +475,7 @@ class EagerMagics(Magics):
         except KeyboardInterrupt:
             future.cancel()
             ended.wait(_CLEANUP)
-            state.notes.append("stopped: interrupted")
+            state.stop("stopped: interrupted")
             raise
         except (BackendNotFound, BackendError, ValueError) as exc:
             state.notes.append(f"%%eager: {exc}")

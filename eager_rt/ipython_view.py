@@ -136,6 +136,20 @@ class HtmlView:
             self._generating = False
             self.version += 1
 
+    def stop(self, reason: str) -> None:
+        """The run was cancelled (timeout, interrupt): what ran stays, the rest is settled."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished, self._generating, self._running = True, False, None
+            self._t_end = self._clock()
+            for statement in self._statements.values():
+                if statement.state == "running":
+                    statement.state, statement.note = "failed", reason
+                elif statement.state in ("detected", "queued"):
+                    statement.state = "not_run"
+            self.version += 1
+
     def __call__(self, event: Event) -> None:
         with self._lock:
             self._on_event(event)

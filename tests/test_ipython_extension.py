@@ -198,11 +198,16 @@ def test_a_figure_is_shown_inline(ipy: Shell) -> None:
     assert in_order(final, "plt.show()", "<img")
 
 
-def test_the_cell_is_bounded_by_timeout(ipy: Shell) -> None:
-    shown = ipy.cell("--tps 500 --timeout 2", "print('started')\nimport time\ntime.sleep(120)\n")
+def test_the_cell_is_bounded_by_timeout_and_a_named_session_survives_it(ipy: Shell) -> None:
+    code = "x = 5\nprint('started')\nimport time\ntime.sleep(120)\nprint('never')\n"
+    shown = ipy.cell("--tps 500 --timeout 2 --session s", code)
     final = html_of(shown[-1])
     assert "started\n" in final
-    assert "stopped: the cell exceeded --timeout 2s" in final
+    assert states(final)[3] == (3, "failed")
+    assert in_order(final, "time.sleep(120)", "stopped: the cell exceeded --timeout 2s")
+    # the execution was interrupted: the session answers the next cell, its state intact
+    shown = ipy.cell("--tps 500 --timeout 60 --session s", "print('x is', x)\n")
+    assert "x is 5\n" in html_of(shown[-1])
 
 
 @pytest.mark.parametrize(
@@ -323,3 +328,29 @@ def test_in_a_kernel_the_view_updates_while_the_cell_runs(kernel: Any) -> None:
     assert not process_gone(pid)
     manager.shutdown_kernel(now=False)
     assert gone(pid)
+
+
+def test_interrupting_the_kernel_cancels_the_run(kernel: Any) -> None:
+    manager, client = kernel
+    execute(client, "%load_ext eager_rt")
+    msg_id = client.execute("%%eager --tps 200\nprint('started')\nimport time\ntime.sleep(120)\n")
+    deadline = time.monotonic() + 120
+    interrupted = False
+    messages = []
+    while time.monotonic() < deadline:
+        msg = client.get_iopub_msg(timeout=120)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(msg)
+        page = msg["content"].get("data", {}).get("text/html", "")
+        if not interrupted and "started\n" in page:  # its output: the sleep has begun
+            manager.interrupt_kernel()
+            interrupted = True
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    assert interrupted
+    reply = client.get_shell_msg(timeout=60)
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    pages = [m["content"]["data"]["text/html"] for m in messages if "data" in m["content"]]
+    assert in_order(pages[-1], "time.sleep(120)", "stopped: interrupted")
