@@ -24,7 +24,11 @@ of file. ``peek`` reads plain-data values through a silent execution's user
 expressions, which run no user code.
 
 Timeouts, interrupts, deaths and restarts follow :mod:`._recovery`, the one
-policy of every backend (its rules are in ``docs/backends.md``).
+policy of every backend (its rules are in ``docs/backends.md``). A gateway
+that freezes or goes away is a death too, found within about
+``request_timeout`` (see ``_jupyter_remote``); a kernel that died while idle
+and cannot be restarted gives a ``died`` result at the next ``execute``, which
+tries again the time after.
 """
 
 from __future__ import annotations
