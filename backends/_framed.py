@@ -83,7 +83,7 @@ class _Pending:
     outputs: list[Output] = field(default_factory=list)
     callback_error: BaseException | None = None
     #: tool calls being answered; whatever is left when the execution ends is cancelled
-    calls: set[asyncio.Task[None]] = field(default_factory=set)
+    calls: set[asyncio.Future[dict[str, Any]]] = field(default_factory=set)
 
 
 class WorkerSession(Supervised, Session):
@@ -605,7 +605,7 @@ class WorkerSession(Supervised, Session):
         if answer.done():
             settle(answer)
         else:
-            pending.calls.add(answer)  # type: ignore[arg-type]  # see _Pending.calls
+            pending.calls.add(answer)
             answer.add_done_callback(settle)
 
     def _reply(self, request: dict[str, Any], reply: dict[str, Any]) -> None:

@@ -449,7 +449,7 @@ class _StreamRun:
         finally:
             await self.pieces.aclose()
             if self.tool_host is not None:
-                await self.tool_host.end_speculation()  # unclaimed calls: cancelled, wasted
+                await self.tool_host.aclose()  # unclaimed speculation cancelled (wasted); tool threads end
         return self.result()
 
     def result(self) -> RunResult:
