@@ -287,9 +287,15 @@ def execute(client: Any, code: str, timeout: float = 120.0) -> tuple[list[dict[s
         messages.append(msg)
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
-    reply = client.get_shell_msg(timeout=timeout)
-    assert reply["parent_header"]["msg_id"] == msg_id
-    return messages, reply
+    return messages, shell_reply(client, msg_id, timeout)
+
+
+def shell_reply(client: Any, msg_id: str, timeout: float) -> Any:
+    """The reply to ``msg_id`` (a kernel_info reply from start-up may come first)."""
+    while True:
+        reply = client.get_shell_msg(timeout=timeout)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply
 
 
 def test_in_a_kernel_the_view_updates_while_the_cell_runs(kernel: Any) -> None:
@@ -349,7 +355,7 @@ def test_interrupting_the_kernel_cancels_the_run(kernel: Any) -> None:
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
     assert interrupted
-    reply = client.get_shell_msg(timeout=60)
+    reply = shell_reply(client, msg_id, 60.0)
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
     pages = [m["content"]["data"]["text/html"] for m in messages if "data" in m["content"]]
