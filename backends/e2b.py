@@ -133,6 +133,7 @@ _ABORTED = "ExecutionAborted"
 _UNWIND_S = 0.1  # a moment for an interrupted cell to unwind before a probe
 _RESUME_PROBE_S = 10.0  # patience of one probe while Jupyter brings a dead kernel back
 _AUTO_RESTARTED = "the kernel died (the sandbox's Jupyter restarted it by itself)"
+_IDLE_RESTARTED = "the sandbox's Jupyter restarted its kernel, found dead"
 _DELIVERY_TRIES = 3  # runs of a tool reply's delivery code before it is given up
 _DELIVERY_TIMEOUT_S = 60.0
 
@@ -233,6 +234,7 @@ class _Run:
     stopped: str | None = None  # "interrupt" | "stall" | "patience" when we closed the stream
     callback_error: BaseException | None = None  # raised by the caller's on_output
     unsettled: str | None = None  # the error a probe met after the interrupt, other than abort
+    fresh_kernel: bool = False  # its execution count went back: the kernel was restarted before
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
     desk: _ToolDesk | None = None  # where the tool calls it announces go
     #: max_output: what comes past it is dropped, then said in one notice
@@ -322,6 +324,7 @@ class E2BSession(Supervised, Session):
         self._relay: asyncio.Task[None] | None = None  # the default context's warm-up
         #: how the last recovery differed from restarting the context in place, for its detail
         self._replaced: str | None = None
+        self._last_count: int | None = None  # the context's last execution count
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -395,6 +398,7 @@ class E2BSession(Supervised, Session):
         # a fresh name for every kernel (so a reply never reaches the wrong one),
         # in Linux's abstract namespace: nothing left on disk
         self._tool_socket = f"\0eager_rt-tools-{secrets.token_hex(12)}"
+        self._last_count = None  # a new kernel counts from 1
         code = setup_code(
             semantics=self.semantics, cwd=self._context_cwd, tool_socket=self._tool_socket
         )
@@ -704,7 +708,10 @@ class E2BSession(Supervised, Session):
                 task.cancel()  # closes the stream: the server interrupts the kernel
             try:
                 execution = await task
-                run.execution_count = execution.execution_count
+                run.execution_count = count = execution.execution_count
+                if count is not None:
+                    last, self._last_count = self._last_count, count
+                    run.fresh_kernel = last is not None and count <= last
             except asyncio.CancelledError:
                 if run.stopped is None:
                     raise
@@ -793,8 +800,30 @@ class E2BSession(Supervised, Session):
                 traceback=str(error.traceback or "").splitlines(),
                 lineno=_lineno(str(error.traceback or ""), run.execution_count),
             )
-            return ExecResult(Status.ERROR, outputs, error=info)
-        return ExecResult(Status.OK, outputs)
+            result = ExecResult(Status.ERROR, outputs, error=info)
+        else:
+            result = ExecResult(Status.OK, outputs)
+        if run.fresh_kernel:
+            await self._after_idle_death(result)
+        return result
+
+    async def _after_idle_death(self, result: ExecResult) -> None:
+        """The code ran in a kernel Jupyter had restarted while the session was idle.
+
+        Nothing told us: a kernel that dies between executions is restarted by
+        the sandbox without a word, and only the execution count going back
+        shows it. The state was lost before this code ran; say so, and set the
+        new kernel up for the executions that follow.
+        """
+        result.state_lost = True
+        result.detail = self.supervisor.idle_death(_IDLE_RESTARTED)
+        try:
+            await self._setup()
+        except BackendError as exc:
+            detail = await self._lose_context(
+                f"{_IDLE_RESTARTED}; its set-up failed: {exc}", forced=False
+            )
+            result.detail = f"{result.detail}; {detail}"
 
     async def _failed(self, run: _Run) -> ExecResult:
         """The SDK raised. Either nothing ran (raise BackendError) or the stream broke (died)."""

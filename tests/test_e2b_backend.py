@@ -714,3 +714,26 @@ async def test_the_local_sandbox_looks_like_the_template(server: LocalE2B) -> No
         assert chart.results[0].chart.title == "t"
     finally:
         await sandbox.kill()
+
+
+async def test_a_kernel_that_died_while_idle_is_reported_at_the_next_execution(
+    server: LocalE2B, session: Any
+) -> None:
+    """Jupyter restarts it without a word; the execution count going back gives it away."""
+    await session.execute("kept = 1", timeout=60)
+    code = "import os, threading\nthreading.Timer(0.2, os._exit, (1,)).start()\n"
+    assert (await session.execute(code, timeout=60)).status is Status.OK
+
+    def restarted() -> bool:
+        return any(e["sandbox_id"] == session.sandbox_id for e in server.events("kernel_restarted"))
+
+    while not restarted():  # the death, and Jupyter's restart, happen while we wait
+        await asyncio.sleep(0.05)
+    result = await session.execute("print(globals().get('kept'))", timeout=60)
+    assert result.status is Status.OK, result
+    assert result.stdout == "None\n"
+    assert result.state_lost
+    assert "had died while idle" in result.detail
+    # set up again: script semantics hold for what follows, and nothing is reported twice
+    after = await session.execute("kept = 2\n1 + 1\n", timeout=60)
+    assert (after.displays, after.state_lost, after.detail) == ([], False, "")

@@ -7,9 +7,8 @@ the backend relies on (tool calls announced as display results, replies
 delivered through the default context) is proven against E2B's code and not
 only against ours. The local server still plays the control plane::
 
-    python -m venv /var/tmp/e2b-venv
-    /var/tmp/e2b-venv/bin/pip install -r CHECKOUT/template/server/requirements.txt \\
-        jupyter-server==2.20.0 ipykernel==6.31.0 matplotlib==3.10.9   # the template's pins
+    # /var/tmp/e2b-venv: its server's requirements and the template's kernel
+    # packages as the checkout pins them (scripts/e2b-sdk-tests.sh makes it)
     python -m tests.e2b_server.upstream --source CHECKOUT --python /var/tmp/e2b-venv/bin/python
     # prints {"url": "http://127.0.0.1:49999"}; in another shell:
     EAGER_RT_E2B_UPSTREAM=http://127.0.0.1:49999 pytest tests/conformance -k e2b-upstream
@@ -20,7 +19,8 @@ makes a ``python`` and a ``javascript`` context in ``/home/user``, so that
 directory must exist and a kernel spec must answer to each name (the
 JavaScript one is a Python kernel with a ``process.chdir`` stand-in, enough
 for the server's ``cd``); ``E2B_LOCAL=1`` makes it skip asking envd for the
-sandbox's variables; the kernels get the template's IPython settings. It
+sandbox's variables; the kernels get the template's IPython settings and its
+start-up scripts (``template/startup_scripts``, run from the checkout). It
 serves until its stdin ends, then stops both servers and their kernels.
 """
 
@@ -110,6 +110,7 @@ def serve(args: argparse.Namespace) -> None:
         profile = work / "ipython" / "profile_default"
         profile.mkdir(parents=True)
         shutil.copy(template / "ipython_kernel_config.py", profile)
+        shutil.copytree(template / "startup_scripts", profile / "startup")
         env = {
             **os.environ,
             "JUPYTER_PATH": str(work / "jupyter"),
