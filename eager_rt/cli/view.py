@@ -53,6 +53,8 @@ MARKS: dict[State, tuple[str, str, str, str]] = {
     "failed": ("✗", "x", "failed", "bold red"),
     "not_run": ("-", "-", "not run", "bright_black"),
 }
+#: characters of a statement's output the live region redraws (the newest)
+_LIVE_TAIL = 16_384
 _FINAL: frozenset[State] = frozenset({"done", "failed", "not_run"})
 
 
@@ -156,7 +158,9 @@ class LiveView:
         if self._live.is_started:
             # the live region is redrawn under what is printed: draw it without these lines
             self._live.refresh()
-        self._live.console.print(Group(*pending), soft_wrap=False, overflow="fold")
+        # soft wrap: the terminal wraps long lines itself (rich folding 10 MB of output
+        # would hold the event loop for a minute)
+        self._live.console.print(Group(*pending), soft_wrap=True)
 
     # -------------------------------------------------------------- input
     def code(self, piece: str) -> None:
@@ -347,15 +351,15 @@ class LiveView:
             elif statement is None and line_no >= self._detected_end and self._finished:
                 line.stylize("dim")
             yield line
-            yield from self._under(line_no)
+            yield from self._under(line_no, live)
 
-    def _under(self, line_no: int) -> Iterator[Text]:
+    def _under(self, line_no: int, live: bool) -> Iterator[Text]:
         """The output and error shown under the statement that ends on ``line_no``."""
         for index in self._by_last.get(line_no, ()):
             statement = self._statements[index]
             for block in self._blocks.values():
                 if block.anchor == index and block.lines:
-                    yield from _output_lines(block.lines)
+                    yield from _output_lines(block.lines, _LIVE_TAIL if live else None)
             if statement.state == "failed" and statement.note:
                 bar = "│" if self._unicode else "|"
                 yield Text(f"      {bar} {statement.note}", style="bold red")
@@ -447,8 +451,23 @@ class LiveView:
             return Group(*lines, self._status())
 
 
-def _output_lines(pieces: list[tuple[str, str]]) -> Iterator[Text]:
-    """Output pieces as indented lines, each keeping its stream's style."""
+def _output_lines(pieces: list[tuple[str, str]], tail: int | None = None) -> Iterator[Text]:
+    """Output pieces as indented lines, each keeping its stream's style.
+
+    ``tail``: only about the last ``tail`` characters (the live region shows the
+    newest lines; a flood must not be re-split at every redraw).
+    """
+    if tail is not None:
+        kept: list[tuple[str, str]] = []
+        size = 0
+        for style, text in reversed(pieces):
+            kept.append((style, text[-(tail - size) :]))
+            size += len(kept[-1][1])
+            if size >= tail:
+                break
+        if size >= tail:
+            yield Text("        ... earlier output above", style="dim")
+        pieces = kept[::-1]
     current = Text("        ")
     for style, text in pieces:
         parts = text.split("\n")
