@@ -24,6 +24,19 @@ Why the code looks the way it does (checked against e2b-code-interpreter
   stream. If the code ignores the interrupt for ``interrupt_grace`` seconds,
   the context is restarted and the result says ``state_lost`` (the one
   recovery policy of every backend, :mod:`._recovery`).
+* **A dead kernel is waited for, not restarted.** When a kernel dies, the
+  sandbox's Jupyter Server restarts it by itself and E2B's server reports
+  ``ContextRestarting``; a context restart asked for meanwhile is refused
+  (``500 Failed to restart context``) and leaves the context unusable. So the
+  session probes the same context until the new kernel answers, sets it up
+  again and reports the execution ``died`` with ``state_lost`` (files kept).
+  Only if that fails is the context restarted, then replaced by a new one in
+  the same sandbox, then by a new sandbox; the detail says which. A kernel
+  that died between executions is noticed at the next one, whose execution
+  count went back to 1: that result says ``state_lost``.
+* **Bounded by default** like every backend (:mod:`._limits`): an execution
+  given no timeout gets ``exec_timeout``; output past ``max_output`` bytes
+  is dropped and counted in one notice at its end.
 * **A stream that ends badly is never taken for success.** The SDK drops the
   ``end_of_execution`` and ``keepalive`` lines, so a truncated stream would
   look like a finished one. A response hook on the SDK's own httpx client

@@ -4,7 +4,9 @@ It answers the three services the SDK talks to when it creates, uses and
 kills a sandbox: the control-plane API (``POST /v2/sandboxes``, ``DELETE
 /sandboxes/{id}``), envd (``GET /health``) and the code-interpreter server
 (``POST /execute`` streaming NDJSON, ``/contexts`` create / list / restart /
-delete, ``GET /health``), with code run by real ipykernels. See ``app.py`` for
+delete, ``GET /health``), with code run by real ipykernels, in sandboxes that
+look like the code-interpreter template's from inside (``/home/user``, its
+default contexts, its IPython start-up behaviour). See ``app.py`` for
 the routes and where each was checked, ``kernel.py`` for the Jupyter message
 translation, ``wire.py`` for the HTTP layer and its scripted faults.
 
@@ -44,6 +46,7 @@ class LocalE2B:
         create_delay_s: float = 0.0,
         idle_timeout_s: float = 600.0,
         start_timeout_s: float = 30.0,
+        kernel_python: str | None = None,
     ) -> None:
         cmd = [
             sys.executable,
@@ -60,6 +63,8 @@ class LocalE2B:
             "--idle-timeout",
             str(idle_timeout_s),
         ]
+        if kernel_python is not None:  # the kernels' interpreter: the template's environment
+            cmd += ["--kernel-python", kernel_python]
         env = {k: v for k, v in os.environ.items() if not k.startswith("E2B_")}
         self._proc = subprocess.Popen(
             cmd,
