@@ -636,6 +636,10 @@ class WorkerSession(Supervised, Session):
     async def _safe_death_detail(self) -> str:
         try:
             return await asyncio.wait_for(self.process.death_detail(), 10.0)
+        except TimeoutError:
+            return "the cause could not be read within 10 s"
+        except BackendError as exc:  # a precise sentence of the backend's own
+            return str(exc)
         except Exception as exc:  # noqa: BLE001 - the detail is best effort
             return f"cause unknown ({exc!r})"
 

@@ -67,6 +67,7 @@ from eager_rt.backends._docker_engine import (
 from eager_rt.backends._docker_pool import WarmPool
 from eager_rt.backends._framed import WorkerSession
 from eager_rt.backends._hardening import Hardening
+from eager_rt.backends._limits import DEFAULT_EXEC_TIMEOUT, DEFAULT_MAX_OUTPUT
 from eager_rt.backends._process import WorkerProcess
 from eager_rt.backends._protocol import worker_command
 from eager_rt.backends._recovery import DEFAULT_INTERRUPT_GRACE
@@ -444,7 +445,8 @@ class DockerSession(WorkerSession):
     ``create_host_config``, applied last). Engine: ``base_url`` (default
     ``$DOCKER_HOST`` or the local socket), ``api_timeout``. Session:
     ``interrupt_grace``, ``auto_restart``, ``start_timeout``,
-    ``prerender_figures`` (as for every worker backend), and ``cwd``: a
+    ``prerender_figures``, ``exec_timeout``, ``max_output`` (as for every
+    worker backend), and ``cwd``: a
     host directory whose contents are copied into the work directory at every
     (re)start, so a script's relative data paths work as they do locally
     (copied, never mounted: the code cannot change the host's files).
@@ -462,6 +464,8 @@ class DockerSession(WorkerSession):
         auto_restart: bool = True,
         start_timeout: float = 120.0,
         prerender_figures: bool = True,
+        exec_timeout: float | None = DEFAULT_EXEC_TIMEOUT,
+        max_output: int | None = DEFAULT_MAX_OUTPUT,
         cwd: str | os.PathLike[str] | None = None,
         _engine: _EngineHolder | None = None,
         _pool: WarmPool | None = None,
@@ -481,6 +485,8 @@ class DockerSession(WorkerSession):
             auto_restart=auto_restart,
             start_timeout=start_timeout,
             prerender_figures=prerender_figures,
+            exec_timeout=exec_timeout,
+            max_output=max_output,
         )
         self.cwd = directory
         self.spec = spec
@@ -670,5 +676,13 @@ class DockerBackend(Backend):
 
 
 _SESSION_ONLY = frozenset(
-    {"interrupt_grace", "auto_restart", "start_timeout", "prerender_figures", "cwd"}
+    {
+        "interrupt_grace",
+        "auto_restart",
+        "start_timeout",
+        "prerender_figures",
+        "exec_timeout",
+        "max_output",
+        "cwd",
+    }
 )

@@ -33,6 +33,7 @@ from eager_rt.backends._docker_engine import LABEL_OWNER_PID as OWNER
 from eager_rt.backends._docker_engine import LABEL_SESSION, owner_alive, owner_labels
 from eager_rt.backends._framed import WorkerSession
 from eager_rt.backends._hardening import Hardening
+from eager_rt.backends._limits import DEFAULT_EXEC_TIMEOUT, DEFAULT_MAX_OUTPUT
 from eager_rt.backends._process import SubprocessWorker
 from eager_rt.backends._recovery import DEFAULT_INTERRUPT_GRACE
 
@@ -209,7 +210,8 @@ class PodmanSession(WorkerSession):
     Container options: those of :func:`run_args` (the Docker backend's names;
     ``image`` defaults to ``$EAGER_RT_PODMAN_IMAGE``, else Docker's default),
     ``python`` and ``podman`` (the client to run). Session: ``interrupt_grace``,
-    ``auto_restart``, ``start_timeout``, ``prerender_figures``, and ``cwd``: a
+    ``auto_restart``, ``start_timeout``, ``prerender_figures``, ``exec_timeout``,
+    ``max_output`` (as for every worker backend), and ``cwd``: a
     host directory copied into the work directory at every (re)start (mounted
     read-only, copied by the init: the code cannot change the host's files).
     """
@@ -226,6 +228,8 @@ class PodmanSession(WorkerSession):
         auto_restart: bool = True,
         start_timeout: float = 120.0,
         prerender_figures: bool = True,
+        exec_timeout: float | None = DEFAULT_EXEC_TIMEOUT,
+        max_output: int | None = DEFAULT_MAX_OUTPUT,
         cwd: str | os.PathLike[str] | None = None,
         **container_options: Any,
     ) -> None:
@@ -241,6 +245,8 @@ class PodmanSession(WorkerSession):
             auto_restart=auto_restart,
             start_timeout=start_timeout,
             prerender_figures=prerender_figures,
+            exec_timeout=exec_timeout,
+            max_output=max_output,
         )
 
     @property
