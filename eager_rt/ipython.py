@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.display import HTML, DisplayHandle, display
+from IPython.display import DisplayHandle, display
 
 from eager_rt.cli.checks import number
 from eager_rt.cli.common import add_backend_arguments, backend_from_args
@@ -270,6 +270,16 @@ class _Cell:
         for view in views:
             view.stop(reason)
 
+    def bundle(self, *, final: bool) -> dict[str, str]:
+        """The view as a MIME bundle: HTML, and a few lines for front ends without HTML."""
+        with self.lock:
+            views, notes = list(self.views), list(self.notes)
+        lines = [v.text() for v in views]
+        if final:
+            lines += [f"{r.mode}: {r.status}, E2EL {r.e2el_s:.3f}s" for r in self.runs]
+        lines += notes
+        return {"text/html": self.render(final=final), "text/plain": "\n".join(lines)}
+
     def render(self, *, final: bool) -> str:
         with self.lock:
             views, notes = list(self.views), list(self.notes)
@@ -285,10 +295,6 @@ def _escape(text: str) -> str:
     import html
 
     return html.escape(text)
-
-
-def _html(text: str) -> HTML:
-    return HTML(text)  # type: ignore[no-untyped-call]
 
 
 _EXPORT_CODE = """\
@@ -451,7 +457,7 @@ class EagerMagics(Magics):
                 ended.set()
 
         handle: DisplayHandle | None = display(  # type: ignore[no-untyped-call]
-            _html(state.render(final=False)), display_id=True
+            state.bundle(final=False), raw=True, display_id=True
         )
         future = asyncio.run_coroutine_threadsafe(guarded(), self._portal.loop)
         deadline = time.monotonic() + timeout
@@ -471,7 +477,7 @@ class EagerMagics(Magics):
                 version = state.version()
                 if version != shown and handle is not None:
                     shown = version
-                    handle.update(_html(state.render(final=False)))  # type: ignore[no-untyped-call]
+                    handle.update(state.bundle(final=False), raw=True)  # type: ignore[no-untyped-call]
         except KeyboardInterrupt:
             future.cancel()
             ended.wait(_CLEANUP)
@@ -482,7 +488,7 @@ class EagerMagics(Magics):
             raise UsageError(f"%%eager: {exc}") from exc
         finally:
             if handle is not None:
-                handle.update(_html(state.render(final=True)))  # type: ignore[no-untyped-call]
+                handle.update(state.bundle(final=True), raw=True)  # type: ignore[no-untyped-call]
 
     async def _session(self, args: argparse.Namespace) -> tuple[Session, Backend | None]:
         """The session to run in, and the backend to close after (None for a named one)."""

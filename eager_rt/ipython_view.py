@@ -287,6 +287,19 @@ class HtmlView:
         with self._lock:
             return [(i, self._statements[i].state) for i in self._order]
 
+    def text(self) -> str:
+        """One line for front ends that show no HTML: the label and how many of each state."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for statement in self._statements.values():
+                word = MARKS[statement.state][1]
+                counts[word] = counts.get(word, 0) + 1
+            tally = ", ".join(f"{n} {word}" for word, n in counts.items()) or "no statement yet"
+            lines = [f"{self.label}: {tally}"]
+            lines += [note for _, note in self._notes]
+            lines += [s.note for s in self._statements.values() if s.note]
+            return "\n".join(lines)
+
     def render(self) -> str:
         """The whole view as one HTML fragment."""
         with self._lock:
