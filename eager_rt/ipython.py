@@ -25,7 +25,7 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -65,6 +65,10 @@ _CLEANUP = 30.0
 
 class _Stop(Exception):
     """``--help`` was printed: nothing to run."""
+
+
+class _CellError(Exception):
+    """Something the person can fix, found while the cell runs (said as a UsageError)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -262,6 +266,10 @@ class _Cell:
         with self.lock:
             return sum(v.version for v in self.views) + len(self.views) + len(self.notes)
 
+    def note(self, text: str) -> None:
+        with self.lock:
+            self.notes.append(text)
+
     def stop(self, reason: str) -> None:
         """The run was cancelled: every view settles, and the reason is said once."""
         with self.lock:
@@ -348,21 +356,24 @@ async def _export(session: Session, names: list[str]) -> tuple[dict[str, Any], l
 
 
 class _Watched:
-    """A token source whose pieces are also shown as they are released."""
+    """A token source whose pieces are also handed to the view as they are released."""
 
-    def __init__(self, source: Any, view: HtmlView) -> None:
+    def __init__(
+        self, source: Any, on_piece: Callable[[str], None], on_end: Callable[[], None]
+    ) -> None:
         self.source = source
-        self.view = view
+        self.on_piece = on_piece
+        self.on_end = on_end
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = self.source.info()
         return info
 
-    async def __aiter__(self) -> Any:
+    async def __aiter__(self) -> AsyncIterator[str]:
         async for piece in self.source:
-            self.view.code(piece)
+            self.on_piece(piece)
             yield piece
-        self.view.generation_ended()
+        self.on_end()
 
 
 @magics_class
@@ -483,7 +494,7 @@ class EagerMagics(Magics):
             ended.wait(_CLEANUP)
             state.stop("stopped: interrupted")
             raise
-        except (BackendNotFound, BackendError, ValueError) as exc:
+        except (BackendNotFound, BackendError, _CellError) as exc:
             state.notes.append(f"%%eager: {exc}")
             raise UsageError(f"%%eager: {exc}") from exc
         finally:
@@ -497,7 +508,7 @@ class EagerMagics(Magics):
             named = self._sessions.get(args.session)
             if named is not None:
                 if named.key != key:
-                    raise ValueError(
+                    raise _CellError(
                         f"session {args.session!r} runs on {named.key[0]} with other options; "
                         f"close it first (%eager_close {args.session})"
                     )
@@ -533,7 +544,11 @@ class EagerMagics(Magics):
                     from eager_rt.sources.replay import replay
 
                     run = await arun_stream(
-                        _Watched(replay(cell, args.tps, args.ttft, tokenizer=args.tokenizer), view),
+                        _Watched(
+                            replay(cell, args.tps, args.ttft, tokenizer=args.tokenizer),
+                            view.code,
+                            view.generation_ended,
+                        ),
                         session,
                         mode=mode,
                         batching=not args.no_batching,
@@ -549,7 +564,8 @@ class EagerMagics(Magics):
                 if args.export and i == len(modes) - 1:
                     values, problems = await _export(session, args.export)
                     state.exported.update(values)
-                    state.notes.extend(problems)
+                    for problem in problems:
+                        state.note(problem)
             finally:
                 if owned is not None:
                     try:
@@ -574,7 +590,7 @@ class EagerMagics(Magics):
         key = args.api_key or (os.environ.get(env) if env else None)
         if not key and env is not None:
             if not args.base_url:
-                raise ValueError(f"set {env} or pass --api-key")
+                raise _CellError(f"set {env} or pass --api-key")
             key = "EMPTY"  # local OpenAI-compatible servers accept any key
         request_args = argparse.Namespace(**vars(args), prompt=prompt, show_code=False)
         close, request = chat._prepare(request_args, key)
@@ -583,7 +599,7 @@ class EagerMagics(Magics):
             try:
                 stream = await request()
             except Exception as exc:  # auth, unknown model, unreachable: one line, no traceback
-                raise ValueError(f"the request failed: {type(exc).__name__}: {exc}") from exc
+                raise _CellError(f"the request failed: {type(exc).__name__}: {exc}") from exc
             source = chat._source(request_args, stream, t0, view)  # type: ignore[arg-type]
             turn = await arun_turn(
                 source, session, on_event=view, exec_timeout=args.exec_timeout, tools=tools

@@ -23,6 +23,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
+from eager_rt.ipython_view import MAX_TEXT
 from eager_rt.result import RunResult
 from tests.fake_llm import FakeLLM, Reply
 from tests.processes import process_gone, wait_until_gone
@@ -198,6 +199,37 @@ def test_a_figure_is_shown_inline(ipy: Shell) -> None:
     assert len(images) == 1
     assert base64.b64decode(images[0]).startswith(b"\x89PNG\r\n\x1a\n")
     assert in_order(final, "plt.show()", "<img")
+
+
+def test_what_the_code_shows_is_text_and_bounded(ipy: Shell) -> None:
+    code = (
+        "class Page:\n"
+        "    def _repr_html_(self):\n"
+        "        return '<script>alert(1)</script>'\n"
+        "    def __repr__(self):\n"
+        "        return 'a page'\n"
+        "display(Page())\n"
+        "print('x' * 100_000)\n"
+        "print('end')\n"
+    )
+    final = html_of(ipy.cell("--tps 1000", code)[-1])
+    assert "a page" in final and "<script>" not in final
+    assert "characters of output dropped]" in final
+    assert len(final) < 2 * MAX_TEXT + 20_000
+    assert "end\n" in final
+
+
+def test_host_tools_are_called_and_shown(
+    ipy: Shell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "notebook_tools_w5.py").write_text(
+        "def double(x: int) -> int:\n    return 2 * x\n\nTOOLS = [double]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    shown = ipy.cell("--tps 500 --tools notebook_tools_w5:TOOLS --result r", "print(double(21))\n")
+    final = html_of(shown[-1])
+    assert in_order(final, "print(double(21))", "tool double() #", "returned", "42\n")
+    assert [c.tool for c in ipy.ns["r"].tool_calls] == ["double"]
 
 
 def test_the_cell_is_bounded_by_timeout_and_a_named_session_survives_it(ipy: Shell) -> None:
