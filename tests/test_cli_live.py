@@ -10,6 +10,7 @@ hanging.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
@@ -31,11 +32,10 @@ PATIENCE = 120.0
 class Terminal:
     """A pty running the CLI, and the screen a terminal would show."""
 
-    def __init__(self, child: object) -> None:
+    def __init__(self, child: object, rows: int) -> None:
         self.child = child
-        self.screen = pyte.Screen(COLUMNS, ROWS)
+        self.screen = pyte.Screen(COLUMNS, rows)
         self.stream = pyte.ByteStream(self.screen)
-        self.history: list[str] = []  #: every line that scrolled off the top
         self.screen.set_mode(pyte.modes.LNM)
         self.ended = False
 
@@ -74,18 +74,18 @@ class Terminal:
 
 
 @contextmanager
-def terminal(*args: str, cwd: Path) -> Iterator[Terminal]:
+def terminal(*args: str, cwd: Path, rows: int = ROWS) -> Iterator[Terminal]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COLUMNS", "LINES"))}
     env.update(TERM="xterm-256color", PYTHONIOENCODING="utf-8")
     child = pexpect.spawn(
         sys.executable,
         ["-m", "eager_rt", *args],
-        dimensions=(ROWS, COLUMNS),
+        dimensions=(rows, COLUMNS),
         env=env,
         cwd=str(cwd),
     )
     try:
-        yield Terminal(child)
+        yield Terminal(child, rows)
     finally:
         if child.isalive():
             child.terminate(force=True)
@@ -191,7 +191,8 @@ def test_chat_shows_prose_code_marks_and_output(tmp_path: Path) -> None:
     with FakeLLM(reply) as llm:
         argv = ["chat", "--provider", "openai", "--base-url", llm.openai_url, "--api-key",
                 "test", "--model", "fake-model", "--request-timeout", "30", "the mean"]  # fmt: skip
-        with terminal(*argv, cwd=tmp_path) as term:
+        # tall: the failure report for the model follows the view
+        with terminal(*argv, cwd=tmp_path, rows=100) as term:
             status = term.finish()
             screen = term.text
     assert status == 1
@@ -203,3 +204,46 @@ def test_chat_shows_prose_code_marks_and_output(tmp_path: Path) -> None:
     assert failed.startswith("✗")
     lines = screen.splitlines()
     assert "IndexError: list index out of range at line 3" in lines[lines.index(failed) + 1]
+
+
+class _AsciiFile(io.StringIO):
+    """A terminal whose encoding is ASCII: the marks fall back to ASCII letters."""
+
+    encoding = "ascii"
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_marks_fall_back_to_ascii_on_a_terminal_that_cannot_show_them() -> None:
+    from rich.console import Console
+
+    from eager_rt.cli.view import LiveView, Watched
+    from eager_rt.runtime import arun_stream
+    from eager_rt.testing import FakeSession, Rule, paced, run_virtual
+
+    file = _AsciiFile()
+    console = Console(file=file, width=80, height=24, force_terminal=True, color_system=None)
+    code = ["x = load()\n", "print(x)\n", "y = x / 0\n"]
+    view = LiveView(console, label="eager on fake")
+
+    async def main() -> None:
+        session = FakeSession(
+            [Rule("load(", cost=1.0, stdout=""), Rule("print(x)", stdout="3\n"),
+             Rule("y = ", raises="ZeroDivisionError", evalue="division by zero")]
+        )  # fmt: skip
+        with view:
+            source = Watched(paced(code, tps=2), view.code, view.generation_ended)
+            await arun_stream(source, session, on_event=view)
+
+    run_virtual(main())
+    screen = pyte.Screen(80, 24)
+    screen.set_mode(pyte.modes.LNM)
+    pyte.Stream(screen).feed(file.getvalue())
+    lines = [line.rstrip() for line in screen.display]
+    assert "marks: o detected   ~ queued   > running   + done   x failed   - not run" in lines
+    assert "+   1 x = load()" in lines
+    assert "+   2 print(x)" in lines
+    assert "x   3 y = x / 0" in lines
+    assert "      | ZeroDivisionError: division by zero at line 3" in lines
+    assert all(ord(ch) < 128 for ch in file.getvalue())

@@ -31,7 +31,7 @@ import json
 import os
 import statistics
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,13 @@ from eager_rt.cli.report import (
     print_rich_summary,
     savings,
 )
-from eager_rt.cli.view import LiveView
+from eager_rt.cli.view import LiveView, Watched
 from eager_rt.executor import BackendError, Session
 from eager_rt.latency import LatencyModel
 from eager_rt.registry import BackendNotFound
 from eager_rt.result import RunResult
 from eager_rt.runtime import Mode, arun_stream
-from eager_rt.sources.replay import Replay, replay
+from eager_rt.sources.replay import replay
 from eager_rt.timeline import FORMATS
 from eager_rt.tools import Tool, as_tools
 
@@ -246,26 +246,6 @@ async def measure_setup(session: Session, repeats: int = 7) -> float:
     return statistics.median(times)
 
 
-class _Watched:
-    """The replayed stream, with each piece also handed to the view as it is released."""
-
-    def __init__(
-        self, source: Replay, on_piece: Callable[[str], None], on_end: Callable[[], None]
-    ) -> None:
-        self.source = source
-        self.on_piece = on_piece
-        self.on_end = on_end
-
-    def info(self) -> dict[str, Any]:
-        return self.source.info()
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        async for piece in self.source:
-            self.on_piece(piece)
-            yield piece
-        self.on_end()
-
-
 Watcher = LivePrinter | LiveView
 
 
@@ -296,7 +276,7 @@ async def _run_modes(
                 t_setup = await measure_setup(session)
                 with view if isinstance(view, LiveView) else contextlib.nullcontext():
                     result = await arun_stream(
-                        _Watched(
+                        Watched(
                             replay(text, args.tps, args.ttft, tokenizer=args.tokenizer),
                             view.code,
                             view.generation_ended,

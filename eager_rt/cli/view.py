@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -40,7 +40,7 @@ from eager_rt.events import (
 )
 from eager_rt.result import RunResult
 
-__all__ = ["MARKS", "LiveView", "State", "legend"]
+__all__ = ["MARKS", "LiveView", "State", "Watched", "legend"]
 
 State = Literal["detected", "queued", "running", "done", "failed", "not_run"]
 
@@ -449,6 +449,34 @@ class LiveView:
             for line in lines:
                 line.no_wrap, line.overflow = True, "ellipsis"
             return Group(*lines, self._status())
+
+
+class Watched:
+    """A token stream that also hands each piece to a view as it is released.
+
+    The source's ``info()`` (what the runtime records about it) passes through.
+    """
+
+    def __init__(
+        self,
+        source: AsyncIterable[str],
+        on_piece: Callable[[str], None],
+        on_end: Callable[[], None],
+    ) -> None:
+        self.source = source
+        self.on_piece = on_piece
+        self.on_end = on_end
+
+    def info(self) -> dict[str, Any]:
+        getter = getattr(self.source, "info", None)
+        reported = getter() if callable(getter) else None
+        return reported if isinstance(reported, dict) else {}
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        async for piece in self.source:
+            self.on_piece(piece)
+            yield piece
+        self.on_end()
 
 
 def _output_lines(pieces: list[tuple[str, str]], tail: int | None = None) -> Iterator[Text]:
