@@ -62,15 +62,28 @@ def _e2b_local_startup() -> None:
             except Exception:  # noqa: BLE001 - a figure it cannot describe is an empty chart
                 return {}
 
+    def plain(obj: Any) -> Any:
+        """``obj`` as JSON values (numpy ones included); TypeError when it has none."""
+        try:
+            import orjson
+        except ImportError:
+            import json
+
+            def numpy(value: Any) -> Any:
+                if hasattr(value, "tolist"):
+                    return value.tolist()
+                raise TypeError(f"{type(value).__name__} is not JSON")
+
+            return json.loads(json.dumps(obj, default=numpy))
+        option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+        return orjson.loads(orjson.dumps(obj, option=option))
+
     class PlainJSON(JSONFormatter):  # type: ignore[misc]
         def __call__(self, obj: Any) -> Any:
             if isinstance(obj, (list, dict)):
                 try:
-                    import orjson
-
-                    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-                    return orjson.loads(orjson.dumps(obj, option=option)), {"expanded": True}
-                except (ImportError, TypeError):
+                    return plain(obj), {"expanded": True}
+                except (TypeError, ValueError):
                     pass
             return super().__call__(obj)
 
