@@ -20,8 +20,11 @@ Like the real server, a sandbox lists its default ``python`` and
 ``javascript`` contexts from the start. Deviations: a context's kernel starts
 at its first use instead of at boot (invisible but for the time the first
 use takes); the JavaScript context is listed but not served (executing there
-answers 500); the context directory ``/home/user`` is mapped to a temporary
-home per sandbox (see ``kernel.py``).
+answers 500). Each sandbox's ``/home/user`` is a temporary directory of its
+own: its kernels see it mounted on ``/home/user`` (a bubblewrap mount
+namespace, so ``os.getcwd()`` answers as in a real sandbox and no directory is
+made on the host), or, where bubblewrap cannot run, under its own path
+(``kernel.kernel_specs``); the contexts report ``/home/user`` either way.
 """
 
 from __future__ import annotations
