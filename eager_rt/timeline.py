@@ -49,6 +49,15 @@ def saving_text(serial: RunResult, eager: RunResult) -> str | None:
     )
 
 
+def _visible_wait(run: RunResult, end: float) -> bool:
+    """A wait for the first token long enough to see on the picture."""
+    return run.ttft_s > end / 200
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
 def _legend_handles(runs: Sequence[RunResult]) -> list[Any]:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -56,7 +65,8 @@ def _legend_handles(runs: Sequence[RunResult]) -> list[Any]:
     handles: list[Any] = [
         Patch(color=_GENERATION, label="model generating (tokens arriving)"),
     ]
-    if any(run.ttft_s > 0 for run in runs):
+    end = max(r.e2el_s for r in runs)
+    if any(_visible_wait(run, end) for run in runs):
         handles.append(Patch(color=_WAITING, label="waiting for the first token"))
     handles.append(Line2D([], [], color=_TICK, linewidth=1.2, label="statement detected"))
     seen = {b.result.status.value for run in runs for b in run.batches}
@@ -79,7 +89,7 @@ def _figure(runs: Sequence[RunResult], title: str) -> Any:
         labels.append(f"{run.mode}\nexecution")
         labels.append(f"{run.mode}\ngeneration")
         ax.broken_barh([(0.0, run.gen_s)], (y + 1.05, 0.8), color=_GENERATION)
-        if run.ttft_s > 0:
+        if _visible_wait(run, end):
             ax.broken_barh([(0.0, run.ttft_s)], (y + 1.05, 0.8), color=_WAITING)
         for batch in run.batches:
             colour = _COLOURS.get(batch.result.status.value, "#495057")
@@ -98,7 +108,7 @@ def _figure(runs: Sequence[RunResult], title: str) -> Any:
         )
         if run.e2el_s > run.gen_s:
             ax.annotate(
-                f"NEL {run.nel_s * 1000:.0f} ms (execution after the last token)",
+                f"NEL {_duration(run.nel_s)} (execution after the last token)",
                 xy=(run.e2el_s, y + 0.5),
                 xytext=(4, 0),
                 textcoords="offset points",

@@ -66,6 +66,7 @@ def test_svg_names_every_mark_and_spells_out_nel_and_e2el(
     saved = runs[0].e2el_s - runs[1].e2el_s
     assert f"saved {saved:.2f} s ({saved / runs[0].e2el_s:.0%})" in svg
     assert "eager saved" in svg
+    assert "waiting for the first token" not in svg  # the first token came at once
 
 
 def test_a_failed_run_names_its_colour(tmp_path: Path) -> None:
