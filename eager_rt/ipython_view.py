@@ -55,9 +55,12 @@ MARKS: dict[State, tuple[str, str, str]] = {
 MAX_TEXT = 20_000
 #: images shown in one view; later ones are named, not drawn
 MAX_IMAGES = 20
+_CELL = " style='padding:1px 0.8em;text-align:right'"
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
-_PRE = "margin:0;padding:0 0 0 2.2em;white-space:pre-wrap;font-family:monospace;"
+#: output lines up with the code: the mark's and the line number's columns and their gaps
+_INDENT = "9.2em"
+_PRE = f"margin:0;padding:0 0 0 {_INDENT};white-space:pre-wrap;font-family:monospace;"
 
 
 @dataclass(slots=True)
@@ -224,7 +227,7 @@ class HtmlView:
             return f"<pre style='{_PRE}color:#c62828'>[{mime} output that is not base64]</pre>"
         self._images += 1
         return (
-            f"<div style='padding-left:2.2em'><img alt='figure {self._images}' "
+            f"<div style='padding-left:{_INDENT}'><img alt='figure {self._images}' "
             f"style='max-width:100%' src='data:{mime};base64,{payload}'/></div>"
         )
 
@@ -426,10 +429,12 @@ def summary_html(runs: Sequence[RunResult], exec_timeout: float | None = None) -
             str(s["chunks"]),
             str(s["batches"]),
         ]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        rows.append("<tr>" + "".join(f"<td{_CELL}>{c}</td>" for c in cells) + "</tr>")
     parts = [
         "<div class='eager-rt-summary' style='font-family:monospace;font-size:13px'>"
-        "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>",
+        "<table style='border-collapse:collapse;margin-top:4px'><tr>"
+        + "".join(f"<th{_CELL}>{h}</th>" for h in head)
+        + "</tr>",
         *rows,
         "</table>",
     ]
