@@ -247,3 +247,17 @@ def test_marks_fall_back_to_ascii_on_a_terminal_that_cannot_show_them() -> None:
     assert "x   3 y = x / 0" in lines
     assert "      | ZeroDivisionError: division by zero at line 3" in lines
     assert all(ord(ch) < 128 for ch in file.getvalue())
+
+
+def test_chat_answer_without_code_shows_its_prose(tmp_path: Path) -> None:
+    from tests.fake_llm import FakeLLM, Reply
+
+    reply = Reply(text=["Use the built-in sum() and len(): ", "mean = sum(v) / len(v).\n"])
+    with FakeLLM(reply) as llm:
+        argv = ["chat", "--provider", "openai", "--base-url", llm.openai_url, "--api-key",
+                "test", "--model", "fake-model", "--request-timeout", "30", "the mean"]  # fmt: skip
+        with terminal(*argv, cwd=tmp_path) as term:
+            status = term.finish()
+            screen = term.text
+    assert status == 1
+    assert "Use the built-in sum() and len(): mean = sum(v) / len(v)." in screen

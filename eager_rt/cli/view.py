@@ -382,16 +382,18 @@ class LiveView:
             self._committed = upto
 
     def _finish_lines(self) -> None:
-        if self._finished:
-            self._commit()
-            for line in self._lines(self._committed, None, live=False):
-                self._print(line)
-            self._committed = len(self._text.split("\n"))
-            if self._prose_after.strip():
-                self._print(Text(self._prose_after.strip("\n"), style="italic"))
-            for style, note in self._notes:
-                self._print(Text(note, style=style))
-            self._notes.clear()
+        """Print for good whatever is left: the live region vanishes when the view stops."""
+        self._commit()
+        for line in self._lines(self._committed, None, live=False):
+            self._print(line)
+        self._committed = len(self._text.split("\n"))
+        for prose in (self._prose_before, self._prose_after):
+            if prose.strip():
+                self._print(Text(prose.strip("\n"), style="italic"))
+        self._prose_before = self._prose_after = ""
+        for style, note in self._notes:
+            self._print(Text(note, style=style))
+        self._notes.clear()
         self._print(self._status())
 
     def _print(self, renderable: RenderableType) -> None:
