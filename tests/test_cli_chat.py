@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +15,19 @@ from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments
 from tests.fake_llm.gemini import FakeGemini
 
 CODE = "values = [2, 4, 6]\nprint('mean', sum(values) / len(values))\n"
-RUN_KEYS = {"mode", "backend", "tps", "gen_s", "exec_s", "nel_s", "e2el_s", "chunks", "batches",
-            "status", "stdout"}
+RUN_KEYS = {
+    "mode",
+    "backend",
+    "tps",
+    "gen_s",
+    "exec_s",
+    "nel_s",
+    "e2el_s",
+    "chunks",
+    "batches",
+    "status",
+    "stdout",
+}
 
 
 def fenced(code: str) -> Reply:
@@ -33,8 +46,19 @@ def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def chat(llm: FakeLLM, *extra: str, provider: str = "openai") -> list[str]:
     url = llm.openai_url if provider == "openai" else llm.url
-    return ["chat", "--provider", provider, "--base-url", url, "--model", "fake-model",
-            "--request-timeout", "30", *extra, "compute the mean"]
+    return [
+        "chat",
+        "--provider",
+        provider,
+        "--base-url",
+        url,
+        "--model",
+        "fake-model",
+        "--request-timeout",
+        "30",
+        *extra,
+        "compute the mean",
+    ]
 
 
 def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
@@ -189,11 +213,45 @@ def test_google_provider(form: str, capsys: pytest.CaptureFixture[str]) -> None:
 def test_litellm_provider(model: str, api: str, capsys: pytest.CaptureFixture[str]) -> None:
     with FakeGemini(fenced(CODE), keep_alive=False) as llm:
         url = llm.openai_url if api == "chat" else llm.url
-        argv = ["chat", "--provider", "litellm", "--base-url", url, "--api-key", "test",
-                "--model", model, "--request-timeout", "30", "compute the mean"]
+        argv = [
+            "chat",
+            "--provider",
+            "litellm",
+            "--base-url",
+            url,
+            "--api-key",
+            "test",
+            "--model",
+            model,
+            "--request-timeout",
+            "30",
+            "compute the mean",
+        ]
         code, payload = run_json(argv, capsys)
         log = llm.wait_done(0)
     assert code == 0, payload
     assert log.api == api
     assert payload["runs"][0]["stdout"] == "mean 4.0\n"
     assert payload["stream"]["provider"] == "litellm"
+
+
+FIGURE = (
+    "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+    "plt.plot([1, 2, 3])\nplt.show()\nprint('drawn')\n"
+)
+
+
+def test_figures_are_saved_and_carried_in_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "figs"
+    with FakeLLM(fenced(FIGURE)) as llm:
+        code, payload = run_json(chat(llm, "--save-figures", str(out), "--json-images"), capsys)
+    assert code == 0, payload
+    [bundle] = payload["runs"][0]["images"]
+    png = base64.b64decode(bundle["image/png"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert (out / "figure-001.png").read_bytes() == png
+    assert main(chat(llm, "--json-images")) == 2
+    assert "eager chat: --json-images needs --json" in capsys.readouterr().err

@@ -41,7 +41,7 @@ from eager_rt.cli.checks import UsageError, number, writable_dir
 from eager_rt.cli.common import add_backend_arguments, backend_from_args
 from eager_rt.cli.figures import FigureSaver
 from eager_rt.cli.live import LivePrinter, safe_write
-from eager_rt.cli.report import error_message
+from eager_rt.cli.report import error_message, image_bundles
 from eager_rt.cli.view import LiveView
 from eager_rt.executor import BackendError
 from eager_rt.registry import BackendNotFound
@@ -148,6 +148,11 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         metavar="DIR",
         help="write each image the code displays to DIR as a numbered file (figure-001.png ...)",
+    )
+    parser.add_argument(
+        "--json-images",
+        action="store_true",
+        help="with --json: include each displayed image as a base64 MIME bundle",
     )
     add_backend_arguments(parser)
     parser.set_defaults(handler=handle)
@@ -393,7 +398,7 @@ def tokens_not_generated(stats: StreamStats | None, max_tokens: int) -> dict[str
     }
 
 
-def _record(turn: TurnResult, backend: str) -> dict[str, Any]:
+def _record(turn: TurnResult, backend: str, images: bool = False) -> dict[str, Any]:
     stats = turn.stream
     tokens = None if stats is None else (stats.output_tokens or stats.deltas)
     window = None
@@ -418,6 +423,8 @@ def _record(turn: TurnResult, backend: str) -> dict[str, Any]:
         }
     if turn.data.get("error"):
         record["error"] = turn.data["error"]
+    if images and turn.run is not None:
+        record["images"] = image_bundles(turn.run)
     return record
 
 
@@ -436,12 +443,14 @@ def handle(args: argparse.Namespace) -> int:
     if args.max_tokens <= 0:
         print("eager chat: --max-tokens must be positive", file=sys.stderr)
         return 2
-    if args.save_figures is not None:
-        try:
+    try:
+        if args.json_images and not args.json:
+            raise UsageError("--json-images needs --json")
+        if args.save_figures is not None:
             writable_dir(args.save_figures, "--save-figures")
-        except UsageError as exc:
-            print(f"eager chat: {exc}", file=sys.stderr)
-            return 2
+    except UsageError as exc:
+        print(f"eager chat: {exc}", file=sys.stderr)
+        return 2
     figures = FigureSaver(args.save_figures) if args.save_figures is not None else None
     console = Console(highlight=False) if _live(args) else None
     watcher: LivePrinter | LiveView
@@ -467,7 +476,7 @@ def handle(args: argparse.Namespace) -> int:
     stats = turn.stream
     if args.json:
         payload = {
-            "runs": [_record(turn, backend)],
+            "runs": [_record(turn, backend, args.json_images)],
             "text": "" if stats is None else stats.text,
             "tokens_not_generated": tokens_not_generated(stats, args.max_tokens),
             "status": turn.status,

@@ -21,6 +21,7 @@ __all__ = [
     "cap_output",
     "clean_evalue",
     "error_message",
+    "image_bundles",
     "print_plain_summary",
     "print_rich_summary",
     "savings",
@@ -48,6 +49,11 @@ def error_message(run: RunResult, exec_timeout: float | None = None) -> str:
         return f"exceeded --exec-timeout {exec_timeout:g}s{where}"
     evalue = clean_evalue(error.evalue)
     return f"{error.ename}: {evalue}{where}" if evalue else f"{error.ename}{where}"
+
+
+def image_bundles(run: RunResult) -> list[dict[str, Any]]:
+    """The displayed MIME bundles that hold an image (base64, the Jupyter convention)."""
+    return [bundle for bundle in run.displays if any(m.startswith("image/") for m in bundle)]
 
 
 def cap_output(text: str, limit: int) -> tuple[str, int]:

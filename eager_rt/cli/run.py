@@ -46,6 +46,7 @@ from eager_rt.cli.report import (
     cap_output,
     clean_evalue,
     error_message,
+    image_bundles,
     print_plain_summary,
     print_rich_summary,
     savings,
@@ -316,9 +317,7 @@ def _run_record(run: RunResult, t_setup: float, args: argparse.Namespace) -> dic
         data = run.to_dict()
         record["tool_calls"], record["ledger"] = data["tool_calls"], data["ledger"]
     if args.json_images:
-        record["images"] = [
-            bundle for bundle in run.displays if any(m.startswith("image/") for m in bundle)
-        ]
+        record["images"] = image_bundles(run)
     if run.mode == "eager" and any(r.ran for r in run.chunks):
         record["model"] = LatencyModel.from_run(run, t_setup).report(run.e2el_s)
     return record
