@@ -17,12 +17,14 @@ import asyncio
 import contextlib
 import os
 import random
+import threading
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from eager_rt.backends import _protocol as protocol
 from eager_rt.backends import _tool_wire as wire
+from eager_rt.backends._channel_writer import ChannelWriter
 from eager_rt.backends._limits import (
     DEFAULT_EXEC_TIMEOUT,
     DEFAULT_MAX_OUTPUT,
@@ -145,7 +147,7 @@ class WorkerSession(Supervised, Session):
         self.prerender_figures = prerender_figures
         self.start_timeout = start_timeout
         self.worker_info: dict[str, Any] = {}  #: the ``ready`` frame of the current worker
-        self._writer: asyncio.StreamWriter | None = None
+        self._writer: ChannelWriter | None = None
         self._generation = 0  # bumped at every launch; stale watchers check it
         self._running = False  # a worker is up and answering
         self._closed = False  # close() was called and no start() since: never boot again
@@ -429,7 +431,7 @@ class WorkerSession(Supervised, Session):
             await self.process.terminate()
             raise BackendError(mismatch)
         self.worker_info = ready
-        self._writer = writer
+        self._writer = ChannelWriter(writer)
         self._running = True
         read_task = self._spawn(self._read_loop(generation, reader, frames))
         self._spawn(self._watch_exit(generation, read_task))
@@ -573,9 +575,12 @@ class WorkerSession(Supervised, Session):
         """Start one tool call of the code; its reply goes out when ready (at once, if it is).
 
         The handler's answer is taken as a future: a reply ready on return
-        goes out in this same loop turn, one made later (on a tool thread) as
-        it lands, with no task of ours in between. If the execution ends
-        first, the call is cancelled and the code gets a ``CancelledError``.
+        goes out in this same loop turn, one made later as it lands, with no
+        task of ours in between. The request carries a ``respond`` callable
+        (:class:`_Responder`) with which a tool thread sends the reply itself,
+        without waiting for the loop; the future then only settles the
+        books. If the execution ends first, the call is cancelled and the
+        code gets a ``CancelledError``.
         """
         request = {k: call.get(k) for k in ("tool", "args", "call")}
 
@@ -586,14 +591,17 @@ class WorkerSession(Supervised, Session):
         if pending.tools is None:
             self._reply(request, failed("RuntimeError", "this execution was given no tools"))
             return
+        respond = None if self._writer is None else _Responder(self._writer, request["call"])
         try:
-            answer = asyncio.ensure_future(pending.tools(request))
+            answer = asyncio.ensure_future(pending.tools({**request, "respond": respond}))
         except Exception as exc:  # noqa: BLE001 - the handler's own failure goes to the code
             self._reply(request, failed(type(exc).__name__, str(exc)))
             return
 
         def settle(done: asyncio.Future[dict[str, Any]]) -> None:
             pending.calls.discard(done)
+            if respond is not None and not respond.claim():
+                return  # a tool thread sent it already
             if done.cancelled():  # the execution ended; a thread of the code may still wait
                 reply = failed("CancelledError", "the execution ended before the tool returned")
             elif (exc := done.exception()) is not None:
@@ -650,6 +658,8 @@ class WorkerSession(Supervised, Session):
         pending = self._pending
         if pending is not None and not pending.future.done():
             pending.future.set_result(_Gone(Supervisor.closed_meanwhile(), by_session=True))
+        if self._writer is not None:
+            self._writer.close()  # a tool thread's late reply goes nowhere
         await self.process.terminate()
         self._writer = None
         current = asyncio.current_task()
@@ -681,6 +691,37 @@ def _bound_reads(reader: asyncio.StreamReader) -> None:
     transport = getattr(reader, "_transport", None)  # set by every stream protocol
     if isinstance(getattr(transport, "max_size", None), int):
         transport.max_size = _READ_SIZE  # type: ignore[union-attr]
+
+
+class _Responder:
+    """Sends one call's reply from a tool thread, unless the loop answered the call first.
+
+    Exactly one reply goes out per call: the thread's (:meth:`__call__`) or
+    the loop's (after :meth:`claim`), whichever claims the call first.
+    """
+
+    __slots__ = ("_call", "_claimed", "_lock", "_writer")
+
+    def __init__(self, writer: ChannelWriter, call: Any) -> None:
+        self._writer = writer
+        self._call = call
+        self._lock = threading.Lock()
+        self._claimed = False
+
+    def claim(self) -> bool:
+        """Take the call's reply for the caller to send; False if it is taken."""
+        with self._lock:
+            claimed, self._claimed = self._claimed, True
+        return not claimed
+
+    def __call__(self, reply: dict[str, Any]) -> None:
+        """From a tool thread: send ``reply`` now (dropped if the call was answered)."""
+        try:
+            data = protocol.encode({"op": protocol.Op.REPLY, "call": self._call, **reply})
+        except protocol.ProtocolError:
+            return  # the loop sends it, as it sends every reply it cannot frame
+        if self.claim():
+            self._writer.write_threadsafe(data)
 
 
 class _StartRefused(Exception):

@@ -25,6 +25,7 @@ import functools
 import inspect
 import json
 import keyword
+import threading
 import time
 import warnings
 from collections import deque
@@ -55,6 +56,8 @@ __all__ = [
 
 #: a reply to the sandbox: ``{"ok": True, "value": ...}`` or ``{"ok": False, "error": {...}}``
 Reply = dict[str, Any]
+#: a backend's thread-safe sender of one call's reply (the request's ``respond``)
+Respond = Callable[[Reply], None]
 #: decides whether a call of a tool that requires approval may run: (tool, arguments) -> allowed
 Approval = Callable[["Tool", dict[str, Any]], "bool | Awaitable[bool]"]
 
@@ -454,18 +457,22 @@ class ToolHost:
             spec.record.claimed = True
             spec.record.claimed_at = clock.now() - self.t0
             return asyncio.shield(spec.task)  # its reply, error included, as made
-        return self._start(loop, t, named, args, kwargs, self._record(t, named))
+        respond = request.get("respond")
+        return self._start(
+            loop, t, named, args, kwargs, self._record(t, named),
+            respond=respond if callable(respond) else None,
+        )  # fmt: skip
 
     def _start(
         self, loop: asyncio.AbstractEventLoop, t: Tool, named: dict[str, Any], args: list[Any],
-        kwargs: dict[str, Any], record: ToolCall,
+        kwargs: dict[str, Any], record: ToolCall, *, respond: Respond | None = None,
     ) -> asyncio.Future[Reply]:  # fmt: skip
         """Run one call (the code's or a speculative one); the future of its reply."""
         if t.requires_approval or t.is_async:
             return loop.create_task(self._perform(t, named, args, kwargs, record))
         if t.inline:
             return _ready(loop, self._run_inline(t, args, kwargs, record))
-        return self._run_threaded(loop, t, args, kwargs, record)
+        return self._run_threaded(loop, t, args, kwargs, record, respond)
 
     async def _perform(
         self, t: Tool, named: dict[str, Any], args: list[Any], kwargs: dict[str, Any],
@@ -535,16 +542,21 @@ class ToolHost:
 
     def _run_threaded(
         self, loop: asyncio.AbstractEventLoop, t: Tool, args: list[Any], kwargs: dict[str, Any],
-        record: ToolCall,
+        record: ToolCall, respond: Respond | None = None,
     ) -> asyncio.Future[Reply]:  # fmt: skip
-        """A sync tool's call on one of the host's threads; its reply is settled on the loop."""
+        """A sync tool's call on one of the host's threads; its reply is settled on the loop.
+
+        With ``respond`` (the backend's thread-safe sender of this call's
+        reply), the thread sends the reply itself as the function returns,
+        sparing the sandbox the wait for the loop to wake up.
+        """
         if self._executor is None:
             if self._closed:
                 error = RuntimeError("the run is over: no tool calls now")
                 self._finish(record, error)
                 return _ready(loop, _error(t.name, "RuntimeError", str(error)))
             self._executor = ThreadPoolExecutor(self.max_threads, "eager_rt-tool")
-        call = _ThreadCall(self, loop, t, record)
+        call = _ThreadCall(self, loop, t, record, respond)
         context = contextvars.copy_context()  # the caller's context, as asyncio.to_thread gives
         context.run(_current.set, record)
         self._threaded.add(call)
@@ -767,17 +779,31 @@ class _ThreadCall:
     Whichever comes first settles the reply: the function's return (or
     raise), the tool's timeout, or the cancellation of the reply's future
     (the execution ended, or the run ended an unclaimed speculation). What
-    the thread brings back after that is dropped.
+    the thread brings back after that is dropped. With ``respond``, the
+    thread claims the reply under ``lock`` (the loop's timeout and
+    cancellation claim it the same way), has the loop settle the books, and
+    then sends the reply itself.
     """
 
-    __slots__ = ("host", "job", "record", "reply", "state", "timer", "tool")
+    __slots__ = (
+        "host", "job", "lock", "loop", "record", "reply", "respond", "sent", "settled",
+        "state", "timer", "tool",
+    )  # fmt: skip
 
     def __init__(
-        self, host: ToolHost, loop: asyncio.AbstractEventLoop, t: Tool, record: ToolCall
-    ) -> None:
+        self, host: ToolHost, loop: asyncio.AbstractEventLoop, t: Tool, record: ToolCall,
+        respond: Respond | None = None,
+    ) -> None:  # fmt: skip
         self.host = host
         self.tool = t
         self.record = record
+        self.loop = loop
+        self.respond = respond
+        self.lock = threading.Lock()
+        #: the reply is decided (by the thread, the timeout or a cancellation)
+        self.settled = False
+        #: the thread decided it: the loop only settles the books
+        self.sent = False
         self.reply: asyncio.Future[Reply] = loop.create_future()
         self.job: asyncio.Future[tuple[Reply, BaseException | None]] | None = None
         #: "queued" for a thread, "running" on one, "over" once the function returned
@@ -788,31 +814,54 @@ class _ThreadCall:
     def run(
         self, context: contextvars.Context, args: list[Any], kwargs: dict[str, Any]
     ) -> tuple[Reply, BaseException | None]:
-        """On the tool thread: validate, call, encode."""
+        """On the tool thread: validate, call, encode; send the reply if we may."""
         self.state = "running"
         name = self.tool.name
         try:
-            return _ok(name, context.run(self.tool.validated(), *args, **kwargs)), None
+            outcome: tuple[Reply, BaseException | None] = (
+                _ok(name, context.run(self.tool.validated(), *args, **kwargs)),
+                None,
+            )
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the sandbox
-            return _error(name, type(exc).__name__, str(exc)), exc
+            outcome = _error(name, type(exc).__name__, str(exc)), exc
         finally:
             self.state = "over"
+        if self.respond is not None:
+            with self.lock:
+                mine, self.settled = not self.settled, True
+                self.sent = mine
+            if mine:
+                # the books first, so the call's end is recorded before the
+                # sandbox can make its next call
+                self.loop.call_soon_threadsafe(self._settle, *outcome)
+                self.respond(outcome[0])
+        return outcome
 
     def landed(self, job: asyncio.Future[tuple[Reply, BaseException | None]]) -> None:
         """The thread is done with the call (or the call was cancelled before)."""
         if self.state != "running":  # cancelled while running: aclose() still names it
             self.host._threaded.discard(self)
-        if job.cancelled() or self.reply.done():
-            return  # cancelled, or timed out meanwhile: the outcome is dropped
+        if job.cancelled() or self.sent or self.reply.done():
+            return  # cancelled, timed out meanwhile, or sent by the thread: settled already
         failure = job.exception()
         if failure is None:
             reply, error = job.result()
         else:  # a BaseException the function raised (SystemExit...)
             reply, error = _error(self.tool.name, type(failure).__name__, str(failure)), failure
-        self.host._finish(self.record, error)
-        self.reply.set_result(reply)
+        self._settle(reply, error)
+
+    def _settle(self, reply: Reply, error: BaseException | None) -> None:
+        if self.reply.done() and not self.sent:
+            return  # the execution ended meanwhile (cancelled): the outcome is dropped
+        self.host._finish(self.record, error)  # sent: the sandbox has it, whatever came since
+        if not self.reply.done():
+            self.reply.set_result(reply)
 
     def _expire(self) -> None:
+        with self.lock:
+            if self.settled:
+                return
+            self.settled = True
         if self.reply.done():
             return
         error = TimeoutError(f"{self.tool.name}() did not return within {self.tool.timeout:g} s")
@@ -820,6 +869,8 @@ class _ThreadCall:
         self.reply.set_result(_error(self.tool.name, "TimeoutError", str(error)))
 
     def _ended(self, reply: asyncio.Future[Reply]) -> None:
+        with self.lock:
+            self.settled = True
         if self.timer is not None:
             self.timer.cancel()
         if reply.cancelled():

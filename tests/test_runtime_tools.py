@@ -376,10 +376,11 @@ def test_run_stream_takes_tools_on_a_real_backend() -> None:
 def test_no_tool_thread_outlives_its_run() -> None:
     import threading
 
-    idents: set[int] = set()
+    # the threads themselves, not their idents: an ended thread's ident is reused
+    threads: set[threading.Thread] = set()
 
     def double(n: int) -> int:
-        idents.add(threading.get_ident())
+        threads.add(threading.current_thread())
         return 2 * n
 
     result = run_stream(
@@ -387,5 +388,5 @@ def test_no_tool_thread_outlives_its_run() -> None:
     )
     assert result.ok, result.error
     assert result.stdout == "6\n"
-    assert idents and threading.get_ident() not in idents  # they ran on the run's own threads
-    assert [t for t in threading.enumerate() if t.ident in idents] == []
+    assert threads and threading.current_thread() not in threads  # the run's own threads
+    assert [t for t in threads if t.is_alive()] == []

@@ -790,3 +790,72 @@ def test_a_sync_tool_sees_the_callers_context() -> None:
 def test_max_threads_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_threads must be >= 1"):
         ToolHost({}, max_threads=0)
+
+
+# ----------------------------------------------------------------- replies sent by the tool thread
+
+
+def test_a_tool_thread_sends_its_reply_before_the_loop_settles_the_books() -> None:
+    """With ``respond`` the reply leaves from the tool thread; the books are settled on the loop."""
+    sent: list[tuple[dict[str, Any], bool]] = []
+
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        host = ToolHost(as_tools([tool(lambda n: 2 * n, name="double")]))
+
+        def respond(reply: dict[str, Any]) -> None:
+            [record] = host.calls
+            sent.append((reply, threading.get_ident() != loop_thread and record.ended is None))
+
+        reply = await host({**request("double", {"n": 21}), "respond": respond})
+        assert reply == {"ok": True, "tool": "double", "value": 42}
+        assert sent == [(reply, True)]  # once, from the thread, before the books
+        [record] = host.calls
+        assert (record.ok, record.ended is not None) == (True, True)
+        await host.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_reply_is_sent_once_when_the_timeout_and_the_return_race() -> None:
+    """The timeout's reply goes through the future; the late value is never sent after it."""
+    go = threading.Event()
+    sent: list[dict[str, Any]] = []
+
+    def slow() -> str:
+        assert go.wait(30)
+        return "late"
+
+    async def main() -> None:
+        host = ToolHost(as_tools([tool(slow, timeout=0.05)]))
+        answer = await host({**request("slow", {}), "respond": sent.append})
+        assert error_of(answer)[0] == "TimeoutError"
+        go.set()
+        await host.aclose()
+        assert sent == []  # the loop answered (timeout): the thread sent nothing
+        [call] = host.calls
+        assert call.error == "TimeoutError: slow() did not return within 0.05 s"
+
+    try:
+        asyncio.run(main())
+    finally:
+        go.set()
+
+
+def test_a_call_cancelled_after_its_thread_sent_the_reply_is_still_recorded() -> None:
+    """The sandbox has the value: the ledger must say the call ran and returned."""
+
+    async def main() -> None:
+        sent = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        host = ToolHost(as_tools([tool(lambda: "v", name="get")]))
+        answer = host(
+            {**request("get", {}), "respond": lambda _r: loop.call_soon_threadsafe(sent.set)}
+        )
+        await sent.wait()
+        answer.cancel()  # the execution ended before the loop settled the books
+        await host.aclose()
+        [call] = host.calls
+        assert (call.ok, call.ended is not None) == (True, True)
+
+    asyncio.run(main())
