@@ -19,10 +19,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
-pexpect = pytest.importorskip("pexpect")
-pyte = pytest.importorskip("pyte")
+import pexpect  # dev dependencies: the screen tests must run, not skip
+import pyte
 
 COLUMNS, ROWS = 110, 40
 #: how long a picture may take to appear on a loaded machine before the test fails
