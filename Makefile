@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check eager_rt backends tests bench
 	bash scripts/typecheck.sh
 
-## The documentation site (mkdocs.yml, docs/) in strict mode, into site/.
+## The documentation site (mkdocs.yml, docs/) in strict mode, into build/site.
 docs: $(STAMP)
 	bash scripts/build-docs.sh
 
@@ -49,4 +49,4 @@ docker:
 	bash scripts/setup-docker.sh
 
 clean:
-	rm -rf $(VENV) build site *.egg-info eager_rt/*.so native/*.c
+	rm -rf $(VENV) build *.egg-info eager_rt/*.so native/*.c
