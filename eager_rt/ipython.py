@@ -25,7 +25,7 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -355,27 +355,6 @@ async def _export(session: Session, names: list[str]) -> tuple[dict[str, Any], l
     return values, problems
 
 
-class _Watched:
-    """A token source whose pieces are also handed to the view as they are released."""
-
-    def __init__(
-        self, source: Any, on_piece: Callable[[str], None], on_end: Callable[[], None]
-    ) -> None:
-        self.source = source
-        self.on_piece = on_piece
-        self.on_end = on_end
-
-    def info(self) -> dict[str, Any]:
-        info: dict[str, Any] = self.source.info()
-        return info
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        async for piece in self.source:
-            self.on_piece(piece)
-            yield piece
-        self.on_end()
-
-
 @magics_class
 class EagerMagics(Magics):
     """``%%eager``, ``%eager_sessions`` and ``%eager_close``; owns the portal and named sessions."""
@@ -541,10 +520,11 @@ class EagerMagics(Magics):
                 if args.provider is not None:
                     run = await self._chat(args, cell, session, view, tools)
                 else:
+                    from eager_rt.cli.view import Watched
                     from eager_rt.sources.replay import replay
 
                     run = await arun_stream(
-                        _Watched(
+                        Watched(
                             replay(cell, args.tps, args.ttft, tokenizer=args.tokenizer),
                             view.code,
                             view.generation_ended,
