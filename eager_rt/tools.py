@@ -419,6 +419,8 @@ class ToolHost:
         self.calls: list[ToolCall] = []
         self._executor: ThreadPoolExecutor | None = None  # made at the first sync call
         self._threaded: set[_ThreadCall] = set()  # sync calls that may still hold a thread
+        #: calls whose threads sent the reply, with their outcomes, to settle on the loop
+        self._sent: deque[tuple[_ThreadCall, tuple[Reply, BaseException | None]]] = deque()
         self._closed = False
         # speculation (see eager_rt.speculation): off until allow_speculation()
         self._speculable: frozenset[str] = frozenset()
@@ -439,6 +441,8 @@ class ToolHost:
     def __call__(self, request: Mapping[str, Any]) -> asyncio.Future[Reply]:
         """Start the call ``request`` asks for; the future of the reply for the sandbox."""
         loop = asyncio.get_running_loop()
+        if self._sent:
+            self._settle_sent()  # calls answered by their threads end before this one starts
         name = str(request.get("tool", ""))
         t = self.tools.get(name)
         if t is None:
@@ -597,6 +601,13 @@ class ToolHost:
             names = ", ".join(f"{r.tool}() (call {r.id})" for r in late) or "none known"
             raise TimeoutError(f"tool calls still on their threads after {timeout} s: {names}")
         self._threaded.clear()
+        self._settle_sent()
+
+    def _settle_sent(self) -> None:
+        """On the loop: the books of the calls whose tool threads sent the reply themselves."""
+        while self._sent:
+            call, (reply, error) = self._sent.popleft()
+            call._settle(reply, error)
 
     # ------------------------------------------------------------------ speculation
 
@@ -831,10 +842,11 @@ class _ThreadCall:
                 mine, self.settled = not self.settled, True
                 self.sent = mine
             if mine:
-                # the books first, so the call's end is recorded before the
-                # sandbox can make its next call
-                self.loop.call_soon_threadsafe(self._settle, *outcome)
+                # the books are settled on the loop, and before the host takes
+                # the sandbox's next call (ToolHost.__call__ settles first)
+                self.host._sent.append((self, outcome))
                 self.respond(outcome[0])
+                self.loop.call_soon_threadsafe(self.host._settle_sent)
         return outcome
 
     def landed(self, job: asyncio.Future[tuple[Reply, BaseException | None]]) -> None:
