@@ -59,6 +59,8 @@ DEFAULT_TIMEOUT = 600.0
 EXPORT_LIMIT = 10_000_000
 #: seconds between redraws of the view while a cell runs
 _REDRAW = 0.1
+#: characters of HTML a second the redraws may send to the front end (each sends it whole)
+_BANDWIDTH = 2_000_000
 #: seconds given to cleanup (closing sessions) after a cancel
 _CLEANUP = 30.0
 
@@ -451,7 +453,7 @@ class EagerMagics(Magics):
         )
         future = asyncio.run_coroutine_threadsafe(guarded(), self._portal.loop)
         deadline = time.monotonic() + timeout
-        shown = -1
+        shown, quiet_until = -1, 0.0
         try:
             while True:
                 try:
@@ -465,9 +467,11 @@ class EagerMagics(Magics):
                     state.stop(f"stopped: the cell exceeded --timeout {timeout:g}s")
                     break
                 version = state.version()
-                if version != shown and handle is not None:
+                if version != shown and handle is not None and time.monotonic() >= quiet_until:
                     shown = version
-                    handle.update(state.bundle(final=False), raw=True)  # type: ignore[no-untyped-call]
+                    bundle = state.bundle(final=False)
+                    handle.update(bundle, raw=True)  # type: ignore[no-untyped-call]
+                    quiet_until = time.monotonic() + len(bundle["text/html"]) / _BANDWIDTH
         except KeyboardInterrupt:
             future.cancel()
             ended.wait(_CLEANUP)

@@ -207,6 +207,8 @@ class HtmlView:
             block.pieces.append((output.kind, output.text))
         elif output.kind == "display" and output.data is not None:
             block.pieces.append(("display", self._display(output.data)))
+        elif output.kind == "clear":  # clear_output(): a progress display redraws itself
+            block.pieces.clear()
 
     def _display(self, data: dict[str, Any]) -> str:
         """A display bundle as HTML: an image when it is one (bounded), else its plain text."""
@@ -214,17 +216,17 @@ class HtmlView:
         if mime is None:
             return f"<pre style='{_PRE}'>{html.escape(str(data.get('text/plain', '')))}</pre>"
         value = str(data[mime])
-        if self._images >= MAX_IMAGES:
-            return (
-                f"<pre style='{_PRE}color:#888'>[{mime}, {len(value):,} bytes: over "
-                f"{MAX_IMAGES} images, not shown here; the run's result has it]</pre>"
-            )
         if mime == "image/svg+xml":
             payload = base64.b64encode(value.encode("utf-8")).decode("ascii")
         elif _BASE64.fullmatch(value):
             payload = "".join(value.split())
         else:
             return f"<pre style='{_PRE}color:#c62828'>[{mime} output that is not base64]</pre>"
+        if self._images >= MAX_IMAGES:
+            return (
+                f"<pre style='{_PRE}color:#888'>[{mime}, {len(value):,} bytes: over "
+                f"{MAX_IMAGES} images, not shown here; the run's result has it]</pre>"
+            )
         self._images += 1
         return (
             f"<div style='padding-left:{_INDENT}'><img alt='figure {self._images}' "

@@ -23,7 +23,10 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from eager_rt.ipython_view import MAX_TEXT
+from eager_rt.chunk import Chunk
+from eager_rt.events import ChunkDetected, ExecutionStarted, OutputEvent
+from eager_rt.executor import Output
+from eager_rt.ipython_view import MAX_IMAGES, MAX_TEXT, HtmlView
 from eager_rt.result import RunResult
 from tests.fake_llm import FakeLLM, Reply
 from tests.processes import process_gone, wait_until_gone
@@ -86,6 +89,63 @@ def in_order(page: str, *texts: str) -> bool:
 
 def gone(pid: int) -> bool:
     return anyio.run(wait_until_gone, pid, 20.0)
+
+
+# ------------------------------------------------------------------ the view alone
+
+
+def statement(code: str, index: int, start: int) -> Chunk:
+    return Chunk(code, index, start, start + len(code), start + len(code.rstrip()), index + 1,
+                 "statement")  # fmt: skip
+
+
+def running_view(*codes: str) -> HtmlView:
+    """A view whose statements are detected and the first one running, as batch 0."""
+    view = HtmlView("test")
+    at = 0
+    for index, code in enumerate(codes):
+        view.code(code)
+        view(ChunkDetected(statement(code, index, at), 0.0))
+        at += len(code)
+    view(ExecutionStarted(0, (0,), codes[0], 0.0))
+    return view
+
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(64)).decode()
+
+
+def test_the_view_draws_at_most_max_images_and_only_base64_ones() -> None:
+    view = running_view("show()\n")
+    for _ in range(MAX_IMAGES + 3):
+        view(OutputEvent(0, Output("display", data={"image/png": PNG}), 0.0))
+    view(OutputEvent(0, Output("display", data={"image/jpeg": "'><script>x</script>"}), 0.0))
+    page = view.render()
+    assert page.count("<img") == MAX_IMAGES
+    assert page.count("images, not shown here") == 3
+    assert "[image/jpeg output that is not base64]" in page and "<script>" not in page
+
+
+def test_the_view_shows_svg_as_an_image_and_honours_clear_output() -> None:
+    view = running_view("draw()\n")
+    view(OutputEvent(0, Output("stdout", text="old progress\n"), 0.0))
+    view(OutputEvent(0, Output("clear"), 0.0))
+    svg = "<svg xmlns='http://www.w3.org/2000/svg'><script>x()</script></svg>"
+    view(OutputEvent(0, Output("display", data={"image/svg+xml": svg}), 0.0))
+    view(OutputEvent(0, Output("stdout", text="new progress\n"), 0.0))
+    page = view.render()
+    assert "old progress" not in page and "new progress\n" in page
+    encoded = base64.b64encode(svg.encode()).decode()
+    assert f"src='data:image/svg+xml;base64,{encoded}'" in page
+    assert "<svg" not in page
+
+
+def test_stopping_the_view_settles_every_statement() -> None:
+    view = running_view("slow()\n", "after()\n")
+    assert view.states() == [(0, "running"), (1, "detected")]
+    view.stop("stopped: interrupted")
+    assert view.states() == [(0, "failed"), (1, "not_run")]
+    page = view.render()
+    assert in_order(page, "finished", "slow()", "stopped: interrupted", "after()")
 
 
 # ------------------------------------------------------------------ in process
