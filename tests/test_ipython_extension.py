@@ -13,6 +13,9 @@ from __future__ import annotations
 import base64
 import html
 import re
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,6 +229,7 @@ def test_unloading_the_extension_closes_its_sessions(ipy: Shell) -> None:
     pid = ipy.ns["pid"]
     ipy.shell.run_line_magic("unload_ext", "eager_rt")
     assert gone(pid)
+    assert not [t for t in threading.enumerate() if t.name == "eager_rt-ipython"]
     with pytest.raises(UsageError):  # the magic is gone with it
         ipy.shell.run_cell_magic("eager", "", "x = 1\n")  # type: ignore[no-untyped-call]
     ipy.shell.run_line_magic("load_ext", "eager_rt")
@@ -289,7 +293,10 @@ def test_host_tools_are_called_and_shown(
     monkeypatch.syspath_prepend(str(tmp_path))
     shown = ipy.cell("--tps 500 --tools notebook_tools_w5:TOOLS --result r", "print(double(21))\n")
     final = html_of(shown[-1])
-    assert in_order(final, "print(double(21))", "tool double() #", "returned", "42\n")
+    # the call's line and the output both come under the statement (in either order: the
+    # event of the call's end and the output it allowed travel separately)
+    assert in_order(final, "print(double(21))", "tool double() #1 returned")
+    assert in_order(final, "print(double(21))", "42\n")
     assert [c.tool for c in ipy.ns["r"].tool_calls] == ["double"]
 
 
@@ -303,6 +310,23 @@ def test_the_cell_is_bounded_by_timeout_and_a_named_session_survives_it(ipy: She
     # the execution was interrupted: the session answers the next cell, its state intact
     shown = ipy.cell("--tps 500 --timeout 60 --session s", "print('x is', x)\n")
     assert "x is 5\n" in html_of(shown[-1])
+
+
+def test_a_cell_that_times_out_leaves_no_worker_behind(ipy: Shell) -> None:
+    code = "import os, time\nprint('worker', os.getpid())\ntime.sleep(120)\n"
+    final = html_of(ipy.cell("--tps 500 --timeout 2", code)[-1])
+    found = re.search(r"worker (\d+)", final)
+    assert found is not None, final
+    assert gone(int(found.group(1)))
+
+
+def test_importing_eager_rt_does_not_import_ipython() -> None:
+    probe = (
+        "import sys, eager_rt\n"
+        "print(sorted(m for m in ('IPython', 'eager_rt.ipython') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out
 
 
 @pytest.mark.parametrize(
