@@ -797,7 +797,7 @@ class _ThreadCall:
     """
 
     __slots__ = (
-        "host", "job", "lock", "loop", "record", "reply", "respond", "sent", "settled",
+        "host", "job", "lock", "record", "reply", "respond", "sent", "settled",
         "state", "timer", "tool",
     )  # fmt: skip
 
@@ -808,7 +808,6 @@ class _ThreadCall:
         self.host = host
         self.tool = t
         self.record = record
-        self.loop = loop
         self.respond = respond
         self.lock = threading.Lock()
         #: the reply is decided (by the thread, the timeout or a cancellation)
@@ -842,18 +841,21 @@ class _ThreadCall:
                 mine, self.settled = not self.settled, True
                 self.sent = mine
             if mine:
-                # the books are settled on the loop, and before the host takes
-                # the sandbox's next call (ToolHost.__call__ settles first)
+                # the books are settled on the loop as the job lands (no wake-up
+                # of our own), and before the host takes the sandbox's next
+                # call (ToolHost.__call__ settles first)
                 self.host._sent.append((self, outcome))
                 self.respond(outcome[0])
-                self.loop.call_soon_threadsafe(self.host._settle_sent)
         return outcome
 
     def landed(self, job: asyncio.Future[tuple[Reply, BaseException | None]]) -> None:
         """The thread is done with the call (or the call was cancelled before)."""
         if self.state != "running":  # cancelled while running: aclose() still names it
             self.host._threaded.discard(self)
-        if job.cancelled() or self.sent or self.reply.done():
+        if self.sent:
+            self.host._settle_sent()
+            return
+        if job.cancelled() or self.reply.done():
             return  # cancelled, timed out meanwhile, or sent by the thread: settled already
         failure = job.exception()
         if failure is None:
