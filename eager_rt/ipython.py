@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import atexit
 import concurrent.futures
+import html
 import json
 import os
 import shlex
@@ -297,14 +298,10 @@ class _Cell:
         if final and self.runs:
             parts.append(summary_html(self.runs, self.exec_timeout))
         for note in notes:
-            parts.append(f"<div style='color:#c62828;font-family:monospace'>{_escape(note)}</div>")
+            parts.append(
+                f"<div style='color:#c62828;font-family:monospace'>{html.escape(note)}</div>"
+            )
         return "".join(parts) or "<div style='color:#888'>starting the session ...</div>"
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 _EXPORT_CODE = """\
@@ -478,7 +475,7 @@ class EagerMagics(Magics):
             state.stop("stopped: interrupted")
             raise
         except (BackendNotFound, BackendError, _CellError) as exc:
-            state.notes.append(f"%%eager: {exc}")
+            state.note(f"%%eager: {exc}")
             raise UsageError(f"%%eager: {exc}") from exc
         finally:
             if handle is not None:
