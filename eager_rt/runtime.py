@@ -449,7 +449,8 @@ class _StreamRun:
         finally:
             await self.pieces.aclose()
             if self.tool_host is not None:
-                await self.tool_host.aclose()  # unclaimed speculation cancelled (wasted); tool threads end
+                # unclaimed speculation cancelled (wasted); the run's tool threads end
+                await self.tool_host.aclose()
         return self.result()
 
     def result(self) -> RunResult:
