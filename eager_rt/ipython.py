@@ -521,7 +521,7 @@ class EagerMagics(Magics):
                 if args.provider is not None:
                     run = await self._chat(args, cell, session, view, tools)
                 else:
-                    from eager_rt.cli.view import Watched
+                    from eager_rt.live_model import Watched
                     from eager_rt.sources.replay import replay
 
                     run = await arun_stream(
@@ -588,7 +588,7 @@ class EagerMagics(Magics):
         finally:
             await close()
         if turn.run is None:
-            view.note(turn.text, "#c62828")
+            view.note(turn.text, "error")
         return turn.run
 
 

@@ -216,7 +216,8 @@ class _AsciiFile(io.StringIO):
 def test_marks_fall_back_to_ascii_on_a_terminal_that_cannot_show_them() -> None:
     from rich.console import Console
 
-    from eager_rt.cli.view import LiveView, Watched
+    from eager_rt.cli.view import LiveView
+    from eager_rt.live_model import Watched
     from eager_rt.runtime import arun_stream
     from eager_rt.testing import FakeSession, Rule, paced, run_virtual
 

@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, TextIO
 
 from eager_rt.latency import LatencyModel
 from eager_rt.result import RunResult
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = [
     "JSON_OUTPUT_LIMIT",
+    "SUMMARY_COLUMNS",
     "cap_output",
     "clean_evalue",
+    "error_line",
     "error_message",
     "image_bundles",
     "print_plain_summary",
     "print_rich_summary",
     "savings",
+    "savings_line",
+    "summary_cells",
 ]
 
 #: characters of a run's stdout a ``--json`` record keeps by default (head and tail)
@@ -99,20 +103,54 @@ def _model_lines(runs: Sequence[tuple[RunResult, float]]) -> list[str]:
     return lines
 
 
-def _savings_line(runs: Sequence[tuple[RunResult, float]]) -> str | None:
-    if len(runs) != 2:
+#: the summary table's columns, each abbreviation with the words behind it
+SUMMARY_COLUMNS = (
+    "mode",
+    "status",
+    "generation s",
+    "execution s",
+    "after last token s (NEL)",
+    "end to end s (E2EL)",
+    "statements",
+    "executions",
+)
+
+
+def summary_cells(run: RunResult) -> list[str]:
+    """One run's row of the summary table, under :data:`SUMMARY_COLUMNS`."""
+    s = run.summary()
+    return [
+        run.mode,
+        run.status,
+        f"{run.gen_s:.3f}",
+        f"{run.exec_s:.3f}",
+        f"{run.nel_s:.3f}",
+        f"{run.e2el_s:.3f}",
+        str(s["chunks"]),
+        str(s["batches"]),
+    ]
+
+
+def error_line(run: RunResult, exec_timeout: float | None = None) -> str | None:
+    """``<mode> error: <message>``, and whether generation was stopped there; None if ok."""
+    if run.error is None:
         return None
-    serial, eager = runs[0][0], runs[1][0]
+    cut = " (generation stopped there)" if run.stream_closed_early else ""
+    return f"{run.mode} error: {error_message(run, exec_timeout)}{cut}"
+
+
+def savings_line(serial: RunResult, eager: RunResult, arrow: str = "->") -> str:
+    """What the eager run saved against the serial one, in one line."""
     saved = savings(serial, eager)
     parts = []
     if saved["e2el_saving"] is not None:
         parts.append(
-            f"end to end {serial.e2el_s:.2f}s -> {eager.e2el_s:.2f}s "
+            f"end to end {serial.e2el_s:.2f}s {arrow} {eager.e2el_s:.2f}s "
             f"(E2EL saved {saved['e2el_saving']:.1%})"
         )
     if saved["nel_saving"] is not None:
         parts.append(
-            f"after the last token {serial.nel_s:.2f}s -> {eager.nel_s:.2f}s "
+            f"after the last token {serial.nel_s:.2f}s {arrow} {eager.nel_s:.2f}s "
             f"(NEL saved {saved['nel_saving']:.1%})"
         )
     return "eager vs serial: " + ", ".join(parts)
@@ -139,9 +177,8 @@ def print_plain_summary(
             out.write("\n")
     for line in _model_lines(runs):
         out.write(line + "\n")
-    saved = _savings_line(runs)
-    if saved is not None:
-        out.write(saved + "\n")
+    if len(runs) == 2:
+        out.write(savings_line(runs[0][0], runs[1][0]) + "\n")
     out.flush()
 
 
@@ -149,44 +186,23 @@ def print_rich_summary(
     runs: Sequence[tuple[RunResult, float]], console: Console, exec_timeout: float | None = None
 ) -> None:
     """The same figures as a table, with the words behind each abbreviation."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="runs", title_justify="left", show_edge=False)
-    columns: list[tuple[str, dict[str, Any]]] = [
-        ("mode", {}),
-        ("status", {}),
-        ("generation s", {"justify": "right"}),
-        ("execution s", {"justify": "right"}),
-        ("after last token s (NEL)", {"justify": "right"}),
-        ("end to end s (E2EL)", {"justify": "right"}),
-        ("statements", {"justify": "right"}),
-        ("executions", {"justify": "right"}),
-    ]
-    for name, options in columns:
-        table.add_column(name, **options)
+    for i, name in enumerate(SUMMARY_COLUMNS):
+        table.add_column(name, justify="left" if i < 2 else "right")
     for run, _ in runs:
-        s = run.summary()
-        style = "green" if run.ok else "red"
-        table.add_row(
-            run.mode,
-            f"[{style}]{run.status}[/]",
-            f"{run.gen_s:.3f}",
-            f"{run.exec_s:.3f}",
-            f"{run.nel_s:.3f}",
-            f"{run.e2el_s:.3f}",
-            str(s["chunks"]),
-            str(s["batches"]),
-        )
+        cells: list[str | Text] = list(summary_cells(run))
+        cells[1] = Text(run.status, style="green" if run.ok else "red")
+        table.add_row(*cells)
     console.print()
     console.print(table)
     for run, _ in runs:
-        if run.error is not None:
-            cut = " (generation stopped there)" if run.stream_closed_early else ""
-            console.print(
-                f"{run.mode} error: {error_message(run, exec_timeout)}{cut}",
-                style="red",
-                markup=False,
-            )
+        line = error_line(run, exec_timeout)
+        if line is not None:
+            console.print(line, style="red", markup=False)
     for line in _model_lines(runs):
         console.print(line, markup=False, style="dim")
-    saved = _savings_line(runs)
-    if saved is not None:
-        console.print(saved, markup=False, style="bold green")
+    if len(runs) == 2:
+        console.print(savings_line(runs[0][0], runs[1][0]), markup=False, style="bold green")

@@ -51,9 +51,10 @@ from eager_rt.cli.report import (
     print_rich_summary,
     savings,
 )
-from eager_rt.cli.view import LiveView, Watched
+from eager_rt.cli.view import LiveView
 from eager_rt.executor import BackendError, Session
 from eager_rt.latency import LatencyModel
+from eager_rt.live_model import Watched
 from eager_rt.registry import BackendNotFound
 from eager_rt.result import RunResult
 from eager_rt.runtime import Mode, arun_stream

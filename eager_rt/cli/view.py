@@ -16,46 +16,44 @@ so both take one lock.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.syntax import Syntax
 from rich.text import Text
 
-from eager_rt.chunk import Chunk
 from eager_rt.cli.figures import FigureSaver, describe_bundle
-from eager_rt.events import (
-    ChunkDetected,
-    Event,
-    ExecutionFinished,
-    ExecutionStarted,
-    Finished,
-    Interrupted,
-    OutputEvent,
-    ToolCallFinished,
-)
+from eager_rt.events import Event
+from eager_rt.live_model import FINAL, WORDS, LiveModel, PieceKind, State, Tone
 from eager_rt.result import RunResult
 
-__all__ = ["MARKS", "LiveView", "State", "Watched", "legend"]
+__all__ = ["MARKS", "LiveView", "legend"]
 
-State = Literal["detected", "queued", "running", "done", "failed", "not_run"]
-
-#: each state's symbol, its ASCII stand-in, its word and its style
-MARKS: dict[State, tuple[str, str, str, str]] = {
-    "detected": ("○", "o", "detected", "bright_black"),
-    "queued": ("…", "~", "queued", "yellow"),
-    "running": ("▶", ">", "running", "bold cyan"),
-    "done": ("✓", "+", "done", "green"),
-    "failed": ("✗", "x", "failed", "bold red"),
-    "not_run": ("-", "-", "not run", "bright_black"),
+#: each state's symbol, its ASCII stand-in and its style
+MARKS: dict[State, tuple[str, str, str]] = {
+    "detected": ("○", "o", "bright_black"),
+    "queued": ("…", "~", "yellow"),
+    "running": ("▶", ">", "bold cyan"),
+    "done": ("✓", "+", "green"),
+    "failed": ("✗", "x", "bold red"),
+    "not_run": ("-", "-", "bright_black"),
+}
+_PIECE_STYLES: dict[PieceKind, str] = {
+    "stdout": "",
+    "stderr": "red",
+    "display": "cyan",
+    "tool": "magenta",
+}
+_TONE_STYLES: dict[Tone, str] = {
+    "info": "dim",
+    "tool": "magenta",
+    "warning": "yellow",
+    "error": "bold red",
 }
 #: characters of a statement's output the live region redraws (the newest)
 _LIVE_TAIL = 16_384
-_FINAL: frozenset[State] = frozenset({"done", "failed", "not_run"})
 
 
 def _unicode(console: Console) -> bool:
@@ -66,29 +64,10 @@ def legend(console: Console) -> Text:
     """One line naming every mark, shown before the code."""
     text = Text("marks: ", style="dim")
     index = 0 if _unicode(console) else 1
-    for symbol_word in MARKS.values():
-        text.append(symbol_word[index], style=symbol_word[3])
-        text.append(f" {symbol_word[2]}   ", style="dim")
+    for state, mark in MARKS.items():
+        text.append(mark[index], style=mark[2])
+        text.append(f" {WORDS[state]}   ", style="dim")
     return text
-
-
-@dataclass(slots=True)
-class _Statement:
-    chunk: Chunk
-    state: State
-    first: int  #: 0-based line of the stream where it starts
-    last: int  #: 0-based line where it ends
-    batch: int | None = None
-    note: str = ""  #: why it failed
-
-
-@dataclass(slots=True)
-class _Block:
-    """One execution's output and notes, shown under its anchor statement."""
-
-    chunks: tuple[int, ...]
-    anchor: int  #: the statement it is shown under (the failing one, once known)
-    lines: list[tuple[str, str]] = field(default_factory=list)  #: (style, text) pieces
 
 
 class LiveView:
@@ -106,29 +85,15 @@ class LiveView:
         self.console = console
         self.label = label
         self.figures = figures
-        self.describe_error = describe_error
+        self.model = LiveModel(show_display=self._show_display, describe_error=describe_error)
         self._unicode = _unicode(console)
         self._lock = threading.RLock()
-        self._text = ""
-        self._prose_before = ""
-        self._prose_after = ""
-        self._statements: dict[int, _Statement] = {}
-        self._by_first: dict[int, int] = {}
-        self._by_last: dict[int, list[int]] = {}
-        self._detected_end = 0  #: the line after the last detected statement
-        self._blocks: dict[int, _Block] = {}
-        self._running: int | None = None
         self._committed = 0  #: lines of the stream printed for good
-        self._notes: list[tuple[str, str]] = []
+        self._prose_shown = False  #: the prose before the code was printed
+        self._notes_shown = 0  #: notes printed for good
         #: lines committed under the lock, printed after it is released: rich's own lock is
         #: held while it asks for the live region, so printing under ours could deadlock
         self._pending: list[RenderableType] = []
-        self._pieces = 0
-        self._t0 = time.monotonic()
-        self._first_piece: float | None = None
-        self._last_piece: float | None = None
-        self._generating = True
-        self._finished = False
         self._syntax = Syntax("", "python", theme="ansi_dark", background_color="default")
         self._live = Live(
             console=console,
@@ -137,9 +102,13 @@ class LiveView:
             transient=True,
         )
 
+    def _show_display(self, data: dict[str, Any]) -> str:
+        return self.figures.describe(data) if self.figures is not None else describe_bundle(data)
+
     # -------------------------------------------------------------- lifecycle
     def __enter__(self) -> LiveView:
-        self._t0 = time.monotonic()
+        with self._lock:
+            self.model.start_clock()
         self.console.print(legend(self.console))
         self._live.start()
         return self
@@ -165,170 +134,42 @@ class LiveView:
     # -------------------------------------------------------------- input
     def code(self, piece: str) -> None:
         """A piece of code arrived from the model."""
-        now = time.monotonic()
         with self._lock:
-            if self._first_piece is None:
-                self._first_piece = now
-                if self._prose_before:
-                    self._print(Text(self._prose_before.rstrip("\n"), style="italic"))
-                    self._prose_before = ""
-            self._last_piece = now
-            self._pieces += 1
-            self._text += piece
+            first = self.model.first_piece is None
+            self.model.code(piece)
+            if first and self.model.prose_before:
+                self._print(Text(self.model.prose_before.rstrip("\n"), style="italic"))
+                self._prose_shown = True
         self._flush()
 
     def prose(self, text: str) -> None:
         """Model text outside the code (chat): shown before or after the code."""
         with self._lock:
-            if self._first_piece is None:
-                self._prose_before += text
-            else:
-                self._prose_after += text
+            self.model.prose(text)
 
-    def note(self, text: str, style: str = "dim") -> None:
+    def note(self, text: str, tone: Tone = "info") -> None:
         with self._lock:
-            self._notes.append((style, text))
+            self.model.note(text, tone)
+
+    def generation_ended(self) -> None:
+        with self._lock:
+            self.model.generation_ended()
 
     def __call__(self, event: Event) -> None:
         with self._lock:
-            self._on_event(event)
+            self.model.apply(event)
             self._commit()
         self._flush()
 
-    # -------------------------------------------------------------- events
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, ChunkDetected):
-            self._detected(event.chunk)
-        elif isinstance(event, ExecutionStarted):
-            self._running = event.batch
-            anchor = event.chunk_indices[-1] if event.chunk_indices else -1
-            self._blocks[event.batch] = _Block(event.chunk_indices, anchor)
-            for index in event.chunk_indices:
-                statement = self._statements.get(index)
-                if statement is not None:
-                    statement.state, statement.batch = "running", event.batch
-        elif isinstance(event, OutputEvent):
-            self._output(event)
-        elif isinstance(event, ExecutionFinished):
-            self._executed(event)
-        elif isinstance(event, ToolCallFinished):
-            call = event.call
-            how = "returned" if call.ok else f"failed: {call.error}"
-            took = f" in {call.duration:.3f}s" if call.duration is not None else ""
-            line = f"tool {call.tool}() #{call.id} {how}{took}\n"
-            block = self._blocks.get(self._running) if self._running is not None else None
-            if block is not None:
-                block.lines.append(("magenta", line))
-            else:
-                self._notes.append(("magenta", line.rstrip("\n")))
-        elif isinstance(event, Interrupted):
-            self._generating = False
-            self._notes.append(("yellow", f"generation stopped early: {event.reason}"))
-        elif isinstance(event, Finished):
-            self._settle(event.result)
-
-    def _detected(self, chunk: Chunk) -> None:
-        if chunk.kind == "trivia":
-            return
-        code = chunk.code
-        body = code.strip()
-        # a chunk may carry the blank lines before it and the comment after it: the mark
-        # goes on its first line of code, its output after its last
-        first = chunk.lineno - 1 + code[: len(code) - len(code.lstrip())].count("\n")
-        last = first + body.count("\n")
-        if chunk.kind == "syntax_error":
-            statement = _Statement(chunk, "failed", first, last)
-            info = chunk.error
-            statement.note = f"SyntaxError: {info.msg}" if info is not None else "SyntaxError"
-        else:
-            statement = _Statement(chunk, "queued" if self._running is not None else "detected",
-                                   first, last)  # fmt: skip
-        self._statements[chunk.index] = statement
-        self._by_first[first] = chunk.index
-        self._by_last.setdefault(last, []).append(chunk.index)
-        self._detected_end = max(self._detected_end, last + 1)
-
-    def _output(self, event: OutputEvent) -> None:
-        block = self._blocks.get(event.batch)
-        if block is None:
-            return
-        output = event.output
-        if output.kind == "stdout":
-            block.lines.append(("", output.text))
-        elif output.kind == "stderr":
-            block.lines.append(("red", output.text))
-        elif output.kind == "display" and output.data is not None:
-            shown = (
-                self.figures.describe(output.data)
-                if self.figures is not None
-                else describe_bundle(output.data)
-            )
-            if block.lines and not block.lines[-1][1].endswith("\n"):
-                block.lines.append(("", "\n"))
-            block.lines.append(("cyan", shown + "\n"))
-
-    def _executed(self, event: ExecutionFinished) -> None:
-        self._running = None
-        block = self._blocks.get(event.batch)
-        if block is None:
-            return
-        result = event.result
-        failing: int | None = None
-        if not result.ok:
-            lineno = result.error.lineno if result.error is not None else None
-            candidates = [
-                i
-                for i in block.chunks
-                if i in self._statements
-                and (lineno is None or self._statements[i].chunk.lineno <= lineno)
-            ]
-            failing = candidates[-1] if candidates else block.chunks[-1]
-            block.anchor = failing
-        seen_failure = False
-        for index in block.chunks:
-            statement = self._statements.get(index)
-            if statement is None:
-                continue
-            if index == failing:
-                statement.state, seen_failure = "failed", True
-            else:
-                statement.state = "not_run" if seen_failure else "done"
-        for statement in self._statements.values():
-            if statement.state == "queued":
-                statement.state = "detected"
-
-    def _settle(self, result: RunResult) -> None:
-        """The run is over: every statement gets its final mark from the result."""
-        self._finished, self._generating, self._running = True, False, None
-        error = result.error
-        for record in result.chunks:
-            statement = self._statements.get(record.chunk.index)
-            if statement is None:
-                continue
-            if error is not None and error.chunk_index == record.chunk.index:
-                statement.state = "failed"
-                statement.note = (
-                    self.describe_error(result) if self.describe_error else error.describe()
-                )
-                for block in self._blocks.values():
-                    if record.chunk.index in block.chunks:
-                        block.anchor = record.chunk.index
-            elif record.ran:
-                statement.state = "done"
-            elif statement.state != "failed":
-                statement.state = "not_run"
-        if error is not None and error.chunk_index is None:
-            message = self.describe_error(result) if self.describe_error else error.describe()
-            self._notes.append(("bold red", f"failed: {message}"))
-
     # -------------------------------------------------------------- drawing
     def _mark(self, state: State) -> Text:
-        symbol, ascii_symbol, _word, style = MARKS[state]
+        symbol, ascii_symbol, style = MARKS[state]
         return Text(symbol if self._unicode else ascii_symbol, style=style)
 
     def _lines(self, start: int, stop: int | None, *, live: bool) -> Iterator[Text]:
         """The stream's lines from ``start`` (to ``stop``), each with its gutter and output."""
-        source = self._text.split("\n")
+        model = self.model
+        source = model.text.split("\n")
         complete = len(source) - 1  # the last element is the line still being written
         stop = len(source) if stop is None else min(stop, len(source))
         if start >= stop:
@@ -338,42 +179,39 @@ class LiveView:
             code = highlighted[offset] if offset < len(highlighted) else Text(source[line_no])
             code.rstrip()
             partial = line_no >= complete
-            if partial and not source[line_no] and not (live and self._generating):
+            if partial and not source[line_no] and not (live and model.generating):
                 continue
-            index = self._by_first.get(line_no)
-            statement = self._statements.get(index) if index is not None else None
+            statement = model.at_line(line_no)
             line = Text()
             line.append_text(self._mark(statement.state) if statement else Text(" "))
             line.append(f" {line_no + 1:>3} ", style="dim")
             line.append_text(code)
-            if partial and live and self._generating:
+            if partial and live and model.generating:
                 line.append("▌" if self._unicode else "_", style="blink")
-            elif statement is None and line_no >= self._detected_end and self._finished:
+            elif statement is None and line_no >= model.detected_end_line and model.finished:
                 line.stylize("dim")
             yield line
             yield from self._under(line_no, live)
 
     def _under(self, line_no: int, live: bool) -> Iterator[Text]:
         """The output and error shown under the statement that ends on ``line_no``."""
-        for index in self._by_last.get(line_no, ()):
-            statement = self._statements[index]
-            for block in self._blocks.values():
-                if block.anchor == index and block.lines:
-                    yield from _output_lines(block.lines, _LIVE_TAIL if live else None)
+        for statement in self.model.ending_at(line_no):
+            for block in self.model.blocks_under(statement.chunk.index):
+                if block.pieces:
+                    yield from _output_lines(block.pieces, _LIVE_TAIL if live else None)
             if statement.state == "failed" and statement.note:
                 bar = "│" if self._unicode else "|"
                 yield Text(f"      {bar} {statement.note}", style="bold red")
 
     def _commit(self) -> None:
         """Print for good every line whose statements are all final."""
-        ordered = sorted(self._statements.values(), key=lambda s: s.first)
+        model = self.model
+        ordered = sorted(model.statements.values(), key=lambda s: s.first)
         upto = self._committed
         for statement in ordered:
             if statement.last < self._committed:
                 continue
-            if statement.state not in _FINAL or (
-                statement.state == "failed" and not self._finished
-            ):
+            if statement.state not in FINAL or (statement.state == "failed" and not model.finished):
                 break  # a failure's message is final only once the run is
             upto = statement.last + 1
         if upto > self._committed:
@@ -383,68 +221,53 @@ class LiveView:
 
     def _finish_lines(self) -> None:
         """Print for good whatever is left: the live region vanishes when the view stops."""
+        model = self.model
         self._commit()
         for line in self._lines(self._committed, None, live=False):
             self._print(line)
-        self._committed = len(self._text.split("\n"))
-        for prose in (self._prose_before, self._prose_after):
-            if prose.strip():
-                self._print(Text(prose.strip("\n"), style="italic"))
-        self._prose_before = self._prose_after = ""
-        for style, note in self._notes:
-            self._print(Text(note, style=style))
-        self._notes.clear()
+        self._committed = len(model.text.split("\n"))
+        if not self._prose_shown:
+            for text in (model.prose_before, model.prose_after):
+                if text.strip():
+                    self._print(Text(text.strip("\n"), style="italic"))
+            self._prose_shown = True
+        elif model.prose_after.strip():
+            self._print(Text(model.prose_after.strip("\n"), style="italic"))
+        for note in model.notes[self._notes_shown :]:
+            self._print(Text(note.text, style=_TONE_STYLES[note.tone]))
+        self._notes_shown = len(model.notes)
         self._print(self._status())
 
     def _print(self, renderable: RenderableType) -> None:
         self._pending.append(renderable)
 
     def _status(self) -> Text:
-        now = time.monotonic()
-        elapsed = now - self._t0
-        rate = ""
-        if self._first_piece is not None and self._last_piece is not None:
-            window = self._last_piece - self._first_piece
-            if window > 0 and self._pieces > 1:
-                rate = f", {(self._pieces - 1) / window:.0f} tok/s"
-        if self._finished:
-            doing = "finished"
-        elif self._running is not None:
-            block = self._blocks[self._running]
-            lines = sorted(
-                self._statements[i].chunk.lineno for i in block.chunks if i in self._statements
-            )
-            where = (
-                f"line {lines[0]}" if len(lines) == 1 else f"lines {lines[0]}-{lines[-1]}"
-                if lines else "code"
-            )  # fmt: skip
-            doing = f"running {where}" + ("" if not self._generating else ", model writing")
-        elif self._first_piece is None:
-            doing = "waiting for the first token"
-        elif self._generating:
-            doing = "model writing"
-        else:
-            doing = "idle"
+        model = self.model
+        rate = model.rate()
         text = Text()
         text.append(f"{self.label}", style="bold")
-        text.append(f" | {elapsed:5.1f}s | {self._pieces} tokens{rate} | ", style="dim")
-        text.append(doing, style="cyan" if self._running is not None else "")
+        text.append(
+            f" | {model.elapsed():5.1f}s | {model.pieces} tokens"
+            + (f", {rate:.0f} tok/s" if rate is not None else "")
+            + " | ",
+            style="dim",
+        )
+        text.append(model.doing(), style="cyan" if model.running is not None else "")
         return text
-
-    def generation_ended(self) -> None:
-        with self._lock:
-            self._generating = False
 
     def _render(self) -> RenderableType:
         with self._lock:
+            model = self.model
             room = max(self.console.height - 2, 3)
-            total = self._text.count("\n") + 1
+            total = model.text.count("\n") + 1
             start = max(self._committed, total - room)
             lines = list(self._lines(start, None, live=True))
             hidden = start - self._committed
-            if self._prose_before and self._first_piece is None:
-                lines = [Text(t, style="italic") for t in self._prose_before.split("\n")] + lines
-            lines.extend(Text(t, style=s) for s, t in self._notes)
+            if model.prose_before and model.first_piece is None:
+                before = [Text(t, style="italic") for t in model.prose_before.split("\n")]
+                lines = before + lines
+            notes = model.notes[self._notes_shown :]
+            lines.extend(Text(n.text, style=_TONE_STYLES[n.tone]) for n in notes)
             if hidden or len(lines) > room:
                 hidden += len(lines) - room + 1 if len(lines) > room - 1 else 0
                 lines = [Text(f"      ... {hidden} lines above", style="dim"), *lines[-room + 1 :]]
@@ -453,53 +276,32 @@ class LiveView:
             return Group(*lines, self._status())
 
 
-class Watched:
-    """A token stream that also hands each piece to a view as it is released.
-
-    The source's ``info()`` (what the runtime records about it) passes through.
-    """
-
-    def __init__(
-        self,
-        source: AsyncIterable[str],
-        on_piece: Callable[[str], None],
-        on_end: Callable[[], None],
-    ) -> None:
-        self.source = source
-        self.on_piece = on_piece
-        self.on_end = on_end
-
-    def info(self) -> dict[str, Any]:
-        getter = getattr(self.source, "info", None)
-        reported = getter() if callable(getter) else None
-        return reported if isinstance(reported, dict) else {}
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        async for piece in self.source:
-            self.on_piece(piece)
-            yield piece
-        self.on_end()
-
-
-def _output_lines(pieces: list[tuple[str, str]], tail: int | None = None) -> Iterator[Text]:
-    """Output pieces as indented lines, each keeping its stream's style.
+def _output_lines(pieces: list[tuple[PieceKind, str]], tail: int | None = None) -> Iterator[Text]:
+    """Output pieces as indented lines, each keeping its kind's style; a display on its own line.
 
     ``tail``: only about the last ``tail`` characters (the live region shows the
     newest lines; a flood must not be re-split at every redraw).
     """
+    styled: list[tuple[str, str]] = []
+    for kind, text in pieces:
+        if kind == "display":
+            if styled and not styled[-1][1].endswith("\n"):
+                styled.append(("", "\n"))
+            text += "\n"
+        styled.append((_PIECE_STYLES[kind], text))
     if tail is not None:
         kept: list[tuple[str, str]] = []
         size = 0
-        for style, text in reversed(pieces):
+        for style, text in reversed(styled):
             kept.append((style, text[-(tail - size) :]))
             size += len(kept[-1][1])
             if size >= tail:
                 break
         if size >= tail:
             yield Text("        ... earlier output above", style="dim")
-        pieces = kept[::-1]
+        styled = kept[::-1]
     current = Text("        ")
-    for style, text in pieces:
+    for style, text in styled:
         parts = text.split("\n")
         for i, part in enumerate(parts):
             if i > 0:
