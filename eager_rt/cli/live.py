@@ -13,6 +13,7 @@ from typing import TextIO
 
 from eager_rt.cli.figures import FigureSaver, describe_bundle
 from eager_rt.events import Event, Interrupted, OutputEvent, ToolCallFinished
+from eager_rt.live_model import describe_tool_call
 
 __all__ = ["LivePrinter", "safe_write"]
 
@@ -64,15 +65,8 @@ class LivePrinter:
                 )
                 safe_write(self.out, shown + "\n")
         elif isinstance(event, ToolCallFinished):
-            call = event.call
-            how = "returned" if call.ok else f"failed: {call.error}"
-            took = f" in {call.duration:.3f}s" if call.duration is not None else ""
-            note = (
-                " (speculative, unclaimed)"
-                if call.wasted
-                else (" (speculative)" if call.speculative else "")
-            )
-            safe_write(self.err, f"eager: tool {call.tool}() #{call.id} {how}{took}{note}\n")
+            line = describe_tool_call(event.call, speculation=True)
+            safe_write(self.err, f"eager: {line}\n")
         elif isinstance(event, Interrupted):
             safe_write(self.err, f"eager: generation stopped early: {event.reason}\n")
         elif self.verbose:
