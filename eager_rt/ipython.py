@@ -35,16 +35,25 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import DisplayHandle, display
 
+from eager_rt.cli.chat import add_model_arguments
+from eager_rt.cli.checks import UsageError as CliUsageError
 from eager_rt.cli.checks import number
 from eager_rt.cli.common import add_backend_arguments, backend_from_args
 from eager_rt.cli.report import error_message
+from eager_rt.cli.run import (
+    add_replay_arguments,
+    add_run_arguments,
+    add_tool_arguments,
+    replay_run,
+    tools_from_args,
+)
 from eager_rt.executor import Backend, BackendError, Session
 from eager_rt.ipython_view import HtmlView, summary_html
 from eager_rt.registry import BackendNotFound
 from eager_rt.result import RunResult
-from eager_rt.runtime import Mode, arun_stream
+from eager_rt.runtime import Mode
 from eager_rt.sync import Portal
-from eager_rt.tools import Tool, as_tools
+from eager_rt.tools import Tool
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -103,71 +112,9 @@ def _parser() -> _Parser:
         "for the prompt in the cell) while it streams, with a live view.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    stream = parser.add_argument_group("the replayed stream (the cell is the code)")
-    stream.add_argument(
-        "--tps",
-        type=number(minimum=0.1, maximum=1e6),
-        default=50.0,
-        help="tokens per second the cell is streamed at (default 50)",
-    )
-    stream.add_argument(
-        "--ttft",
-        type=number(minimum=0.0, maximum=3600.0),
-        default=0.0,
-        metavar="S",
-        help="time to first token in seconds (default 0)",
-    )
-    stream.add_argument(
-        "--tokenizer",
-        choices=["auto", "cl100k", "approx"],
-        default="auto",
-        help="how the cell is cut into tokens (default auto)",
-    )
-    model = parser.add_argument_group("a model's stream (the cell is the prompt)")
-    model.add_argument(
-        "--provider",
-        choices=["openai", "anthropic", "google", "litellm"],
-        help="whose API to ask for the code; needs --model",
-    )
-    model.add_argument("--model", help="model name (LiteLLM: provider/model)")
-    model.add_argument(
-        "--api",
-        choices=["chat", "responses"],
-        default="chat",
-        help="OpenAI API: Chat Completions (default) or Responses",
-    )
-    model.add_argument("--base-url", help="API base URL (an OpenAI-compatible server, a proxy)")
-    model.add_argument("--api-key", help="API key (default: the provider's environment variable)")
-    model.add_argument("--max-tokens", type=int, default=4096, help="output token limit (4096)")
-    model.add_argument("--system", help="replace the system prompt")
-    model.add_argument(
-        "--tool", action="store_true", help="ask for the code as a call of a tool named python"
-    )
-    model.add_argument(
-        "--request-timeout",
-        type=number(above=0.0, maximum=86400.0),
-        default=120.0,
-        metavar="S",
-        help="HTTP timeout, seconds (120)",
-    )
-    run = parser.add_argument_group("how it runs")
-    run.add_argument(
-        "--mode",
-        choices=["eager", "serial", "both"],
-        default="eager",
-        help="eager (default); serial: generate all, then run; both: serial, "
-        "then eager, and the savings (replay only, fresh sessions)",
-    )
-    run.add_argument("--no-batching", action="store_true", help="one execution per statement")
-    run.add_argument(
-        "--no-gating", action="store_true", help="run def and class statements at once"
-    )
-    run.add_argument(
-        "--on-error",
-        choices=["interrupt", "continue"],
-        default="interrupt",
-        help="stop generation at the first error (default), or keep going",
-    )
+    add_replay_arguments(parser, "cell")
+    add_model_arguments(parser, required=False)
+    run = add_run_arguments(parser)
     run.add_argument(
         "--timeout",
         type=number(above=0.0, maximum=86400.0),
@@ -175,16 +122,7 @@ def _parser() -> _Parser:
         metavar="S",
         help=f"stop the cell after S seconds (default {DEFAULT_TIMEOUT:g})",
     )
-    run.add_argument(
-        "--tools",
-        action="append",
-        default=[],
-        metavar="MODULE:ATTR",
-        help="host tools the code may call (as eager run --tools)",
-    )
-    run.add_argument(
-        "--speculate", action="store_true", help="start read-only tool calls while the code streams"
-    )
+    add_tool_arguments(parser, "code")
     keep = parser.add_argument_group("what is kept")
     keep.add_argument(
         "--session",
@@ -221,21 +159,16 @@ def _check(args: argparse.Namespace, cell: str) -> None:
         raise UsageError(f"%%eager: --result {args.result!r} is not a Python name")
     if args.max_tokens <= 0:
         raise UsageError("%%eager: --max-tokens must be positive")
-    if args.speculate and not args.tools:
-        raise UsageError("%%eager: --speculate needs --tools")
+    if (args.speculate or args.hold_side_effects) and not args.tools:
+        option = "--speculate" if args.speculate else "--hold-side-effects"
+        raise UsageError(f"%%eager: {option} needs --tools")
 
 
-def _tools(specs: list[str]) -> list[Tool | Callable[..., Any]] | None:
-    if not specs:
-        return None
-    from eager_rt.cli.run import load_tools
-
+def _tools(args: argparse.Namespace) -> list[Tool | Callable[..., Any]] | None:
     try:
-        found = [t for spec in specs for t in load_tools(spec)]
-        as_tools(found)
-    except (TypeError, ValueError) as exc:
+        return tools_from_args(args)
+    except ValueError as exc:
         raise UsageError(f"%%eager: {exc}") from exc
-    return found
 
 
 @dataclass(slots=True)
@@ -374,7 +307,7 @@ class EagerMagics(Magics):
         except _Stop:
             return
         _check(args, cell)
-        tools = _tools(args.tools)
+        tools = _tools(args)
         label = (
             f"{args.provider} {args.model}" if args.provider else f"{args.tps:g} tok/s"
         ) + f" on {args.backend}"
@@ -521,25 +454,7 @@ class EagerMagics(Magics):
                 if args.provider is not None:
                     run = await self._chat(args, cell, session, view, tools)
                 else:
-                    from eager_rt.live_model import Watched
-                    from eager_rt.sources.replay import replay
-
-                    run = await arun_stream(
-                        Watched(
-                            replay(cell, args.tps, args.ttft, tokenizer=args.tokenizer),
-                            view.code,
-                            view.generation_ended,
-                        ),
-                        session,
-                        mode=mode,
-                        batching=not args.no_batching,
-                        gating=not args.no_gating,
-                        on_error=args.on_error,
-                        exec_timeout=args.exec_timeout,
-                        on_event=view,
-                        tools=tools,
-                        speculate=bool(args.speculate and mode == "eager"),
-                    )
+                    run = await replay_run(args, cell, session, mode, view, tools)
                 if run is not None:
                     state.runs.append(run)
                 if args.export and i == len(modes) - 1:
@@ -565,23 +480,21 @@ class EagerMagics(Magics):
         """Ask the model for code with the cell as the prompt, and run it as it streams."""
         from eager_rt import clock
         from eager_rt.agent import arun_turn
-        from eager_rt.cli import chat
+        from eager_rt.cli.chat import api_key, model_source, prepare_request
 
-        env = chat._KEY_ENV.get(args.provider)
-        key = args.api_key or (os.environ.get(env) if env else None)
-        if not key and env is not None:
-            if not args.base_url:
-                raise _CellError(f"set {env} or pass --api-key")
-            key = "EMPTY"  # local OpenAI-compatible servers accept any key
+        try:
+            key = api_key(args)
+        except CliUsageError as exc:
+            raise _CellError(str(exc)) from exc
         request_args = argparse.Namespace(**vars(args), prompt=prompt, show_code=False)
-        close, request = chat._prepare(request_args, key)
+        close, request = prepare_request(request_args, key)
         try:
             t0 = clock.now()
             try:
                 stream = await request()
             except Exception as exc:  # auth, unknown model, unreachable: one line, no traceback
                 raise _CellError(f"the request failed: {type(exc).__name__}: {exc}") from exc
-            source = chat._source(request_args, stream, t0, view)  # type: ignore[arg-type]
+            source = model_source(request_args, stream, t0, view)
             turn = await arun_turn(
                 source, session, on_event=view, exec_timeout=args.exec_timeout, tools=tools
             )

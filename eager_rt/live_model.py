@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from eager_rt.chunk import Chunk
 from eager_rt.events import (
@@ -45,6 +45,7 @@ __all__ = [
     "Statement",
     "Tone",
     "Watched",
+    "Watcher",
     "describe_tool_call",
 ]
 
@@ -371,6 +372,18 @@ class LiveModel:
                 statement.state = "not_run"
         if error is not None and error.chunk_index is None:
             self.notes.append(Note("error", f"failed: {message}"))
+
+
+class Watcher(Protocol):
+    """What watches a run: the plain printer, the terminal view, the notebook view."""
+
+    def code(self, piece: str) -> None: ...
+
+    def prose(self, text: str) -> None: ...
+
+    def generation_ended(self) -> None: ...
+
+    def __call__(self, event: Event) -> None: ...
 
 
 class Watched:

@@ -44,11 +44,22 @@ from eager_rt.cli.live import LivePrinter, safe_write
 from eager_rt.cli.report import error_message, image_bundles
 from eager_rt.cli.view import LiveView
 from eager_rt.executor import BackendError
+from eager_rt.live_model import Watcher
 from eager_rt.registry import BackendNotFound
 from eager_rt.sources.fences import Segment
 from eager_rt.sources.llm import AsyncModelSource, StreamStats
 
-__all__ = ["SYSTEM_PROMPT", "add_parser", "tokens_not_generated"]
+__all__ = [
+    "KEY_ENV",
+    "PROVIDERS",
+    "SYSTEM_PROMPT",
+    "add_model_arguments",
+    "add_parser",
+    "api_key",
+    "model_source",
+    "prepare_request",
+    "tokens_not_generated",
+]
 
 SYSTEM_PROMPT = (
     "You are a careful Python programmer and data analyst. Answer the user's request by "
@@ -71,12 +82,12 @@ _TOOL_SCHEMA = {
 }
 
 #: where each provider's key is read from; LiteLLM reads each provider's own variables itself
-_KEY_ENV = {
+KEY_ENV = {
     "openai": "OPENAI_API_KEY",
     "anthropic": "ANTHROPIC_API_KEY",
     "google": "GEMINI_API_KEY",
 }
-_PROVIDERS = ["openai", "anthropic", "google", "litellm"]
+PROVIDERS = ["openai", "anthropic", "google", "litellm"]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -87,46 +98,7 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("prompt", help="what the code should do")
-    parser.add_argument(
-        "--provider",
-        choices=_PROVIDERS,
-        required=True,
-        help="whose API to call; litellm reaches any provider LiteLLM supports",
-    )
-    parser.add_argument(
-        "--api",
-        choices=["chat", "responses"],
-        default="chat",
-        help="OpenAI API: Chat Completions (default; what compatible servers speak) or Responses",
-    )
-    parser.add_argument("--model", required=True, help="model name (LiteLLM: provider/model)")
-    parser.add_argument(
-        "--base-url",
-        help="API base URL: an OpenAI-compatible server (vLLM, llama.cpp, Ollama) or a proxy",
-    )
-    parser.add_argument(
-        "--api-key",
-        help="API key (default: $OPENAI_API_KEY / $ANTHROPIC_API_KEY / $GEMINI_API_KEY; "
-        "LiteLLM reads its provider's own variable)",
-    )
-    parser.add_argument(
-        "--max-tokens", type=int, default=4096, help="output token limit (default 4096)"
-    )
-    parser.add_argument(
-        "--system", help="replace the system prompt (default: asks for streamable Python)"
-    )
-    parser.add_argument(
-        "--tool",
-        action="store_true",
-        help="ask for the code as a call of a tool named python, not a fenced block",
-    )
-    parser.add_argument(
-        "--request-timeout",
-        type=number(above=0.0, maximum=86400.0),
-        default=120.0,
-        metavar="S",
-        help="HTTP timeout of the model request, seconds (120)",
-    )
+    add_model_arguments(parser, required=True)
     parser.add_argument(
         "--show-code",
         action="store_true",
@@ -158,13 +130,73 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """Which model to ask, through which API, and how (``eager chat``, ``%%eager``)."""
+    model = parser.add_argument_group("the model")
+    model.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        required=required,
+        help="whose API to call; litellm reaches any provider LiteLLM supports"
+        + ("" if required else "; needs --model"),
+    )
+    model.add_argument(
+        "--api",
+        choices=["chat", "responses"],
+        default="chat",
+        help="OpenAI API: Chat Completions (default; what compatible servers speak) or Responses",
+    )
+    model.add_argument("--model", required=required, help="model name (LiteLLM: provider/model)")
+    model.add_argument(
+        "--base-url",
+        help="API base URL: an OpenAI-compatible server (vLLM, llama.cpp, Ollama) or a proxy",
+    )
+    model.add_argument(
+        "--api-key",
+        help="API key (default: $OPENAI_API_KEY / $ANTHROPIC_API_KEY / $GEMINI_API_KEY; "
+        "LiteLLM reads its provider's own variable)",
+    )
+    model.add_argument(
+        "--max-tokens", type=int, default=4096, help="output token limit (default 4096)"
+    )
+    model.add_argument(
+        "--system", help="replace the system prompt (default: asks for streamable Python)"
+    )
+    model.add_argument(
+        "--tool",
+        action="store_true",
+        help="ask for the code as a call of a tool named python, not a fenced block",
+    )
+    model.add_argument(
+        "--request-timeout",
+        type=number(above=0.0, maximum=86400.0),
+        default=120.0,
+        metavar="S",
+        help="HTTP timeout of the model request, seconds (120)",
+    )
+
+
 # -- the request ---------------------------------------------------------------------------
 
 
 Closer = Callable[[], Awaitable[None]]
 
 
-def _prepare(
+def api_key(args: argparse.Namespace) -> str | None:
+    """The key to send: ``--api-key``, else the provider's variable; a local server needs none.
+
+    Raises :class:`~eager_rt.cli.checks.UsageError` when a key is needed and missing.
+    """
+    env = KEY_ENV.get(args.provider)
+    key: str | None = args.api_key or (os.environ.get(env) if env else None)
+    if not key and env is not None:
+        if not args.base_url:
+            raise UsageError(f"set {env} or pass --api-key")
+        key = "EMPTY"  # local OpenAI-compatible servers accept any key
+    return key
+
+
+def prepare_request(
     args: argparse.Namespace, key: str | None
 ) -> tuple[Closer, Callable[[], Awaitable[Any]]]:
     """How to close the client, and the call that opens the stream (SDKs imported lazily).
@@ -296,9 +328,10 @@ def _prepare_google(
     )
 
 
-def _source(
-    args: argparse.Namespace, stream: Any, started: float, watcher: LivePrinter | LiveView
+def model_source(
+    args: argparse.Namespace, stream: Any, started: float, watcher: Watcher
 ) -> AsyncModelSource:
+    """The provider's stream as a token source: code pieces and prose go to ``watcher``."""
     from eager_rt.sources.anthropic import amessages
     from eager_rt.sources.google import agenerate_content_stream
     from eager_rt.sources.litellm import acompletion
@@ -338,7 +371,7 @@ async def _chat(
             start = session.start(timeout=300)  # the interpreter starts while the model thinks
             starting = asyncio.ensure_future(start)
             try:
-                close, request = _prepare(args, key)
+                close, request = prepare_request(args, key)
                 t0 = clock.now()
                 stream = await request()
             except BaseException:
@@ -346,7 +379,7 @@ async def _chat(
                 await asyncio.gather(starting, return_exceptions=True)
                 raise
             await starting
-            source = _source(args, stream, t0, watcher)
+            source = model_source(args, stream, t0, watcher)
             turn = await arun_turn(
                 source, session, on_event=watcher, exec_timeout=args.exec_timeout
             )
@@ -433,17 +466,10 @@ def _live(args: argparse.Namespace) -> bool:
 
 
 def handle(args: argparse.Namespace) -> int:
-    env = _KEY_ENV.get(args.provider)
-    key = args.api_key or (os.environ.get(env) if env else None)
-    if not key and env is not None:
-        if not args.base_url:
-            print(f"eager chat: set {env} or pass --api-key", file=sys.stderr)
-            return 2
-        key = "EMPTY"  # local OpenAI-compatible servers accept any key
-    if args.max_tokens <= 0:
-        print("eager chat: --max-tokens must be positive", file=sys.stderr)
-        return 2
     try:
+        key = api_key(args)
+        if args.max_tokens <= 0:
+            raise UsageError("--max-tokens must be positive")
         if args.json_images and not args.json:
             raise UsageError("--json-images needs --json")
         if args.save_figures is not None:

@@ -54,7 +54,7 @@ from eager_rt.cli.report import (
 from eager_rt.cli.view import LiveView
 from eager_rt.executor import BackendError, Session
 from eager_rt.latency import LatencyModel
-from eager_rt.live_model import Watched
+from eager_rt.live_model import Watched, Watcher
 from eager_rt.registry import BackendNotFound
 from eager_rt.result import RunResult
 from eager_rt.runtime import Mode, arun_stream
@@ -62,7 +62,17 @@ from eager_rt.sources.replay import replay
 from eager_rt.timeline import FORMATS
 from eager_rt.tools import Tool, as_tools
 
-__all__ = ["add_parser", "load_tools", "measure_setup", "savings"]
+__all__ = [
+    "add_parser",
+    "add_replay_arguments",
+    "add_run_arguments",
+    "add_tool_arguments",
+    "load_tools",
+    "measure_setup",
+    "replay_run",
+    "savings",
+    "tools_from_args",
+]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -73,54 +83,8 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("script", type=Path, help="the Python script to replay")
-    stream = parser.add_argument_group("the token stream")
-    stream.add_argument(
-        "--tps",
-        type=number(minimum=0.1, maximum=1e6),
-        default=50.0,
-        help="tokens per second the script is streamed at, 0.1 to 1e6 (default 50)",
-    )
-    stream.add_argument(
-        "--ttft",
-        type=number(minimum=0.0, maximum=3600.0),
-        default=0.0,
-        metavar="S",
-        help="time to first token in seconds, 0 to 3600 (default 0)",
-    )
-    stream.add_argument(
-        "--tokenizer",
-        choices=["auto", "cl100k", "approx"],
-        default="auto",
-        help="how the script is cut into tokens: cl100k (GPT-4's tokenizer, needs "
-        "eager_rt[tokenizer]), approx (an imitation of it), auto (cl100k when installed)",
-    )
-    runtime = parser.add_argument_group("how it runs")
-    runtime.add_argument(
-        "--mode",
-        choices=["eager", "serial", "both"],
-        default="eager",
-        help="eager: run each statement as soon as it is complete (default); serial: "
-        "generate the whole program first, then run it; both: serial, then eager, "
-        "and the savings",
-    )
-    runtime.add_argument(
-        "--no-batching",
-        action="store_true",
-        help="one execution per statement (default: statements that are ready together "
-        "run as one execution)",
-    )
-    runtime.add_argument(
-        "--no-gating",
-        action="store_true",
-        help="run def and class statements at once (default: held until the code uses them "
-        "or the stream ends)",
-    )
-    runtime.add_argument(
-        "--on-error",
-        choices=["interrupt", "continue"],
-        default="interrupt",
-        help="stop generation at the first error (default), or keep generating",
-    )
+    add_replay_arguments(parser, "script")
+    add_run_arguments(parser)
     out = parser.add_argument_group("output")
     out.add_argument(
         "--plain",
@@ -159,6 +123,70 @@ def add_parser(subparsers: Any) -> None:
         metavar="DIR",
         help="write each image the script displays to DIR as a numbered file (figure-001.png ...)",
     )
+    add_tool_arguments(parser, "script")
+    add_backend_arguments(parser)
+    parser.set_defaults(handler=handle)
+
+
+def add_replay_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """How ``what`` (the script, the cell) is streamed as a model would write it."""
+    stream = parser.add_argument_group("the token stream")
+    stream.add_argument(
+        "--tps",
+        type=number(minimum=0.1, maximum=1e6),
+        default=50.0,
+        help=f"tokens per second the {what} is streamed at, 0.1 to 1e6 (default 50)",
+    )
+    stream.add_argument(
+        "--ttft",
+        type=number(minimum=0.0, maximum=3600.0),
+        default=0.0,
+        metavar="S",
+        help="time to first token in seconds, 0 to 3600 (default 0)",
+    )
+    stream.add_argument(
+        "--tokenizer",
+        choices=["auto", "cl100k", "approx"],
+        default="auto",
+        help=f"how the {what} is cut into tokens: cl100k (GPT-4's tokenizer, needs "
+        "eager_rt[tokenizer]), approx (an imitation of it), auto (cl100k when installed)",
+    )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """How the runtime runs the stream: mode, batching, gating, what an error does."""
+    runtime = parser.add_argument_group("how it runs")
+    runtime.add_argument(
+        "--mode",
+        choices=["eager", "serial", "both"],
+        default="eager",
+        help="eager: run each statement as soon as it is complete (default); serial: "
+        "generate the whole program first, then run it; both: serial, then eager, "
+        "each on a fresh session, and the savings",
+    )
+    runtime.add_argument(
+        "--no-batching",
+        action="store_true",
+        help="one execution per statement (default: statements that are ready together "
+        "run as one execution)",
+    )
+    runtime.add_argument(
+        "--no-gating",
+        action="store_true",
+        help="run def and class statements at once (default: held until the code uses them "
+        "or the stream ends)",
+    )
+    runtime.add_argument(
+        "--on-error",
+        choices=["interrupt", "continue"],
+        default="interrupt",
+        help="stop generation at the first error (default), or keep generating",
+    )
+    return runtime
+
+
+def add_tool_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """The host tools ``what`` (the script, the code) may call, and how they are run."""
     tools = parser.add_argument_group("host tools")
     tools.add_argument(
         "--tools",
@@ -166,22 +194,20 @@ def add_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="MODULE:ATTR",
-        help="host tools the script may call: ATTR of MODULE is a list of tools, or one "
+        help=f"host tools the {what} may call: ATTR of MODULE is a list of tools, or one "
         "function or eager_rt.tool(...); repeatable (e.g. --tools mytools:TOOLS)",
     )
     tools.add_argument(
         "--speculate",
         action="store_true",
-        help="start calls of read-only tools while the script is still streaming",
+        help=f"start calls of read-only tools while the {what} is still streaming",
     )
     tools.add_argument(
         "--hold-side-effects",
         action="store_true",
         help="run statements that mention a tool that is not read-only only once the "
-        "script has streamed to its end",
+        f"{what} has streamed to its end",
     )
-    add_backend_arguments(parser)
-    parser.set_defaults(handler=handle)
 
 
 def load_tools(spec: str) -> list[Tool | Callable[..., Any]]:
@@ -225,7 +251,7 @@ def load_tools(spec: str) -> list[Tool | Callable[..., Any]]:
     return found
 
 
-def _tools_of(args: argparse.Namespace) -> list[Tool | Callable[..., Any]] | None:
+def tools_from_args(args: argparse.Namespace) -> list[Tool | Callable[..., Any]] | None:
     """Every ``--tools`` option's tools, checked together (names must not clash)."""
     if not args.tools:
         if args.speculate or args.hold_side_effects:
@@ -248,9 +274,6 @@ async def measure_setup(session: Session, repeats: int = 7) -> float:
     return statistics.median(times)
 
 
-Watcher = LivePrinter | LiveView
-
-
 def _intro(args: argparse.Namespace, mode: Mode) -> str:
     how = (
         "each statement runs as soon as it is complete"
@@ -260,11 +283,39 @@ def _intro(args: argparse.Namespace, mode: Mode) -> str:
     return f"{mode} run on {args.backend} at {args.tps:g} tokens/s: {how}"
 
 
+async def replay_run(
+    args: argparse.Namespace,
+    text: str,
+    session: Session,
+    mode: Mode,
+    watcher: Watcher,
+    tools: list[Tool | Callable[..., Any]] | None,
+) -> RunResult:
+    """Stream ``text`` as the replay options say, run it on ``session``, shown to ``watcher``."""
+    return await arun_stream(
+        Watched(
+            replay(text, args.tps, args.ttft, tokenizer=args.tokenizer),
+            watcher.code,
+            watcher.generation_ended,
+        ),
+        session,
+        mode=mode,
+        batching=not args.no_batching,
+        gating=not args.no_gating,
+        on_error=args.on_error,
+        exec_timeout=args.exec_timeout,
+        on_event=watcher,
+        tools=tools,
+        speculate=bool(args.speculate and mode == "eager"),
+        hold_side_effects=args.hold_side_effects,
+    )
+
+
 async def _run_modes(
     args: argparse.Namespace,
     text: str,
     modes: list[Mode],
-    watcher: Callable[[Mode], Watcher],
+    watcher: Callable[[Mode], LivePrinter | LiveView],
     tools: list[Tool | Callable[..., Any]] | None = None,
 ) -> list[tuple[RunResult, float]]:
     runs: list[tuple[RunResult, float]] = []
@@ -277,23 +328,7 @@ async def _run_modes(
                 await session.start(timeout=300)
                 t_setup = await measure_setup(session)
                 with view if isinstance(view, LiveView) else contextlib.nullcontext():
-                    result = await arun_stream(
-                        Watched(
-                            replay(text, args.tps, args.ttft, tokenizer=args.tokenizer),
-                            view.code,
-                            view.generation_ended,
-                        ),
-                        session,
-                        mode=mode,
-                        batching=not args.no_batching,
-                        gating=not args.no_gating,
-                        on_error=args.on_error,
-                        exec_timeout=args.exec_timeout,
-                        on_event=view,
-                        tools=tools,
-                        speculate=bool(args.speculate and mode == "eager"),
-                        hold_side_effects=args.hold_side_effects,
-                    )
+                    result = await replay_run(args, text, session, mode, view, tools)
             finally:
                 await session.close()
             runs.append((result, t_setup))
@@ -347,7 +382,7 @@ def _live(args: argparse.Namespace) -> bool:
 def handle(args: argparse.Namespace) -> int:
     try:
         text = _check(args)
-        tools = _tools_of(args)
+        tools = tools_from_args(args)
     except (UsageError, ValueError) as exc:
         print(f"eager run: {exc}", file=sys.stderr)
         return 2
@@ -356,7 +391,7 @@ def handle(args: argparse.Namespace) -> int:
     console = Console(highlight=False) if live else None
     script_out = sys.stderr if args.json else sys.stdout
 
-    def watcher(mode: Mode) -> Watcher:
+    def watcher(mode: Mode) -> LivePrinter | LiveView:
         figures = None
         if args.save_figures is not None:
             figures = FigureSaver(args.save_figures, f"{mode}-" if len(modes) > 1 else "")
