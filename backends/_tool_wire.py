@@ -198,15 +198,9 @@ class Bridge:
     ToolError = ToolError
     DEFAULT = TOOL_DEFAULT
 
-    def __init__(
-        self,
-        transport: Callable[[dict[str, Any]], dict[str, Any]],
-        start: Callable[[dict[str, Any]], Callable[[], dict[str, Any]]] | None = None,
-    ) -> None:
+    def __init__(self, transport: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         # request -> reply, blocking; called from any thread of the code
         self._transport = transport
-        # request -> wait for its reply: sends at once, without blocking on the host
-        self._start = start
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -219,20 +213,7 @@ class Bridge:
         import asyncio
 
         request = self._request(name, arguments)
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            reply = await loop.run_in_executor(None, self._transport, request)
-        else:
-            # the request leaves from this thread now; only the wait for the
-            # reply takes an executor thread, off the way to the host
-            wait = self._start(request)
-            try:
-                reply = await loop.run_in_executor(None, wait)
-            except asyncio.CancelledError:
-                abandon = getattr(wait, "abandon", None)
-                if abandon is not None:
-                    abandon()  # the wait never began: keep no reply for it
-                raise
+        reply = await asyncio.get_running_loop().run_in_executor(None, self._transport, request)
         return reply_value(reply)
 
     def _request(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -243,11 +224,8 @@ class Bridge:
         return request
 
 
-def install(
-    transport: Callable[[dict[str, Any]], dict[str, Any]],
-    start: Callable[[dict[str, Any]], Callable[[], dict[str, Any]]] | None = None,
-) -> Bridge:
-    """Put the bridge where generated stubs look for it (``start``: see :class:`Bridge`)."""
-    bridge = Bridge(transport, start)
+def install(transport: Callable[[dict[str, Any]], dict[str, Any]]) -> Bridge:
+    """Put the bridge where generated stubs look for it."""
+    bridge = Bridge(transport)
     builtins.__eager_rt_tools__ = bridge  # type: ignore[attr-defined]
     return bridge

@@ -128,24 +128,16 @@ class _Channel:
         interrupt, like any blocking call of user code; the reply, if it
         comes later, is dropped.
         """
-        self.expect(call)
+        with self._cond:
+            self._awaited.add(call)
         try:
             # only the main thread gets signals: only there must the wait be interruptible
             main = threading.current_thread() is threading.main_thread()
             return self._pump(lambda: self._replies.pop(call, None), main)
         finally:
-            self.forget(call)
-
-    def expect(self, call: int) -> None:
-        """Keep the reply to ``call`` when it comes (others are dropped)."""
-        with self._cond:
-            self._awaited.add(call)
-
-    def forget(self, call: int) -> None:
-        """No longer wait for ``call``: drop its reply, now or when it comes."""
-        with self._cond:
-            self._awaited.discard(call)
-            self._replies.pop(call, None)
+            with self._cond:
+                self._awaited.discard(call)
+                self._replies.pop(call, None)
 
     def _pump(
         self, ready: Callable[[], dict[str, Any] | None], interruptible: bool
@@ -434,10 +426,7 @@ class Worker:
             worker.display(*objs)
 
         builtins.display = display  # type: ignore[attr-defined]
-        _bundled("_tool_wire").install(
-            lambda request: worker.call_tool(request),
-            lambda request: worker.start_tool_call(request),
-        )
+        _bundled("_tool_wire").install(lambda request: worker.call_tool(request))
         os.environ.setdefault("MPLBACKEND", "Agg")
         sys.meta_path.insert(0, _PyplotHook(lambda caller: worker.send_figures(caller)))
 
@@ -756,7 +745,9 @@ class Worker:
                 # ended; "done" must still go out, or the host would wait forever
                 continue
 
-    def _finish(self, exec_id: Any, nonce: Any, status: str, error: dict[str, Any] | None) -> None:
+    def _finish(
+        self, exec_id: Any, nonce: Any, status: str, error: dict[str, Any] | None
+    ) -> None:
         # one pass under the lock: pending text, fd output, then "done", in order
         self.send_text()
         self.drain_fds()
@@ -842,27 +833,13 @@ class Worker:
 
     def call_tool(self, request: dict[str, Any]) -> dict[str, Any]:
         """The tool bridge's transport: send a ``call`` frame, wait for its ``reply``."""
-        return self.start_tool_call(request)()
-
-    def start_tool_call(self, request: dict[str, Any]) -> Callable[[], dict[str, Any]]:
-        """Send a ``call`` frame now; the function that waits for its ``reply``.
-
-        The async stub sends from the code's event loop and waits on an
-        executor thread, so the request does not wait for that thread to wake.
-        """
         if self.forked:
             raise RuntimeError("host tools cannot be called from a forked child process")
-        call = request["call"]
-        self.channel.expect(call)  # before the frame leaves: the reply may come at once
-        try:
-            self.guarded(
-                self._send_call, {"type": protocol.Msg.CALL, "id": self.exec_id, **request}
-            )
-        except BaseException:
-            self.channel.forget(call)
-            raise
-
-        return _CallWaiter(self.channel, call)
+        self.guarded(self._send_call, {"type": protocol.Msg.CALL, "id": self.exec_id, **request})
+        reply = self.channel.await_reply(request["call"])
+        if reply is None:
+            raise RuntimeError("the host went away while a tool call was waiting")
+        return reply
 
     def _send_call(self, message: dict[str, Any]) -> None:
         self.send_text()  # what the code printed before the call goes out before it
@@ -1096,7 +1073,9 @@ class _PyplotHook:
 
 
 class _PatchingLoader:
-    def __init__(self, loader: Any, show_figures: Callable[[types.FrameType | None], None]) -> None:
+    def __init__(
+        self, loader: Any, show_figures: Callable[[types.FrameType | None], None]
+    ) -> None:
         self._loader = loader
         self._show = show_figures
 
@@ -1118,39 +1097,6 @@ class _PatchingLoader:
 
 
 # --------------------------------------------------------------------------- entry point
-
-
-class _CallWaiter:
-    """Waits for one sent tool call's reply (on an executor thread of the async stub).
-
-    :meth:`abandon` drops the reply if the wait never began (the awaiting
-    coroutine was cancelled first), so nothing is kept for a call no one waits
-    for; a wait already begun runs to its reply, as a sync call's does.
-    """
-
-    __slots__ = ("_call", "_channel", "_lock", "_state")
-
-    def __init__(self, channel: _Channel, call: int) -> None:
-        self._channel = channel
-        self._call = call
-        self._lock = threading.Lock()
-        self._state = "sent"
-
-    def __call__(self) -> dict[str, Any]:
-        with self._lock:
-            abandoned = self._state == "abandoned"
-            self._state = "waiting"
-        reply = None if abandoned else self._channel.await_reply(self._call)
-        if reply is None:
-            raise RuntimeError("the host went away while a tool call was waiting")
-        return reply
-
-    def abandon(self) -> None:
-        with self._lock:
-            if self._state != "sent":
-                return
-            self._state = "abandoned"
-        self._channel.forget(self._call)
 
 
 def main(cwd_on_path: bool = False) -> None:
