@@ -11,8 +11,9 @@ latency per request. The issue's targets for a trivial tool: 0.3 ms on local,
 0.5 ms on Docker and Podman, 5 ms on Jupyter, one network round trip on E2B
 (what a call costs more with 20 ms added to every request, over 20 ms).
 ``EAGER_RT_BENCH_STRICT=1`` asserts them for the inline call, whose cost is
-the channel's own; the sync call adds the two thread switches a tool that
-may block needs.
+the channel's own; the sync call adds the hop to a tool thread that a tool
+which may block needs (on the worker backends that thread writes the reply
+itself).
 
     .venv/bin/pytest bench/test_bench_tool_calls.py -s
     EAGER_RT_BENCH_BACKENDS=local,docker .venv/bin/pytest bench/test_bench_tool_calls.py -s

@@ -391,8 +391,11 @@ class ToolHost:
     ``inline`` tool's reply is ready on return; a sync tool runs on one of the
     host's own threads (at most ``max_threads`` at once, further calls wait
     for one) and its reply is settled on the loop; an async tool, or a call
-    that waits for approval, runs in a task. ``t0`` is the run's start, for
-    the records' times.
+    that waits for approval, runs in a task. A request may carry
+    ``respond``, the backend's thread-safe sender of that call's reply: a
+    sync tool's thread then sends the reply itself as the function returns
+    (the future still settles, for the books). ``t0`` is the run's start,
+    for the records' times.
 
     The host owns its threads: :meth:`aclose` (or ``async with``) ends the
     run's calls and waits for them, so no tool thread outlives the run.
