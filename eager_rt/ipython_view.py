@@ -18,14 +18,12 @@ from __future__ import annotations
 import base64
 import html
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from eager_rt.cli.report import SUMMARY_COLUMNS, cap_output, error_line, savings_line, summary_cells
-from eager_rt.events import Event
-from eager_rt.live_model import WORDS, Block, LiveModel, State, Statement, Tone
+from eager_rt.live_model import WORDS, Block, LiveModel, ModelWatcher, State, Statement, Tone
 from eager_rt.result import RunResult
 
 __all__ = ["COLOURS", "MARKS", "MAX_IMAGES", "MAX_TEXT", "HtmlView", "summary_html"]
@@ -58,7 +56,7 @@ _INDENT = "9.2em"
 _PRE = f"margin:0;padding:0 0 0 {_INDENT};white-space:pre-wrap;font-family:monospace;"
 
 
-class HtmlView:
+class HtmlView(ModelWatcher):
     """Feed it code (:meth:`code`), prose (:meth:`prose`) and runtime events; render HTML."""
 
     def __init__(
@@ -69,44 +67,15 @@ class HtmlView:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.label = label
-        self._lock = threading.Lock()
         self._images = 0
-        self.model = LiveModel(
-            show_display=self._display, describe_error=describe_error, clock=clock
+        super().__init__(
+            LiveModel(show_display=self._display, describe_error=describe_error, clock=clock)
         )
 
     @property
     def version(self) -> int:
         """Moves on every change; the magic redraws when it does."""
         return self.model.version
-
-    # ---------------------------------------------------------------- input
-    def code(self, piece: str) -> None:
-        """A piece of code arrived from the model."""
-        with self._lock:
-            self.model.code(piece)
-
-    def prose(self, text: str) -> None:
-        """Model text outside the code (a chat answer's sentences)."""
-        with self._lock:
-            self.model.prose(text)
-
-    def note(self, text: str, tone: Tone = "info") -> None:
-        with self._lock:
-            self.model.note(text, tone)
-
-    def generation_ended(self) -> None:
-        with self._lock:
-            self.model.generation_ended()
-
-    def stop(self, reason: str) -> None:
-        """The run was cancelled (timeout, interrupt): what ran stays, the rest is settled."""
-        with self._lock:
-            self.model.stop(reason)
-
-    def __call__(self, event: Event) -> None:
-        with self._lock:
-            self.model.apply(event)
 
     def _display(self, data: dict[str, Any]) -> str:
         """A display bundle as HTML: an image when it is one (bounded), else its plain text."""
@@ -134,12 +103,12 @@ class HtmlView:
     # ---------------------------------------------------------------- drawing
     def states(self) -> list[tuple[int, State]]:
         """Each statement's chunk index and state, in stream order (for callers and tests)."""
-        with self._lock:
+        with self.lock:
             return self.model.states()
 
     def text(self) -> str:
         """One line for front ends that show no HTML: the label and how many of each state."""
-        with self._lock:
+        with self.lock:
             model = self.model
             counts = model.counts()
             tally = ", ".join(f"{n} {word}" for word, n in counts.items()) or "no statement yet"
@@ -150,7 +119,7 @@ class HtmlView:
 
     def render(self) -> str:
         """The whole view as one HTML fragment."""
-        with self._lock:
+        with self.lock:
             model = self.model
             parts = [
                 "<div class='eager-rt-view' style='font-family:monospace;font-size:13px;"

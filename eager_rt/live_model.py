@@ -13,6 +13,7 @@ holds its own lock around every call.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ __all__ = [
     "WORDS",
     "Block",
     "LiveModel",
+    "ModelWatcher",
     "Note",
     "PieceKind",
     "State",
@@ -384,6 +386,45 @@ class Watcher(Protocol):
     def generation_ended(self) -> None: ...
 
     def __call__(self, event: Event) -> None: ...
+
+
+class ModelWatcher:
+    """A :class:`Watcher` that folds what it is fed into :attr:`model`, under one lock.
+
+    A renderer subclasses it and draws the model, holding :attr:`lock` while it
+    reads (it may draw from another thread than the one feeding it).
+    """
+
+    def __init__(self, model: LiveModel) -> None:
+        self.model = model
+        self.lock = threading.RLock()
+
+    def code(self, piece: str) -> None:
+        """A piece of code arrived from the model."""
+        with self.lock:
+            self.model.code(piece)
+
+    def prose(self, text: str) -> None:
+        """Model text outside the code (a chat answer's sentences)."""
+        with self.lock:
+            self.model.prose(text)
+
+    def note(self, text: str, tone: Tone = "info") -> None:
+        with self.lock:
+            self.model.note(text, tone)
+
+    def generation_ended(self) -> None:
+        with self.lock:
+            self.model.generation_ended()
+
+    def stop(self, reason: str) -> None:
+        """The run was cancelled (timeout, interrupt): what ran stays, the rest is settled."""
+        with self.lock:
+            self.model.stop(reason)
+
+    def __call__(self, event: Event) -> None:
+        with self.lock:
+            self.model.apply(event)
 
 
 class Watched:

@@ -15,7 +15,6 @@ so both take one lock.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,7 +25,7 @@ from rich.text import Text
 
 from eager_rt.cli.figures import FigureSaver, describe_bundle
 from eager_rt.events import Event
-from eager_rt.live_model import FINAL, WORDS, LiveModel, PieceKind, State, Tone
+from eager_rt.live_model import FINAL, WORDS, LiveModel, ModelWatcher, PieceKind, State, Tone
 from eager_rt.result import RunResult
 
 __all__ = ["MARKS", "LiveView", "legend"]
@@ -70,7 +69,7 @@ def legend(console: Console) -> Text:
     return text
 
 
-class LiveView:
+class LiveView(ModelWatcher):
     """Feed it code pieces (:meth:`code`), prose (:meth:`prose`) and runtime events."""
 
     def __init__(
@@ -85,9 +84,8 @@ class LiveView:
         self.console = console
         self.label = label
         self.figures = figures
-        self.model = LiveModel(show_display=self._show_display, describe_error=describe_error)
+        super().__init__(LiveModel(show_display=self._show_display, describe_error=describe_error))
         self._unicode = _unicode(console)
-        self._lock = threading.RLock()
         self._committed = 0  #: lines of the stream printed for good
         self._prose_shown = False  #: the prose before the code was printed
         self._notes_shown = 0  #: notes printed for good
@@ -107,20 +105,20 @@ class LiveView:
 
     # -------------------------------------------------------------- lifecycle
     def __enter__(self) -> LiveView:
-        with self._lock:
+        with self.lock:
             self.model.start_clock()
         self.console.print(legend(self.console))
         self._live.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with self._lock:
+        with self.lock:
             self._finish_lines()
         self._flush()
         self._live.stop()
 
     def _flush(self) -> None:
-        with self._lock:
+        with self.lock:
             pending, self._pending = self._pending, []
         if not pending:
             return
@@ -134,7 +132,7 @@ class LiveView:
     # -------------------------------------------------------------- input
     def code(self, piece: str) -> None:
         """A piece of code arrived from the model."""
-        with self._lock:
+        with self.lock:
             first = self.model.first_piece is None
             self.model.code(piece)
             if first and self.model.prose_before:
@@ -142,22 +140,9 @@ class LiveView:
                 self._prose_shown = True
         self._flush()
 
-    def prose(self, text: str) -> None:
-        """Model text outside the code (chat): shown before or after the code."""
-        with self._lock:
-            self.model.prose(text)
-
-    def note(self, text: str, tone: Tone = "info") -> None:
-        with self._lock:
-            self.model.note(text, tone)
-
-    def generation_ended(self) -> None:
-        with self._lock:
-            self.model.generation_ended()
-
     def __call__(self, event: Event) -> None:
-        with self._lock:
-            self.model.apply(event)
+        with self.lock:
+            super().__call__(event)
             self._commit()
         self._flush()
 
@@ -256,7 +241,7 @@ class LiveView:
         return text
 
     def _render(self) -> RenderableType:
-        with self._lock:
+        with self.lock:
             model = self.model
             room = max(self.console.height - 2, 3)
             total = model.text.count("\n") + 1
