@@ -30,15 +30,20 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from eager_rt import clock
 from eager_rt.agent import STREAMABLE_CODE_PROMPT, TurnResult, arun_turn
-from eager_rt.cli.checks import UsageError, number, writable_dir
-from eager_rt.cli.common import add_backend_arguments, backend_from_args
+from eager_rt.cli.checks import UsageError, number
+from eager_rt.cli.common import (
+    add_backend_arguments,
+    add_output_arguments,
+    backend_from_args,
+    check_output_arguments,
+    wants_live_view,
+)
 from eager_rt.cli.figures import FigureSaver
 from eager_rt.cli.live import LivePrinter, safe_write
 from eager_rt.cli.report import error_message, image_bundles
@@ -104,28 +109,7 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="with plain output: echo the code to stderr as it streams",
     )
-    parser.add_argument(
-        "--plain",
-        action="store_true",
-        help="print prose and output as lines, not the live view (the default when stdout "
-        "is not a terminal)",
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON object on stdout (prose and output go to stderr)",
-    )
-    parser.add_argument(
-        "--save-figures",
-        type=Path,
-        metavar="DIR",
-        help="write each image the code displays to DIR as a numbered file (figure-001.png ...)",
-    )
-    parser.add_argument(
-        "--json-images",
-        action="store_true",
-        help="with --json: include each displayed image as a base64 MIME bundle",
-    )
+    add_output_arguments(parser, plain="prose and output", what="code")
     add_backend_arguments(parser)
     parser.set_defaults(handler=handle)
 
@@ -461,24 +445,17 @@ def _record(turn: TurnResult, backend: str, images: bool = False) -> dict[str, A
     return record
 
 
-def _live(args: argparse.Namespace) -> bool:
-    return not (args.json or args.plain) and sys.stdout.isatty()
-
-
 def handle(args: argparse.Namespace) -> int:
     try:
         key = api_key(args)
         if args.max_tokens <= 0:
             raise UsageError("--max-tokens must be positive")
-        if args.json_images and not args.json:
-            raise UsageError("--json-images needs --json")
-        if args.save_figures is not None:
-            writable_dir(args.save_figures, "--save-figures")
+        check_output_arguments(args)
     except UsageError as exc:
         print(f"eager chat: {exc}", file=sys.stderr)
         return 2
     figures = FigureSaver(args.save_figures) if args.save_figures is not None else None
-    console = Console(highlight=False) if _live(args) else None
+    console = Console(highlight=False) if wants_live_view(args) else None
     watcher: LivePrinter | LiveView
     if console is not None:
         watcher = LiveView(

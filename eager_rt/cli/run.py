@@ -37,8 +37,14 @@ from typing import Any
 
 from rich.console import Console
 
-from eager_rt.cli.checks import UsageError, number, read_script, writable_dir, writable_file
-from eager_rt.cli.common import add_backend_arguments, backend_from_args
+from eager_rt.cli.checks import UsageError, number, read_script, writable_file
+from eager_rt.cli.common import (
+    add_backend_arguments,
+    add_output_arguments,
+    backend_from_args,
+    check_output_arguments,
+    wants_live_view,
+)
 from eager_rt.cli.figures import FigureSaver
 from eager_rt.cli.live import LivePrinter, safe_write
 from eager_rt.cli.report import (
@@ -85,23 +91,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("script", type=Path, help="the Python script to replay")
     add_replay_arguments(parser, "script")
     add_run_arguments(parser)
-    out = parser.add_argument_group("output")
-    out.add_argument(
-        "--plain",
-        action="store_true",
-        help="print only the script's output as lines, not the live view (the default "
-        "when stdout is not a terminal)",
-    )
-    out.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON object on stdout (the script's output goes to stderr)",
-    )
-    out.add_argument(
-        "--json-images",
-        action="store_true",
-        help="with --json: include each displayed image as a base64 MIME bundle",
-    )
+    out = add_output_arguments(parser, plain="the script's output", what="script")
     out.add_argument(
         "--json-output-limit",
         type=int,
@@ -116,12 +106,6 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         metavar="FILE",
         help="draw the runs' timeline to FILE: .png, .svg or .html (needs matplotlib)",
-    )
-    out.add_argument(
-        "--save-figures",
-        type=Path,
-        metavar="DIR",
-        help="write each image the script displays to DIR as a numbered file (figure-001.png ...)",
     )
     add_tool_arguments(parser, "script")
     add_backend_arguments(parser)
@@ -368,15 +352,8 @@ def _check(args: argparse.Namespace) -> str:
                 f"--timeline {args.timeline}: the file must end in .png, .svg or .html"
             )
         writable_file(args.timeline, "--timeline")
-    if args.save_figures is not None:
-        writable_dir(args.save_figures, "--save-figures")
-    if args.json_images and not args.json:
-        raise UsageError("--json-images needs --json")
+    check_output_arguments(args)
     return text
-
-
-def _live(args: argparse.Namespace) -> bool:
-    return not (args.json or args.plain) and sys.stdout.isatty()
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -387,7 +364,7 @@ def handle(args: argparse.Namespace) -> int:
         print(f"eager run: {exc}", file=sys.stderr)
         return 2
     modes: list[Mode] = ["serial", "eager"] if args.mode == "both" else [args.mode]
-    live = _live(args)
+    live = wants_live_view(args)
     console = Console(highlight=False) if live else None
     script_out = sys.stderr if args.json else sys.stdout
 
