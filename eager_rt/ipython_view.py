@@ -23,19 +23,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from eager_rt.cli.report import SUMMARY_COLUMNS, cap_output, error_line, savings_line, summary_cells
-from eager_rt.live_model import WORDS, Block, LiveModel, ModelWatcher, State, Statement, Tone
+from eager_rt.live_model import MARKS, Block, LiveModel, ModelWatcher, State, Statement, Tone
 from eager_rt.result import RunResult
 
-__all__ = ["COLOURS", "MARKS", "MAX_IMAGES", "MAX_TEXT", "HtmlView", "summary_html"]
+__all__ = ["COLOURS", "MAX_IMAGES", "MAX_TEXT", "STATE_COLOURS", "HtmlView", "summary_html"]
 
-#: each state's symbol and colour
-MARKS: dict[State, tuple[str, str]] = {
-    "detected": ("○", "#888"),
-    "queued": ("…", "#b8860b"),
-    "running": ("▶", "#0a7ea4"),
-    "done": ("✓", "#2e7d32"),
-    "failed": ("✗", "#c62828"),
-    "not_run": ("-", "#888"),
+#: each state's colour (its mark and word: :data:`eager_rt.live_model.MARKS`)
+STATE_COLOURS: dict[State, str] = {
+    "detected": "#888",
+    "queued": "#b8860b",
+    "running": "#0a7ea4",
+    "done": "#2e7d32",
+    "failed": "#c62828",
+    "not_run": "#888",
 }
 #: each note tone's colour
 COLOURS: dict[Tone, str] = {
@@ -161,8 +161,8 @@ class HtmlView(ModelWatcher):
 
 
 def _statement_html(statement: Statement, blocks: Sequence[Block]) -> str:
-    symbol, colour = MARKS[statement.state]
-    word = WORDS[statement.state]
+    symbol, _, word = MARKS[statement.state]
+    colour = STATE_COLOURS[statement.state]
     chunk = statement.chunk
     code = chunk.code.strip("\n")
     parts = [

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FINAL",
-    "WORDS",
+    "MARKS",
     "Block",
     "LiveModel",
     "ModelWatcher",
@@ -52,14 +52,15 @@ __all__ = [
 ]
 
 State = Literal["detected", "queued", "running", "done", "failed", "not_run"]
-#: each state's word, in the order a statement goes through them
-WORDS: dict[State, str] = {
-    "detected": "detected",
-    "queued": "queued",
-    "running": "running",
-    "done": "done",
-    "failed": "failed",
-    "not_run": "not run",
+#: each state's mark, the mark's ASCII stand-in and its word, in the order a statement
+#: goes through them (a symbol as well as a colour, so a view reads without colour)
+MARKS: dict[State, tuple[str, str, str]] = {
+    "detected": ("○", "o", "detected"),
+    "queued": ("…", "~", "queued"),
+    "running": ("▶", ">", "running"),
+    "done": ("✓", "+", "done"),
+    "failed": ("✗", "x", "failed"),
+    "not_run": ("-", "-", "not run"),
 }
 #: states a statement does not leave (but a failure's message may still change)
 FINAL: frozenset[State] = frozenset({"done", "failed", "not_run"})
@@ -242,7 +243,7 @@ class LiveModel:
         """How many statements are in each state, by its word, in stream order of first use."""
         counts: dict[str, int] = {}
         for index in self.order:
-            word = WORDS[self.statements[index].state]
+            word = MARKS[self.statements[index].state][2]
             counts[word] = counts.get(word, 0) + 1
         return counts
 

@@ -25,19 +25,19 @@ from rich.text import Text
 
 from eager_rt.cli.figures import FigureSaver, describe_bundle
 from eager_rt.events import Event
-from eager_rt.live_model import FINAL, WORDS, LiveModel, ModelWatcher, PieceKind, State, Tone
+from eager_rt.live_model import FINAL, MARKS, LiveModel, ModelWatcher, PieceKind, State, Tone
 from eager_rt.result import RunResult
 
-__all__ = ["MARKS", "LiveView", "legend"]
+__all__ = ["STYLES", "LiveView", "legend"]
 
-#: each state's symbol, its ASCII stand-in and its style
-MARKS: dict[State, tuple[str, str, str]] = {
-    "detected": ("○", "o", "bright_black"),
-    "queued": ("…", "~", "yellow"),
-    "running": ("▶", ">", "bold cyan"),
-    "done": ("✓", "+", "green"),
-    "failed": ("✗", "x", "bold red"),
-    "not_run": ("-", "-", "bright_black"),
+#: each state's style (its mark and word: :data:`eager_rt.live_model.MARKS`)
+STYLES: dict[State, str] = {
+    "detected": "bright_black",
+    "queued": "yellow",
+    "running": "bold cyan",
+    "done": "green",
+    "failed": "bold red",
+    "not_run": "bright_black",
 }
 _PIECE_STYLES: dict[PieceKind, str] = {
     "stdout": "",
@@ -64,8 +64,8 @@ def legend(console: Console) -> Text:
     text = Text("marks: ", style="dim")
     index = 0 if _unicode(console) else 1
     for state, mark in MARKS.items():
-        text.append(mark[index], style=mark[2])
-        text.append(f" {WORDS[state]}   ", style="dim")
+        text.append(mark[index], style=STYLES[state])
+        text.append(f" {mark[2]}   ", style="dim")
     return text
 
 
@@ -148,8 +148,8 @@ class LiveView(ModelWatcher):
 
     # -------------------------------------------------------------- drawing
     def _mark(self, state: State) -> Text:
-        symbol, ascii_symbol, style = MARKS[state]
-        return Text(symbol if self._unicode else ascii_symbol, style=style)
+        symbol, ascii_symbol, _ = MARKS[state]
+        return Text(symbol if self._unicode else ascii_symbol, style=STYLES[state])
 
     def _lines(self, start: int, stop: int | None, *, live: bool) -> Iterator[Text]:
         """The stream's lines from ``start`` (to ``stop``), each with its gutter and output."""
