@@ -64,6 +64,18 @@ code that already ran; continue from that point rather than starting over.
 """
 
 
+#: The opening of a code-running tool's description, for every adapter: what
+#: the tool is; the agent's other tools are functions inside it.
+RUN_CODE_INTRO = (
+    "Run Python code in a persistent CPython session (the standard library and the "
+    "installed packages are available; variables, imports and definitions stay defined "
+    "between calls) and get back what it prints. The agent's other tools are Python "
+    "functions in that session: call them from the code."
+)
+#: The whole description of a code-running tool: what it is, then how to write for it.
+RUN_CODE_DESCRIPTION = RUN_CODE_INTRO + "\n\n" + STREAMABLE_CODE_PROMPT
+
+
 @dataclass(slots=True)
 class TurnResult:
     """The outcome of one turn, as text for the model and as plain data."""

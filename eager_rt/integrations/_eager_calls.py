@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from eager_rt.agent import STREAMABLE_CODE_PROMPT, TurnResult, arun_turn
+from eager_rt.agent import RUN_CODE_DESCRIPTION, TurnResult, arun_turn
 from eager_rt.events import Event, Interrupted
 from eager_rt.executor import Backend, Session
 from eager_rt.registry import open_backend
@@ -22,12 +22,6 @@ from eager_rt.sources.tool_json import adecode_argument
 from eager_rt.tools import Tool
 
 __all__ = ["RUN_CODE_DESCRIPTION", "Scope", "StreamingCall"]
-
-RUN_CODE_DESCRIPTION = (
-    "Run Python code in a persistent session (variables, imports and definitions stay "
-    "available between calls) and get its printed output. The other tools are "
-    "Python functions in that session: call them from the code.\n\n" + STREAMABLE_CODE_PROMPT
-)
 
 _END = object()  # closes a call's fragment queue
 

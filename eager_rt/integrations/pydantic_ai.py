@@ -76,7 +76,7 @@ from pydantic_ai.toolsets.abstract import ToolsetTool
 from pydantic_core import to_jsonable_python
 from typing_extensions import TypedDict
 
-from eager_rt.agent import STREAMABLE_CODE_PROMPT, TurnResult, arun_turn
+from eager_rt.agent import RUN_CODE_INTRO, STREAMABLE_CODE_PROMPT, TurnResult, arun_turn
 from eager_rt.events import Event, Interrupted
 from eager_rt.executor import Backend, Session
 from eager_rt.integrations._pydantic_ai_tools import bridge, python_name, render
@@ -89,11 +89,6 @@ __all__ = ["EagerCodeMode", "ToolSelector"]
 #: which of the agent's tools the code may call: all, these names, or a predicate
 ToolSelector = Literal["all"] | Sequence[str] | Callable[[ToolDefinition], bool]
 
-_DESCRIPTION = """\
-Run Python code in a persistent CPython session: the full standard library and the \
-installed packages are available, and variables, imports and definitions stay defined \
-across calls. Output printed to stdout and stderr is returned to you.
-"""
 
 
 class _RunCodeArgs(TypedDict):
@@ -565,7 +560,7 @@ class _EagerToolset(WrapperToolset[AgentDepsT]):
         return native
 
     def _description(self, moved: dict[str, ToolsetTool[AgentDepsT]]) -> str:
-        text = (self.options.description or _DESCRIPTION) + "\n" + STREAMABLE_CODE_PROMPT
+        text = (self.options.description or RUN_CODE_INTRO) + "\n\n" + STREAMABLE_CODE_PROMPT
         if not moved:
             return text
 
