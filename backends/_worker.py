@@ -970,7 +970,9 @@ def _error_info(
     except Exception:  # noqa: BLE001 - a broken __str__ must not lose the error
         text = f"{type(exc).__name__}: <unprintable>\n"
     try:
-        evalue = _cut(str(exc))
+        own_syntax = isinstance(exc, SyntaxError) and exc.filename == filename
+        # the cell's own name ("(<cell-3>, line 2)") is ours, not the user's: lineno says it
+        evalue = _cut(str(exc.msg) if own_syntax else str(exc))  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001
         evalue = "<unprintable>"
     return {

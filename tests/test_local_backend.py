@@ -342,6 +342,7 @@ async def test_syntax_error_line(s: LocalSession) -> None:
     assert r.status is Status.ERROR
     assert r.error is not None and r.error.ename == "SyntaxError"
     assert r.error.lineno == 2
+    assert r.error.evalue == "'(' was never closed"  # no "(<cell-N>, line 2)" of ours
 
 
 async def test_cwd_and_env_options(make_session: Any, tmp_path: Path) -> None:
