@@ -90,7 +90,7 @@ class Block:
 
     batch: int
     chunks: tuple[int, ...]
-    anchor: int  #: the statement it is shown under (the failing one, once known)
+    anchor: int  #: the statement it is shown under (see :meth:`LiveModel.anchor_of_failed`)
     pieces: list[tuple[PieceKind, str]] = field(default_factory=list)
 
 
@@ -338,7 +338,7 @@ class LiveModel:
                 and (lineno is None or self.statements[i].chunk.lineno <= lineno)
             ]
             failing = candidates[-1] if candidates else block.chunks[-1]
-            block.anchor = failing
+            block.anchor = self.anchor_of_failed(block, failing)
         seen_failure = False
         for index in block.chunks:
             statement = self.statements.get(index)
@@ -351,6 +351,18 @@ class LiveModel:
         for statement in self.statements.values():
             if statement.state == "queued":  # nothing runs now: waiting for nothing
                 statement.state = "detected"
+
+    def anchor_of_failed(self, block: Block, failing: int) -> int:
+        """Where a failed execution's output goes: under its last statement that ran.
+
+        Output cannot be split between the statements of one execution; most
+        statements that fail raise before they print, so the output goes under
+        the statement before the failing one (the failing one when it came
+        first), and the failing statement shows its error alone, whether or not
+        it was batched with the statements before it.
+        """
+        ran = [i for i in block.chunks[: block.chunks.index(failing)] if i in self.statements]
+        return ran[-1] if ran else failing
 
     def _settle(self, result: RunResult) -> None:
         """The run is over: every statement takes its final state from the result."""
@@ -368,7 +380,7 @@ class LiveModel:
                 statement.state, statement.note = "failed", message
                 for block in self.blocks.values():
                     if record.chunk.index in block.chunks:
-                        block.anchor = record.chunk.index
+                        block.anchor = self.anchor_of_failed(block, record.chunk.index)
             elif record.ran:
                 statement.state = "done"
             elif statement.state != "failed":

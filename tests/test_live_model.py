@@ -110,8 +110,19 @@ def test_a_failing_batch_marks_the_statement_at_the_error_line_and_not_the_rest(
     live.apply(OutputEvent(0, Output("stdout", text="before\n"), 0.0))
     live.apply(ExecutionFinished(0, error(2), 0.0))
     assert live.states() == [(0, "done"), (1, "failed"), (2, "not_run"), (3, "detected")]
-    # the output goes under the failing statement, where the person looks
-    assert live.blocks_under(1)[0].pieces == [("stdout", "before\n")]
+    # the output goes under the last statement that ran, the error alone under the failing one
+    assert live.blocks_under(0)[0].pieces == [("stdout", "before\n")]
+    assert live.blocks_under(1) == []
+
+
+def test_a_batch_failing_at_its_first_statement_shows_its_output_under_it() -> None:
+    live = model()
+    statements(live, "a = f()\n", "b = 2\n")
+    live.apply(ExecutionStarted(0, (0, 1), "...", 0.0))
+    live.apply(OutputEvent(0, Output("stdout", text="in f\n"), 0.0))
+    live.apply(ExecutionFinished(0, error(1), 0.0))
+    assert live.states() == [(0, "failed"), (1, "not_run")]
+    assert live.blocks_under(0)[0].pieces == [("stdout", "in f\n")]
 
 
 def test_a_failure_without_a_line_is_put_on_the_batch_s_last_statement() -> None:
