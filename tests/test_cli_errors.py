@@ -150,7 +150,8 @@ def test_a_lone_surrogate_does_not_end_the_run(tmp_path: Path) -> None:
 def test_json_output_is_capped_with_a_notice(tmp_path: Path) -> None:
     path = tmp_path / "flood.py"
     path.write_text("print('head')\nprint('x' * 51_000_000)\nprint('tail')\n")
-    proc = eager("run", str(path), "--tps", "2000", "--json")
+    # one execution per statement: 'tail' must not share the flood's output budget
+    proc = eager("run", str(path), "--tps", "2000", "--json", "--no-batching")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(proc.stdout) < 1_100_000
     run = json.loads(proc.stdout)["runs"][0]
