@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from eager_rt.cli.report import summary_cells
 from eager_rt.result import RunResult
 
 __all__ = ["FORMATS", "draw_timeline"]
@@ -195,14 +196,7 @@ def _page(runs: Sequence[RunResult], title: str, svg: str) -> str:
         "<tr>"
         + "".join(
             f"<td>{html.escape(str(v))}</td>"
-            for v in (
-                run.mode,
-                run.status,
-                f"{run.gen_s:.3f}",
-                f"{run.exec_s:.3f}",
-                f"{run.nel_s:.3f}",
-                f"{run.e2el_s:.3f}",
-            )
+            for v in summary_cells(run)[:6]
         )
         + "</tr>"
         for run in runs
