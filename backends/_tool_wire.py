@@ -20,7 +20,7 @@ import base64
 import builtins
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 BYTES = "$bytes"  #: ``{"$bytes": base64}`` is a bytes value
@@ -198,9 +198,15 @@ class Bridge:
     ToolError = ToolError
     DEFAULT = TOOL_DEFAULT
 
-    def __init__(self, transport: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        transport: Callable[[dict[str, Any]], dict[str, Any]],
+        atransport: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
+    ) -> None:
         # request -> reply, blocking; called from any thread of the code
         self._transport = transport
+        # the same, awaited on the caller's running loop (None: wait on a thread)
+        self._atransport = atransport
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -209,10 +215,16 @@ class Bridge:
         return reply_value(self._transport(self._request(name, arguments)))
 
     async def acall(self, name: str, arguments: dict[str, Any]) -> Any:
-        """The async form: the wait happens on a thread, so calls run concurrently."""
+        """The async form: calls run concurrently, the loop goes on meanwhile.
+
+        With an async transport the reply wakes the loop directly (one
+        wake-up); otherwise the blocking wait happens on an executor thread.
+        """
+        request = self._request(name, arguments)
+        if self._atransport is not None:
+            return reply_value(await self._atransport(request))
         import asyncio
 
-        request = self._request(name, arguments)
         reply = await asyncio.get_running_loop().run_in_executor(None, self._transport, request)
         return reply_value(reply)
 
@@ -224,8 +236,11 @@ class Bridge:
         return request
 
 
-def install(transport: Callable[[dict[str, Any]], dict[str, Any]]) -> Bridge:
+def install(
+    transport: Callable[[dict[str, Any]], dict[str, Any]],
+    atransport: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
+) -> Bridge:
     """Put the bridge where generated stubs look for it."""
-    bridge = Bridge(transport)
+    bridge = Bridge(transport, atransport)
     builtins.__eager_rt_tools__ = bridge  # type: ignore[attr-defined]
     return bridge

@@ -87,6 +87,8 @@ def _bundled(name: str) -> types.ModuleType:
 
 #: the wire format (``_protocol``), bound when the worker starts (see ``main``)
 if TYPE_CHECKING:
+    import asyncio
+
     from eager_rt.backends import _protocol as protocol
 else:
     protocol = None
@@ -116,21 +118,27 @@ class _Channel:
         self.inbox: collections.deque[dict[str, Any]] = collections.deque()
         self._replies: dict[int, dict[str, Any]] = {}
         self._awaited: set[int] = set()
+        # calls awaited on an event loop: their future, resolved by whoever files the reply
+        self._futures: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+        # loops whose reader of the channel fd stood down while another thread read
+        self._parked: set[asyncio.AbstractEventLoop] = set()
 
     def recv(self) -> dict[str, Any] | None:
         """The next host frame that is not a tool reply, or None once the host went away."""
         return self._pump(lambda: self.inbox.popleft() if self.inbox else None, False)
 
-    def await_reply(self, call: int) -> dict[str, Any] | None:
-        """Block until the host replies to tool call ``call`` (None: the host went away).
+    def await_reply(self, call: int, send: Callable[[], None]) -> dict[str, Any] | None:
+        """Send tool call ``call`` with ``send``, block until the host replies (None: it went away).
 
-        In the main thread the wait ends with KeyboardInterrupt on an
-        interrupt, like any blocking call of user code; the reply, if it
-        comes later, is dropped.
+        The call is registered before it is sent: a thread reading meanwhile
+        files the reply instead of dropping it. In the main thread the wait
+        ends with KeyboardInterrupt on an interrupt, like any blocking call
+        of user code; the reply, if it comes later, is dropped.
         """
         with self._cond:
             self._awaited.add(call)
         try:
+            send()
             # only the main thread gets signals: only there must the wait be interruptible
             main = threading.current_thread() is threading.main_thread()
             return self._pump(lambda: self._replies.pop(call, None), main)
@@ -157,13 +165,100 @@ class _Channel:
                         pass
                 more = self._fill()
             finally:
-                with self._cond:
-                    self._reading = False
-                    self._cond.notify_all()
+                self._stop_reading()
             if not more:
-                with self._cond:
-                    self._eof = True
-                    self._cond.notify_all()
+                self._set_eof()
+
+    async def await_reply_async(self, call: int, send: Callable[[], None]) -> dict[str, Any] | None:
+        """:meth:`await_reply` for a coroutine: the running loop reads the channel.
+
+        The loop watches the channel fd while a call waits, so the reply
+        wakes it once, with no thread in between. While another thread is
+        the reader, the loop stands down and that thread resolves the future.
+        Cancelling the awaiting task (an interrupt does) drops a later reply.
+        ``send`` sends the call once the reply has somewhere to go.
+        """
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._cond:
+            if self._eof:
+                return None
+            self._awaited.add(call)
+            self._futures[call] = (loop, future)
+            watching = any(other is loop for other, _ in self._futures.values() if _ is not future)
+        try:
+            if not watching:
+                loop.add_reader(self.rfd, self._loop_read, loop)
+            send()
+            reply: dict[str, Any] | None = await future
+            return reply
+        finally:
+            with self._cond:
+                self._awaited.discard(call)
+                self._replies.pop(call, None)
+                self._futures.pop(call, None)
+                last = not any(other is loop for other, _ in self._futures.values())
+                if last:
+                    self._parked.discard(loop)
+            if last:
+                loop.remove_reader(self.rfd)
+
+    def _loop_read(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop's reader callback: file what arrived, never block the loop."""
+        with self._cond:
+            if self._reading:  # another thread reads: it files our replies, then re-arms us
+                self._parked.add(loop)
+                loop.remove_reader(self.rfd)
+                return
+            self._reading = True
+        try:
+            # a thread may have read the bytes between the wake-up and here
+            if not select.select([self.rfd], [], [], 0)[0]:
+                return
+            more = self._fill()
+        finally:
+            self._stop_reading()
+        if not more:
+            self._set_eof()
+
+    def _stop_reading(self) -> None:
+        with self._cond:
+            self._reading = False
+            self._cond.notify_all()
+            parked, self._parked = self._parked, set()
+        for loop in parked:  # a loop that stood down for us watches the fd again
+            with contextlib.suppress(RuntimeError):  # that loop was closed meanwhile
+                loop.call_soon_threadsafe(self._rearm, loop)
+
+    def _rearm(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._cond:
+            waiting = any(other is loop for other, _ in self._futures.values())
+        if waiting:
+            loop.add_reader(self.rfd, self._loop_read, loop)
+
+    def _set_eof(self) -> None:
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+            for call in list(self._futures):
+                self._resolve(call, None)
+
+    def _resolve(self, call: int, reply: dict[str, Any] | None) -> None:
+        """Hand ``reply`` to the future awaiting ``call`` (``_cond`` held)."""
+        import asyncio
+
+        loop, future = self._futures.pop(call)
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            _settle(future, reply)
+        else:
+            with contextlib.suppress(RuntimeError):  # that loop was closed meanwhile
+                loop.call_soon_threadsafe(_settle, future, reply)
 
     def _fill(self) -> bool:
         # With SIGINT blocked, a handler that raises (user code may install
@@ -177,7 +272,9 @@ class _Channel:
                 with self._cond:
                     while (message := self._frames.next()) is not None:
                         if message.get("op") == protocol.Op.REPLY:
-                            if message.get("call") in self._awaited:
+                            if message.get("call") in self._futures:
+                                self._resolve(message["call"], message)
+                            elif message.get("call") in self._awaited:
                                 self._replies[message["call"]] = message
                         else:
                             self.inbox.append(message)
@@ -227,6 +324,12 @@ class _Channel:
                     view = view[written:]
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _settle(future: asyncio.Future[Any], reply: dict[str, Any] | None) -> None:
+    """Resolve ``future`` on its loop's thread, unless it was cancelled meanwhile."""
+    if not future.done():
+        future.set_result(reply)
 
 
 # --------------------------------------------------------------------------- the worker
@@ -426,7 +529,10 @@ class Worker:
             worker.display(*objs)
 
         builtins.display = display  # type: ignore[attr-defined]
-        _bundled("_tool_wire").install(lambda request: worker.call_tool(request))
+        _bundled("_tool_wire").install(
+            lambda request: worker.call_tool(request),
+            lambda request: worker.acall_tool(request),
+        )
         os.environ.setdefault("MPLBACKEND", "Agg")
         sys.meta_path.insert(0, _PyplotHook(lambda caller: worker.send_figures(caller)))
 
@@ -835,8 +941,22 @@ class Worker:
         """The tool bridge's transport: send a ``call`` frame, wait for its ``reply``."""
         if self.forked:
             raise RuntimeError("host tools cannot be called from a forked child process")
-        self.guarded(self._send_call, {"type": protocol.Msg.CALL, "id": self.exec_id, **request})
-        reply = self.channel.await_reply(request["call"])
+        message = {"type": protocol.Msg.CALL, "id": self.exec_id, **request}
+        reply = self.channel.await_reply(
+            request["call"], lambda: self.guarded(self._send_call, message)
+        )
+        if reply is None:
+            raise RuntimeError("the host went away while a tool call was waiting")
+        return reply
+
+    async def acall_tool(self, request: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`call_tool` for async stubs: the reply wakes the awaiting loop directly."""
+        if self.forked:
+            raise RuntimeError("host tools cannot be called from a forked child process")
+        message = {"type": protocol.Msg.CALL, "id": self.exec_id, **request}
+        reply = await self.channel.await_reply_async(
+            request["call"], lambda: self.guarded(self._send_call, message)
+        )
         if reply is None:
             raise RuntimeError("the host went away while a tool call was waiting")
         return reply
