@@ -476,29 +476,16 @@ class ToolHost:
     ) -> asyncio.Future[Reply]:  # fmt: skip
         """Run one call (the code's or a speculative one); the future of its reply."""
         if t.requires_approval or t.is_async:
-            return loop.create_task(self._perform(t, named, args, kwargs, record, respond))
+            return loop.create_task(self._perform(t, named, args, kwargs, record))
         if t.inline:
             return _ready(loop, self._run_inline(t, args, kwargs, record))
         return self._run_threaded(loop, t, args, kwargs, record, respond)
 
     async def _perform(
         self, t: Tool, named: dict[str, Any], args: list[Any], kwargs: dict[str, Any],
-        record: ToolCall, respond: Respond | None = None,
+        record: ToolCall,
     ) -> Reply:  # fmt: skip
-        """A call that waits on the loop: for its approval, or for an async tool.
-
-        With ``respond``, the reply goes out as the call ends, in this turn
-        of the loop, rather than from the future's done-callback a turn later.
-        """
-        reply = await self._performed(t, named, args, kwargs, record, respond)
-        if respond is not None:
-            respond(reply)
-        return reply
-
-    async def _performed(
-        self, t: Tool, named: dict[str, Any], args: list[Any], kwargs: dict[str, Any],
-        record: ToolCall, respond: Respond | None,
-    ) -> Reply:  # fmt: skip
+        """A call that waits on the loop: for its approval, or for an async tool."""
         name = t.name
         try:
             if t.requires_approval:
@@ -509,7 +496,7 @@ class ToolHost:
                 if t.inline:
                     return self._run_inline(t, args, kwargs, record)
                 loop = asyncio.get_running_loop()
-                return await self._run_threaded(loop, t, args, kwargs, record, respond)
+                return await self._run_threaded(loop, t, args, kwargs, record)
             _current.set(record)
             reply = _ok(name, await self._awaited(t, args, kwargs))
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the sandbox
