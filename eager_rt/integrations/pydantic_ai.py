@@ -565,7 +565,7 @@ class _EagerToolset(WrapperToolset[AgentDepsT]):
             return text
 
         def noop(_name: str, _args: dict[str, Any]) -> Any:
-            raise NotImplementedError
+            raise RuntimeError("a description's stub is rendered, never called")
 
         stubs = "\n\n".join(
             render(bridge(t.tool_def, noop, read_only=False), t.tool_def) for t in moved.values()
