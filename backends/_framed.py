@@ -86,6 +86,8 @@ class _Pending:
     callback_error: BaseException | None = None
     #: tool calls being answered; whatever is left when the execution ends is cancelled
     calls: set[asyncio.Future[dict[str, Any]]] = field(default_factory=set)
+    #: the host asked the code to stop (else a KeyboardInterrupt is the code's own error)
+    interrupted: bool = False
 
 
 class WorkerSession(Supervised, Session):
@@ -191,6 +193,7 @@ class WorkerSession(Supervised, Session):
     async def _interrupt(self, pending: _Pending) -> None:
         """Stop execution ``pending``, even if the worker has not begun running it yet."""
         if self._running and self._writer is not None:
+            pending.interrupted = True
             self._send({"op": protocol.Op.INTERRUPT, "id": pending.id})
             await self.process.send_interrupt(int(self.worker_info.get("pid", 0)))
 
@@ -290,7 +293,7 @@ class WorkerSession(Supervised, Session):
         if isinstance(outcome, _Gone):
             await self._recover(outcome, result, killed=escalation is Escalation.KILLED)
         else:
-            self._apply_done(outcome, result, escalation, timeout)
+            self._apply_done(outcome, result, escalation, timeout, pending.interrupted)
         if note:
             result.detail = f"{note}; {result.detail}" if result.detail else note
         if pending.callback_error is not None:
@@ -317,9 +320,12 @@ class WorkerSession(Supervised, Session):
         result: ExecResult,
         escalation: Escalation,
         timeout: float | None,
+        interrupted: bool,
     ) -> None:
         status = _DONE_STATUS.get(str(done.get("status")), Status.ERROR)
-        if status is Status.INTERRUPTED and escalation is Escalation.INTERRUPTED:
+        if status is Status.INTERRUPTED and not interrupted:
+            status = Status.ERROR  # the code interrupted itself (raise KeyboardInterrupt)
+        elif status is Status.INTERRUPTED and escalation is Escalation.INTERRUPTED:
             status = Status.TIMEOUT
             result.detail = self.supervisor.timed_out(timeout)
         elif status is Status.INTERRUPTED:

@@ -52,6 +52,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+#: how often a main thread waiting for a reply lets a pending signal's handler run:
+#: ``_thread.interrupt_main()`` and signals caught by another thread wake no lock wait
+SIGNAL_CHECK_S = 0.05
 #: the MIME type of a call's announcement (a ``display_data`` bundle with this key alone)
 CALL_MIME = "application/vnd.eager-rt.call+json"
 #: starts the prompt of an input request that collects tool replies
@@ -61,6 +64,11 @@ LAST = "="  #: the last piece of an answer
 #: the most characters of one answer piece (a gateway's websocket takes 10 MiB a message,
 #: and JSON escaping inside the message may double a piece)
 PIECE = 2 << 20
+
+
+def _signal_check() -> float | None:
+    """The longest a wait may block without running signal handlers (see SIGNAL_CHECK_S)."""
+    return SIGNAL_CHECK_S if threading.current_thread() is threading.main_thread() else None
 
 
 def announcer(kernel: Any, topic: Any = None) -> Callable[[dict[str, Any]], None]:
@@ -116,7 +124,7 @@ class StdinTransport:
             with self._cond:
                 while call not in self._replies:
                     if self._asking:
-                        self._cond.wait()
+                        self._cond.wait(_signal_check())
                     else:
                         self._collect()
                 return self._replies.pop(call)
@@ -184,7 +192,7 @@ class SocketTransport:
             self._announce(request)
             with self._cond:
                 while call not in self._replies:
-                    self._cond.wait()
+                    self._cond.wait(_signal_check())
                 return self._replies.pop(call)
         finally:
             with self._cond:

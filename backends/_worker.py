@@ -44,6 +44,7 @@ import threading
 import time
 import traceback
 import types
+import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -112,6 +113,9 @@ class _Channel:
         self._frames = protocol.FrameDecoder()
         self._poller = select.poll()
         self._poller.register(rfd, select.POLLIN)
+        #: the read end of the signal wakeup fd (see :meth:`watch_signals`), -1 before
+        self.signal_fd = -1
+        self._signal_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
         self._cond = threading.Condition(threading.Lock())
         self._reading = False
         self._eof = False
@@ -160,14 +164,64 @@ class _Channel:
                     continue
                 self._reading = True
             try:
-                if interruptible:  # poll with SIGINT deliverable: an interrupt ends the wait
-                    while not self._poller.poll(-1):
-                        pass
+                # poll with SIGINT deliverable: an interrupt ends the wait
+                if interruptible and not self._wait_interruptibly():
+                    continue  # woken by a signal whose handler did not raise
                 more = self._fill()
             finally:
                 self._stop_reading()
             if not more:
                 self._set_eof()
+
+    def watch_signals(self) -> None:
+        """Make every signal to this process wake the channel's interruptible waits.
+
+        A signal that lands after the interpreter last checked for one but
+        before it blocks in ``poll`` or ``epoll_wait`` would otherwise wait for
+        the next frame: an interrupt of code waiting for a slow tool would be
+        lost. Call in the main thread.
+        """
+        wake_r, wake_w = os.pipe()
+        self.signal_fd = _high_fd(wake_r)
+        wake_w_high = _high_fd(wake_w)
+        os.close(wake_r)
+        os.close(wake_w)
+        for fd in (self.signal_fd, wake_w_high):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(wake_w_high, warn_on_full_buffer=False)
+        self._signal_poller = select.poll()
+        self._signal_poller.register(self.rfd, select.POLLIN)
+        self._signal_poller.register(self.signal_fd, select.POLLIN)
+
+    def wake_loop_on_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Have ``loop`` (in the main thread) wake for every signal, like the waits above."""
+        if (
+            self.signal_fd >= 0
+            and loop not in self._signal_loops
+            and threading.current_thread() is threading.main_thread()
+        ):
+            loop.add_reader(self.signal_fd, self.drain_signals)
+            self._signal_loops.add(loop)
+
+    def drain_signals(self) -> None:
+        """Empty the wakeup pipe; the signals' handlers run on their own."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.signal_fd, _READ_SIZE):
+                pass
+
+    def _wait_interruptibly(self) -> bool:
+        """Block until a frame arrives (True) or a signal came (False)."""
+        if self.signal_fd < 0:
+            while not self._poller.poll(-1):
+                pass
+            return True
+        readable = False
+        for fd, _ in self._signal_poller.poll(-1):
+            if fd == self.signal_fd:
+                self.drain_signals()
+            else:
+                readable = True
+        return readable
 
     async def await_reply_async(self, call: int, send: Callable[[], None]) -> dict[str, Any] | None:
         """:meth:`await_reply` for a coroutine: the running loop reads the channel.
@@ -188,6 +242,7 @@ class _Channel:
             self._awaited.add(call)
             self._futures[call] = (loop, future)
             watching = any(other is loop for other, _ in self._futures.values() if _ is not future)
+        self.wake_loop_on_signals(loop)  # an interrupt must end the wait (see watch_signals)
         try:
             if not watching:
                 loop.add_reader(self.rfd, self._loop_read, loop)
@@ -433,7 +488,7 @@ class Worker:
         self.private_stderr = private_stderr
         self.exec_id: Any = None
         self.running = False  # SIGINT raises KeyboardInterrupt only while this is set
-        self.defer = 0  # >0 while a frame is being written: a SIGINT waits for the end
+        self.defer = 0  # >0 while the main thread writes a frame: a SIGINT waits for the end
         self.interrupt_pending = False
         self.idle_sigint = False  # a SIGINT came while no code ran
         self.main_ident = threading.get_ident()
@@ -574,9 +629,13 @@ class Worker:
         # a forked child (multiprocessing) must never write frames: its prints
         # go to the fd pipes, which the parent drains
         self.forked = True
-        for fd in (self.channel.rfd, self.channel.wfd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        fds = [self.channel.rfd, self.channel.wfd, self.channel.signal_fd]
+        with contextlib.suppress(ValueError):  # forked from a thread: not ours to change
+            fds.append(signal.set_wakeup_fd(-1))  # its signals must not wake the worker
+        for fd in fds:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     # -- output (every frame goes out under the channel lock, through guarded())
 
@@ -587,6 +646,11 @@ class Worker:
         corrupt the channel, so the handler only notes it while ``defer`` is
         set; the interrupt is re-delivered to the main thread afterwards.
         """
+        if threading.get_ident() != self.main_ident:
+            # SIGINT is handled in the main thread only, and a KeyboardInterrupt
+            # there cannot cut another thread's frame short: nothing to hold off
+            with self.channel.lock:
+                return fn(*args)
         with self.channel.lock:
             self.defer += 1
             try:
@@ -916,6 +980,7 @@ class Worker:
 
         if self.loop is None:
             self.loop = asyncio.new_event_loop()
+            self.channel.wake_loop_on_signals(self.loop)
         task = self.loop.create_task(coro)
         try:
             self.loop.run_until_complete(task)
@@ -1242,6 +1307,7 @@ def main(cwd_on_path: bool = False) -> None:
     worker.watch_host()
     worker.redirect_fds()
     worker.install()
+    channel.watch_signals()
     if cwd_on_path:
         sys.path.insert(0, "")  # as for ``python -c``: modules beside the data import
     try:

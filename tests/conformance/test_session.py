@@ -168,6 +168,16 @@ async def test_interrupt_keeps_state(session: Session) -> None:
     assert after.stdout == "yes\n"
 
 
+async def test_a_keyboardinterrupt_the_code_raises_is_its_error(session: Session) -> None:
+    """Only the host's interrupt makes a result "interrupted"; the code's own is an error."""
+    result = await session.execute("x = 1\nraise KeyboardInterrupt('mine')\n", timeout=60)
+    assert result.status is Status.ERROR, result
+    assert result.error is not None and result.error.ename == "KeyboardInterrupt"
+    assert result.error.evalue == "mine" and result.error.lineno == 2
+    assert not result.state_lost
+    assert (await session.execute("print(x)", timeout=60)).stdout == "1\n"
+
+
 async def test_interrupt_when_idle_is_harmless(session: Session) -> None:
     await session.execute("v = 3", timeout=60)
     await session.interrupt()

@@ -355,6 +355,54 @@ async def test_an_interrupt_ends_a_call_blocked_in_a_tool(session: Session, kind
     assert after.stdout == "yes 2\n"
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_signal_the_waiting_thread_did_not_receive_still_ends_the_wait(
+    session: Session, kind: str
+) -> None:
+    """``_thread.interrupt_main()`` from a watchdog thread, while the code waits for a tool.
+
+    The signal is handled by the main thread only when it next runs Python:
+    a wait that does not wake for it would sit until the tool answers. This
+    is also what happens when an interrupt lands just before the wait blocks.
+    """
+
+    release = threading.Event()
+
+    def stall_sync(seconds: float) -> str:
+        release.wait(seconds)
+        return "late"
+
+    async def stall_async(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "late"
+
+    stall = tool(stall_sync if kind == "sync" else stall_async, name="stall")
+    host = await define(session, stall)
+    call = "stall(600)" if kind == "sync" else "await stall(600)"
+    code = (
+        "import _thread, threading, time\n"
+        "def watchdog():\n"
+        "    time.sleep(0.5)\n"
+        "    _thread.interrupt_main()\n"
+        "threading.Thread(target=watchdog, daemon=True).start()\n"
+        f"print('calling', flush=True)\n{call}\nprint('never')\n"
+    )
+    try:
+        result = await asyncio.wait_for(session.execute(code, timeout=900, tools=host), 120)
+    finally:
+        release.set()
+        await host.aclose()
+    # not the host's interrupt: the code's own error, as ``raise KeyboardInterrupt`` is
+    # (an awaiting cell is stopped by cancelling it on a Jupyter kernel)
+    assert result.status is Status.ERROR, result
+    assert result.error is not None
+    assert result.error.ename in ("KeyboardInterrupt", "CancelledError"), result.error
+    assert result.stdout == "calling\n"
+    assert [c.tool for c in host.calls] == ["stall"]
+    after = await session.execute("print('still here')", timeout=60)
+    assert after.status is Status.OK and after.stdout == "still here\n", after
+
+
 async def test_tools_work_after_a_restart(session: Session) -> None:
     host = await define(session, add)
     await session.restart(timeout=120)
