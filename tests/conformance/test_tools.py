@@ -323,9 +323,9 @@ async def test_a_tool_called_from_a_thread(session: Session) -> None:
     assert sorted(c.arguments["a"] for c in host.calls) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("kind", ["sync", "async"])
-async def test_an_interrupt_ends_a_call_blocked_in_a_tool(session: Session, kind: str) -> None:
-    release = threading.Event()
+def stalling_tool(kind: str, release: threading.Event, seconds: int) -> tuple[Tool, str]:
+    """A tool ``stall`` that answers after ``seconds`` (the sync one as soon as
+    ``release`` is set: no tool thread outlives the test), and the code's call of it."""
 
     def stall_sync(seconds: float) -> str:
         release.wait(seconds)
@@ -335,10 +335,17 @@ async def test_an_interrupt_ends_a_call_blocked_in_a_tool(session: Session, kind
         await asyncio.sleep(seconds)
         return "late"
 
-    stall = tool(stall_sync if kind == "sync" else stall_async, name="stall")
+    if kind == "sync":
+        return tool(stall_sync, name="stall"), f"stall({seconds})"
+    return tool(stall_async, name="stall"), f"await stall({seconds})"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_an_interrupt_ends_a_call_blocked_in_a_tool(session: Session, kind: str) -> None:
+    release = threading.Event()
+    stall, call = stalling_tool(kind, release, 120)
     host = await define(session, stall, add)
     await session.execute("kept = 'yes'", timeout=60)
-    call = "stall(120)" if kind == "sync" else "await stall(120)"
     code = f"print('calling', flush=True)\n{call}\nprint('never')\n"
     try:
         task, _ = await run_until_running(session, code, "calling", timeout=180, tools=host)
@@ -365,20 +372,9 @@ async def test_a_signal_the_waiting_thread_did_not_receive_still_ends_the_wait(
     a wait that does not wake for it would sit until the tool answers. This
     is also what happens when an interrupt lands just before the wait blocks.
     """
-
     release = threading.Event()
-
-    def stall_sync(seconds: float) -> str:
-        release.wait(seconds)
-        return "late"
-
-    async def stall_async(seconds: float) -> str:
-        await asyncio.sleep(seconds)
-        return "late"
-
-    stall = tool(stall_sync if kind == "sync" else stall_async, name="stall")
+    stall, call = stalling_tool(kind, release, 600)
     host = await define(session, stall)
-    call = "stall(600)" if kind == "sync" else "await stall(600)"
     code = (
         "import _thread, threading, time\n"
         "def watchdog():\n"
