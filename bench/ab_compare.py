@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -32,12 +33,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DOCKER_IMAGE = "eager-rt-python:local"
+SIDES = ("before", "after")
 
 
 # --------------------------------------------------------------------------- trees
@@ -75,23 +78,52 @@ def _import_tree(source: Path, scratch: Path, name: str) -> Path:
     return tree
 
 
-def _child(tree: Path, job: dict[str, Any]) -> dict[str, Any]:
-    """Run one job in a fresh interpreter that imports the revision at ``tree``."""
+def run_child(
+    tree: Path, job: dict[str, Any], *, module: str = "bench.ab_compare", timeout: float = 3600
+) -> dict[str, Any]:
+    """Run ``module._run_child(job)`` in a fresh interpreter importing the revision at ``tree``.
+
+    The child prints its result as JSON on its last line of stdout.
+    """
     # run from the import tree, not the repository: its own eager_rt/ must not shadow it
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), str(ROOT)])}
-    code = "import sys; from bench.ab_compare import _run_child; _run_child(sys.argv[1])"
+    code = f"import sys; from {module} import _run_child; _run_child(sys.argv[1])"
     done = subprocess.run(
         [sys.executable, "-c", code, json.dumps(job)],
         cwd=str(tree),
         env=env,
         capture_output=True,
         text=True,
-        timeout=3600,
+        timeout=timeout,
     )
     if done.returncode != 0:
         raise RuntimeError(f"child failed ({done.returncode}): {done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+@contextlib.contextmanager
+def revision_trees(before: str, after: str, prefix: str) -> Iterator[dict[str, Path]]:
+    """Import trees of the two revisions, ``{"before": …, "after": …}``, removed on exit."""
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    sources: dict[str, Path] = {}
+    try:
+        for side, rev in (("before", before), ("after", after)):
+            sources[side] = _source_tree(rev, scratch)
+        yield {side: _import_tree(src, scratch, side) for side, src in sources.items()}
+    finally:
+        for src in sources.values():
+            if src != ROOT:
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(src)],
+                    capture_output=True,
+                )
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def turns(round_index: int) -> list[str]:
+    """The order of the two sides in a round: it alternates, so slow spells hit both."""
+    return list(SIDES) if round_index % 2 == 0 else list(SIDES[::-1])
 
 
 # --------------------------------------------------------------------------- child side
@@ -144,11 +176,17 @@ async def _replay(script: str, rates: list[float]) -> dict[str, Any]:
     return {"serial_nel_s": min(serial.nel_s, serial_again.nel_s), "eager": eager}
 
 
-def _run_child(raw: str) -> None:
+def child_job(raw: str) -> dict[str, Any]:
+    """The job a child was given, once it is sure it imports the revision's tree."""
     import eager_rt
 
-    job: dict[str, Any] = json.loads(raw)
     assert Path(eager_rt.__file__).parent.parent.name.startswith("import-"), eager_rt.__file__
+    job: dict[str, Any] = json.loads(raw)
+    return job
+
+
+def _run_child(raw: str) -> None:
+    job = child_job(raw)
     if job["kind"] == "overhead":
         out = asyncio.run(_overhead(job["backend"], job["calls"], job["rounds"]))
     else:
@@ -162,26 +200,19 @@ def _run_child(raw: str) -> None:
 def _compare(args: argparse.Namespace) -> dict[str, Any]:
     from bench.corpus_index import script_names
 
-    scratch = Path(tempfile.mkdtemp(prefix="eager-ab-"))
-    sources = {
-        "before": _source_tree(args.before, scratch),
-        "after": _source_tree(args.after, scratch),
-    }
-    trees = {side: _import_tree(src, scratch, side) for side, src in sources.items()}
-    sides = ["before", "after"]
     report: dict[str, Any] = {
         "before": args.before,
         "after": args.after,
         "overhead": {},
         "replay": {},
     }
-    try:
+    with revision_trees(args.before, args.after, "eager-ab-") as trees:
         for backend in [b for b in args.backends.split(",") if b]:
-            samples: dict[str, list[float]] = {side: [] for side in sides}
+            samples: dict[str, list[float]] = {side: [] for side in SIDES}
             for i in range(args.rounds):
-                for side in sides if i % 2 == 0 else sides[::-1]:
+                for side in turns(i):
                     job = {"kind": "overhead", "backend": backend, "calls": 200, "rounds": 3}
-                    samples[side].append(_child(trees[side], job)["median_s"])
+                    samples[side].append(run_child(trees[side], job)["median_s"])
             report["overhead"][backend] = {
                 side: {"median_of_rounds_s": statistics.median(v), "rounds_s": v}
                 for side, v in samples.items()
@@ -192,60 +223,62 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
         names = names[: args.scripts]
         rows: list[dict[str, Any]] = []
         for i, name in enumerate(names):
-            for side in sides if i % 2 == 0 else sides[::-1]:
+            for side in turns(i):
                 job = {"kind": "replay", "script": name, "rates": rates}
-                rows.append({"script": name, "side": side, **_child(trees[side], job)})
+                rows.append({"script": name, "side": side, **run_child(trees[side], job)})
                 print(name, side, json.dumps(rows[-1]["eager"]), flush=True)
-        report["replay"]["rows"] = rows
-        summary: dict[str, Any] = {}
-        for side in sides if rows else []:
-            mine = [r for r in rows if r["side"] == side]
-            serial = sum(r["serial_nel_s"] for r in mine)
-            summary[side] = {
-                str(tps): {
-                    "serial_nel_s": serial,
-                    "eager_nel_s": sum(r["eager"][str(tps)]["nel_s"] for r in mine),
-                    "hidden": 1 - sum(r["eager"][str(tps)]["nel_s"] for r in mine) / serial,
-                }
-                for tps in rates
+    report["replay"]["rows"] = rows
+    summary: dict[str, Any] = {}
+    for side in SIDES if rows else ():
+        mine = [r for r in rows if r["side"] == side]
+        serial = sum(r["serial_nel_s"] for r in mine)
+        summary[side] = {
+            str(tps): {
+                "serial_nel_s": serial,
+                "eager_nel_s": sum(r["eager"][str(tps)]["nel_s"] for r in mine),
+                "hidden": 1 - sum(r["eager"][str(tps)]["nel_s"] for r in mine) / serial,
             }
-        report["replay"]["summary"] = summary
-    finally:
-        for src in sources.values():
-            if src != ROOT:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(src)],
-                    capture_output=True,
-                )
-        shutil.rmtree(scratch, ignore_errors=True)
+            for tps in rates
+        }
+    report["replay"]["summary"] = summary
     return report
+
+
+def add_revision_args(parser: argparse.ArgumentParser, *, name: str) -> None:
+    """The options every A/B driver takes: the two revisions and the report's name."""
+    parser.add_argument("--before", default="HEAD~1")
+    parser.add_argument("--after", default=".")
+    parser.add_argument("--name", default=name, help="results go to ab_<name>.json")
+
+
+def write_report(name: str, report: dict[str, Any]) -> None:
+    """``report`` to ``bench/results/ab_<name>.json``."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"ab_{name}.json"
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"written to {out}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--before", default="HEAD~1")
-    parser.add_argument("--after", default=".")
+    add_revision_args(parser, name="compare")
     parser.add_argument("--backends", default="local,docker")
     parser.add_argument("--rounds", type=int, default=6, help="overhead rounds per revision")
     parser.add_argument("--scripts", type=int, default=8, help="corpus scripts replayed")
     parser.add_argument("--stride", type=int, default=2, help="take every n-th corpus script")
     parser.add_argument("--rates", default="50,200", help="token rates, comma-separated")
-    parser.add_argument("--name", default="compare", help="results go to ab_<name>.json")
     args = parser.parse_args()
     if args.child:
         _run_child(args.child)
         return
     report = _compare(args)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"ab_{args.name}.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
     print(
         json.dumps(
             {"overhead": report["overhead"], "replay": report["replay"]["summary"]}, indent=1
         )
     )
-    print(f"written to {out}")
+    write_report(args.name, report)
 
 
 if __name__ == "__main__":
