@@ -8,18 +8,37 @@ all time round trips the same way (a warm-up, then ``rounds`` batches of
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import platform
+import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.corpus_index import session_env
-from eager_rt.executor import Session, Status
+from eager_rt.executor import Backend, Session, Status
+from eager_rt.result import RunResult
+from eager_rt.runtime import arun_stream
+from eager_rt.sources.replay import Replay
 
-__all__ = ["backend_env", "execute_pass", "loadavg", "machine", "time_round_trips"]
+__all__ = [
+    "backend_env",
+    "execute_pass",
+    "image_hashes",
+    "loadavg",
+    "machine",
+    "machine_line",
+    "measure_pass",
+    "ms_summary",
+    "p90",
+    "replay_fresh",
+    "replay_on",
+    "time_round_trips",
+]
 
 
 def time_round_trips(
@@ -48,6 +67,91 @@ def time_round_trips(
     return samples
 
 
+def measure_pass(
+    benchmark: Any,
+    loop: asyncio.AbstractEventLoop,
+    session: Session,
+    *,
+    batch: int,
+    rounds: int,
+    warmup: int,
+) -> list[float]:
+    """Every ``execute("pass")`` round trip on ``session``, sorted; summarized in the benchmark."""
+    samples = sorted(
+        time_round_trips(
+            benchmark,
+            loop,
+            lambda: execute_pass(session),
+            batch=batch,
+            rounds=rounds,
+            warmup=warmup,
+        )
+    )
+    benchmark.extra_info.update(
+        {
+            "per_call_median_ms": round(statistics.median(samples) * 1e3, 2),
+            "per_call_p90_ms": round(p90(samples) * 1e3, 2),
+            "calls": len(samples),
+        }
+    )
+    return samples
+
+
+def p90(ordered: Sequence[float]) -> float:
+    """The 90th percentile of sorted samples, as every backend table reports it."""
+    return ordered[int(len(ordered) * 0.9)]
+
+
+def ms_summary(samples: Sequence[float]) -> dict[str, float]:
+    """Median, p90 and least of timings in seconds, as milliseconds, and how many there were."""
+    ordered = sorted(samples)
+    return {
+        "median_ms": round(statistics.median(ordered) * 1e3, 3),
+        "p90_ms": round(p90(ordered) * 1e3, 3),
+        "min_ms": round(ordered[0] * 1e3, 3),
+        "n": len(ordered),
+    }
+
+
+async def replay_on(
+    session: Session, source: Replay, *, slack_s: float = 300, **options: Any
+) -> RunResult:
+    """``source`` streamed into ``session``, started here and closed after (a fresh run).
+
+    ``slack_s`` bounds the run beyond the stream's own duration; ``options``
+    go to :func:`eager_rt.runtime.arun_stream`.
+    """
+    await session.start(timeout=120)
+    try:
+        return await asyncio.wait_for(
+            arun_stream(source, session, **options), source.duration + slack_s
+        )
+    finally:
+        await session.close()
+
+
+async def replay_fresh(
+    backend: Backend, source: Replay, *, slack_s: float = 300, **options: Any
+) -> RunResult:
+    """``source`` on a fresh session of ``backend`` in a fresh working directory.
+
+    The session gets the corpus environment (:func:`backend_env`), so a corpus
+    script finds its data; see :func:`replay_on` for ``slack_s`` and ``options``.
+    """
+    with tempfile.TemporaryDirectory(prefix="eager-bench-") as cwd:
+        session = backend.session(cwd=cwd, env=backend_env())
+        return await replay_on(session, source, slack_s=slack_s, **options)
+
+
+def image_hashes(result: RunResult) -> list[str]:
+    """A digest of each PNG the run displayed, in order: images compare without their bytes."""
+    return [
+        hashlib.sha256(str(d["image/png"]).encode()).hexdigest()
+        for d in result.displays
+        if "image/png" in d
+    ]
+
+
 async def execute_pass(session: Session) -> None:
     """The trivial execution whose round trip is a backend's per-call overhead."""
     result = await session.execute("pass", timeout=30)
@@ -70,6 +174,14 @@ def loadavg() -> str:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "n/a"
+
+
+def machine_line() -> str:
+    """The machine in one line, for the backend benchmarks' plain-text reports."""
+    return (
+        f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average {loadavg()}"
+    )
 
 
 def _cpu_model() -> str:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -44,7 +43,7 @@ import pytest
 from eager_rt.backends.docker import DockerBackend, DockerSession
 from eager_rt.backends.local import LocalSession
 
-from bench.harness import time_round_trips
+from bench.harness import machine_line, ms_summary, time_round_trips
 from eager_rt.executor import Status
 from tests.provision.docker import TEST_IMAGE, require_docker
 
@@ -102,16 +101,6 @@ def docker_session(
         loop.run_until_complete(s.close())
 
 
-def _stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "median_ms": round(statistics.median(ordered) * 1e3, 3),
-        "p90_ms": round(ordered[int(len(ordered) * 0.9)] * 1e3, 3),
-        "min_ms": round(ordered[0] * 1e3, 3),
-        "n": len(ordered),
-    }
-
-
 def _measure_round_trips(
     benchmark: Any,
     loop: asyncio.AbstractEventLoop,
@@ -125,7 +114,7 @@ def _measure_round_trips(
         benchmark, loop, round_trip, batch=batch_size, rounds=rounds, warmup=warmup
     )
     SAMPLES[case] = samples
-    benchmark.extra_info.update(_stats(samples))
+    benchmark.extra_info.update(ms_summary(samples))
 
 
 def test_local_round_trip(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
@@ -206,7 +195,7 @@ def _measure_starts(
 
     benchmark.pedantic(run, rounds=START_ROUNDS, iterations=1, warmup_rounds=1)
     SAMPLES[case] = samples[-START_ROUNDS:]
-    benchmark.extra_info.update(_stats(SAMPLES[case]))
+    benchmark.extra_info.update(ms_summary(SAMPLES[case]))
 
 
 def test_local_start(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
@@ -276,11 +265,8 @@ def report() -> Iterator[None]:
     yield
     if not SAMPLES:
         return
-    machine = (
-        f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-    )
-    figures = {case: _stats(SAMPLES[case]) for case in SAMPLES}
+    machine = machine_line()
+    figures = {case: ms_summary(SAMPLES[case]) for case in SAMPLES}
     lines = [f"machine: {machine}", ""]
     reference = figures.get("local_execute_pass")
     lines += [

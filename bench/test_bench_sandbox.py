@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 from eager_rt.backends.local import LocalSession
 
-from bench.harness import execute_pass, machine
+from bench.harness import execute_pass, machine, ms_summary
 from tests.provision.bwrap import require_bwrap
 from tests.provision.cgroup import require_cgroup
 
@@ -52,16 +52,6 @@ ROUNDS = 20
 WARMUP = 200
 START_BUDGET_S = 0.020  # the sandbox may start this much later than the local backend
 RESULTS = Path(__file__).parent / "results"
-
-
-def _ms(values: list[float]) -> dict[str, float | int]:
-    ordered = sorted(values)
-    return {
-        "median_ms": round(statistics.median(ordered) * 1e3, 3),
-        "p90_ms": round(ordered[int(len(ordered) * 0.9)] * 1e3, 3),
-        "min_ms": round(ordered[0] * 1e3, 3),
-        "n": len(ordered),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +104,7 @@ def measured(loop: asyncio.AbstractEventLoop) -> Iterator[dict[str, dict[str, li
 
 def _write(result: dict[str, dict[str, list[float]]], report: dict[str, str]) -> None:
     figures = {
-        kind: {variant: _ms(values) for variant, values in per_variant.items()}
+        kind: {variant: ms_summary(values) for variant, values in per_variant.items()}
         for kind, per_variant in result.items()
     }
     median = {
