@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.fake_llm.events import Event, Reply
-from tests.fake_llm.server import FakeLLM, RequestLog, _ClientGone, _peer_closed, _Stopped
+from tests.fake_llm.server import FakeLLM, RequestLog
 
 __all__ = ["GatedLLM"]
 
@@ -32,31 +30,14 @@ class GatedLLM(FakeLLM):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.gate = threading.Event()
-        self._request = threading.local()  # each request is served on its own thread
 
-    def _stream(
-        self,
-        h: BaseHTTPRequestHandler,
-        api: str,
-        body: dict[str, Any],
-        log: RequestLog,
-        reply: Reply,
-    ) -> None:
-        with self._lock:
-            self._request.index = self.requests.index(log)
-        super()._stream(h, api, body, log, reply)
-
-    def _send(self, h: BaseHTTPRequestHandler, sock: socket.socket, event: Event) -> None:
-        name, data, output = event
-        index = getattr(self._request, "index", 0)
-        data = data.replace('"call_fake', f'"call_r{index}_fake')
-        data = data.replace('"call_custom', f'"call_r{index}_custom')
-        super()._send(h, sock, (name, data, output))
+    def _events(self, api: str, reply: Reply, log: RequestLog) -> list[Event]:
+        n = log.index
+        return [
+            (name, data.replace('"call_fake', f'"call_r{n}_fake').replace(
+                '"call_custom', f'"call_r{n}_custom'), output)
+            for name, data, output in super()._events(api, reply, log)
+        ]
 
     def _hold(self, sock: socket.socket, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.gate.is_set():
-            if self._stopping.is_set():
-                raise _Stopped
-            if _peer_closed(sock, 0.02):
-                raise _ClientGone
+        self._pause(sock, timeout, until=self.gate, poll=0.02)

@@ -20,12 +20,11 @@ added; every fault of :class:`~tests.fake_llm.server.Faults` applies to it.
 from __future__ import annotations
 
 import json
-import socket
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.fake_llm.events import Event, Reply
-from tests.fake_llm.server import FakeLLM, RequestLog, _ClientGone, _Stopped
+from tests.fake_llm.server import FakeLLM, RequestLog
 
 __all__ = ["FakeGemini", "gemini_error", "gemini_events"]
 
@@ -106,79 +105,30 @@ class FakeGemini(FakeLLM):
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         try:
-            self._route(h)
+            super()._handle(h)
         finally:
             if not self.keep_alive:
                 h.close_connection = True
 
-    def _route(self, h: BaseHTTPRequestHandler) -> None:
-        path = h.path.split("?", 1)[0]
-        if _ROUTE not in path:
-            super()._handle(h)
-            return
-        length = int(h.headers.get("Content-Length") or 0)
-        body = json.loads(h.rfile.read(length) or b"{}")
-        log = RequestLog(path, "gemini", body, {k.lower(): v for k, v in h.headers.items()})
-        with self._lock:
-            n = len(self.requests)
-            self.requests.append(log)
-        try:
-            if n >= self.max_requests or self.status != 200:
-                self._refuse_gemini(h, 429 if n >= self.max_requests else self.status)
-            else:
-                self._stream_gemini(h, log, self._next_reply("gemini", body, n))
-        finally:
-            log.done.set()
+    def _api(self, path: str) -> str:
+        return "gemini" if _ROUTE in path else super()._api(path)
 
-    def _refuse_gemini(self, h: BaseHTTPRequestHandler, status: int) -> None:
-        data = _dump({"error": {"code": status, "message": "refused", "status": "UNAUTHENTICATED"}})
-        raw = data.encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(raw)))
-        h.end_headers()
-        h.wfile.write(raw)
-        h.wfile.flush()
+    def _events(self, api: str, reply: Reply, log: RequestLog) -> list[Event]:
+        if api == "gemini":
+            return gemini_events(reply, log.body)
+        return super()._events(api, reply, log)
 
-    def _stream_gemini(self, h: BaseHTTPRequestHandler, log: RequestLog, reply: Reply) -> None:
-        faults = self.faults
-        events = gemini_events(reply, log.body)
-        log.events_total = len(events)
-        h.send_response(200)
-        h.send_header("Content-Type", "text/event-stream")
-        h.send_header("Transfer-Encoding", "chunked")
-        h.end_headers()
-        h.wfile.flush()
-        sock: socket.socket = h.connection
-        outputs = 0
-        try:
-            for index, event in enumerate(events):
-                if event[2]:
-                    if outputs == 0 and faults.first_token_delay:
-                        self._pause(sock, faults.first_token_delay)
-                    if outputs == faults.hold_after:
-                        self._hold(sock, faults.hold_timeout)
-                    if outputs == faults.drop_after:
-                        h.wfile.write(b'40\r\ndata: {"can')  # a chunk torn in the middle
-                        h.wfile.flush()
-                        sock.shutdown(socket.SHUT_RDWR)
-                        h.close_connection = True
-                        return
-                    if outputs in (faults.truncate_after, faults.error_after):
-                        if outputs == faults.error_after:
-                            self._send(h, sock, gemini_error(faults.error_message))
-                        self._end_body(h)
-                        h.close_connection = True
-                        return
-                    outputs += 1
-                if index and faults.interval:
-                    self._pause(sock, faults.interval)
-                self._send(h, sock, event)
-                log.events_sent += 1
-            self._end_body(h)
-            log.finished = True
-        except (_ClientGone, BrokenPipeError, ConnectionResetError):
-            log.client_closed = True
-            h.close_connection = True
-        except _Stopped:
-            h.close_connection = True
+    def _error_event(self, api: str, seq: int) -> Event:
+        if api == "gemini":
+            return gemini_error(self.faults.error_message)
+        return super()._error_event(api, seq)
+
+    def _refusal(self, api: str, status: int) -> dict[str, Any]:
+        if api == "gemini":
+            return {"error": {"code": status, "message": "refused", "status": "UNAUTHENTICATED"}}
+        return super()._refusal(api, status)
+
+    def _stream_headers(self, api: str, log: RequestLog) -> dict[str, str]:
+        if api == "gemini":
+            return {"Content-Type": "text/event-stream"}
+        return super()._stream_headers(api, log)

@@ -5,16 +5,18 @@ Routes: ``POST .../chat/completions`` (Chat Completions), ``.../responses``
 scripted :class:`~tests.fake_llm.events.Reply` rendered in that API's exact
 SSE format, over HTTP/1.1 chunked transfer like the real services.
 
-Faults (:class:`Faults`): a slow first token, a pause between events, a
-connection dropped mid-stream (torn chunked body, or a clean end that simply
-omits the final events), the provider's error event, and a hold: stop after N
-events until the client goes away, which makes "the client closed the stream
-early" observable without any race.
+Faults (:class:`Faults`): a slow first token, a pause between events (or
+before each token only), a connection dropped mid-stream (torn chunked body,
+or a clean end that simply omits the final events), the provider's error
+event, and a hold: stop after N events until the client goes away, which
+makes "the client closed the stream early" observable without any race.
 
 For each request the server records whether the client closed the stream
 before the end and how many events it never sent. It listens on 127.0.0.1
 only, serves at most ``max_requests`` requests and shuts itself down after
-``lifetime`` seconds even if a test forgets to.
+``lifetime`` seconds even if a test forgets to. Another API (Gemini) is a
+subclass that overrides the per-API methods: its route, events, error event,
+refusal and headers; the serving and the faults stay here, one for all.
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ from tests.fake_llm.events import (
 __all__ = ["FakeLLM", "Faults", "RequestLog"]
 
 
-
 class _QuietServer(ThreadingHTTPServer):
     """A client that leaves a kept-alive connection is normal here, not an error to print."""
 
@@ -52,10 +53,13 @@ class _QuietServer(ThreadingHTTPServer):
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
+
 @dataclass
 class Faults:
     first_token_delay: float = 0.0  #: seconds before the first event that carries output
     interval: float = 0.0  #: seconds between events
+    #: seconds before each output-carrying event but the first; the end follows the last at once
+    token_interval: float = 0.0
     #: after this many output-carrying events, tear the connection down mid-chunk
     drop_after: int | None = None
     #: after this many output-carrying events, end the body cleanly without the final events
@@ -74,6 +78,7 @@ class RequestLog:
     api: str
     body: dict[str, Any]
     headers: dict[str, str]
+    index: int = 0  #: the request's place in the order the server received them
     events_total: int = 0
     events_sent: int = 0
     client_closed: bool = False  #: the client went away before the last event
@@ -208,20 +213,51 @@ class FakeLLM:
 
         return Handler
 
+    # -- what differs between APIs: a subclass that adds one overrides these ----------
+
+    def _api(self, path: str) -> str:
+        """The API a request path belongs to, ``""`` for none (answered 404)."""
+        if path.endswith("/chat/completions"):
+            return "chat"
+        if path.endswith("/responses"):
+            return "responses"
+        if path.endswith("/messages"):
+            return "messages"
+        return ""
+
+    def _events(self, api: str, reply: Reply, log: RequestLog) -> list[Event]:
+        return build(api, reply, log.body)
+
+    def _error_event(self, api: str, seq: int) -> Event:
+        message = self.faults.error_message
+        if api == "chat":
+            return chat_error(message)
+        if api == "responses":
+            return responses_error(message, seq)
+        return anthropic_error(message)
+
+    def _refusal(self, api: str, status: int) -> dict[str, Any]:
+        if api == "messages":
+            return {"type": "error", "error": {"type": "rate_limit_error", "message": "refused"}}
+        return {"error": {"message": "refused", "type": "requests", "param": None, "code": None}}
+
+    def _stream_headers(self, api: str, log: RequestLog) -> dict[str, str]:
+        return {
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "x-request-id": f"req_fake{id(log)}",
+        }
+
+    # -- one request ---------------------------------------------------------------
+
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length else b""
-        body = json.loads(raw or b"{}")
+        body = json.loads(h.rfile.read(length) or b"{}")
         path = h.path.split("?", 1)[0]
-        api = (
-            "chat" if path.endswith("/chat/completions")
-            else "responses" if path.endswith("/responses")
-            else "messages" if path.endswith("/messages")
-            else ""
-        )
+        api = self._api(path)
         log = RequestLog(path, api, body, {k.lower(): v for k, v in h.headers.items()})
         with self._lock:
-            n = len(self.requests)
+            n = log.index = len(self.requests)
             self.requests.append(log)
         try:
             if not api:
@@ -231,17 +267,12 @@ class FakeLLM:
             elif self.status != 200:
                 self._refuse(h, api, self.status)
             else:
-                self._stream(h, api, body, log, self._next_reply(api, body, n))
+                self._stream(h, api, log, self._next_reply(api, body, n))
         finally:
             log.done.set()
 
     def _refuse(self, h: BaseHTTPRequestHandler, api: str, status: int) -> None:
-        if api == "messages":
-            payload = {"type": "error", "error": {"type": "rate_limit_error", "message": "refused"}}
-        else:
-            payload = {"error": {"message": "refused", "type": "requests", "param": None,
-                                 "code": None}}
-        data = json.dumps(payload).encode()
+        data = json.dumps(self._refusal(api, status)).encode()
         h.send_response(status)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))
@@ -249,22 +280,15 @@ class FakeLLM:
         h.wfile.write(data)
         h.wfile.flush()
 
-    def _stream(
-        self,
-        h: BaseHTTPRequestHandler,
-        api: str,
-        body: dict[str, Any],
-        log: RequestLog,
-        reply: Reply,
-    ) -> None:
+    def _stream(self, h: BaseHTTPRequestHandler, api: str, log: RequestLog, reply: Reply) -> None:
+        """Write the reply's events as chunked SSE, with the faults asked for."""
         faults = self.faults
-        events = build(api, reply, body)
+        events = self._events(api, reply, log)
         log.events_total = len(events)
         h.send_response(200)
-        h.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        h.send_header("Cache-Control", "no-cache")
+        for name, value in self._stream_headers(api, log).items():
+            h.send_header(name, value)
         h.send_header("Transfer-Encoding", "chunked")
-        h.send_header("x-request-id", f"req_fake{id(log)}")
         h.end_headers()
         h.wfile.flush()
         sock: socket.socket = h.connection
@@ -277,7 +301,8 @@ class FakeLLM:
                     if outputs == faults.hold_after:
                         self._hold(sock, faults.hold_timeout)
                     if outputs == faults.drop_after:
-                        h.wfile.write(b'40\r\ndata: {"tor')  # a chunk torn in the middle
+                        frame = _chunk(event)
+                        h.wfile.write(frame[: len(frame) // 2])  # a chunk torn in the middle
                         h.wfile.flush()
                         sock.shutdown(socket.SHUT_RDWR)
                         h.close_connection = True
@@ -291,6 +316,8 @@ class FakeLLM:
                         self._end_body(h)
                         h.close_connection = True
                         return
+                    if outputs and faults.token_interval:
+                        self._pause(sock, faults.token_interval)
                     outputs += 1
                 if index and faults.interval:
                     self._pause(sock, faults.interval)
@@ -304,46 +331,43 @@ class FakeLLM:
         except _Stopped:
             h.close_connection = True
 
-    def _error_event(self, api: str, seq: int) -> Event:
-        message = self.faults.error_message
-        if api == "chat":
-            return chat_error(message)
-        if api == "responses":
-            return responses_error(message, seq)
-        return anthropic_error(message)
-
     def _send(self, h: BaseHTTPRequestHandler, sock: socket.socket, event: Event) -> None:
         if self._stopping.is_set():
             raise _Stopped
         if _peer_closed(sock):
             raise _ClientGone
-        name, data, _ = event
-        text = (f"event: {name}\n" if name else "") + f"data: {data}\n\n"
-        raw = text.encode()
-        h.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+        h.wfile.write(_chunk(event))
         h.wfile.flush()
 
     def _end_body(self, h: BaseHTTPRequestHandler) -> None:
         h.wfile.write(b"0\r\n\r\n")
         h.wfile.flush()
 
-    def _pause(self, sock: socket.socket, seconds: float) -> None:
-        """Sleep, but notice a client that leaves meanwhile."""
+    def _pause(
+        self,
+        sock: socket.socket,
+        seconds: float,
+        until: threading.Event | None = None,
+        poll: float = 0.05,
+    ) -> None:
+        """Sleep ``seconds`` (or until ``until`` is set), but notice a client that leaves."""
         deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and not (until and until.is_set()):
             if self._stopping.is_set():
                 raise _Stopped
-            if _peer_closed(sock, min(left, 0.05)):
+            if _peer_closed(sock, min(left, poll)):
                 raise _ClientGone
 
     def _hold(self, sock: socket.socket, timeout: float) -> None:
         """Send nothing until the client disconnects (or ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._stopping.is_set():
-                raise _Stopped
-            if _peer_closed(sock, 0.05):
-                raise _ClientGone
+        self._pause(sock, timeout)
+
+
+def _chunk(event: Event) -> bytes:
+    """One SSE event framed as one HTTP/1.1 chunk."""
+    name, data, _ = event
+    raw = ((f"event: {name}\n" if name else "") + f"data: {data}\n\n").encode()
+    return f"{len(raw):x}\r\n".encode() + raw + b"\r\n"
 
 
 def _peer_closed(sock: socket.socket, wait: float = 0.0) -> bool:

@@ -7,18 +7,15 @@ framework that waits for the end of the stream before it runs a tool would be
 charged two or three intervals it never pays in production. Benchmarks that
 compare against such a framework use :class:`TokenPacedLLM`: one
 ``token_interval`` before each output-carrying event but the first, nothing
-before the others.
+before the others (``Faults(token_interval=...)``, set for you).
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler
+import dataclasses
 from typing import Any
 
-from tests.fake_llm.events import Event, Reply
-from tests.fake_llm.server import FakeLLM, RequestLog
+from tests.fake_llm.server import FakeLLM
 
 __all__ = ["TokenPacedLLM"]
 
@@ -31,22 +28,4 @@ class TokenPacedLLM(FakeLLM):
         if self.faults.interval:
             raise ValueError("pace with token_interval=, not Faults(interval=)")
         self.token_interval = token_interval
-        self._request = threading.local()  # each request is served on its own thread
-
-    def _stream(
-        self,
-        h: BaseHTTPRequestHandler,
-        api: str,
-        body: dict[str, Any],
-        log: RequestLog,
-        reply: Reply,
-    ) -> None:
-        self._request.outputs = 0
-        super()._stream(h, api, body, log, reply)
-
-    def _send(self, h: BaseHTTPRequestHandler, sock: socket.socket, event: Event) -> None:
-        if event[2]:
-            if self._request.outputs:
-                self._pause(sock, self.token_interval)
-            self._request.outputs += 1
-        super()._send(h, sock, event)
+        self.faults = dataclasses.replace(self.faults, token_interval=token_interval)
