@@ -498,13 +498,19 @@ class WorkerSession(Supervised, Session):
         ours = pending is not None and message.get("id") == pending.id
         if kind == protocol.Msg.STREAM:
             name: OutputKind = "stderr" if message.get("name") == "stderr" else "stdout"
-            output = Output(name, text=str(message.get("text", "")))
+            line = message.get("line")
+            output = Output(
+                name,
+                text=str(message.get("text", "")),
+                line=line if isinstance(line, int) else None,
+            )
         elif kind == protocol.Msg.DISPLAY:
-            data, metadata = message.get("data"), message.get("metadata")
+            data, metadata, line = message.get("data"), message.get("metadata"), message.get("line")
             output = Output(
                 "display",
                 data=data if isinstance(data, dict) else {},
                 metadata=metadata if isinstance(metadata, dict) else {},
+                line=line if isinstance(line, int) else None,
             )
         elif kind == protocol.Msg.DROPPED:
             count = message.get("bytes")

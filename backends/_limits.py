@@ -109,7 +109,7 @@ class OutputBudget:
         if output.kind in ("stdout", "stderr") and left:
             head = protocol.cut_text(output.text, left)
             if head:
-                kept = Output(output.kind, text=head)
+                kept = Output(output.kind, text=head, line=output.line)
                 size -= protocol.output_size(head)
         self.left = 0
         self.add_dropped(output.kind, size)

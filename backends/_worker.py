@@ -25,6 +25,7 @@ from __future__ import annotations
 import __future__
 
 import base64
+import bisect
 import builtins
 import codecs
 import collections
@@ -36,6 +37,7 @@ import io
 import json
 import linecache
 import os
+import re
 import resource
 import select
 import signal
@@ -66,6 +68,10 @@ _PIPE_BUF = getattr(select, "PIPE_BUF", 512)  # a pipe write this small is atomi
 # window; beyond that, complete lines wait for the end of the window
 _COALESCE_S = 0.005
 _BURST = 8
+#: the deepest stack searched for the running top-level statement (deeper: output unplaced)
+_STATEMENT_WALK = 64
+#: a line that may start a top-level statement: not indented, not blank, not a comment
+_TOP_LEVEL_LINE = re.compile(r"^[^\s#]", re.MULTILINE)
 
 
 def _bundled(name: str) -> types.ModuleType:
@@ -469,7 +475,8 @@ def _text_stream(worker: Worker, buf: _Buffer) -> io.TextIOBase:
                     with worker.channel.lock:
                         worker.drop(buf.name, protocol.output_size(s))
                 else:
-                    worker.guarded(worker.write_text, buf, s)
+                    line = worker.statement_line() if worker.statements else None
+                    worker.guarded(worker.write_text, buf, s, line)
             return len(s)
 
         def flush(self) -> None:
@@ -502,6 +509,13 @@ class Worker:
         self.memory_limit: int | None = None
         #: the execution whose output is being written, None while idle (background output)
         self.stream_id: Any = None
+        #: the execution's code has several top-level statements: output says which wrote it
+        self.statements = False
+        self.cell_name = ""  # the running execution's file name (``<cell-N>``)
+        #: the stream line of the top-level statement the held text came from (None: unknown)
+        self.text_line: int | None = None
+        self._code = ""  # the running execution's code, for _statement_starts
+        self._starts: list[int] | None = None
         self.max_output: int | None = None  #: bytes of output each execution may send
         self.output_left: int | None = None  # what is left of it now
         self.dropped = 0  # bytes past the cap, not sent; said in a "dropped" frame
@@ -661,7 +675,7 @@ class Worker:
                     self.interrupt_pending = False
                     signal.pthread_kill(self.main_ident, signal.SIGINT)
 
-    def _send_stream(self, name: str, text: str) -> None:
+    def _send_stream(self, name: str, text: str, line: int | None = None) -> None:
         left = self.output_left
         if left is not None:
             size = protocol.output_size(text)
@@ -676,14 +690,15 @@ class Worker:
                 self.output_left = left - size
         step = protocol.FRAME_TEXT
         for start in range(0, len(text), step):  # no frame grows with the text
-            self.channel.send(
-                {
-                    "type": protocol.Msg.STREAM,
-                    "id": self.stream_id,
-                    "name": name,
-                    "text": text[start : start + step] if len(text) > step else text,
-                }
-            )
+            frame = {
+                "type": protocol.Msg.STREAM,
+                "id": self.stream_id,
+                "name": name,
+                "text": text[start : start + step] if len(text) > step else text,
+            }
+            if line is not None:
+                frame["line"] = line
+            self.channel.send(frame)
         now = time.monotonic()
         if now - self.window_start >= _COALESCE_S:
             self.window_start = now
@@ -716,12 +731,13 @@ class Worker:
                 text = "".join(stream.parts)
                 stream.parts = []
                 stream.size = 0
-                self._send_stream(stream.name, text)
+                self._send_stream(stream.name, text, self.text_line)
 
-    def write_text(self, stream: _Buffer, text: str) -> None:
+    def write_text(self, stream: _Buffer, text: str, line: int | None = None) -> None:
         other = self.stderr if stream is self.stdout else self.stdout
-        if other.parts:
-            self.send_text()
+        if other.parts or (line != self.text_line and stream.parts):
+            self.send_text()  # a frame holds one stream's text, of one statement
+        self.text_line = line
         if stream.at_line_start:
             # fd output found now was written after every text we hold (the
             # previous line's first write checked too) and before this text:
@@ -821,9 +837,46 @@ class Worker:
     def send_display(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
         if self.forked:
             return  # a forked child has no channel (and maybe a lock held forever)
-        self.guarded(self._send_display, data, metadata)
+        line = self.statement_line() if self.statements else None
+        self.guarded(self._send_display, data, metadata, line)
 
-    def _send_display(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+    def statement_line(self) -> int | None:
+        """The line of the code's top-level statement that runs now in this thread.
+
+        Found by walking up the stack to the execution's module frame: only
+        asked while an execution with several statements runs, and only in
+        the main thread (a thread's or a task's stack does not lead there).
+        """
+        if threading.get_ident() != self.main_ident:
+            return None
+        frame: types.FrameType | None = sys._getframe(1)
+        name = self.cell_name
+        for _ in range(_STATEMENT_WALK):
+            if frame is None:
+                return None
+            code = frame.f_code
+            if code.co_name == "<module>" and code.co_filename == name:
+                # the statement's first line, not the line within it (a loop's
+                # body): text of one statement stays in one frame
+                starts = self._statement_starts()
+                return starts[max(0, bisect.bisect_right(starts, frame.f_lineno) - 1)]
+            frame = frame.f_back
+        return None
+
+    def _statement_starts(self) -> list[int]:
+        """The lines (1-based) of the running code that may start a top-level statement."""
+        if self._starts is None:
+            code, line, at = self._code, 1, 0
+            self._starts = []
+            for match in _TOP_LEVEL_LINE.finditer(code):
+                line += code.count("\n", at, match.start())
+                at = match.start()
+                self._starts.append(line)
+        return self._starts
+
+    def _send_display(
+        self, data: dict[str, Any], metadata: dict[str, Any], line: int | None = None
+    ) -> None:
         self.send_text()
         self.drain_fds()
         left = self.output_left
@@ -834,9 +887,11 @@ class Worker:
                 self.output_left = 0
                 return
             self.output_left = left - size
-        self.channel.send(
-            {"type": protocol.Msg.DISPLAY, "id": self.stream_id, "data": data, "metadata": metadata}
-        )
+        frame = {"type": protocol.Msg.DISPLAY, "id": self.stream_id, "data": data}
+        frame["metadata"] = metadata
+        if line is not None:
+            frame["line"] = line
+        self.channel.send(frame)
 
     def send_figures(self, caller: types.FrameType | None = None) -> None:
         """Every open matplotlib figure as an ``image/png`` display, then closed.
@@ -899,6 +954,10 @@ class Worker:
             self.guarded(self._end_idle)
         self.exec_id = self.stream_id = exec_id
         self.output_left = self.max_output
+        self.cell_name = f"<cell-{exec_id}>"
+        self.statements = _several_statements(code)
+        self.text_line = None
+        self._code, self._starts = code, None
         for fd, keep in self._fd_keep.items():
             os.dup2(keep, fd)  # user code may have closed fd 1 or 2
         # Script semantics: figures are displayed by plt.show(), never behind the
@@ -935,6 +994,7 @@ class Worker:
         # under a fresh budget (reported at the next execution's start)
         self.stream_id = None
         self.output_left = self.max_output
+        self.statements, self.text_line, self._code, self._starts = False, None, "", None
 
     def _end_idle(self) -> None:
         """Before an execution: send the background text still held and what was dropped."""
@@ -1092,6 +1152,16 @@ class Worker:
 
 def _high_fd(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _CHANNEL_FD_MIN)
+
+
+def _several_statements(code: str) -> bool:
+    """Whether ``code`` may hold more than one top-level statement (cheap; may say yes wrongly).
+
+    A second unindented line of code (a continuation line at column 0 counts
+    too: then output is tagged for nothing, which costs a little, no harm).
+    """
+    found = _TOP_LEVEL_LINE.finditer(code)
+    return next(found, None) is not None and next(found, None) is not None
 
 
 def _daemon(name: str, target: Callable[[], None]) -> None:

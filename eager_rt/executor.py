@@ -60,12 +60,19 @@ class Output:
     ``data`` (``{"image/png": <base64 str>, "text/plain": ...}``, the Jupyter
     convention, so bundles pass between backends unchanged); ``clear`` asks a
     front end to clear what was displayed before (Jupyter ``clear_output``).
+
+    ``line``: the line, in the executed code, of the top-level statement that
+    was running when the code wrote this, when the backend can tell (None:
+    unknown, or the code was one statement); a view of a batch of statements
+    shows each output under its own statement. Not compared: it says where,
+    not what.
     """
 
     kind: OutputKind
     text: str = ""
     data: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
+    line: int | None = field(default=None, compare=False)
 
 
 OutputCallback = Callable[[Output], None]

@@ -86,7 +86,12 @@ class Statement:
 
 @dataclass(slots=True)
 class Block:
-    """One execution's output, shown under its anchor statement."""
+    """Output of one execution, shown under its anchor statement.
+
+    An execution has one block for the output the backend placed under each
+    of its statements (``Output.line``), and one for the rest, under the
+    anchor chosen for the whole execution (see :meth:`LiveModel.anchor_of_failed`).
+    """
 
     batch: int
     chunks: tuple[int, ...]
@@ -136,7 +141,8 @@ class LiveModel:
         self.prose_after = ""  #: model text after it
         self.statements: dict[int, Statement] = {}
         self.order: list[int] = []  #: chunk indices in stream order
-        self.blocks: dict[int, Block] = {}
+        self.blocks: dict[int, Block] = {}  #: by batch: its output that says no statement
+        self.placed: dict[tuple[int, int], Block] = {}  #: by (batch, statement): the rest
         self.running: int | None = None  #: the batch running now
         self.notes: list[Note] = []
         self.pieces = 0  #: code pieces (tokens) received
@@ -232,8 +238,10 @@ class LiveModel:
         return [self.statements[i] for i in self._by_last.get(line, ())]
 
     def blocks_under(self, index: int) -> list[Block]:
-        """The executions whose output is shown under statement ``index``."""
-        return [b for b in self.blocks.values() if b.anchor == index]
+        """The output shown under statement ``index``, execution by execution."""
+        placed = [b for (_, anchor), b in self.placed.items() if anchor == index]
+        blocks = [b for b in self.blocks.values() if b.anchor == index]
+        return sorted(placed + blocks, key=lambda b: b.batch)  # stable: placed first
 
     def states(self) -> list[tuple[int, State]]:
         """Each statement's chunk index and state, in stream order."""
@@ -314,12 +322,32 @@ class LiveModel:
         if block is None:
             return
         output = event.output
+        if output.line is not None:
+            block = self._placed_block(block, output.line)
         if output.kind in ("stdout", "stderr"):
             block.pieces.append((output.kind, output.text))
         elif output.kind == "display" and output.data is not None:
             block.pieces.append(("display", self.show_display(output.data)))
         elif output.kind == "clear":  # clear_output(): a progress display redraws itself
-            block.pieces.clear()
+            for other in (self.blocks[event.batch], *self._placed_of(event.batch)):
+                other.pieces.clear()
+
+    def _placed_block(self, block: Block, line: int) -> Block:
+        """The block under the statement of ``block``'s execution that holds ``line``."""
+        starts = [
+            (self.statements[i].chunk.lineno, i) for i in block.chunks if i in self.statements
+        ]
+        owners = [i for lineno, i in starts if lineno <= line]
+        if not owners:
+            return block
+        key = (block.batch, max(owners, key=lambda i: self.statements[i].chunk.lineno))
+        placed = self.placed.get(key)
+        if placed is None:
+            placed = self.placed[key] = Block(block.batch, block.chunks, key[1])
+        return placed
+
+    def _placed_of(self, batch: int) -> list[Block]:
+        return [b for (of, _), b in self.placed.items() if of == batch]
 
     def _executed(self, event: ExecutionFinished) -> None:
         """A batch ended: its statements are done, or failed and not run after the failure."""
@@ -353,13 +381,15 @@ class LiveModel:
                 statement.state = "detected"
 
     def anchor_of_failed(self, block: Block, failing: int) -> int:
-        """Where a failed execution's output goes: under its last statement that ran.
+        """Where a failed execution's unplaced output goes: under its last statement that ran.
 
-        Output cannot be split between the statements of one execution; most
-        statements that fail raise before they print, so the output goes under
-        the statement before the failing one (the failing one when it came
-        first), and the failing statement shows its error alone, whether or not
-        it was batched with the statements before it.
+        Output the backend did not place under its statement (``Output.line``
+        is None: a backend that cannot tell, a thread's output) cannot be
+        split between the statements of one execution; most statements that
+        fail raise before they print, so it goes under the statement before
+        the failing one (the failing one when it came first), and the failing
+        statement shows its error alone, whether or not it was batched with
+        the statements before it.
         """
         ran = [i for i in block.chunks[: block.chunks.index(failing)] if i in self.statements]
         return ran[-1] if ran else failing

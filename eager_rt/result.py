@@ -209,7 +209,10 @@ class RunResult:
             "stderr": self.stderr,
             "stream_closed_early": self.stream_closed_early,
             "pieces": self.pieces,
-            "outputs": [{"kind": o.kind, "text": o.text, "data": o.data} for o in self.outputs],
+            "outputs": [
+                {"kind": o.kind, "text": o.text, "data": o.data, "line": o.line}
+                for o in self.outputs
+            ],
             "error": None
             if self.error is None
             else {

@@ -297,6 +297,47 @@ def test_eager_runs_overlap_generation_and_batch_what_waited() -> None:
     assert live.finished and live.doing() == "finished"
 
 
+def test_each_statement_of_a_batch_shows_its_own_output() -> None:
+    code = ["slow()\n", "print('a')\n", "b = 2\n", "print('c')\n"]
+    rules = [Rule("slow(", cost=2.0), Rule("print('a')", stdout="a\n"),
+             Rule("print('c')", stdout="c\n")]  # fmt: skip
+    live, _, events = observe(code, rules)
+    assert [b.chunks for b in live.blocks.values()] == [(0,), (1, 2, 3)]
+    outputs = [e.output for e in events if isinstance(e, OutputEvent)]
+    assert [(o.text, o.line) for o in outputs] == [("a\n", 2), ("c\n", 4)]
+    assert [b.pieces for b in live.blocks_under(1)] == [[("stdout", "a\n")]]
+    assert live.blocks_under(2) == []
+    assert [b.pieces for b in live.blocks_under(3) if b.pieces] == [[("stdout", "c\n")]]
+
+
+def test_output_no_statement_claims_stays_under_the_batch_anchor() -> None:
+    live = model()
+    statements(live, "a = 1\n", "print(a)\n", "b = 2\n")
+    live.apply(ExecutionStarted(0, (0, 1, 2), "a = 1\nprint(a)\nb = 2\n", 0.0))
+    live.apply(OutputEvent(0, Output("stdout", "1\n", line=2), 0.0))
+    live.apply(OutputEvent(0, Output("stderr", "from a thread\n"), 0.0))
+    live.apply(OutputEvent(0, Output("stdout", "before the code\n", line=0), 0.0))
+    live.apply(ExecutionFinished(0, error(3), 0.0))
+    assert live.states() == [(0, "done"), (1, "done"), (2, "failed")]
+    assert [b.pieces for b in live.blocks_under(1)] == [
+        [("stdout", "1\n")],
+        [("stderr", "from a thread\n"), ("stdout", "before the code\n")],
+    ]
+    assert live.blocks_under(2) == [] and live.blocks_under(0) == []
+
+
+def test_clear_output_clears_every_statement_of_its_execution() -> None:
+    live = model()
+    statements(live, "print(1)\n", "print(2)\n")
+    live.apply(ExecutionStarted(0, (0, 1), "print(1)\nprint(2)\n", 0.0))
+    live.apply(OutputEvent(0, Output("stdout", "1\n", line=1), 0.0))
+    live.apply(OutputEvent(0, Output("stdout", "2\n", line=2), 0.0))
+    live.apply(OutputEvent(0, Output("clear"), 0.0))
+    live.apply(OutputEvent(0, Output("stdout", "again\n", line=2), 0.0))
+    assert [b.pieces for b in live.blocks_under(0)] == [[]]
+    assert [b.pieces for b in live.blocks_under(1) if b.pieces] == [[("stdout", "again\n")]]
+
+
 def test_no_batching_runs_one_statement_an_execution() -> None:
     code = ["slow()\n", "a = 1\n", "b = 2\n"]
     live, _, _ = observe(code, [Rule("slow(", cost=2.0)], batching=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import math
 import re
@@ -395,6 +396,10 @@ class _Execution:
         resolve(self.done, _Ended(Status.INTERRUPTED, error))
 
     def _emit(self, output: Output) -> None:
+        step = self._current
+        if step is not None and isinstance(self._steps, list) and len(self._steps) > 1:
+            # as the worker backends do: which of several statements wrote it
+            output = dataclasses.replace(output, line=step.lineno)
         self.outputs.append(output)
         if self._on_output is None:
             return
