@@ -170,6 +170,20 @@ def test_serial_mode_shows_the_code_first_then_runs_it(tmp_path: Path) -> None:
     assert "        last statement" in screen.splitlines()
 
 
+def test_each_statement_of_one_execution_shows_its_own_output(tmp_path: Path) -> None:
+    """Serial mode runs the program as one execution: still, output goes under its writer."""
+    (tmp_path / "job.py").write_text('print("one")\nx = 2\nprint("two", x)\n')
+    with terminal("run", "job.py", "--tps", "200", "--mode", "serial", cwd=tmp_path) as term:
+        code = term.finish()
+        lines = term.lines()
+    assert code == 0
+    first = lines.index(line_of("\n".join(lines), 'print("one")'))
+    assert lines[first + 1] == "        one"
+    assert lines[first + 2] == line_of("\n".join(lines), "x = 2")
+    third = lines.index(line_of("\n".join(lines), 'print("two", x)'))
+    assert lines[third + 1] == "        two 2"
+
+
 def test_plain_output_under_a_terminal(tmp_path: Path) -> None:
     (tmp_path / "ok.py").write_text("x = 6 * 7\nprint('answer', x)\n")
     with terminal("run", "ok.py", "--tps", "500", "--plain", cwd=tmp_path) as term:
