@@ -17,16 +17,10 @@ a local worker process.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import os
-import sys
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
+from _common import HEADERS, QUESTION, api_key, model_url, parser, show_result, temperature
 from langchain_core.messages import AIMessageChunk, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
@@ -38,7 +32,7 @@ from eager_rt.integrations.langgraph import EagerCode
 # langgraph 1.x points to langchain.agents.create_agent (a separate package); this still works
 warnings.filterwarnings("ignore", message="create_react_agent has been moved")
 
-SCRIPTED = [
+SCRIPTED = [  # what the offline model writes
     # first answer: its third statement fails, so generation stops there
     'temps = {c: get_weather(city=c)["temp_c"] for c in ["Oslo", "Lima"]}\n'
     "print(temps)\n"
@@ -52,61 +46,33 @@ SCRIPTED = [
 @tool
 def get_weather(city: str) -> dict[str, float]:
     """Current weather for a city (a stand-in for a real service)."""
-    return {"temp_c": {"Oslo": 4.0, "Lima": 19.5}.get(city, 12.0)}
-
-
-@contextlib.contextmanager
-def offline_server() -> Iterator[str]:
-    """The repository's fake OpenAI API on loopback, scripted with :data:`SCRIPTED`."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments
-
-    replies = [Reply(tools=[("run_code", tool_fragments(code, 4))]) for code in SCRIPTED]
-    replies.append(Reply(text=["Lima ", "is ", "the ", "warmer ", "of ", "the ", "two."]))
-
-    def reply(api: str, body: dict[str, Any]) -> Reply:  # one per tool result so far
-        done = sum(1 for m in body["messages"] if m["role"] == "tool")
-        return replies[min(done, len(replies) - 1)]
-
-    with FakeLLM(reply, Faults(interval=0.02)) as llm:
-        yield llm.openai_url
+    return {"temp_c": temperature(city)}
 
 
 async def run(base_url: str, name: str, backend: str) -> None:
     model = ChatOpenAI(
-        model=name,
-        base_url=base_url,
-        api_key=SecretStr(os.environ.get("OPENAI_API_KEY", "none")),
-        default_headers={"Connection": "close"},
+        model=name, base_url=base_url, api_key=SecretStr(api_key()), default_headers=HEADERS
     )
     eager = EagerCode(backend, tools=[get_weather], read_only=["get_weather"])
     # the switch: the model wrapped, the run_code tool beside the graph's own tools
     agent = create_react_agent(eager.wrap(model), [eager.tool, get_weather])
     async with eager:  # each run's session closes when the run ends
         async for message, _ in agent.astream(
-            {"messages": [("user", "Which is warmer today, Oslo or Lima?")]},
-            stream_mode="messages",
+            {"messages": [("user", QUESTION)]}, stream_mode="messages"
         ):
             if isinstance(message, AIMessageChunk):
                 for part in message.tool_call_chunks:
                     print(part.get("args") or "", end="", flush=True)  # the code as it streams
                 print(message.content, end="", flush=True)
             elif isinstance(message, ToolMessage) and message.name == eager.name:
-                print(f"\n--- run_code result ({message.status}) ---\n{message.content}\n---")
+                show_result(message.status, str(message.content))
     print()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("base_url", nargs="?", help="an OpenAI-compatible API (default: offline)")
-    parser.add_argument("model", nargs="?", default="gpt-4.1-mini")
-    parser.add_argument("--backend", default="local")
-    args = parser.parse_args()
-    if args.base_url is None:
-        with offline_server() as url:
-            asyncio.run(run(url, "fake-model", args.backend))
-    else:
-        asyncio.run(run(args.base_url, args.model, args.backend))
+    args = parser(__doc__).parse_args()
+    with model_url(args.base_url, code=SCRIPTED) as url:
+        asyncio.run(run(url, args.model, args.backend))
 
 
 if __name__ == "__main__":

@@ -17,14 +17,18 @@ a local worker process.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
+from _common import (
+    HEADERS,
+    INSTRUCTIONS,
+    QUESTION,
+    api_key,
+    model_url,
+    parser,
+    show_result,
+    temperature,
+)
 from agents import (
     Agent,
     OpenAIChatCompletionsModel,
@@ -35,10 +39,12 @@ from agents import (
 )
 from agents.models.interface import Model
 from openai import AsyncOpenAI
+from openai.types.responses import ResponseFunctionCallArgumentsDeltaEvent
 
+from eager_rt.agent import TurnResult
 from eager_rt.integrations.openai_agents import EagerCode
 
-SCRIPTED = [
+SCRIPTED = [  # what the offline model writes
     # first answer: its third statement fails, so generation stops there
     'temps = {c: get_weather(city=c)["temp_c"] for c in ["Oslo", "Lima"]}\n'
     "print(temps)\n"
@@ -52,20 +58,7 @@ SCRIPTED = [
 @function_tool
 def get_weather(city: str) -> dict[str, float]:
     """Current weather for a city (a stand-in for a real service)."""
-    return {"temp_c": {"Oslo": 4.0, "Lima": 19.5}.get(city, 12.0)}
-
-
-@contextlib.contextmanager
-def offline_server() -> Iterator[str]:
-    """The repository's fake OpenAI API on loopback, scripted with :data:`SCRIPTED`."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.fake_llm import Faults, Reply, tool_fragments
-    from tests.fake_llm.gated import GatedLLM  # numbers call ids per request
-
-    replies = [Reply(tools=[("run_code", tool_fragments(code, 4))]) for code in SCRIPTED]
-    replies.append(Reply(text=["Lima ", "is ", "the ", "warmer ", "of ", "the ", "two."]))
-    with GatedLLM(replies, Faults(interval=0.02)) as llm:
-        yield llm.openai_url
+    return {"temp_c": temperature(city)}
 
 
 def model(client: AsyncOpenAI, name: str, api: str) -> Model:
@@ -74,42 +67,39 @@ def model(client: AsyncOpenAI, name: str, api: str) -> Model:
     return OpenAIChatCompletionsModel(name, client)
 
 
+def show(call_id: str, turn: TurnResult) -> None:
+    show_result("ok" if turn.ok else "error", turn.text)  # what the model is sent
+
+
 async def run(base_url: str, name: str, api: str, backend: str) -> None:
-    client = AsyncOpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY", "none"))
+    client = AsyncOpenAI(base_url=base_url, api_key=api_key(), default_headers=HEADERS)
     agent = Agent(
         name="analyst",
-        instructions="Answer by writing Python for the run_code tool.",
+        instructions=INSTRUCTIONS,
         model=model(client, name, api),
         tools=[get_weather],
     )
     eager = EagerCode(backend, read_only={"get_weather"}, on_result=show)
     agent = eager.agent(agent)  # the switch: run_code, executed while it streams
-    result = Runner.run_streamed(agent, "Which is warmer today, Oslo or Lima?")
+    result = Runner.run_streamed(agent, QUESTION)
     async for event in result.stream_events():
-        if event.type == "raw_response_event" and event.data.type.endswith("arguments.delta"):
-            print(event.data.delta, end="", flush=True)  # the code as the model writes it
+        data = getattr(event, "data", None)  # a raw response event: the model's own
+        if isinstance(data, ResponseFunctionCallArgumentsDeltaEvent):
+            print(data.delta, end="", flush=True)  # the code as the model writes it
     print(f"\n\nfinal answer: {result.final_output}")
     await client.close()
 
 
-def show(call_id: str, turn: object) -> None:
-    text = getattr(turn, "text", "")
-    print(f"\n--- run_code {call_id} result, sent to the model ---\n{text}\n---")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("base_url", nargs="?", help="an OpenAI-compatible API (default: offline)")
-    parser.add_argument("model", nargs="?", default="gpt-4.1-mini")
-    parser.add_argument("--api", choices=["chat", "responses"], default=None)
-    parser.add_argument("--backend", default="local")
-    args = parser.parse_args()
-    if args.base_url is None:
-        set_tracing_disabled(True)  # offline: nothing to export to
-        with offline_server() as url:
-            asyncio.run(run(url, "fake-model", args.api or "responses", args.backend))
-    else:
-        asyncio.run(run(args.base_url, args.model, args.api or "chat", args.backend))
+    cli = parser(__doc__)
+    cli.add_argument("--api", choices=["chat", "responses"], default=None)
+    args = cli.parse_args()
+    offline = args.base_url is None
+    if offline:
+        set_tracing_disabled(True)  # nothing to export to
+    api = args.api or ("responses" if offline else "chat")
+    with model_url(args.base_url, code=SCRIPTED) as url:
+        asyncio.run(run(url, args.model, api, args.backend))
 
 
 if __name__ == "__main__":

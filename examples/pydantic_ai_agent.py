@@ -1,11 +1,11 @@
 """A pydantic-ai agent whose ``run_code`` tool runs while the model is still writing it.
 
-Without arguments it runs offline: pydantic-ai's ``FunctionModel`` plays the
-model, streaming ``run_code`` calls token by token: the first one's third
+Without arguments it runs offline, from a checkout of this repository: the
+project's loopback fake of the OpenAI API (``tests/fake_llm``) plays the model
+and streams ``run_code`` calls at ~50 tokens/s. The first call's third
 statement fails, generation is stopped there, and the repair call reuses what
-the session kept. With a
-base URL it talks to any OpenAI-compatible server (vLLM, llama.cpp, Ollama,
-OpenAI itself)::
+the session kept. With a base URL it talks to any OpenAI-compatible server
+(vLLM, llama.cpp, Ollama, OpenAI itself)::
 
     python examples/pydantic_ai_agent.py
     python examples/pydantic_ai_agent.py http://localhost:8000/v1 qwen2.5-coder
@@ -16,78 +16,65 @@ a local worker process.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
-from collections.abc import AsyncIterator
 
+from _common import (
+    HEADERS,
+    INSTRUCTIONS,
+    QUESTION,
+    api_key,
+    model_url,
+    parser,
+    show_result,
+    temperature,
+)
+from openai import AsyncOpenAI
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage, ToolReturnPart
-from pydantic_ai.models import Model
-from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
+from pydantic_ai.messages import ToolReturnPart
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
 
 from eager_rt.integrations.pydantic_ai import EagerCodeMode
 
-SCRIPTED = [
+SCRIPTED = [  # what the offline model writes
     # first answer: its third statement fails, so generation stops there
     'temps = {c: (await get_weather(city=c))["temp_c"] for c in ["Oslo", "Lima"]}\n'
     "print(temps)\n"
     "warmest = max(temps, key=temps.get) + 1\n"
-    'print("warmest:", warmest)\n',
+    'print("warmest:", warmest)\n' + "".join(f"print({i})\n" for i in range(20)),
     # the repair: the session still has `temps`
     'warmest = max(temps, key=temps.get)\nprint("warmest:", warmest)\n',
 ]
 
 
-async def scripted(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[object]:
-    """The offline model: run_code calls streamed at ~40 tokens/s, then a summary."""
-    step = sum(isinstance(p, ToolReturnPart) for m in messages for p in m.parts)
-    if step == len(SCRIPTED):
-        yield "Lima is the warmer of the two today."
-        return
-    args = json.dumps({"code": SCRIPTED[step]})
-    yield {0: DeltaToolCall(name="run_code", json_args="", tool_call_id=f"call_{step}")}
-    for i in range(0, len(args), 4):
-        await asyncio.sleep(0.025)
-        yield {0: DeltaToolCall(json_args=args[i : i + 4])}
-
-
-def model(url: str | None, name: str) -> Model:
-    if url is None:
-        return FunctionModel(stream_function=scripted)
-    from pydantic_ai.models.openai import OpenAIChatModel
-    from pydantic_ai.providers.openai import OpenAIProvider
-
-    key = os.environ.get("OPENAI_API_KEY", "none")
-    return OpenAIChatModel(name, provider=OpenAIProvider(base_url=url, api_key=key))
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("base_url", nargs="?", help="an OpenAI-compatible API (default: offline)")
-    parser.add_argument("model", nargs="?", default="gpt-4o-mini")
-    parser.add_argument("--backend", default="local")
-    args = parser.parse_args()
-
+async def run(base_url: str, name: str, backend: str) -> None:
+    client = AsyncOpenAI(base_url=base_url, api_key=api_key(), default_headers=HEADERS)
     agent = Agent(
-        model(args.base_url, args.model),
-        capabilities=[EagerCodeMode(backend=args.backend, read_only=["get_weather"])],
-        instructions="Answer by writing Python for the run_code tool.",
+        OpenAIChatModel(name, provider=OpenAIProvider(openai_client=client)),
+        # the switch: a run_code tool, executed while it streams, calling the agent's tools
+        capabilities=[EagerCodeMode(backend=backend, read_only=["get_weather"])],
+        instructions=INSTRUCTIONS,
     )
 
     @agent.tool_plain
     async def get_weather(city: str) -> dict[str, float]:
-        """Current weather for a city."""
-        return {"temp_c": {"Oslo": 4.0, "Lima": 19.0}.get(city, 12.0)}
+        """Current weather for a city (a stand-in for a real service)."""
+        return {"temp_c": temperature(city)}
 
-    result = await agent.run("Which is warmer today, Oslo or Lima?")
+    result = await agent.run(QUESTION)
     for message in result.all_messages():
         for part in message.parts:
             if isinstance(part, ToolReturnPart):
-                print(f"--- run_code result ---\n{part.content}\n")
+                show_result(str((part.metadata or {}).get("status", "?")), str(part.content))
     print("--- answer ---\n" + str(result.output))
+    await client.close()
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    with model_url(args.base_url, code=SCRIPTED) as url:
+        asyncio.run(run(url, args.model, args.backend))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
