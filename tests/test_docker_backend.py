@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import itertools
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +26,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eager_rt.executor import BackendError, Status
-from tests.provision.docker import TEST_IMAGE, require_docker
+from tests.containers import busy_owner, docker_engine
+from tests.escapes import FORK_BOMB, denied, write_attempts
+from tests.provision.docker import TEST_IMAGE
 
 pytestmark = pytest.mark.anyio
 
@@ -36,14 +37,8 @@ MiB = 1 << 20
 
 @pytest.fixture
 def engine() -> Iterator[Any]:
-    require_docker()
-    from eager_rt.backends._docker_engine import Engine
-
-    client = Engine(timeout=30)
-    try:
+    with docker_engine() as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
@@ -160,52 +155,20 @@ async def test_network_access_fails(backend: Any) -> None:
 
 async def test_writing_outside_the_work_dir_fails(backend: Any, tmp_path: Path) -> None:
     marker = tmp_path / "host-marker"
-    code = textwrap.dedent(
-        f"""
-        import os
-        for path in ['/etc/passwd', '/usr/lib/evil.py', '/evil', '/root/evil', {str(marker)!r}]:
-            try:
-                with open(path, 'a') as f:
-                    f.write('x')
-                print('wrote', path)
-            except OSError as exc:
-                print('denied', path, exc.strerror)
-        for path in ['/work/ok.txt', '/tmp/ok.txt', 'relative.txt']:
-            with open(path, 'w') as f:
-                f.write('fine')
-            print('wrote', path)
-        """
-    )
+    outside = ["/etc/passwd", "/usr/lib/evil.py", "/evil", "/root/evil", str(marker)]
+    code = write_attempts(outside, ["/work/ok.txt", "/tmp/ok.txt", "relative.txt"])
     async with backend.session() as session:
         result = await session.execute(code, timeout=60)
         assert result.status is Status.OK, result
-        lines = result.stdout.splitlines()
-        assert [line.split()[1] for line in lines if line.startswith("denied")] == [
-            "/etc/passwd",
-            "/usr/lib/evil.py",
-            "/evil",
-            "/root/evil",
-            str(marker),
-        ]
+        assert denied(result.stdout) == outside
         assert await session.get_file("relative.txt") == b"fine"
     assert not marker.exists()  # the host's file system is not the container's
 
 
 async def test_fork_bomb_is_stopped_by_the_pids_limit(backend: Any, engine: Any) -> None:
     limit = 64
-    bomb = textwrap.dedent(
-        """
-        import os
-        print('bombing', flush=True)
-        while True:
-            try:
-                os.fork()
-            except OSError:
-                pass
-        """
-    )
     async with backend.session(pids_limit=limit) as session:
-        result = await session.execute(bomb, timeout=3.0)
+        result = await session.execute(FORK_BOMB, timeout=3.0)
         assert result.status is Status.TIMEOUT
         assert "bombing" in result.stdout
         stats = await asyncio.to_thread(
@@ -384,45 +347,11 @@ async def test_no_container_left_after_close(engine: Any) -> None:
     assert owned_by_me(engine) == []
 
 
-#: a host whose session is busy in a loop that never yields when the host is SIGKILLed
-BUSY_OWNER = textwrap.dedent(
-    f"""
-    import asyncio
-    from eager_rt.backends.docker import DockerSession
-
-    async def main():
-        session = DockerSession(image={TEST_IMAGE!r})
-        await session.start(timeout=120)
-        print(session.container_id, flush=True)
-        await session.execute("print('busy', flush=True)\\nwhile True:\\n    pass",
-                              on_output=lambda o: print(o.text, end="", flush=True))
-
-    asyncio.run(main())
-    """
-)
-
-
 async def test_containers_of_a_killed_host_process_are_reaped(backend: Any, engine: Any) -> None:
     """Issue 17, finding 5: a container busy when its host died ran on until the next start."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", BUSY_OWNER],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    try:
-        assert process.stdout is not None
-        container = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 120)
-        container = container.strip()
-        busy = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 120)
-        assert busy == "busy\n"
+    session = "eager_rt.backends.docker.DockerSession"
+    async with busy_owner(session, TEST_IMAGE, "container_id") as container:
         assert engine.inspect(container)["State"]["Running"]
-    finally:
-        os.kill(process.pid, signal.SIGKILL)  # no cleanup code runs
-        process.wait(30)
-        if process.stdout is not None:
-            process.stdout.close()
     # its attach stream, hence its stdin, closed with the owner, and the worker
     # ends on that even while the code is busy ...
     deadline = time.monotonic() + 60

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from eager_rt.executor import Status
-from tests.provision.docker import TEST_IMAGE, require_docker
+from tests.containers import docker_engine
+from tests.provision.docker import TEST_IMAGE
 from tests.socket_proxy import SocketProxy
 
 pytestmark = pytest.mark.anyio
@@ -35,14 +36,8 @@ ENGINE_SOCKET = "/var/run/docker.sock"
 @pytest.fixture
 def engine() -> Iterator[Any]:
     """The real engine, asked directly (not through the proxy)."""
-    require_docker()
-    from eager_rt.backends._docker_engine import Engine
-
-    client = Engine(f"unix://{ENGINE_SOCKET}", timeout=30)
-    try:
+    with docker_engine(f"unix://{ENGINE_SOCKET}") as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from eager_rt.backends.local import LocalBackend, LocalSession, describe_exit
 from eager_rt.executor import BackendError, ExecResult, Output, SessionDead, Status
 from eager_rt.registry import get_backend
 from eager_rt.sync import SyncSession
+from tests.local_sessions import MakeSession, local_sessions
 from tests.processes import process_gone, wait_until_gone
 
 pytestmark = pytest.mark.anyio
@@ -35,21 +36,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-async def make_session() -> AsyncIterator[Any]:
-    """Factory of started local sessions; every one is closed after the test."""
-    made: list[LocalSession] = []
-
-    async def make(**options: Any) -> LocalSession:
-        session = LocalBackend().session(**options)
-        made.append(session)
-        await session.start(timeout=60)
-        return session
-
-    try:
+async def make_session() -> AsyncIterator[MakeSession]:
+    async with local_sessions() as make:
         yield make
-    finally:
-        for session in made:
-            await session.close()
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ import pytest
 from eager_rt.backends.local import LocalBackend, LocalSession
 
 from eager_rt.executor import BackendError, Status
+from tests.escapes import denied, write_attempts
+from tests.local_sessions import MakeSession, local_sessions
 from tests.provision.bwrap import require_bwrap
 
 pytestmark = pytest.mark.anyio
@@ -30,20 +32,9 @@ T = 60.0
 
 
 @pytest.fixture
-async def make_session() -> AsyncIterator[Any]:
-    made: list[LocalSession] = []
-
-    async def make(**options: Any) -> LocalSession:
-        session = LocalBackend().session(**options)
-        made.append(session)
-        await session.start(timeout=60)
-        return session
-
-    try:
+async def make_session() -> AsyncIterator[MakeSession]:
+    async with local_sessions() as make:
         yield make
-    finally:
-        for session in made:
-            await session.close()
 
 
 @pytest.fixture
@@ -229,36 +220,14 @@ async def test_sandbox_has_no_network(sandboxed: LocalSession) -> None:
 async def test_sandbox_sees_the_host_read_only(make_session: Any, tmp_path: Path) -> None:
     require_bwrap()
     marker = Path.cwd() / f".eager-rt-marker-{os.getpid()}"
-    code = textwrap.dedent(
-        f"""
-        import os
-        for path in ['/etc/passwd', '/usr/lib/evil.py', '/evil', '/root/evil', '/run/evil',
-                     {str(marker)!r}]:
-            try:
-                with open(path, 'a') as f:
-                    f.write('x')
-                print('wrote', path)
-            except OSError as exc:
-                print('denied', path, exc.strerror)
-        for path in ['/sandbox/ok.txt', '/tmp/ok.txt', 'relative.txt']:
-            with open(path, 'w') as f:
-                f.write('fine')
-            print('wrote', path)
-        print(os.getcwd(), os.environ['HOME'], sorted(os.listdir('.')))
-        """
-    )
+    outside = ["/etc/passwd", "/usr/lib/evil.py", "/evil", "/root/evil", "/run/evil", str(marker)]
+    code = write_attempts(outside, ["/sandbox/ok.txt", "/tmp/ok.txt", "relative.txt"])
+    code += "print(os.getcwd(), os.environ['HOME'], sorted(os.listdir('.')))\n"
     s = await make_session(isolation="bwrap")
     r = await s.execute(code, timeout=T)
     assert r.status is Status.OK, r
     lines = r.stdout.splitlines()
-    assert [line.split()[1] for line in lines if line.startswith("denied")] == [
-        "/etc/passwd",
-        "/usr/lib/evil.py",
-        "/evil",
-        "/root/evil",
-        "/run/evil",
-        str(marker),
-    ]
+    assert denied(r.stdout) == outside
     assert lines[-1] == "/sandbox /sandbox ['ok.txt', 'relative.txt']"
     assert not marker.exists()
     # fresh at every start: nothing of the last worker's files

@@ -31,6 +31,8 @@ from eager_rt.backends.local import (
 )
 
 from eager_rt.executor import BackendError, ExecResult, Status
+from tests.escapes import FORK_BOMB
+from tests.local_sessions import MakeSession, local_sessions
 from tests.processes import wait_until_gone
 from tests.provision.bwrap import require_bwrap
 from tests.provision.cgroup import require_cgroup
@@ -56,20 +58,9 @@ def _require(mode: str) -> None:
 
 
 @pytest.fixture
-async def make_session() -> AsyncIterator[Any]:
-    made: list[LocalSession] = []
-
-    async def make(**options: Any) -> LocalSession:
-        session = LocalBackend().session(**options)
-        made.append(session)
-        await session.start(timeout=60)
-        return session
-
-    try:
+async def make_session() -> AsyncIterator[MakeSession]:
+    async with local_sessions() as make:
         yield make
-    finally:
-        for session in made:
-            await session.close()
 
 
 def marked(marker: str) -> list[int]:
@@ -117,6 +108,17 @@ def escapees(marker: str) -> str:
         print('started')
         """
     )
+
+
+async def with_escapees(make_session: MakeSession, mode: str) -> tuple[LocalSession, str]:
+    """A session in ``mode`` whose code left two processes outside its group; their marker."""
+    _require(mode)
+    marker = f"eager-rt-{uuid.uuid4().hex}"
+    s = await make_session(**MODES[mode])
+    r = await s.execute(escapees(marker), timeout=T)
+    assert r.stdout == "started\n", r
+    assert await wait_for(lambda: len(marked(marker)) == 2)
+    return s, marker
 
 
 # --------------------------------------------------------------------------- defaults
@@ -241,18 +243,7 @@ async def test_fork_bomb_is_stopped_by_the_pids_limit(make_session: Any, mode: s
     s = await make_session(pids_limit=limit, **MODES[mode])
     tree = s.process.tree
     assert tree is not None
-    bomb = textwrap.dedent(
-        """
-        import os
-        print('bombing', flush=True)
-        while True:
-            try:
-                os.fork()
-            except OSError:
-                pass
-        """
-    )
-    task = asyncio.ensure_future(s.execute(bomb, timeout=4.0))
+    task = asyncio.ensure_future(s.execute(FORK_BOMB, timeout=4.0))
     assert await wait_for(lambda: len(tree.pids()) > 8)
     counts = []
     for _ in range(10):
@@ -287,12 +278,7 @@ async def test_fork_bomb_is_stopped_by_the_pids_limit(make_session: Any, mode: s
 @pytest.mark.parametrize("mode", sorted(MODES))
 async def test_close_ends_every_descendant(make_session: Any, mode: str) -> None:
     """``start_new_session=True`` and fork + ``setsid`` children survived close() before."""
-    _require(mode)
-    marker = f"eager-rt-{uuid.uuid4().hex}"
-    s = await make_session(**MODES[mode])
-    r = await s.execute(escapees(marker), timeout=T)
-    assert r.stdout == "started\n", r
-    assert await wait_for(lambda: len(marked(marker)) == 2)
+    s, marker = await with_escapees(make_session, mode)
     worker = s.pid
     assert worker is not None
     await s.close()
@@ -302,11 +288,7 @@ async def test_close_ends_every_descendant(make_session: Any, mode: str) -> None
 
 @pytest.mark.parametrize("mode", sorted(MODES))
 async def test_restart_ends_the_old_tree(make_session: Any, mode: str) -> None:
-    _require(mode)
-    marker = f"eager-rt-{uuid.uuid4().hex}"
-    s = await make_session(**MODES[mode])
-    await s.execute(escapees(marker), timeout=T)
-    assert await wait_for(lambda: len(marked(marker)) == 2)
+    s, marker = await with_escapees(make_session, mode)
     await s.restart(timeout=60)
     assert marked(marker) == []
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -36,6 +35,7 @@ from eager_rt.backends.podman import (
 )
 
 from eager_rt.executor import BackendError, Status
+from tests.containers import busy_owner
 from tests.provision.podman import TEST_IMAGE, require_podman
 
 pytestmark = pytest.mark.anyio
@@ -280,45 +280,12 @@ async def test_close_removes_the_container_and_everything_in_it(backend: PodmanB
     assert owned_by_me() == []
 
 
-#: a host whose session is busy in a loop that never yields when the host is SIGKILLed
-BUSY_OWNER = textwrap.dedent(
-    f"""
-    import asyncio
-    from eager_rt.backends.podman import PodmanSession
-
-    async def main():
-        session = PodmanSession(image={TEST_IMAGE!r})
-        await session.start(timeout=120)
-        print(session.container_name, flush=True)
-        await session.execute("print('busy', flush=True)\\nwhile True:\\n    pass",
-                              on_output=lambda o: print(o.text, end="", flush=True))
-
-    asyncio.run(main())
-    """
-)
-
-
 async def test_a_busy_container_stops_when_its_host_is_killed(backend: PodmanBackend) -> None:
     """Issue 17, finding 5: a container busy when its host died ran on until the next start."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", BUSY_OWNER],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 120)
-        container = line.strip()
-        busy = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 120)
-        assert busy == "busy\n"
+    session = "eager_rt.backends.podman.PodmanSession"
+    async with busy_owner(session, TEST_IMAGE, "container_name") as container:
         document = inspect(container)
         assert document is not None and document["State"]["Running"]
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the host and its podman client; no clean-up runs
-        process.wait(30)
-        if process.stdout is not None:
-            process.stdout.close()
     # conmon closes the worker's stdin when the client goes, and the worker ends
     # on that even while the code is busy; --rm then removes the container
     deadline = asyncio.get_running_loop().time() + 60
