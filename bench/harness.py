@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import platform
 import statistics
@@ -26,7 +27,10 @@ from eager_rt.runtime import arun_stream
 from eager_rt.sources.replay import Replay
 
 __all__ = [
+    "RESULTS_DIR",
     "backend_env",
+    "env_flag",
+    "env_list",
     "execute_pass",
     "image_hashes",
     "loadavg",
@@ -38,6 +42,7 @@ __all__ = [
     "replay_fresh",
     "replay_on",
     "time_round_trips",
+    "write_results",
 ]
 
 
@@ -166,6 +171,27 @@ def backend_env() -> dict[str, str]:
     kernel's inline backend), so the variable must not override it.
     """
     return {k: v for k, v in session_env().items() if k != "MPLBACKEND"}
+
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def write_results(md: Path, text: str, data: Any, *, indent: int = 1) -> None:
+    """A benchmark's report: ``text`` to ``md``, ``data`` as JSON to the ``.json`` beside it."""
+    md.parent.mkdir(parents=True, exist_ok=True)
+    md.write_text(text, encoding="utf-8")
+    md.with_suffix(".json").write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    """An on/off environment variable (``1``, ``true``, ``yes``, ``on``); unset: ``default``."""
+    raw = os.environ.get(name, "").strip().lower()
+    return default if not raw else raw in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str) -> list[str]:
+    """A comma-separated environment variable as its non-empty items (unset: none)."""
+    return [x.strip() for x in os.environ.get(name, "").split(",") if x.strip()]
 
 
 def loadavg() -> str:

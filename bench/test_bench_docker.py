@@ -31,19 +31,23 @@ Tables print with ``-s`` and go to ``bench/results/docker.md`` / ``docker.json``
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from eager_rt.backends.docker import DockerBackend, DockerSession
 from eager_rt.backends.local import LocalSession
 
-from bench.harness import machine_line, ms_summary, time_round_trips
+from bench.harness import (
+    RESULTS_DIR,
+    env_flag,
+    machine_line,
+    ms_summary,
+    time_round_trips,
+    write_results,
+)
 from eager_rt.executor import Status
 from tests.provision.docker import TEST_IMAGE, require_docker
 
@@ -56,7 +60,6 @@ EXEC_RUN_CALLS = 20
 START_ROUNDS = 8
 TTFT_S = 1.0
 TARGET_MEDIAN_S = 1e-3
-RESULTS = Path(__file__).parent / "results"
 
 #: case -> every single timing, in seconds
 SAMPLES: dict[str, list[float]] = {}
@@ -145,7 +148,7 @@ def test_docker_round_trip(
 
     _measure_round_trips(benchmark, loop, case, round_trip)
     median = statistics.median(SAMPLES[case])
-    if case == "docker_execute_pass" and os.environ.get("EAGER_RT_BENCH_STRICT") == "1":
+    if case == "docker_execute_pass" and env_flag("EAGER_RT_BENCH_STRICT"):
         assert median <= TARGET_MEDIAN_S, f"median round trip {median * 1e3:.3f} ms > 1 ms"
 
 
@@ -293,8 +296,5 @@ def report() -> Iterator[None]:
             lines.append(f"| {case} | {f['n']} | {f['median_ms']:.1f} | {f['p90_ms']:.1f} |")
     text = "\n".join(lines)
     print("\n" + text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "docker.md").write_text(text + "\n")
-    (RESULTS / "docker.json").write_text(
-        json.dumps({"machine": machine, "figures": figures}, indent=2) + "\n"
-    )
+    data = {"machine": machine, "figures": figures}
+    write_results(RESULTS_DIR / "docker.md", text + "\n", data, indent=2)

@@ -39,21 +39,29 @@ call's cost should stay under it. Written to ``bench/results/e2b_tools.md`` /
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import tool_cost
+from bench.batching import CELLS_HEADER, CELLS_RULE, BatchingRow, totals
 from bench.corpus_index import is_dabench, script_names, script_text
-from bench.harness import backend_env, execute_pass, time_round_trips
+from bench.harness import (
+    RESULTS_DIR,
+    backend_env,
+    env_flag,
+    env_list,
+    machine_line,
+    measure_pass,
+    p90,
+    replay_on,
+    write_results,
+)
 from eager_rt.executor import Session
 from eager_rt.registry import open_backend
 from eager_rt.result import RunResult
@@ -72,7 +80,6 @@ TPS = 200.0
 SERIAL_TPS = 5000.0
 DELAYS_MS = (20, 80)
 DEFAULT_SCRIPTS = 3
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 SAMPLES: dict[str, list[float]] = {}
 OVERLAP: dict[str, list[float]] = {}
@@ -89,11 +96,9 @@ def server() -> Iterator[LocalE2B]:
 
 
 def _measure(benchmark: Any, loop: asyncio.AbstractEventLoop, case: str, session: Session) -> None:
-    samples = time_round_trips(
-        benchmark, loop, lambda: execute_pass(session), batch=BATCH, rounds=ROUNDS, warmup=WARMUP
+    SAMPLES[case] = measure_pass(
+        benchmark, loop, session, batch=BATCH, rounds=ROUNDS, warmup=WARMUP
     )
-    SAMPLES[case] = sorted(samples)
-    benchmark.extra_info["per_call_median_ms"] = round(statistics.median(samples) * 1e3, 2)
 
 
 @pytest.mark.parametrize("case", ["local_backend", "jupyter_local"])
@@ -133,8 +138,7 @@ def _overhead_table() -> str:
     for case, s in SAMPLES.items():
         median = statistics.median(s)
         lines.append(
-            f"| {case} | {median * 1e3:.2f} | {s[int(len(s) * 0.9)] * 1e3:.2f} "
-            f"| {(median - floor) * 1e3:+.2f} |"
+            f"| {case} | {median * 1e3:.2f} | {p90(s) * 1e3:.2f} | {(median - floor) * 1e3:+.2f} |"
         )
     return "\n".join(lines)
 
@@ -207,41 +211,22 @@ def _overlap_table() -> str:
 
 
 @dataclass(slots=True)
-class ReplayRow:
-    script: str
+class ReplayRow(BatchingRow):
     delay_ms: int
-    gen_nominal_s: float
-    serial_nel_s: float
-    serial_e2el_s: float
-    batched_executions: int
-    batched_nel_s: float
-    batched_e2el_s: float
-    unbatched_executions: int
-    unbatched_nel_s: float
-    unbatched_e2el_s: float
-    status: str
-    stdout_equal: bool
 
 
 def _plan() -> list[str]:
     names = [n for n in script_names() if not is_dabench(n)]
-    chosen = os.environ.get("EAGER_RT_BENCH_SCRIPTS", "").strip()
+    chosen = env_list("EAGER_RT_BENCH_SCRIPTS")
     if chosen:
-        wanted = {c.strip() for c in chosen.split(",") if c.strip()}
-        return [n for n in script_names() if n in wanted]
+        return [n for n in script_names() if n in chosen]
     step = max(1, len(names) // DEFAULT_SCRIPTS)
     return names[::step][:DEFAULT_SCRIPTS]
 
 
 async def _run(server: LocalE2B, text: str, tps: float, **options: Any) -> RunResult:
     session = open_backend("e2b", **server.sdk_options(), env=backend_env()).session()
-    await session.start(timeout=120)
-    try:
-        source = replay(text, tps)
-        run = arun_stream(source, session, **options)
-        return await asyncio.wait_for(run, source.duration + 300)
-    finally:
-        await session.close()
+    return await replay_on(session, replay(text, tps), **options)
 
 
 async def _replay_rows(server: LocalE2B) -> list[ReplayRow]:
@@ -254,22 +239,15 @@ async def _replay_rows(server: LocalE2B) -> list[ReplayRow]:
                 serial = await _run(server, text, SERIAL_TPS, mode="serial")
                 batched = await _run(server, text, TPS, mode="eager", batching=True)
                 unbatched = await _run(server, text, TPS, mode="eager", batching=False)
-                gen = replay(text, TPS).duration
+                runs = (serial, batched, unbatched)
                 rows.append(
-                    ReplayRow(
-                        script=name,
+                    ReplayRow.of(
+                        name,
+                        replay(text, TPS).duration,
+                        serial.nel_s,
+                        runs,
+                        status="/".join(r.status for r in runs),
                         delay_ms=delay_ms,
-                        gen_nominal_s=gen,
-                        serial_nel_s=serial.nel_s,
-                        serial_e2el_s=gen + serial.nel_s,
-                        batched_executions=len(batched.batches),
-                        batched_nel_s=batched.nel_s,
-                        batched_e2el_s=batched.e2el_s,
-                        unbatched_executions=len(unbatched.batches),
-                        unbatched_nel_s=unbatched.nel_s,
-                        unbatched_e2el_s=unbatched.e2el_s,
-                        status=f"{serial.status}/{batched.status}/{unbatched.status}",
-                        stdout_equal=serial.stdout == batched.stdout == unbatched.stdout,
                     )
                 )
         finally:
@@ -290,37 +268,22 @@ def _replay_table(rows: list[ReplayRow]) -> str:
     lines = [
         f"replay on the local E2B server at {TPS:g} tokens/s with an added round trip "
         "(serial: generate, then one execution; eager: batched / one execution per statement)",
-        "| script | RTT (ms) | gen (s) | executions batched / unbatched | serial NEL (s) "
-        "| eager NEL batched / unbatched (s) | E2EL serial / batched / unbatched (s) "
-        "| output = serial |",
-        "|---|---:|---:|---:|---:|---:|---:|:-:|",
+        f"| script | RTT (ms) | gen (s) {CELLS_HEADER}",
+        f"|---|---:|---:|{CELLS_RULE}",
     ]
     for r in rows:
-        lines.append(
-            f"| {r.script} | {r.delay_ms} | {r.gen_nominal_s:.1f} "
-            f"| {r.batched_executions} / {r.unbatched_executions} | {r.serial_nel_s:.2f} "
-            f"| {r.batched_nel_s:.2f} / {r.unbatched_nel_s:.2f} "
-            f"| {r.serial_e2el_s:.2f} / {r.batched_e2el_s:.2f} / {r.unbatched_e2el_s:.2f} "
-            f"| {'yes' if r.stdout_equal else 'NO'} |"
-        )
+        lines.append(f"| {r.script} | {r.delay_ms} | {r.gen_nominal_s:.1f} {r.cells()}")
     for delay_ms in DELAYS_MS:
         mine = [r for r in rows if r.delay_ms == delay_ms]
         if not mine:
             continue
-        serial_nel = sum(r.serial_nel_s for r in mine)
-        serial_e2el = sum(r.serial_e2el_s for r in mine)
-        b_nel = sum(r.batched_nel_s for r in mine)
-        u_nel = sum(r.unbatched_nel_s for r in mine)
-        b_e2el = sum(r.batched_e2el_s for r in mine)
-        u_e2el = sum(r.unbatched_e2el_s for r in mine)
+        t = totals(mine)
         lines.append(
             f"\nRTT {delay_ms} ms, {len(mine)} scripts: NEL hidden batched "
-            f"{100 * (1 - b_nel / serial_nel):.1f}% / "
-            f"unbatched {100 * (1 - u_nel / serial_nel):.1f}%; "
-            f"E2EL saving batched {100 * (1 - b_e2el / serial_e2el):.1f}% / unbatched "
-            f"{100 * (1 - u_e2el / serial_e2el):.1f}%; executions "
-            f"{sum(r.batched_executions for r in mine)} batched vs "
-            f"{sum(r.unbatched_executions for r in mine)} unbatched"
+            f"{t['batched_hidden_pct']:.1f}% / unbatched {t['unbatched_hidden_pct']:.1f}%; "
+            f"E2EL saving batched {t['batched_e2el_saving_pct']:.1f}% / unbatched "
+            f"{t['unbatched_e2el_saving_pct']:.1f}%; executions "
+            f"{t['batched_executions']:.0f} batched vs {t['unbatched_executions']:.0f} unbatched"
         )
     return "\n".join(lines)
 
@@ -350,44 +313,33 @@ def test_tool_call_cost(loop: asyncio.AbstractEventLoop, server: LocalE2B) -> No
     finally:
         server.configure(delay_s=0.0)
         loop.run_until_complete(backend.aclose())
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     text = (
         "# Host tool call cost, E2B against the local server (bench/test_bench_e2b.py -k tool)\n\n"
-        f"machine: {platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in load)}\n\n"
+        f"machine: {machine_line()}\n\n"
         + tool_cost.table(
             rows, blocks=TOOL_BLOCKS, calls=TOOL_CALLS, target='one round trip (< "pass")'
         )
     )
     print("\n" + text)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "e2b_tools.md").write_text(text, encoding="utf-8")
-    (RESULTS_DIR / "e2b_tools.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    write_results(RESULTS_DIR / "e2b_tools.md", text, rows)
     for case, row in rows.items():
         assert row["sync call"] > 0 and row["pass"] > 0, case
-        if os.environ.get("EAGER_RT_BENCH_STRICT") == "1":
+        if env_flag("EAGER_RT_BENCH_STRICT"):
             assert row["sync cost"] <= row["pass"], (case, row)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _report() -> Iterator[None]:
     yield
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    machine = (
-        f"machine: {platform.python_implementation()} {platform.python_version()}, "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, load average "
-        + " ".join(f"{x:.2f}" for x in load)
-    )
+    machine = f"machine: {machine_line()}"
     parts = [machine, _overhead_table(), _overlap_table(), _replay_table(ROWS) if ROWS else ""]
     text = "\n\n".join(p for p in parts if p) + "\n"
     print("\n" + text)
     if SAMPLES or OVERLAP or ROWS:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        (RESULTS_DIR / "e2b.md").write_text(text, encoding="utf-8")
         data = {
             "machine": machine,
             "overhead_ms": {k: [round(x * 1e3, 3) for x in v] for k, v in SAMPLES.items()},
             "overlap_s": OVERLAP,
             "replay": [asdict(r) for r in ROWS],
         }
-        (RESULTS_DIR / "e2b.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+        write_results(RESULTS_DIR / "e2b.md", text, data)

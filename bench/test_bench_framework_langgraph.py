@@ -33,7 +33,6 @@ Outputs ``bench/results/framework_langgraph.json`` and ``.md``.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import tempfile
@@ -41,7 +40,6 @@ import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -57,7 +55,8 @@ from langchain_openai import ChatOpenAI  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from bench.corpus_index import ERROR_VARIANTS, script_text  # noqa: E402
-from bench.harness import backend_env, machine  # noqa: E402
+from bench.framework import code_arguments  # noqa: E402
+from bench.harness import RESULTS_DIR, backend_env, env_list, machine, write_results  # noqa: E402
 from eager_rt.agent import TurnResult  # noqa: E402
 from eager_rt.events import ExecutionFinished  # noqa: E402
 from eager_rt.executor import Backend, ExecResult, Session  # noqa: E402
@@ -76,7 +75,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:create_react_agent has been moved"),
 ]
 
-RESULTS = Path(__file__).resolve().parent / "results" / "framework_langgraph"
 PROGRAMS = (
     "sales_dashboard.py",
     "sensor_anomalies.py",
@@ -99,7 +97,7 @@ def _program(name: str) -> str:
 
 def _fragments(code: str) -> list[str]:
     """The JSON arguments, one token of code per fragment (as a provider streams them)."""
-    return ['{"code": "', *(json.dumps(p)[1:-1] for p in tokenize_pieces(code)), '"}']
+    return code_arguments(tokenize_pieces(code))
 
 
 @dataclass
@@ -377,14 +375,9 @@ def render(report: Report) -> str:
 def report() -> Iterator[Report]:
     backend = os.environ.get("EAGER_RT_BENCH_LG_BACKEND", "local")
     tps = float(os.environ.get("EAGER_RT_BENCH_LG_TPS", "50"))
-    chosen = os.environ.get("EAGER_RT_BENCH_LG_PROGRAMS", "")
-    programs = [p.strip() for p in chosen.split(",") if p.strip()] or list(PROGRAMS)
+    programs = env_list("EAGER_RT_BENCH_LG_PROGRAMS") or list(PROGRAMS)
     repeat = int(os.environ.get("EAGER_RT_BENCH_LG_REPEAT", "3"))
     result = asyncio.run(_bench(backend, programs, tps, repeat))
-    suffix = "" if backend == "local" else f"_{backend}"
-    out = RESULTS.with_name(RESULTS.name + suffix)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(render(result), encoding="utf-8")
     payload = {
         "machine": result.machine,
         "backend": result.backend,
@@ -392,7 +385,8 @@ def report() -> Iterator[Report]:
         "summary": _summary(result),
         "runs": [{**asdict(r), "events_unsent": r.events_unsent} for r in result.rows],
     }
-    out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    suffix = "" if backend == "local" else f"_{backend}"
+    write_results(RESULTS_DIR / f"framework_langgraph{suffix}.md", render(result), payload)
     yield result
 
 

@@ -36,7 +36,6 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,7 +52,7 @@ from agents import (  # noqa: E402
 )
 from openai import AsyncOpenAI  # noqa: E402
 
-from bench.harness import loadavg, machine  # noqa: E402
+from bench.harness import RESULTS_DIR, loadavg, machine, write_results  # noqa: E402
 from bench.tools_corpus import (  # noqa: E402
     SIDE_EFFECTS,
     TOOL_FUNCTIONS,
@@ -69,7 +68,6 @@ from tests.fake_llm.gated import GatedLLM  # noqa: E402
 
 pytestmark = pytest.mark.timeout(3600)
 
-RESULTS = Path(__file__).parent / "results"
 TPS = float(os.environ.get("EAGER_RT_BENCH_TPS", "50"))
 CHARS_PER_TOKEN = 4
 REPEAT = int(os.environ.get("EAGER_RT_BENCH_REPEAT", "1"))
@@ -262,9 +260,7 @@ def test_openai_agents_run_code_after_the_stream_vs_eager(benchmark: Any) -> Non
     data = {**box, "machine": info, "tps": TPS, "repeat": REPEAT}
     report = _report(data, time.perf_counter() - started)
     print("\n" + report)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "framework_openai_agents.json").write_text(json.dumps(data, indent=1))
-    (RESULTS / "framework_openai_agents.md").write_text(report)
+    write_results(RESULTS_DIR / "framework_openai_agents.md", report, data)
     runs = data["runs"]
     for name, by_mode in runs.items():
         for mode, rows in by_mode.items():

@@ -31,13 +31,9 @@ table). ``EAGER_RT_BENCH_SMOLAGENTS_TPS`` sets the rate (default 50 tok/s).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import statistics
 import time
 from collections.abc import Generator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,8 +41,10 @@ from smolagents import CodeAgent, OpenAIServerModel, tool
 from smolagents.memory import ActionStep
 from smolagents.models import ChatMessageStreamDelta, agglomerate_stream_deltas
 
+from bench import framework
 from bench import tools_corpus as corpus
-from bench.harness import machine
+from bench.framework import Report, Step
+from bench.harness import RESULTS_DIR, machine, write_results
 from eager_rt.integrations.smolagents import EagerCodeAgent
 from eager_rt.sources.replay import replay
 from tests.fake_llm.events import Reply
@@ -54,33 +52,13 @@ from tests.fake_llm.server import FakeLLM, Faults
 
 pytestmark = pytest.mark.timeout(3600)
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TPS = float(os.environ.get("EAGER_RT_BENCH_SMOLAGENTS_TPS", "50"))
 #: corpus programs without asyncio (smolagents' interpreter runs no event loop), await dropped
 PROGRAMS = ["stock_portfolio", "db_report", "flight_status", "travel_brief", "weather_trip"]
-COMPUTE = """\
-def is_prime(n):
-    if n < 2:
-        return False
-    i = 2
-    while i * i <= n:
-        if n % i == 0:
-            return False
-        i += 1
-    return True
-
-primes = [n for n in range(2, 20000) if is_prime(n)]
-print(len(primes), primes[-1])
-words = ("the quick brown fox jumps over the lazy dog " * 500).split()
-counts = {}
-for w in words:
-    counts[w] = counts.get(w, 0) + 1
-print(sorted(counts.items())[:3])
-"""
-TRIVIAL = "x = 1\nprint(x)\n"
+COMPUTE = framework.compute_answer(20000, 500)
 STEPS = 5
 BLOCKS = 3
-EXECUTORS = ["smolagents", "eager_rt"]
+EXECUTORS = ["smolagents", "eager_rt"]  #: the first is the baseline
 
 
 # ------------------------------------------------------------------ the corpus services as tools
@@ -178,23 +156,6 @@ class TimedModel(OpenAIServerModel):  # type: ignore[misc]
         return agglomerate_stream_deltas(list(self.generate_stream(*args, **kwargs)))
 
 
-@dataclass
-class Step:
-    t0: float
-    gen_end: float = 0.0
-    result_at: float = 0.0
-    ok: bool = False
-    detail: str = ""
-
-    @property
-    def e2el_s(self) -> float:
-        return self.result_at - self.t0
-
-    @property
-    def after_last_token_s(self) -> float:
-        return self.result_at - self.gen_end
-
-
 def _pieces(text: str) -> list[str]:
     return list(replay(text, TPS).pieces)
 
@@ -239,124 +200,19 @@ def drive(executor: str, actions: list[str]) -> list[Step]:
 
 # ------------------------------------------------------------------ the report
 
-
-@dataclass
-class Row:
-    executor: str
-    answer: str
-    e2el_s: float
-    gen_s: float
-    after_last_token_s: float
-    ok: bool
-    detail: str = ""
-
-
-@dataclass
-class Overhead:
-    executor: str
-    first_step_s: float
-    per_step_s: list[float] = field(default_factory=list)
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.per_step_s)
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-    overhead: list[Overhead] = field(default_factory=list)
-    wall_s: float = 0.0
-
-
-def _measure() -> Report:
-    report = Report()
-    started = time.monotonic()
-    answers = {name: program(name) for name in PROGRAMS}
-    answers["compute"] = COMPUTE
-    for name, code in answers.items():
-        for executor in EXECUTORS:  # side by side: each answer on every executor in turn
-            (step,) = drive(executor, [code])
-            report.rows.append(
-                Row(
-                    executor,
-                    name,
-                    step.e2el_s,
-                    step.gen_end - step.t0,
-                    step.after_last_token_s,
-                    step.ok,
-                    step.detail,
-                )
-            )
-    overhead = {executor: Overhead(executor, 0.0) for executor in EXECUTORS}
-    firsts: dict[str, list[float]] = {executor: [] for executor in EXECUTORS}
-    for _ in range(BLOCKS):  # alternating blocks: both executors see the same machine
-        for executor in EXECUTORS:
-            steps = drive(executor, [TRIVIAL] * (1 + STEPS))
-            assert all(s.ok for s in steps), [s.detail for s in steps]
-            firsts[executor].append(steps[0].after_last_token_s)
-            overhead[executor].per_step_s += [s.after_last_token_s for s in steps[1:]]
-    for executor, over in overhead.items():
-        over.first_step_s = statistics.median(firsts[executor])
-        report.overhead.append(over)
-    report.wall_s = time.monotonic() - started
-    return report
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def summary(report: Report) -> dict[str, dict[str, float]]:
-    """Per executor, over the answers every executor ran: median E2EL and after-last-token."""
-    ran_by_all = {
-        r.answer for r in report.rows if all(o.ok for o in report.rows if o.answer == r.answer)
-    }
-    out: dict[str, dict[str, float]] = {}
-    for executor in EXECUTORS:
-        rows = [r for r in report.rows if r.executor == executor and r.answer in ran_by_all]
-        over = next(o for o in report.overhead if o.executor == executor)
-        out[executor] = {
-            "answers": float(len(rows)),
-            "e2el_median_s": _median([r.e2el_s for r in rows]),
-            "after_last_token_median_s": _median([r.after_last_token_s for r in rows]),
-            "per_step_overhead_median_s": over.median_s,
-            "first_step_overhead_s": over.first_step_s,
-        }
-    return out
+NAMES = {
+    "smolagents": "smolagents `CodeAgent` (LocalPythonExecutor: stream, then execute)",
+    "eager_rt": "eager_rt `EagerCodeAgent(backend='local')`",
+}
 
 
 def render(report: Report) -> str:
-    s = summary(report)
-    base = s["smolagents"]
-    lines = [
-        f"smolagents CodeAgent, {TPS:g} tok/s over HTTP, the same streamed answers "
-        f"({int(base['answers'])} answers both executors ran; medians):",
-        "",
-        "| executor | E2EL | vs smolagents | after the last token | per-step overhead "
-        "| first step |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    names = {
-        "smolagents": "smolagents `CodeAgent` (LocalPythonExecutor: stream, then execute)",
-        "eager_rt": "eager_rt `EagerCodeAgent(backend='local')`",
-    }
-    for executor, v in s.items():
-        lines.append(
-            f"| {names[executor]} | {v['e2el_median_s']:.2f} s "
-            f"| {v['e2el_median_s'] / base['e2el_median_s']:.2f}x "
-            f"| {v['after_last_token_median_s'] * 1000:.0f} ms "
-            f"| {v['per_step_overhead_median_s'] * 1000:.1f} ms "
-            f"| {v['first_step_overhead_s'] * 1000:.0f} ms |"
-        )
-    lines += ["", "| answer | " + " | ".join(EXECUTORS) + " |", "| --- |" + " --- |" * 2]
-    for answer in dict.fromkeys(r.answer for r in report.rows):
-        cells = []
-        for executor in EXECUTORS:
-            r = next(x for x in report.rows if x.answer == answer and x.executor == executor)
-            cells.append(f"{r.e2el_s:.2f} s (+{r.after_last_token_s:.2f})" if r.ok else "failed")
-        lines.append(f"| {answer} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return framework.render(
+        report,
+        title=f"smolagents CodeAgent, {TPS:g} tok/s over HTTP",
+        names=NAMES,
+        first_step="first step",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -364,23 +220,13 @@ def report() -> Report:
     from importlib.metadata import version
 
     env = machine(smolagents=version("smolagents"), openai=version("openai"))
-    result = _measure()
-    RESULTS_DIR.mkdir(exist_ok=True)
-    data = {
-        "machine": env,
-        "plan": {
-            "tps": TPS,
-            "answers": [*PROGRAMS, "compute"],
-            "steps": STEPS,
-            "blocks": BLOCKS,
-        },
-        "wall_s": result.wall_s,
-        "summary": summary(result),
-        "rows": [asdict(r) for r in result.rows],
-        "overhead": [{**asdict(o), "median_s": o.median_s} for o in result.overhead],
-    }
-    (RESULTS_DIR / "framework_smolagents.json").write_text(json.dumps(data, indent=2) + "\n")
-    (RESULTS_DIR / "framework_smolagents.md").write_text(render(result))
+    answers = {name: program(name) for name in PROGRAMS}
+    answers["compute"] = COMPUTE
+    # alternating blocks: both executors see the same machine
+    result = framework.measure(drive, answers, EXECUTORS, rounds=BLOCKS, steps=STEPS)
+    plan = {"tps": TPS, "answers": list(answers), "steps": STEPS, "blocks": BLOCKS}
+    data = framework.results(result, env, plan)
+    write_results(RESULTS_DIR / "framework_smolagents.md", render(result), data, indent=2)
     return result
 
 
@@ -397,5 +243,5 @@ def test_both_executors_run_every_answer(report: Report) -> None:
 
 def test_less_left_after_the_last_token(report: Report) -> None:
     """The point of eager execution, measured beside smolagents' executor in the same run."""
-    s = summary(report)
+    s = framework.summary(report)
     assert s["eager_rt"]["after_last_token_median_s"] < s["smolagents"]["after_last_token_median_s"]

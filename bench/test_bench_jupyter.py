@@ -40,15 +40,10 @@ on a local kernel and on a gateway's; the issue's target is 5 ms. Written to
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
-import platform
 import statistics
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,6 +51,7 @@ from eager_rt.backends.jupyter import JupyterBackend
 from eager_rt.backends.local import LocalSession
 
 from bench import tool_cost
+from bench.batching import CELLS_HEADER, CELLS_RULE, BatchingRow, totals
 from bench.corpus_index import (
     ERROR_VARIANTS,
     dabench_missing_reason,
@@ -63,10 +59,18 @@ from bench.corpus_index import (
     script_names,
     script_text,
 )
-from bench.harness import backend_env, execute_pass, time_round_trips
+from bench.harness import (
+    RESULTS_DIR,
+    env_flag,
+    env_list,
+    image_hashes,
+    machine_line,
+    measure_pass,
+    p90,
+    replay_fresh,
+    write_results,
+)
 from eager_rt.executor import Session
-from eager_rt.result import RunResult
-from eager_rt.runtime import arun_stream
 from eager_rt.sources.replay import replay
 from tests.provision.jupyter import Gateway, running_gateway
 
@@ -77,7 +81,6 @@ ROUNDS = 6
 WARMUP = 20
 TPS = 200.0
 SERIAL_TPS = 5000.0
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 OVERHEAD_CASES: dict[str, dict[str, Any]] = {
     "jupyter_local": {},
@@ -103,16 +106,8 @@ def gateway() -> Iterator[Gateway]:
 
 
 def _measure(benchmark: Any, loop: asyncio.AbstractEventLoop, case: str, session: Session) -> None:
-    samples = time_round_trips(
-        benchmark, loop, lambda: execute_pass(session), batch=BATCH, rounds=ROUNDS, warmup=WARMUP
-    )
-    SAMPLES[case] = sorted(samples)
-    benchmark.extra_info.update(
-        {
-            "per_call_median_ms": round(statistics.median(samples) * 1e3, 2),
-            "per_call_p90_ms": round(SAMPLES[case][int(len(samples) * 0.9)] * 1e3, 2),
-            "calls": len(samples),
-        }
+    SAMPLES[case] = measure_pass(
+        benchmark, loop, session, batch=BATCH, rounds=ROUNDS, warmup=WARMUP
     )
 
 
@@ -155,10 +150,7 @@ def _overhead_table() -> str:
             continue
         s = SAMPLES[case]
         median = statistics.median(s)
-        lines.append(
-            f"| {case} | {median * 1e3:.2f} | {s[int(len(s) * 0.9)] * 1e3:.2f} "
-            f"| {median / floor:.1f} |"
-        )
+        lines.append(f"| {case} | {median * 1e3:.2f} | {p90(s) * 1e3:.2f} | {median / floor:.1f} |")
     return "\n".join(lines)
 
 
@@ -166,58 +158,27 @@ def _overhead_table() -> str:
 
 
 @dataclass(slots=True)
-class ReplayRow:
-    script: str
+class ReplayRow(BatchingRow):
     chunks: int
-    gen_nominal_s: float
-    serial_nel_s: float
-    serial_e2el_s: float
-    batched_executions: int
-    batched_nel_s: float
-    batched_e2el_s: float
-    unbatched_executions: int
-    unbatched_nel_s: float
-    unbatched_e2el_s: float
-    status: str
-    stdout_equal: bool
     images_equal: bool
+
+    @property
+    def output_equal(self) -> bool:
+        return self.stdout_equal and self.images_equal
 
 
 def _plan() -> list[str]:
     names = script_names()
     if dabench_missing_reason() is not None:
         names = [n for n in names if not is_dabench(n)]
-    chosen = os.environ.get("EAGER_RT_BENCH_SCRIPTS", "").strip()
+    chosen = env_list("EAGER_RT_BENCH_SCRIPTS")
     if chosen:
-        wanted = {c.strip() for c in chosen.split(",") if c.strip()}
-        return [n for n in names if n in wanted]
-    if os.environ.get("EAGER_RT_BENCH_FULL") == "1":
+        return [n for n in names if n in chosen]
+    if env_flag("EAGER_RT_BENCH_FULL"):
         return names
     synthetic = [n for n in names if not is_dabench(n)]
     dabench = [n for n in names if is_dabench(n)]
     return synthetic[::3] + dabench[::3]
-
-
-def _images(result: RunResult) -> list[str]:
-    return [
-        hashlib.sha256(str(d["image/png"]).encode()).hexdigest()
-        for d in result.displays
-        if "image/png" in d
-    ]
-
-
-async def _run(backend: JupyterBackend, text: str, tps: float, **options: Any) -> RunResult:
-    """One stream on a fresh, started kernel in a fresh working directory."""
-    with tempfile.TemporaryDirectory(prefix="eager-bench-") as cwd:
-        session = backend.session(cwd=cwd, env=backend_env())
-        await session.start(timeout=120)
-        try:
-            source = replay(text, tps)
-            return await asyncio.wait_for(
-                arun_stream(source, session, **options), source.duration + 300
-            )
-        finally:
-            await session.close()
 
 
 async def _replay_rows() -> list[ReplayRow]:
@@ -225,30 +186,24 @@ async def _replay_rows() -> list[ReplayRow]:
     rows = []
     for name in _plan():
         text = script_text(name)
-        serial = await _run(backend, text, SERIAL_TPS, mode="serial")
-        batched = await _run(backend, text, TPS, mode="eager", batching=True)
-        unbatched = await _run(backend, text, TPS, mode="eager", batching=False)
-        serial_again = await _run(backend, text, SERIAL_TPS, mode="serial")
+        serial = await replay_fresh(backend, replay(text, SERIAL_TPS), mode="serial")
+        batched = await replay_fresh(backend, replay(text, TPS), mode="eager", batching=True)
+        unbatched = await replay_fresh(backend, replay(text, TPS), mode="eager", batching=False)
+        serial_again = await replay_fresh(backend, replay(text, SERIAL_TPS), mode="serial")
         # a shared machine slows some runs down: the faster serial execution is
         # the baseline, which understates eager's savings, never overstates them
         serial_nel = min(serial.nel_s, serial_again.nel_s)
-        gen = replay(text, TPS).duration
+        runs = (serial, batched, unbatched)
+        statuses = (*runs, serial_again)
         rows.append(
-            ReplayRow(
-                script=name,
+            ReplayRow.of(
+                name,
+                replay(text, TPS).duration,
+                serial_nel,
+                runs,
+                status="/".join(r.status for r in statuses),
                 chunks=sum(1 for r in batched.chunks if r.chunk.runnable),
-                gen_nominal_s=gen,
-                serial_nel_s=serial_nel,
-                serial_e2el_s=gen + serial_nel,
-                batched_executions=len(batched.batches),
-                batched_nel_s=batched.nel_s,
-                batched_e2el_s=batched.e2el_s,
-                unbatched_executions=len(unbatched.batches),
-                unbatched_nel_s=unbatched.nel_s,
-                unbatched_e2el_s=unbatched.e2el_s,
-                status=f"{serial.status}/{batched.status}/{unbatched.status}/{serial_again.status}",
-                stdout_equal=serial.stdout == batched.stdout == unbatched.stdout,
-                images_equal=_images(serial) == _images(batched) == _images(unbatched),
+                images_equal=len({tuple(image_hashes(r)) for r in runs}) == 1,
             )
         )
     return rows
@@ -258,43 +213,26 @@ def _replay_table(rows: list[ReplayRow]) -> str:
     lines = [
         f"replay on local Jupyter kernels at {TPS:g} tokens/s "
         "(serial: generate, then one execution; eager: batched / one execution per statement)",
-        "| script | chunks | gen (s) | executions batched / unbatched | serial NEL (s) "
-        "| eager NEL batched / unbatched (s) | E2EL serial / batched / unbatched (s) "
-        "| output = serial |",
-        "|---|---:|---:|---:|---:|---:|---:|:-:|",
+        f"| script | chunks | gen (s) {CELLS_HEADER}",
+        f"|---|---:|---:|{CELLS_RULE}",
     ]
     for r in rows:
-        lines.append(
-            f"| {r.script} | {r.chunks} | {r.gen_nominal_s:.1f} "
-            f"| {r.batched_executions} / {r.unbatched_executions} | {r.serial_nel_s:.2f} "
-            f"| {r.batched_nel_s:.2f} / {r.unbatched_nel_s:.2f} "
-            f"| {r.serial_e2el_s:.2f} / {r.batched_e2el_s:.2f} / {r.unbatched_e2el_s:.2f} "
-            f"| {'yes' if r.stdout_equal and r.images_equal else 'NO'} |"
-        )
+        lines.append(f"| {r.script} | {r.chunks} | {r.gen_nominal_s:.1f} {r.cells()}")
     if rows:
         n = len(rows)
-        saved = sum(r.unbatched_executions - r.batched_executions for r in rows)
-        total_unbatched = sum(r.unbatched_executions for r in rows)
-        serial_nel = sum(r.serial_nel_s for r in rows)
-        serial_e2el = sum(r.serial_e2el_s for r in rows)
-
-        def hidden(nel: float) -> str:
-            return f"{100 * (1 - nel / serial_nel):.1f}%"
-
-        def e2el_saving(e2el: float) -> str:
-            return f"{100 * (1 - e2el / serial_e2el):.1f}%"
-
+        t = totals(rows)
+        total_unbatched = int(t["unbatched_executions"])
+        saved = total_unbatched - int(t["batched_executions"])
         lines += [
             "",
             f"over {n} scripts: batching ran {total_unbatched - saved} executions instead of "
             f"{total_unbatched} ({saved} fewer, {100 * saved / total_unbatched:.0f}%); "
-            f"mean NEL serial {serial_nel / n:.2f} s, eager batched "
-            f"{sum(r.batched_nel_s for r in rows) / n:.2f} s, unbatched "
-            f"{sum(r.unbatched_nel_s for r in rows) / n:.2f} s; "
-            f"execution hidden: batched {hidden(sum(r.batched_nel_s for r in rows))}, "
-            f"unbatched {hidden(sum(r.unbatched_nel_s for r in rows))}; "
-            f"E2EL saving: batched {e2el_saving(sum(r.batched_e2el_s for r in rows))}, "
-            f"unbatched {e2el_saving(sum(r.unbatched_e2el_s for r in rows))}",
+            f"mean NEL serial {t['serial_nel_s'] / n:.2f} s, eager batched "
+            f"{t['batched_nel_s'] / n:.2f} s, unbatched {t['unbatched_nel_s'] / n:.2f} s; "
+            f"execution hidden: batched {t['batched_hidden_pct']:.1f}%, "
+            f"unbatched {t['unbatched_hidden_pct']:.1f}%; "
+            f"E2EL saving: batched {t['batched_e2el_saving_pct']:.1f}%, "
+            f"unbatched {t['unbatched_e2el_saving_pct']:.1f}%",
         ]
     return "\n".join(lines)
 
@@ -322,17 +260,9 @@ async def _error_rows() -> list[ErrorRow]:
     rows = []
     for variant in (v for v in ERROR_VARIANTS if v.script in available):
         text = variant.text()
-        serial = await _run(backend, text, SERIAL_TPS, mode="serial")
-        with tempfile.TemporaryDirectory(prefix="eager-bench-") as cwd:
-            session = backend.session(cwd=cwd, env=backend_env())
-            await session.start(timeout=120)
-            try:
-                source = replay(text, TPS)
-                eager = await asyncio.wait_for(
-                    arun_stream(source, session, mode="eager"), source.duration + 300
-                )
-            finally:
-                await session.close()
+        serial = await replay_fresh(backend, replay(text, SERIAL_TPS), mode="serial")
+        source = replay(text, TPS)
+        eager = await replay_fresh(backend, source, mode="eager")
         rows.append(
             ErrorRow(
                 variant=variant.name,
@@ -372,17 +302,6 @@ def _error_table(rows: list[ErrorRow]) -> str:
         eager = sum(r.eager_e2el_s for r in rows)
         lines += ["", f"over {len(rows)} variants: E2EL saving {100 * (1 - eager / serial):.1f}%"]
     return "\n".join(lines)
-
-
-def _machine() -> str:
-    try:
-        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load = "n/a"
-    return (
-        f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, load average {load}"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -444,16 +363,14 @@ def test_tool_call_cost(loop: asyncio.AbstractEventLoop, gateway: Gateway) -> No
             loop.run_until_complete(session.close())
     text = (
         "# Host tool call cost, Jupyter (bench/test_bench_jupyter.py -k tool)\n\n"
-        f"machine: {_machine()}\n\n"
+        f"machine: {machine_line()}\n\n"
         + tool_cost.table(rows, blocks=TOOL_BLOCKS, calls=TOOL_CALLS, target="5 ms")
     )
     print("\n" + text)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "jupyter_tools.md").write_text(text, encoding="utf-8")
-    (RESULTS_DIR / "jupyter_tools.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    write_results(RESULTS_DIR / "jupyter_tools.md", text, rows)
     for case, row in rows.items():
         assert row["sync call"] > 0 and row["pass"] > 0, case
-        if os.environ.get("EAGER_RT_BENCH_STRICT") == "1":
+        if env_flag("EAGER_RT_BENCH_STRICT"):
             assert row["sync cost"] <= TOOL_TARGET_S, (case, row)
 
 
@@ -463,7 +380,7 @@ def report() -> Iterator[None]:
     yield
     if not (SAMPLES or ROWS or ERROR_ROWS):
         return  # only the tool cost ran (it writes its own file): keep the last tables
-    parts = [f"machine: {_machine()}", _overhead_table()]
+    parts = [f"machine: {machine_line()}", _overhead_table()]
     rows = ROWS
     if rows:
         parts.append(_replay_table(rows))
@@ -471,18 +388,16 @@ def report() -> Iterator[None]:
         parts.append(_error_table(ERROR_ROWS))
     text = "\n\n".join(p for p in parts if p)
     print("\n" + text)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "jupyter.md").write_text(text + "\n", encoding="utf-8")
     figures = {
-        "machine": _machine(),
+        "machine": machine_line(),
         "overhead_ms": {
             case: {
                 "median": round(statistics.median(s) * 1e3, 3),
-                "p90": round(s[int(len(s) * 0.9)] * 1e3, 3),
+                "p90": round(p90(s) * 1e3, 3),
             }
             for case, s in SAMPLES.items()
         },
         "replay": [asdict(r) for r in rows],
         "error_variants": [asdict(r) for r in ERROR_ROWS],
     }
-    (RESULTS_DIR / "jupyter.json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    write_results(RESULTS_DIR / "jupyter.md", text + "\n", figures)

@@ -42,6 +42,7 @@ import pytest
 from eager_rt.backends import _protocol as protocol
 from eager_rt.backends.local import LocalSession
 
+from bench.harness import env_flag
 from eager_rt.executor import Status
 
 pytestmark = pytest.mark.timeout(600)
@@ -219,5 +220,5 @@ def test_round_trip(
             "median_over_pipe_echo": round(median / statistics.median(samples["pipe_echo"]), 2),
         }
     )
-    if case == "execute_pass" and os.environ.get("EAGER_RT_BENCH_STRICT") == "1":
+    if case == "execute_pass" and env_flag("EAGER_RT_BENCH_STRICT"):
         assert median <= TARGET_MEDIAN_S, f"median round trip {median * 1e6:.0f} µs > 200 µs"

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
 import os
 import statistics
@@ -72,12 +71,22 @@ from bench.corpus_index import (
     script_names,
     script_text,
 )
-from bench.harness import backend_env, loadavg, machine
+from bench.harness import (
+    RESULTS_DIR,
+    backend_env,
+    env_flag,
+    env_list,
+    image_hashes,
+    loadavg,
+    machine,
+    replay_fresh,
+    write_results,
+)
 from eager_rt.executor import Backend
 from eager_rt.latency import LatencyModel
 from eager_rt.registry import get_backend
 from eager_rt.result import RunResult
-from eager_rt.runtime import Mode, arun_stream
+from eager_rt.runtime import Mode
 from eager_rt.sources.replay import Replay, replay
 
 pytestmark = pytest.mark.timeout(4 * 3600)
@@ -90,11 +99,6 @@ DEFAULT_ERROR_STRIDE: dict[float, int] = {200.0: 1, 50.0: 2}
 SERIAL_TPS = 5000.0
 NEL_TARGET = 0.95
 LOWER_BOUND_TARGET = 1.05
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +112,14 @@ class Plan:
 
     @classmethod
     def from_env(cls) -> Plan:
-        full = _flag("EAGER_RT_BENCH_FULL")
+        full = env_flag("EAGER_RT_BENCH_FULL")
         names = script_names()
         note = dabench_missing_reason()
         if note is not None:
             names = [n for n in names if not is_dabench(n)]
-        chosen = os.environ.get("EAGER_RT_BENCH_SCRIPTS", "").strip()
+        chosen = env_list("EAGER_RT_BENCH_SCRIPTS")
         if chosen:
-            wanted = {c.strip() for c in chosen.split(",") if c.strip()}
+            wanted = set(chosen)
             unknown = wanted - set(script_names())
             if unknown:
                 raise ValueError(f"EAGER_RT_BENCH_SCRIPTS names unknown scripts: {sorted(unknown)}")
@@ -224,24 +228,9 @@ class Report:
 # ------------------------------------------------------------------ running
 
 
-def _images(result: RunResult) -> list[str]:
-    return [
-        hashlib.sha256(str(d.get("image/png", "")).encode()).hexdigest()
-        for d in result.displays
-        if "image/png" in d
-    ]
-
-
 async def _run(backend: Backend, source: Replay, mode: Mode) -> RunResult:
     """One stream on a fresh, started session in a fresh working directory."""
-    with tempfile.TemporaryDirectory(prefix="eager-bench-") as cwd:
-        session = backend.session(cwd=cwd, env=backend_env())
-        await session.start(timeout=60)
-        try:
-            budget = source.duration + 180.0
-            return await asyncio.wait_for(arun_stream(source, session, mode=mode), budget)
-        finally:
-            await session.close()
+    return await replay_fresh(backend, source, mode=mode, slack_s=180.0)
 
 
 async def _measure_setup(backend: Backend, calls: int = 50, rounds: int = 5) -> float:
@@ -306,7 +295,7 @@ async def _bench_script(backend: Backend, report: Report, name: str) -> None:
                 status=f"{serial_a.status}/{eager.status}",
                 stdout_equal=eager.stdout == serial_a.stdout,
                 display_count_equal=len(eager.displays) == len(serial_a.displays),
-                images_equal=_images(eager) == _images(serial_a),
+                images_equal=image_hashes(eager) == image_hashes(serial_a),
             )
         )
 
@@ -430,13 +419,17 @@ def _rate_summary(rows: list[ScriptRow]) -> dict[str, Any]:
     }
 
 
+def _by_rate(rows: list[ScriptRow]) -> Iterator[tuple[float, dict[str, Any]]]:
+    """Each rate that ``rows`` have, in order, with the summary of its rows."""
+    for tps in RATES:
+        at = [r for r in rows if r.tps == tps]
+        if at:
+            yield tps, _rate_summary(at)
+
+
 def _targets(report: Report) -> list[tuple[str, bool]]:
     out = []
-    for tps in RATES:
-        rows = [r for r in report.rows if r.tps == tps]
-        if not rows:
-            continue
-        s = _rate_summary(rows)
+    for tps, s in _by_rate(report.rows):
         out.append(
             (
                 f"{tps:g} tok/s: >= 95% of execution hidden ({_pct(s['nel_hidden'])})",
@@ -490,11 +483,7 @@ def render(report: Report) -> str:
         "| E2EL / model optimum | stdout = serial | images = serial |"
     )
     md.append("|---:" * 17 + "|")
-    for tps in RATES:
-        rows = [r for r in report.rows if r.tps == tps]
-        if not rows:
-            continue
-        s = _rate_summary(rows)
+    for tps, s in _by_rate(report.rows):
         md.append(
             f"| {tps:g} | {s['n']} | {s['gen_s']:.1f} | {s['serial_nel_s']:.2f} "
             f"| {s['eager_nel_s']:.3f} | {_pct(s['nel_hidden'])} | {_pct(s['nel_hideable'])} "
@@ -541,16 +530,13 @@ def render(report: Report) -> str:
         ("ends otherwise", lambda r: not _ends_with_show(r.script)),
     ]
     for label, member in groups:
-        for tps in RATES:
-            rows = [r for r in report.rows if r.tps == tps and member(r)]
-            if rows:
-                s = _rate_summary(rows)
-                md.append(
-                    f"| {label} | {tps:g} | {s['n']} | {_pct(s['nel_hidden'])} "
-                    f"| {_pct(s['nel_hideable'])} | {_pct(s['nel_hidden_at_optimum'])} "
-                    f"| {_pct(s['e2el_saving'])} "
-                    f"| {s['over_lb']:.3f} |"
-                )
+        for tps, s in _by_rate([r for r in report.rows if member(r)]):
+            md.append(
+                f"| {label} | {tps:g} | {s['n']} | {_pct(s['nel_hidden'])} "
+                f"| {_pct(s['nel_hideable'])} | {_pct(s['nel_hidden_at_optimum'])} "
+                f"| {_pct(s['e2el_saving'])} "
+                f"| {s['over_lb']:.3f} |"
+            )
     if report.errors:
         md += ["", "## Error variants (early interruption)", ""]
         md.append(
@@ -657,9 +643,7 @@ def report() -> Iterator[Report]:
     result = asyncio.run(_bench(plan))
     default_out = RESULTS_DIR / f"replay_{_backend_name()}.md"
     out = Path(os.environ.get("EAGER_RT_BENCH_OUT", default_out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(result), encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(_dump(result), indent=1) + "\n")
+    write_results(out, render(result), _dump(result))
     yield result
 
 
@@ -689,7 +673,7 @@ def test_error_variants_fail_like_serial(report: Report) -> None:
 
 def test_timing_targets(report: Report) -> None:
     missed = [text for text, ok in _targets(report) if not ok and "tok/s" in text]
-    if not _flag("EAGER_RT_BENCH_STRICT"):
+    if not env_flag("EAGER_RT_BENCH_STRICT"):
         pytest.skip(
             "timing targets reported, not asserted (set EAGER_RT_BENCH_STRICT=1); "
             f"missed: {missed or 'none'}"

@@ -24,18 +24,15 @@ default: the machine is shared). Results: ``bench/results/sandbox.json`` and
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import statistics
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from eager_rt.backends.local import LocalSession
 
-from bench.harness import execute_pass, machine, ms_summary
+from bench.harness import RESULTS_DIR, env_flag, execute_pass, machine, ms_summary, write_results
 from tests.provision.bwrap import require_bwrap
 from tests.provision.cgroup import require_cgroup
 
@@ -51,7 +48,6 @@ BATCH = 100
 ROUNDS = 20
 WARMUP = 200
 START_BUDGET_S = 0.020  # the sandbox may start this much later than the local backend
-RESULTS = Path(__file__).parent / "results"
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +131,6 @@ def _write(result: dict[str, dict[str, list[float]]], report: dict[str, str]) ->
         ),
     }
     data = {"machine": report, "figures": figures, "deltas": deltas}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sandbox.json").write_text(json.dumps(data, indent=2) + "\n")
     lines = [
         "# Local backend: bounds and bubblewrap sandbox, side by side",
         "",
@@ -153,7 +147,7 @@ def _write(result: dict[str, dict[str, list[float]]], report: dict[str, str]) ->
             f"| {e['median_ms']} | {e['p90_ms']} |"
         )
     lines += ["", *(f"* {k}: {v}" for k, v in deltas.items()), ""]
-    (RESULTS / "sandbox.md").write_text("\n".join(lines))
+    write_results(RESULTS_DIR / "sandbox.md", "\n".join(lines), data, indent=2)
     print("\n".join(lines))
 
 
@@ -186,7 +180,7 @@ def test_execute_pass(
             "start_median_ms": round(statistics.median(measured["start"][variant]) * 1e3, 2),
         }
     )
-    if variant == "bwrap" and os.environ.get("EAGER_RT_BENCH_STRICT") == "1":
+    if variant == "bwrap" and env_flag("EAGER_RT_BENCH_STRICT"):
         start = statistics.median(measured["start"]["bwrap"])
         local = statistics.median(measured["start"]["bounded"])
         assert start - local <= START_BUDGET_S, f"sandbox starts {start - local:.3f} s later"

@@ -24,19 +24,16 @@ Results: ``bench/results/tool_calls.md`` / ``tool_calls.json``.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.harness import loadavg, machine
+from bench.harness import RESULTS_DIR, env_flag, env_list, loadavg, machine, write_results
 from bench.tool_cost import COSTS, E2B_DELAY_S, backend_for, measure, table
 
 pytestmark = pytest.mark.timeout(3600)
 
-RESULTS = Path(__file__).parent / "results"
 BLOCKS = int(os.environ.get("EAGER_RT_BENCH_BLOCKS", "6"))
 CALLS = int(os.environ.get("EAGER_RT_BENCH_CALLS", "200"))
 #: fewer executions per block where one costs milliseconds
@@ -89,7 +86,7 @@ def _round_trips(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 
 def test_tool_call_cost() -> None:
-    names = [n for n in os.environ.get("EAGER_RT_BENCH_BACKENDS", ALL).split(",") if n]
+    names = env_list("EAGER_RT_BENCH_BACKENDS") or ALL.split(",")
     described = machine()
     rows = {name: asyncio.run(_row(name)) for name in names}
     described["load average after"] = loadavg()
@@ -114,10 +111,8 @@ def test_tool_call_cost() -> None:
         ]
     report = "\n".join(lines) + "\n"
     print("\n" + report)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "tool_calls.md").write_text(report, encoding="utf-8")
-    (RESULTS / "tool_calls.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    strict = os.environ.get("EAGER_RT_BENCH_STRICT") == "1"
+    write_results(RESULTS_DIR / "tool_calls.md", report, rows)
+    strict = env_flag("EAGER_RT_BENCH_STRICT")
     for name, row in rows.items():
         assert row["sync call"] > row["pass"] > 0, (name, row)
         target = TARGETS_S.get(name)

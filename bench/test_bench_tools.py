@@ -55,7 +55,6 @@ import asyncio
 import bisect
 import contextlib
 import json
-import os
 import statistics
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -65,10 +64,9 @@ from typing import Any
 
 import pytest
 
-from bench.harness import loadavg, machine
+from bench.harness import RESULTS_DIR, env_flag, env_list, loadavg, machine, write_results
 from bench.tools_corpus import (
     SIDE_EFFECTS,
-    TOOL_FUNCTIONS,
     TOOL_NAMES,
     TOOLS,
     LoggedCall,
@@ -89,20 +87,10 @@ pytestmark = pytest.mark.timeout(4 * 3600)
 RATES: tuple[float, ...] = (20.0, 50.0, 100.0)
 SERIAL_TPS = 5000.0
 TARGET_RATIO = 0.6
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DOCKER_OPTIONS: dict[str, Any] = {"image": "eager-rt-python:local"}
 EAGER_VARIANTS = ("eager", "spec literal", "spec session")
 HARNESS_VARIANTS = ("harness eager", "harness spec")
 READ_ONLY = sorted(TOOL_NAMES - SIDE_EFFECTS)
-
-
-def _flag(name: str, default: bool = False) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    return default if not raw else raw in {"1", "true", "yes", "on"}
-
-
-def _list(name: str) -> list[str]:
-    return [x.strip() for x in os.environ.get(name, "").split(",") if x.strip()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,25 +103,25 @@ class Plan:
 
     @classmethod
     def from_env(cls) -> Plan:
-        full = _flag("EAGER_RT_BENCH_FULL")
+        full = env_flag("EAGER_RT_BENCH_FULL")
         programs = program_names()
-        chosen = _list("EAGER_RT_BENCH_TOOLS_PROGRAMS")
+        chosen = env_list("EAGER_RT_BENCH_TOOLS_PROGRAMS")
         if chosen:
             unknown = set(chosen) - set(programs)
             if unknown:
                 raise ValueError(f"unknown programs: {sorted(unknown)}")
             programs = [p for p in programs if p in chosen]
-        rates = tuple(float(r) for r in _list("EAGER_RT_BENCH_TOOLS_RATES")) or (
+        rates = tuple(float(r) for r in env_list("EAGER_RT_BENCH_TOOLS_RATES")) or (
             RATES if full else (50.0,)
         )
-        backends = tuple(_list("EAGER_RT_BENCH_TOOLS_BACKENDS")) or (
+        backends = tuple(env_list("EAGER_RT_BENCH_TOOLS_BACKENDS")) or (
             ("local", "docker") if full else ("local",)
         )
         return cls(
             programs=tuple(programs),
             rates=rates,
             backends=backends,
-            harness=_flag("EAGER_RT_BENCH_TOOLS_HARNESS", default=True),
+            harness=env_flag("EAGER_RT_BENCH_TOOLS_HARNESS", default=True),
             full=full,
         )
 
@@ -241,6 +229,13 @@ def _exposed(calls: Sequence[tuple[float, float]], gen_end: float) -> float:
     return _union([(max(a, gen_end), b) for a, b in calls if b > gen_end])
 
 
+def _hidden(
+    calls: Sequence[tuple[float, float]], gen_end: float, serial_exposed: float
+) -> float | None:
+    """The share of serial's exposed tool time these calls hid (None: serial exposed none)."""
+    return 1 - _exposed(calls, gen_end) / serial_exposed if serial_exposed > 0 else None
+
+
 def _arrivals(source: Replay) -> tuple[list[int], float]:
     ends, offset = [], 0
     for piece in source.pieces:
@@ -326,50 +321,30 @@ class HarnessRun:
 
 async def _harness(code: str, tps: float, speculate: bool) -> HarnessRun:
     """One ``run_code`` call streamed by a FunctionModel at ``tps``, through CodeMode."""
-    from pydantic_ai import Agent
-    from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart
-    from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
+    from pydantic_ai.messages import ModelMessage
+    from pydantic_ai.models.function import AgentInfo
     from pydantic_ai_harness import CodeMode
+
+    from bench.pydantic_ai_stream import run_agent, run_code_call, tool_returns
 
     source = replay(code, tps)
     state: dict[str, Any] = {}
 
     async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
-        returns = [
-            p
-            for m in messages
-            if isinstance(m, ModelRequest)
-            for p in m.parts
-            if isinstance(p, ToolReturnPart)
-        ]
+        returns = tool_returns(messages)
         if returns:
             state["done"] = time.monotonic()
             state["content"] = returns[-1].content
             yield "done"
             return
         t0 = state["t0"] = time.monotonic()
-        yield {0: DeltaToolCall(name="run_code", json_args='{"code": "', tool_call_id="c1")}
-        for i, piece in enumerate(source.pieces):
-            delay = t0 + source.ttft + i / tps - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            yield {0: DeltaToolCall(json_args=json.dumps(piece)[1:-1])}
-        yield {0: DeltaToolCall(json_args='"}')}
+        async for delta in run_code_call(source, t0, "c1"):
+            yield delta
         state["gen_end"] = time.monotonic() - t0
 
     mode = CodeMode(eager=True, speculate=READ_ONLY if speculate else None)
-    agent = Agent(
-        FunctionModel(stream_function=stream),
-        tools=list(TOOL_FUNCTIONS.values()),
-        capabilities=[mode],
-    )
-
-    async def drain(ctx: Any, events: AsyncIterator[Any]) -> None:
-        async for _ in events:
-            pass
-
     first = len(calls_log())
-    await asyncio.wait_for(agent.run("run it", event_stream_handler=drain), source.duration + 120)
+    await run_agent(stream, mode, source.duration + 120)
     content = state.get("content")
     output = content.get("output", "") if isinstance(content, dict) else None
     stats = mode.speculation_stats
@@ -425,11 +400,7 @@ async def _bench_program(
                     e2el_s=result.e2el_s,
                     serial_e2el_s=serial_e2el,
                     bound_s=bound,
-                    hidden=(
-                        1 - _exposed(used, result.gen_s) / serial_exposed
-                        if serial_exposed > 0
-                        else None
-                    ),
+                    hidden=_hidden(used, result.gen_s, serial_exposed),
                     literal=summary.literal,
                     session=summary.session,
                     claimed=summary.claimed,
@@ -461,11 +432,7 @@ async def _bench_program(
                     e2el_s=run.e2el_s,
                     serial_e2el_s=serial_e2el,
                     bound_s=bound,
-                    hidden=(
-                        1 - _exposed(used, run.gen_end) / serial_exposed
-                        if serial_exposed > 0
-                        else None
-                    ),
+                    hidden=_hidden(used, run.gen_end, serial_exposed),
                     literal=run.stats["launched"],
                     claimed=run.stats["adopted"],
                     wasted=run.stats["launched"] - run.stats["adopted"],
@@ -774,10 +741,7 @@ def report() -> Iterator[Report]:
     if not plan.programs:
         pytest.skip("no program selected")
     result = asyncio.run(_bench(plan))
-    out = RESULTS_DIR / f"tools_{plan.name}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(result), encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(_dump(result), indent=1) + "\n")
+    write_results(RESULTS_DIR / f"tools_{plan.name}.md", render(result), _dump(result))
     yield result
 
 
@@ -797,7 +761,7 @@ def test_side_effects_and_outputs(report: Report) -> None:
 
 
 def test_targets(report: Report) -> None:
-    if not _flag("EAGER_RT_BENCH_STRICT"):
+    if not env_flag("EAGER_RT_BENCH_STRICT"):
         pytest.skip("timing targets are reported, asserted only with EAGER_RT_BENCH_STRICT=1")
     missed = [text for text, ok in _targets(report) if not ok]
     assert not missed, missed
