@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.harness import loadavg
+from bench.harness import RESULTS_DIR, loadavg, write_results
 
 __all__ = [
     "TRIVIAL",
@@ -33,8 +33,8 @@ __all__ = [
     "compute_answer",
     "measure",
     "render",
-    "results",
     "summary",
+    "write_report",
 ]
 
 #: the one-statement answer whose time after the last token is a step's overhead
@@ -224,9 +224,11 @@ def render(report: Report, *, title: str, names: dict[str, str], first_step: str
     return "\n".join(lines) + "\n"
 
 
-def results(report: Report, machine: dict[str, str], plan: dict[str, Any]) -> dict[str, Any]:
-    """The JSON report: the machine and plan, the summary, every row and overhead."""
-    return {
+def write_report(
+    stem: str, report: Report, text: str, machine: dict[str, str], plan: dict[str, Any]
+) -> None:
+    """``text`` to ``bench/results/<stem>.md``; the machine, plan, summary and rows to ``.json``."""
+    data = {
         "machine": machine,
         "plan": plan,
         "load average after": loadavg(),
@@ -235,3 +237,4 @@ def results(report: Report, machine: dict[str, str], plan: dict[str, Any]) -> di
         "rows": [asdict(r) for r in report.rows],
         "overhead": [{**asdict(o), "median_s": o.median_s} for o in report.overhead],
     }
+    write_results(RESULTS_DIR / f"{stem}.md", text, data, indent=2)

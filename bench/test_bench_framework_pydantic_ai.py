@@ -42,7 +42,7 @@ import pytest
 
 from bench import framework
 from bench.framework import Report, Step
-from bench.harness import RESULTS_DIR, machine, write_results
+from bench.harness import machine
 from bench.tools_corpus import SIDE_EFFECTS, TOOL_NAMES, program_text
 from eager_rt.sources.replay import replay
 
@@ -143,8 +143,7 @@ def report(loop: asyncio.AbstractEventLoop) -> Report:
         steps=STEPS,
     )
     plan = {"tps": TPS, "answers": list(answers), "steps": STEPS, "rounds": ROUNDS}
-    data = framework.results(result, env, plan)
-    write_results(RESULTS_DIR / "framework_pydantic_ai.md", render(result), data, indent=2)
+    framework.write_report("framework_pydantic_ai", result, render(result), env, plan)
     return result
 
 

@@ -44,7 +44,7 @@ from smolagents.models import ChatMessageStreamDelta, agglomerate_stream_deltas
 from bench import framework
 from bench import tools_corpus as corpus
 from bench.framework import Report, Step
-from bench.harness import RESULTS_DIR, machine, write_results
+from bench.harness import machine
 from eager_rt.integrations.smolagents import EagerCodeAgent
 from eager_rt.sources.replay import replay
 from tests.fake_llm.events import Reply
@@ -225,8 +225,7 @@ def report() -> Report:
     # alternating blocks: both executors see the same machine
     result = framework.measure(drive, answers, EXECUTORS, rounds=BLOCKS, steps=STEPS)
     plan = {"tps": TPS, "answers": list(answers), "steps": STEPS, "blocks": BLOCKS}
-    data = framework.results(result, env, plan)
-    write_results(RESULTS_DIR / "framework_smolagents.md", render(result), data, indent=2)
+    framework.write_report("framework_smolagents", result, render(result), env, plan)
     return result
 
 
