@@ -320,6 +320,8 @@ async def test_function_tools_become_functions_of_the_code() -> None:
     description = agent.tools[-1].description
     assert "- def population(city: str, year: int = 2020) -> int: People living" in description
     assert "- async def greet(*, name: str)" in description
+    # an optional property without a default: the SDK fills it in, the model sees "..."
+    assert "- async def reverse(*, word: str, times: int = ...): Reverse a word." in description
     ((_, turn),) = collect.results
     assert turn.run is not None
     lines = turn.run.stdout.splitlines()

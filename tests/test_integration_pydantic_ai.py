@@ -598,12 +598,8 @@ def test_run_sync_works_too() -> None:
 def test_tool_signatures_follow_the_json_schema() -> None:
     from pydantic_ai.tools import ToolDefinition
 
-    from eager_rt.integrations._pydantic_ai_tools import (
-        bridge,
-        python_name,
-        render,
-        signature_of,
-    )
+    from eager_rt.integrations._pydantic_ai_tools import bridge, render, signature_of
+    from eager_rt.integrations._signatures import python_name
 
     schema = {
         "type": "object",

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import inspect
 import keyword
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pydantic_ai.tools import ToolDefinition
 
+from eager_rt.integrations._signatures import OMITTED, given, python_name
 from eager_rt.tools import DEFAULT_TOOL_TIMEOUT, Tool
 
-__all__ = ["bridge", "python_name", "render", "signature_of"]
+__all__ = ["bridge", "render", "signature_of"]
 
 #: calls the pydantic-ai tool ``name`` with JSON arguments; returns a JSON-ready value
 Dispatch = Callable[[str, dict[str, Any]], Awaitable[Any]]
@@ -36,24 +36,6 @@ _JSON_TYPES = {
     "object": "dict",
     "null": "None",
 }
-
-
-class _Omitted:
-    """The default of an optional parameter without one: pydantic-ai fills it in."""
-
-    def __repr__(self) -> str:
-        return "..."
-
-
-_OMITTED = _Omitted()
-
-
-def python_name(name: str) -> str:
-    """The identifier the code calls a tool by (``get-weather`` -> ``get_weather``)."""
-    text = re.sub(r"\W", "_", name)
-    if not text or text[0].isdigit():
-        text = "_" + text
-    return text + "_" if keyword.iskeyword(text) else text
 
 
 def _usable(name: str) -> bool:
@@ -81,7 +63,7 @@ def signature_of(tool_def: ToolDefinition) -> inspect.Signature:
     for name, spec in props.items():
         if name in required:
             continue
-        default = spec.get("default", _OMITTED) if isinstance(spec, Mapping) else _OMITTED
+        default = spec.get("default", OMITTED) if isinstance(spec, Mapping) else OMITTED
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default))
     return inspect.Signature(params)
 
@@ -104,7 +86,7 @@ def bridge(
     async def call(*args: Any, **kwargs: Any) -> Any:
         bound = signature.bind(*args, **kwargs)
         # pydantic's validate_call (in ToolHost) may pass the placeholder default on
-        arguments = {k: v for k, v in bound.arguments.items() if v is not _OMITTED}
+        arguments = given(bound.arguments)
         extra = arguments.pop("kwargs", None) if "kwargs" in signature.parameters else None
         if isinstance(extra, dict):
             arguments.update(extra)

@@ -50,8 +50,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import keyword
-import re
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -86,6 +84,7 @@ from eager_rt.agent import TurnResult, arun_turn
 from eager_rt.events import Event
 from eager_rt.executor import Backend
 from eager_rt.integrations._eager_calls import RUN_CODE_DESCRIPTION, Scope, StreamingCall
+from eager_rt.integrations._signatures import OMITTED, given, python_name
 from eager_rt.sync import Portal
 from eager_rt.tools import DEFAULT_TOOL_TIMEOUT, Tool, as_tools
 
@@ -93,23 +92,6 @@ __all__ = ["RUN_CODE_DESCRIPTION", "EagerChatModel", "EagerCode", "host_tool"]
 
 
 # --------------------------------------------------------------------------- tools
-
-
-class _Omitted:
-    """The default of a field the LangChain tool fills in itself (a default factory)."""
-
-    def __repr__(self) -> str:
-        return "..."
-
-
-_OMITTED = _Omitted()
-
-
-def _python_name(name: str) -> str:
-    text = re.sub(r"\W", "_", name)
-    if not text or text[0].isdigit():
-        text = "_" + text
-    return text + "_" if keyword.iskeyword(text) else text
 
 
 def _parameters(lc_tool: BaseTool) -> list[inspect.Parameter]:
@@ -121,7 +103,7 @@ def _parameters(lc_tool: BaseTool) -> list[inspect.Parameter]:
             if info.is_required():
                 default: Any = inspect.Parameter.empty
             elif info.default is PydanticUndefined:
-                default = _OMITTED
+                default = OMITTED
             else:
                 default = info.default
             annotation = info.annotation if info.annotation is not None else Any
@@ -130,7 +112,7 @@ def _parameters(lc_tool: BaseTool) -> list[inspect.Parameter]:
     else:  # a JSON schema: names only
         required = set(cast(dict[str, Any], schema).get("required", ()))
         for name in lc_tool.args:
-            default = inspect.Parameter.empty if name in required else _OMITTED
+            default = inspect.Parameter.empty if name in required else OMITTED
             kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
             params.append(inspect.Parameter(name, kind, default=default))
     # a required parameter may not follow one with a default
@@ -153,9 +135,6 @@ def host_tool(
     """
     params = _parameters(lc_tool)
 
-    def clean(kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in kwargs.items() if v is not _OMITTED}
-
     def plain(value: Any) -> Any:  # the sandbox gets JSON-ready values
         return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
@@ -168,16 +147,16 @@ def host_tool(
     if only_async:
 
         async def call_async(**kwargs: Any) -> Any:
-            return plain(await lc_tool.ainvoke(clean(kwargs)))
+            return plain(await lc_tool.ainvoke(given(kwargs)))
 
         fn = call_async
     else:
 
         def call(**kwargs: Any) -> Any:
-            return plain(lc_tool.invoke(clean(kwargs)))
+            return plain(lc_tool.invoke(given(kwargs)))
 
         fn = call
-    name = _python_name(lc_tool.name)
+    name = python_name(lc_tool.name)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = lc_tool.description or None
     setattr(fn, "__signature__", inspect.Signature(params))  # noqa: B010 - what inspect reads

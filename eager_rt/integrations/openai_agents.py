@@ -71,6 +71,7 @@ from eager_rt.agent import TurnResult, arun_turn
 from eager_rt.events import Event, Interrupted
 from eager_rt.executor import Backend
 from eager_rt.integrations._eager_calls import RUN_CODE_DESCRIPTION, Scope, StreamingCall
+from eager_rt.integrations._signatures import OMITTED
 from eager_rt.tools import DEFAULT_TOOL_TIMEOUT, Tool, as_tools, tool
 
 __all__ = ["RUN_CODE_DESCRIPTION", "EagerCode", "EagerModel", "host_tools"]
@@ -141,8 +142,6 @@ def _direct_callable(t: FunctionTool) -> Callable[..., Any] | None:
     return fn
 
 
-_UNSET = object()  # an optional schema property without a default
-
 _JSON_TYPES: dict[str, Any] = {
     "string": str,
     "integer": int,
@@ -163,7 +162,7 @@ def _invoker(t: FunctionTool) -> Callable[..., Awaitable[Any]]:
         kind = prop.get("type") if isinstance(prop, dict) else None
         annotation = _JSON_TYPES.get(kind, Any) if isinstance(kind, str) else Any
         # left out unless given: the stub sends "default", the host then passes nothing
-        default = inspect.Parameter.empty if name in required else prop.get("default", _UNSET)
+        default = inspect.Parameter.empty if name in required else prop.get("default", OMITTED)
         params.append(
             inspect.Parameter(
                 name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation

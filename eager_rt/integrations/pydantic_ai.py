@@ -79,7 +79,8 @@ from typing_extensions import TypedDict
 from eager_rt.agent import RUN_CODE_INTRO, STREAMABLE_CODE_PROMPT, TurnResult, arun_turn
 from eager_rt.events import Event, Interrupted
 from eager_rt.executor import Backend, Session
-from eager_rt.integrations._pydantic_ai_tools import bridge, python_name, render
+from eager_rt.integrations._pydantic_ai_tools import bridge, render
+from eager_rt.integrations._signatures import python_name
 from eager_rt.sources.boundary import is_boundary
 from eager_rt.sources.tool_json import adecode_argument
 from eager_rt.tools import DEFAULT_TOOL_TIMEOUT, Approval, Tool
