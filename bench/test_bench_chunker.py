@@ -277,7 +277,7 @@ def _run(benchmark: Any, key: str, fn: Callable[[], dict[str, float]]) -> None:
 class _NoConfirm(Chunker):
     """Measurement only: the chunker minus its compile(), to split δ into parts."""
 
-    def _compile(self, code: str, start: int) -> None:
+    def _compile(self, code: str, start: int, first_line: int | None = None) -> None:
         return None
 
 
