@@ -211,34 +211,18 @@ class _RunTracker(BaseCallbackHandler):
             run_id = parent
         return None
 
-    def _start(self, run_id: UUID, parent_run_id: UUID | None) -> None:
+    # LangChain passes each event's own positional values (serialized, inputs / outputs,
+    # error ...) first, then the run ids by keyword: one method serves the four starts,
+    # one the two ends of a run
+
+    def _started(self, *_: Any, run_id: UUID, parent_run_id: UUID | None = None, **__: Any) -> None:
         self._parents[run_id] = parent_run_id
 
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID,
-                       parent_run_id: UUID | None = None, **kwargs: Any) -> None:  # fmt: skip
-        self._start(run_id, parent_run_id)
+    on_chain_start = on_chat_model_start = on_llm_start = on_tool_start = _started
 
-    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
-                            parent_run_id: UUID | None = None, **kwargs: Any) -> None:  # fmt: skip
-        self._start(run_id, parent_run_id)
-
-    def on_llm_start(self, serialized: Any, prompts: Any, *, run_id: UUID,
-                     parent_run_id: UUID | None = None, **kwargs: Any) -> None:  # fmt: skip
-        self._start(run_id, parent_run_id)
-
-    def on_tool_start(self, serialized: Any, input_str: str, *, run_id: UUID,
-                      parent_run_id: UUID | None = None, **kwargs: Any) -> None:  # fmt: skip
-        self._start(run_id, parent_run_id)
-
-    async def on_chain_end(self, outputs: Any, *, run_id: UUID,
-                           parent_run_id: UUID | None = None, **kwargs: Any) -> None:  # fmt: skip
-        await self._ended(run_id, parent_run_id)
-
-    async def on_chain_error(self, error: BaseException, *, run_id: UUID,
-                             parent_run_id: UUID | None = None, **kwargs: Any) -> None:  # fmt: skip
-        await self._ended(run_id, parent_run_id)
-
-    async def _ended(self, run_id: UUID, parent_run_id: UUID | None) -> None:
+    async def _finished(
+        self, *_: Any, run_id: UUID, parent_run_id: UUID | None = None, **__: Any
+    ) -> None:
         if parent_run_id is not None or run_id not in self._parents:
             return
         if self._parents[run_id] is not None:
@@ -247,6 +231,8 @@ class _RunTracker(BaseCallbackHandler):
             del self._parents[child]
         del self._parents[run_id]
         await self._on_root_end(run_id)
+
+    on_chain_end = on_chain_error = _finished
 
 
 _TRACKER: ContextVar[_RunTracker | None] = ContextVar("eager_rt_langgraph_tracker", default=None)
