@@ -22,7 +22,7 @@ from eager_rt.sources.boundary import is_boundary
 from eager_rt.sources.google import agenerate_content_stream, generate_content_stream
 from eager_rt.sources.llm import ModelStreamError, model_source
 from eager_rt.sync import SyncSession
-from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments
+from tests.fake_llm import FakeLLM, Faults, Reply, pieces, reply_for
 from tests.fake_llm.gemini import FakeGemini
 
 CODE = "import math\nvalues = [1, 2, 3]\nprint(sum(values))\nprint(math.factorial(5))\n"
@@ -30,17 +30,6 @@ FAILING = "x = 41\nprint(x + 1)\nraise ValueError('bad input')\n" + "y = x * 2\n
 #: the Gemini API (whole function calls) and Vertex AI (streamed arguments)
 ROUTES = ["gemini", "vertex"]
 FORMS = ["fences", "tool"]
-
-
-def pieces(code: str, size: int = 6) -> list[str]:
-    return [code[i : i + size] for i in range(0, len(code), size)]
-
-
-def reply_for(form: str, code: str, **kw: Any) -> Reply:
-    if form == "tool":
-        return Reply(tools=[("python", tool_fragments(code))], **kw)
-    text = ["I will compute it.\n```py", "thon\n", *pieces(code), "```\nThat is the answer.\n"]
-    return Reply(text=text, **kw)
 
 
 def config(route: str) -> types.GenerateContentConfig:
@@ -228,7 +217,12 @@ async def test_async_early_interruption_closes_the_stream(form: str, local_sessi
 CUT = ["a = 1\n", "b = 2", "2\n", "print(a, b)\n"]
 
 
-def _stream_failure(result: RunResult) -> ModelStreamError:
+def _stream_failure(
+    reply: Reply, session: SyncSession, faults: Faults | None = None, timeout_s: float = 30.0
+) -> ModelStreamError:
+    """Why the Gemini API's stream of ``reply`` ended the run; the run must end on it."""
+    with FakeGemini(reply, faults) as llm, sync_stream("gemini", llm, timeout_s) as make:
+        result = run_stream(generate_content_stream(make()), session, timeout=60)
     assert result.status == "source_error", result.status
     assert result.error is not None and isinstance(result.error.cause, ModelStreamError)
     return result.error.cause
@@ -249,10 +243,7 @@ def _defined(session: SyncSession, name: str) -> bool:
 def test_a_broken_stream_runs_only_complete_statements(
     faults: Faults, kind: str, sync_session: SyncSession
 ) -> None:
-    with FakeGemini(Reply(text=["```python\n", *CUT, "```\n"]), faults) as llm, \
-            sync_stream("gemini", llm) as make:
-        source = generate_content_stream(make())
-        error = _stream_failure(run_stream(source, sync_session, timeout=60))
+    error = _stream_failure(Reply(text=["```python\n", *CUT, "```\n"]), sync_session, faults)
     assert error.kind == kind
     if kind == "api_error":
         assert "Model overloaded" in str(error)
@@ -261,26 +252,20 @@ def test_a_broken_stream_runs_only_complete_statements(
 
 
 def test_read_timeout_is_a_timeout_error(sync_session: SyncSession) -> None:
-    with FakeGemini(reply_for("fences", CODE), Faults(first_token_delay=5.0)) as llm, \
-            sync_stream("gemini", llm, timeout_s=0.5) as make:
-        error = _stream_failure(run_stream(generate_content_stream(make()), sync_session,
-                                           timeout=60))
+    faults = Faults(first_token_delay=5.0)
+    error = _stream_failure(reply_for("fences", CODE), sync_session, faults, timeout_s=0.5)
     assert error.kind == "timeout"
 
 
 def test_output_limit_inside_code_is_reported(sync_session: SyncSession) -> None:
     reply = Reply(text=["```python\n", "a = 1\n", "b = "], finish="length")
-    with FakeGemini(reply) as llm, sync_stream("gemini", llm) as make:
-        error = _stream_failure(run_stream(generate_content_stream(make()), sync_session,
-                                           timeout=60))
+    error = _stream_failure(reply, sync_session)
     assert error.kind == "length" and "MAX_TOKENS" in error.message
 
 
 def test_a_safety_stop_is_an_api_error(sync_session: SyncSession) -> None:
     reply = Reply(text=["```python\n", "a = 1\n", "b = 2"], finish="SAFETY")
-    with FakeGemini(reply) as llm, sync_stream("gemini", llm) as make:
-        error = _stream_failure(run_stream(generate_content_stream(make()), sync_session,
-                                           timeout=60))
+    error = _stream_failure(reply, sync_session)
     assert error.kind == "api_error" and "SAFETY" in error.message
     assert not _defined(sync_session, "b")
 

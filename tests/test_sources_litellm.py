@@ -28,7 +28,7 @@ from eager_rt.runtime import arun_stream, run_stream  # noqa: E402
 from eager_rt.sources.litellm import acompletion, completion  # noqa: E402
 from eager_rt.sources.llm import ModelStreamError, model_source  # noqa: E402
 from eager_rt.sync import SyncSession  # noqa: E402
-from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments  # noqa: E402
+from tests.fake_llm import FakeLLM, Faults, Reply, reply_for  # noqa: E402
 from tests.fake_llm.gemini import FakeGemini  # noqa: E402
 
 litellm.suppress_debug_info = True
@@ -46,17 +46,6 @@ PYTHON_TOOL = {
                        "required": ["code"]},
     },
 }
-
-
-def pieces(code: str, size: int = 6) -> list[str]:
-    return [code[i : i + size] for i in range(0, len(code), size)]
-
-
-def reply_for(form: str, code: str, **kw: Any) -> Reply:
-    if form == "tool":
-        return Reply(tools=[("python", tool_fragments(code))], **kw)
-    text = ["I will compute it.\n```py", "thon\n", *pieces(code), "```\nThat is the answer.\n"]
-    return Reply(text=text, **kw)
 
 
 def request(route: str, llm: FakeLLM, **extra: Any) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from eager_rt.sources.llm import (
 from eager_rt.sources.openai import achat_completions, aresponses, chat_completions, responses
 from eager_rt.sources.tool_json import MalformedJSON
 from eager_rt.sync import SyncSession
-from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments
+from tests.fake_llm import FakeLLM, Faults, Reply, pieces, reply_for, tool_fragments
 
 APIS = ["chat", "responses", "messages"]
 FORMS = ["fences", "tool"]
@@ -43,17 +43,6 @@ ASYNC_ADAPTERS: dict[str, Callable[..., AsyncModelSource]] = {
     "chat": achat_completions, "responses": aresponses, "messages": amessages,
 }
 CLIENT_TIMEOUT = 30.0
-
-
-def pieces(code: str, size: int = 6) -> list[str]:
-    return [code[i : i + size] for i in range(0, len(code), size)]
-
-
-def reply_for(form: str, code: str, **kw: Any) -> Reply:
-    if form == "tool":
-        return Reply(tools=[("python", tool_fragments(code))], **kw)
-    text = ["I will compute it.\n```py", "thon\n", *pieces(code), "```\nThat is the answer.\n"]
-    return Reply(text=text, **kw)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.fake_llm.events import Event, Reply
+from tests.fake_llm.replies import pieces
 from tests.fake_llm.server import FakeLLM, RequestLog
 
 __all__ = ["FakeGemini", "gemini_error", "gemini_events"]
@@ -70,10 +71,10 @@ def gemini_events(reply: Reply, request: dict[str, Any]) -> list[Event]:
              True)
         )
         code = str(args.get("code", ""))
-        pieces = [code[i : i + 7] for i in range(0, len(code), 7)] or [""]
-        for i, piece in enumerate(pieces):
-            partial: dict[str, Any] = {"jsonPath": "$.code", "stringValue": piece}
-            if i < len(pieces) - 1:
+        parts = pieces(code, 7) or [""]
+        for i, part in enumerate(parts):
+            partial: dict[str, Any] = {"jsonPath": "$.code", "stringValue": part}
+            if i < len(parts) - 1:
                 partial["willContinue"] = True
             call = {"partialArgs": [partial], "willContinue": True}
             events.append((None, chunk([{"functionCall": call}]), True))
