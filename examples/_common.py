@@ -61,13 +61,13 @@ def model_url(
         yield base_url
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's tests/
-    from tests.fake_llm import Faults, Reply, tool_fragments
+    from tests.fake_llm import Faults, Reply, pieces, tool_fragments
     from tests.fake_llm.gated import GatedLLM  # numbers call ids per request
 
     replies = [Reply(tools=[("run_code", tool_fragments(c, 4))]) for c in code or ()]
     if code is not None:
-        replies.append(Reply(text=[ANSWER[i : i + 4] for i in range(0, len(ANSWER), 4)]))
-    replies += [Reply(text=[t[i : i + 4] for i in range(0, len(t), 4)]) for t in text or ()]
+        replies.append(Reply(text=pieces(ANSWER, 4)))
+    replies += [Reply(text=pieces(t, 4)) for t in text or ()]
     with GatedLLM(replies, Faults(interval=0.02)) as llm:
         yield llm.openai_url
 
