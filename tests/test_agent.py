@@ -2,39 +2,51 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anthropic
 import openai
 import pytest
 
 import eager_rt
-from eager_rt.agent import STREAMABLE_CODE_PROMPT, arun_turn, run_turn
+from eager_rt.agent import STREAMABLE_CODE_PROMPT, TurnResult, arun_turn, run_turn
 from eager_rt.executor import Session
 from eager_rt.sync import SyncSession
-from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments
+from tests.fake_llm import FakeLLM, Faults, Reply, pieces, tool_fragments
 
 
 def fenced(code: str, size: int = 5) -> Reply:
-    body = [code[i : i + size] for i in range(0, len(code), size)]
-    return Reply(text=["Here you go:\n```python\n", *body, "```\nHope that helps.\n"])
+    return Reply(text=["Here you go:\n```python\n", *pieces(code, size), "```\nHope that helps.\n"])
 
 
-def openai_client(llm: FakeLLM) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=llm.openai_url, api_key="test", max_retries=0, timeout=30)
-
-
-def anthropic_client(llm: FakeLLM) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=llm.url, api_key="test", max_retries=0, timeout=30)
+async def openai_turn(
+    reply: Reply,
+    session: Session,
+    api: str = "chat",
+    faults: Faults | None = None,
+    **options: Any,
+) -> TurnResult:
+    """``reply`` served by the fake model, streamed by the OpenAI client's ``api`` into a turn."""
+    with FakeLLM(reply, faults) as llm:
+        client = openai.AsyncOpenAI(
+            base_url=llm.openai_url, api_key="test", max_retries=0, timeout=30
+        )
+        try:
+            if api == "chat":
+                stream: Any = await client.chat.completions.create(
+                    model="m", messages=[], stream=True
+                )
+            else:
+                stream = await client.responses.create(model="m", input="go", stream=True)
+            return await arun_turn(stream, session, **options)
+        finally:
+            await client.close()
 
 
 @pytest.mark.anyio
 async def test_successful_turn_reports_the_output(local_session: Session) -> None:
-    with FakeLLM(fenced("total = sum(range(5))\nprint('total', total)\n")) as llm:
-        client = openai_client(llm)
-        try:
-            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
-            turn = await arun_turn(stream, local_session)  # a raw SDK stream: API detected
-        finally:
-            await client.close()
+    reply = fenced("total = sum(range(5))\nprint('total', total)\n")
+    turn = await openai_turn(reply, local_session)  # a raw SDK stream: API detected
     assert turn.ok and turn.status == "ok"
     assert "ran without errors" in turn.text
     assert "total 10" in turn.text
@@ -59,7 +71,9 @@ FAILING = (
 async def test_failing_turn_gives_the_partial_program(local_session: Session) -> None:
     reply = Reply(tools=[("python", tool_fragments(FAILING))])
     with FakeLLM(reply, Faults(hold_after=20, hold_timeout=20)) as llm:
-        client = anthropic_client(llm)
+        client = anthropic.AsyncAnthropic(
+            base_url=llm.url, api_key="test", max_retries=0, timeout=30
+        )
         try:
             stream = await client.messages.create(
                 model="m",
@@ -91,13 +105,7 @@ async def test_failing_turn_gives_the_partial_program(local_session: Session) ->
 @pytest.mark.anyio
 async def test_responses_tool_call_answer_items(local_session: Session) -> None:
     reply = Reply(tools=[("python", tool_fragments("print(6 * 7)"))])
-    with FakeLLM(reply) as llm:
-        client = openai_client(llm)
-        try:
-            stream = await client.responses.create(model="m", input="go", stream=True)
-            turn = await arun_turn(stream, local_session)
-        finally:
-            await client.close()
+    turn = await openai_turn(reply, local_session, "responses")
     assert turn.ok
     assert turn.openai_responses_items() == [
         {"type": "function_call_output", "call_id": "call_fake0", "output": turn.text}
@@ -109,13 +117,7 @@ async def test_custom_tool_call_is_answered_with_its_own_item_type(
     local_session: Session,
 ) -> None:
     reply = Reply(custom_tools=[("python", ["print(", "'free form')\n"])])
-    with FakeLLM(reply) as llm:
-        client = openai_client(llm)
-        try:
-            stream = await client.responses.create(model="m", input="go", stream=True)
-            turn = await arun_turn(stream, local_session)
-        finally:
-            await client.close()
+    turn = await openai_turn(reply, local_session, "responses")
     assert turn.data["stdout"] == "free form\n"
     assert turn.openai_responses_items() == [
         {"type": "custom_tool_call_output", "call_id": "call_custom0", "output": turn.text}
@@ -134,13 +136,7 @@ async def test_state_carries_over_between_turns(local_session: Session) -> None:
 @pytest.mark.anyio
 async def test_prose_without_code_says_so(local_session: Session) -> None:
     reply = Reply(text=["I would rather explain: ", "use `sum()` on the list.\n"])
-    with FakeLLM(reply) as llm:
-        client = openai_client(llm)
-        try:
-            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
-            turn = await arun_turn(stream, local_session)
-        finally:
-            await client.close()
+    turn = await openai_turn(reply, local_session)
     assert turn.status == "no_code" and not turn.ok
     assert turn.text == "The response contained no Python code to run."
     assert turn.data["code"] == "" and turn.data["stdout"] == ""
@@ -176,13 +172,7 @@ async def test_long_output_is_clipped_in_text_only(local_session: Session) -> No
 @pytest.mark.anyio
 async def test_dropped_stream_still_reports_what_happened(local_session: Session) -> None:
     reply = Reply(text=["```python\n", "a = 1\n", "b = 2", "2\n", "```\n"])
-    with FakeLLM(reply, Faults(drop_after=3)) as llm:
-        client = openai_client(llm)
-        try:
-            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
-            turn = await arun_turn(stream, local_session)
-        finally:
-            await client.close()
+    turn = await openai_turn(reply, local_session, faults=Faults(drop_after=3))
     assert turn.status == "stream_error"
     assert turn.run is None
     assert "stream failed (connection)" in turn.text
@@ -194,13 +184,7 @@ async def test_dropped_stream_still_reports_what_happened(local_session: Session
 @pytest.mark.anyio
 async def test_bad_tool_arguments_turn(local_session: Session) -> None:
     reply = Reply(tools=[("python", ['{"code": 12}'])])
-    with FakeLLM(reply) as llm:
-        client = openai_client(llm)
-        try:
-            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
-            turn = await arun_turn(stream, local_session)
-        finally:
-            await client.close()
+    turn = await openai_turn(reply, local_session)
     assert turn.status == "bad_arguments"
     assert turn.data["error"]["ename"] == "ArgumentNotString"
     assert turn.data["error"]["pos"] == 9
@@ -286,13 +270,7 @@ async def test_code_tools_select_the_tool_calls_that_carry_code(local_session: S
             ("python", tool_fragments("print('me')")),
         ]
     )
-    with FakeLLM(reply) as llm:
-        client = openai_client(llm)
-        try:
-            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
-            turn = await arun_turn(stream, local_session, code_tools={"python"}, fences=False)
-        finally:
-            await client.close()
+    turn = await openai_turn(reply, local_session, code_tools={"python"}, fences=False)
     assert turn.ok, turn.text
     assert turn.data["stdout"] == "me\n"
 
@@ -302,13 +280,7 @@ async def test_a_length_cut_after_a_complete_statement_says_everything_ran(
     local_session: Session,
 ) -> None:
     reply = Reply(text=["```python\n", "x = 6 * 7\n", "print(x)\n"], finish="length")
-    with FakeLLM(reply) as llm:
-        client = openai_client(llm)
-        try:
-            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
-            turn = await arun_turn(stream, local_session)
-        finally:
-            await client.close()
+    turn = await openai_turn(reply, local_session)
     assert turn.status == "stream_error"
     assert "42" in turn.text
     assert "Every statement received ran" in turn.text

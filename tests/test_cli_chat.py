@@ -11,28 +11,15 @@ import pytest
 
 from eager_rt.agent import STREAMABLE_CODE_PROMPT
 from eager_rt.cli import main
-from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments
+from tests.cli_helpers import RUN_KEYS
+from tests.fake_llm import FakeLLM, Faults, Reply, pieces, tool_fragments
 from tests.fake_llm.gemini import FakeGemini
 
 CODE = "values = [2, 4, 6]\nprint('mean', sum(values) / len(values))\n"
-RUN_KEYS = {
-    "mode",
-    "backend",
-    "tps",
-    "gen_s",
-    "exec_s",
-    "nel_s",
-    "e2el_s",
-    "chunks",
-    "batches",
-    "status",
-    "stdout",
-}
 
 
 def fenced(code: str) -> Reply:
-    body = [code[i : i + 4] for i in range(0, len(code), 4)]
-    return Reply(text=["Computing the mean.\n```python\n", *body, "```\nDone.\n"])
+    return Reply(text=["Computing the mean.\n```python\n", *pieces(code, 4), "```\nDone.\n"])
 
 
 @pytest.fixture(autouse=True)

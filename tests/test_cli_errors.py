@@ -12,23 +12,13 @@ import base64
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from eager_rt import __version__
 from eager_rt.cli import chat, run
-
-
-def eager(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eager_rt", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
+from tests.cli_helpers import eager
 
 
 def usage_error(proc: subprocess.CompletedProcess[str], message: str) -> None:

@@ -3,35 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-KEYS = {
-    "mode",
-    "backend",
-    "tps",
-    "gen_s",
-    "exec_s",
-    "nel_s",
-    "e2el_s",
-    "chunks",
-    "batches",
-    "status",
-    "stdout",
-}
-
-
-def eager(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eager_rt", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
+from tests.cli_helpers import RUN_KEYS, eager
 
 
 @pytest.fixture
@@ -54,7 +30,7 @@ def test_json_both_modes_prints_one_object(script: Path, tmp_path: Path) -> None
     payload = json.loads(proc.stdout)  # exactly one JSON document, nothing else on stdout
     assert [run["mode"] for run in payload["runs"]] == ["serial", "eager"]
     for run in payload["runs"]:
-        assert set(run) >= KEYS
+        assert set(run) >= RUN_KEYS
         assert run["status"] == "ok"
         assert run["stdout"] == "rows 2\ntotal 10\n"
         assert run["backend"] == "local"
