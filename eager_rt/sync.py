@@ -12,9 +12,9 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Coroutine
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
+from eager_rt.closing import Closing
 from eager_rt.executor import ExecResult, OutputCallback, Session
 
 __all__ = ["Portal", "SyncSession"]
@@ -22,7 +22,7 @@ __all__ = ["Portal", "SyncSession"]
 T = TypeVar("T")
 
 
-class Portal:
+class Portal(Closing):
     """An event loop running in a thread of its own, for calling async code from sync code."""
 
     def __init__(self, name: str = "eager_rt-portal") -> None:
@@ -91,19 +91,8 @@ class Portal:
                 self._thread.join(10.0)
         self._loop.close()
 
-    def __enter__(self) -> Portal:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class SyncSession:
+class SyncSession(Closing):
     """A :class:`Session` driven from blocking code. Every call takes a timeout.
 
     ``on_output`` callbacks run on the portal's thread.
@@ -149,14 +138,6 @@ class SyncSession:
             if self._own_portal:
                 self.portal.close()
 
-    def __enter__(self) -> SyncSession:
+    def __enter__(self) -> Self:
         self.start()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

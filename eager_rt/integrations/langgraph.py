@@ -60,8 +60,7 @@ from collections.abc import (
     Sequence,
 )
 from contextvars import ContextVar, Token
-from types import TracebackType
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Self, cast
 from uuid import UUID
 
 from langchain_core.callbacks import (
@@ -438,16 +437,26 @@ class EagerCode:
 
     async def aclose(self) -> None:
         """Close every session still open (calls still running are cancelled)."""
-        if self._portal is not None:
-            portal, self._portal = self._portal, None
-            try:
-                portal.call(self._close_all(), 120.0)
-            finally:
-                portal.close()
-                self._loop = None
-            return
-        await self._close_all()
-        self._loop = None
+        if not self._close_on_portal():
+            await self._close_all()
+            self._loop = None
+
+    def close(self) -> None:
+        """Blocking twin of :meth:`aclose` (for graphs run with ``invoke``/``stream``)."""
+        if not self._close_on_portal() and self._scopes:
+            raise RuntimeError("this EagerCode's sessions are on an event loop: await aclose()")
+
+    def _close_on_portal(self) -> bool:
+        """Close the sessions of sync use, on the portal's loop, then the portal; False: none."""
+        if self._portal is None:
+            return False
+        portal, self._portal = self._portal, None
+        try:
+            portal.call(self._close_all(), 120.0)
+        finally:
+            portal.close()
+            self._loop = None
+        return True
 
     async def _close_all(self) -> None:
         scopes, self._scopes = list(self._scopes.values()), {}
@@ -457,50 +466,22 @@ class EagerCode:
             if isinstance(error, BaseException):
                 raise error
 
-    def close(self) -> None:
-        """Blocking twin of :meth:`aclose` (for graphs run with ``invoke``/``stream``)."""
-        if self._portal is not None:
-            portal, self._portal = self._portal, None
-            try:
-                portal.call(self._close_all(), 120.0)
-            finally:
-                portal.close()
-                self._loop = None
-        elif self._scopes:
-            raise RuntimeError("this EagerCode's sessions are on an event loop: await aclose()")
+    # -- the block: the runs inside it are tracked, each run's session closed at its end
 
-    def _enter(self) -> None:
+    def __enter__(self) -> Self:
         self._tokens.append(_TRACKER.set(self._tracker))
-
-    def _exit(self) -> None:
-        if self._tokens:
-            _TRACKER.reset(self._tokens.pop())
-
-    async def __aenter__(self) -> EagerCode:
-        self._enter()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._exit()
-        await self.aclose()
-
-    def __enter__(self) -> EagerCode:
-        self._enter()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._exit()
+    def __exit__(self, *exc_info: object) -> None:
+        _TRACKER.reset(self._tokens.pop())
         self.close()
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        _TRACKER.reset(self._tokens.pop())
+        await self.aclose()
 
 
 # --------------------------------------------------------------------------- the model

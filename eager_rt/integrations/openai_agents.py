@@ -51,7 +51,6 @@ import json
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from agents import Agent, FunctionTool, RunContextWrapper
@@ -68,6 +67,7 @@ from openai.types.responses import (
 )
 
 from eager_rt.agent import TurnResult, arun_turn
+from eager_rt.closing import AsyncClosing
 from eager_rt.events import Event, Interrupted
 from eager_rt.executor import Backend
 from eager_rt.integrations._eager_calls import RUN_CODE_DESCRIPTION, Scope, StreamingCall
@@ -457,7 +457,7 @@ def _empty_response() -> Response:
 # --------------------------------------------------------------------------- the switch
 
 
-class EagerCode:
+class EagerCode(AsyncClosing):
     """Eager ``run_code`` for agents: the tool, the model wrapper, a session per run.
 
     ``backend``: an eager_rt backend name (opened per run, with
@@ -580,17 +580,6 @@ class EagerCode:
         self._pending.clear()
         for scope in scopes:
             await scope.aclose()
-
-    async def __aenter__(self) -> EagerCode:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- running ---------------------------------------------------------------------
 

@@ -91,7 +91,6 @@ __all__ = ["EagerCodeMode", "ToolSelector"]
 ToolSelector = Literal["all"] | Sequence[str] | Callable[[ToolDefinition], bool]
 
 
-
 class _RunCodeArgs(TypedDict):
     code: str
 
