@@ -121,6 +121,7 @@ class _Channel:
         self._poller.register(rfd, select.POLLIN)
         #: the read end of the signal wakeup fd (see :meth:`watch_signals`), -1 before
         self.signal_fd = -1
+        self._signal_w = -1
         self._signal_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
         self._cond = threading.Condition(threading.Lock())
         self._reading = False
@@ -194,10 +195,19 @@ class _Channel:
         os.close(wake_w)
         for fd in (self.signal_fd, wake_w_high):
             os.set_blocking(fd, False)
+        self._signal_w = wake_w_high
         signal.set_wakeup_fd(wake_w_high, warn_on_full_buffer=False)
         self._signal_poller = select.poll()
         self._signal_poller.register(self.rfd, select.POLLIN)
         self._signal_poller.register(self.signal_fd, select.POLLIN)
+
+    def rearm_signals(self) -> None:
+        """Before an execution: put the wakeup fd back if the code's event loop cleared it."""
+        if self.signal_fd < 0:
+            return
+        previous = signal.set_wakeup_fd(self._signal_w, warn_on_full_buffer=False)
+        if previous not in (-1, self._signal_w):
+            signal.set_wakeup_fd(previous)  # one the code set (its own loop's): leave it
 
     def wake_loop_on_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         """Have ``loop`` (in the main thread) wake for every signal, like the waits above."""
@@ -954,6 +964,7 @@ class Worker:
             self.guarded(self._end_idle)
         self.exec_id = self.stream_id = exec_id
         self.output_left = self.max_output
+        self.channel.rearm_signals()
         self.cell_name = f"<cell-{exec_id}>"
         self.statements = _several_statements(code)
         self.text_line = None
