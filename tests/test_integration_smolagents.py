@@ -402,18 +402,3 @@ def test_docker_backend(agent_factory: Any, tools: list[Any], ledger: Ledger) ->
         assert agent.run("Total?") == 3.5
     assert ledger.calls == [("get_price", "apple"), ("get_price", "pear")]
     assert agent.python_executor.session.backend_name == "docker"
-
-
-def test_importing_the_adapter_imports_no_other_framework() -> None:
-    import subprocess
-    import sys
-
-    others = ("pydantic_ai", "langgraph", "langchain_core", "agents", "litellm")
-    code = (
-        "import sys, eager_rt.integrations.smolagents\n"
-        f"print([m for m in {others!r} if m in sys.modules])"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert out.stdout.strip() == "[]"
