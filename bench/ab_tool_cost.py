@@ -35,15 +35,11 @@ from bench.tool_cost import COSTS
 
 
 async def _measure(backend_name: str, blocks: int, calls: int) -> dict[str, Any]:
-    from bench.tool_cost import backend_for, measure
+    from bench.tool_cost import backend_for, measure_fresh
 
     async with backend_for(backend_name) as backend:
         session = backend.session()
-        await session.start(timeout=120)
-        try:
-            return await measure(session, blocks=blocks, calls=calls, warmup=min(50, calls))
-        finally:
-            await session.close()
+        return await measure_fresh(session, blocks=blocks, calls=calls, warmup=min(50, calls))
 
 
 def _run_child(raw: str) -> None:

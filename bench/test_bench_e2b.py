@@ -302,26 +302,22 @@ def test_tool_call_cost(loop: asyncio.AbstractEventLoop, server: LocalE2B) -> No
     try:
         for delay_ms in TOOL_DELAYS_MS:
             server.configure(delay_s=delay_ms / 1e3)
-            session = backend.session()
-            loop.run_until_complete(session.start(timeout=120))
-            try:
-                rows[f"e2b_{delay_ms}ms"] = loop.run_until_complete(
-                    tool_cost.measure(session, blocks=TOOL_BLOCKS, calls=TOOL_CALLS, warmup=5)
+            rows[f"e2b_{delay_ms}ms"] = loop.run_until_complete(
+                tool_cost.measure_fresh(
+                    backend.session(), blocks=TOOL_BLOCKS, calls=TOOL_CALLS, warmup=5
                 )
-            finally:
-                loop.run_until_complete(session.close())
+            )
     finally:
         server.configure(delay_s=0.0)
         loop.run_until_complete(backend.aclose())
-    text = (
-        "# Host tool call cost, E2B against the local server (bench/test_bench_e2b.py -k tool)\n\n"
-        f"machine: {machine_line()}\n\n"
-        + tool_cost.table(
-            rows, blocks=TOOL_BLOCKS, calls=TOOL_CALLS, target='one round trip (< "pass")'
-        )
+    tool_cost.publish(
+        "e2b_tools",
+        "Host tool call cost, E2B against the local server (bench/test_bench_e2b.py -k tool)",
+        rows,
+        blocks=TOOL_BLOCKS,
+        calls=TOOL_CALLS,
+        target='one round trip (< "pass")',
     )
-    print("\n" + text)
-    write_results(RESULTS_DIR / "e2b_tools.md", text, rows)
     for case, row in rows.items():
         assert row["sync call"] > 0 and row["pass"] > 0, case
         if env_flag("EAGER_RT_BENCH_STRICT"):

@@ -354,20 +354,17 @@ def test_tool_call_cost(loop: asyncio.AbstractEventLoop, gateway: Gateway) -> No
     cases = {"jupyter_local": {}, "gateway": {"url": gateway.url, "token": gateway.token}}
     for case, options in cases.items():
         session = JupyterBackend(**options).session()
-        loop.run_until_complete(session.start(timeout=120))
-        try:
-            rows[case] = loop.run_until_complete(
-                tool_cost.measure(session, blocks=TOOL_BLOCKS, calls=TOOL_CALLS, warmup=20)
-            )
-        finally:
-            loop.run_until_complete(session.close())
-    text = (
-        "# Host tool call cost, Jupyter (bench/test_bench_jupyter.py -k tool)\n\n"
-        f"machine: {machine_line()}\n\n"
-        + tool_cost.table(rows, blocks=TOOL_BLOCKS, calls=TOOL_CALLS, target="5 ms")
+        rows[case] = loop.run_until_complete(
+            tool_cost.measure_fresh(session, blocks=TOOL_BLOCKS, calls=TOOL_CALLS, warmup=20)
+        )
+    tool_cost.publish(
+        "jupyter_tools",
+        "Host tool call cost, Jupyter (bench/test_bench_jupyter.py -k tool)",
+        rows,
+        blocks=TOOL_BLOCKS,
+        calls=TOOL_CALLS,
+        target="5 ms",
     )
-    print("\n" + text)
-    write_results(RESULTS_DIR / "jupyter_tools.md", text, rows)
     for case, row in rows.items():
         assert row["sync call"] > 0 and row["pass"] > 0, case
         if env_flag("EAGER_RT_BENCH_STRICT"):

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from bench.harness import RESULTS_DIR, env_flag, env_list, loadavg, machine, write_results
-from bench.tool_cost import COSTS, E2B_DELAY_S, backend_for, measure, table
+from bench.tool_cost import COSTS, E2B_DELAY_S, backend_for, measure_fresh, table
 
 pytestmark = pytest.mark.timeout(3600)
 
@@ -53,13 +53,10 @@ TARGETS_S: dict[str, float | None] = {
 
 async def _row(name: str) -> dict[str, Any]:
     async with backend_for(name) as backend:
-        session = backend.session()
-        await session.start(timeout=120)
-        try:
-            calls = min(CALLS, SLOW_CALLS.get(name, CALLS))
-            row = await measure(session, blocks=BLOCKS, calls=calls, warmup=min(50, calls))
-        finally:
-            await session.close()
+        calls = min(CALLS, SLOW_CALLS.get(name, CALLS))
+        row = await measure_fresh(
+            backend.session(), blocks=BLOCKS, calls=calls, warmup=min(50, calls)
+        )
     row["calls"] = calls
     return row
 

@@ -126,6 +126,31 @@ async def measure(session: Session, *, blocks: int, calls: int, warmup: int) -> 
     return row
 
 
+async def measure_fresh(
+    session: Session, *, blocks: int, calls: int, warmup: int
+) -> dict[str, Any]:
+    """:func:`measure` on ``session``, started here and closed after."""
+    await session.start(timeout=120)
+    try:
+        return await measure(session, blocks=blocks, calls=calls, warmup=warmup)
+    finally:
+        await session.close()
+
+
+def publish(
+    stem: str, title: str, rows: dict[str, dict[str, Any]], *, blocks: int, calls: int, target: str
+) -> None:
+    """Print ``rows`` as a table under ``title``; write ``bench/results/<stem>.md``, ``.json``."""
+    # imported here: the A/B driver's children import this module against old revisions
+    from bench.harness import RESULTS_DIR, machine_line, write_results
+
+    text = f"# {title}\n\nmachine: {machine_line()}\n\n" + table(
+        rows, blocks=blocks, calls=calls, target=target
+    )
+    print("\n" + text)
+    write_results(RESULTS_DIR / f"{stem}.md", text, rows)
+
+
 def table(
     rows: dict[str, dict[str, Any]], *, blocks: int, calls: int, target: str | dict[str, str]
 ) -> str:
