@@ -1,8 +1,12 @@
-"""What the backend benchmarks share: timed round trips and the corpus environment for kernels.
+"""What every benchmark shares: timed round trips, fresh replay runs, the machine, the reports.
 
-Each benchmark compares its backend against a baseline in the same run; they
-all time round trips the same way (a warm-up, then ``rounds`` batches of
-``batch`` calls under pytest-benchmark), so their figures compare.
+Each benchmark compares against a baseline in the same run; they all time
+round trips the same way (a warm-up, then ``rounds`` batches of ``batch``
+calls under pytest-benchmark) and summarize timings alike, so their figures
+compare. A replay runs on a fresh session in a fresh directory with the
+corpus environment; a report is a Markdown table and a JSON file of the same
+name in ``bench/results/``, with the machine it ran on; plans are narrowed by
+``EAGER_RT_BENCH_*`` variables read the same way everywhere.
 """
 
 from __future__ import annotations
