@@ -39,7 +39,6 @@ class StreamingCall:
 
     def __init__(self, call_id: str) -> None:
         self.call_id = call_id
-        self.arguments: list[str] = []
         self._fragments: asyncio.Queue[object] = asyncio.Queue()
         self.task: asyncio.Task[TurnResult] | None = None
         self.closed = False
@@ -48,7 +47,6 @@ class StreamingCall:
 
     def feed(self, fragment: str) -> None:
         if fragment and not self.closed:
-            self.arguments.append(fragment)
             self._fragments.put_nowait(fragment)
 
     def close(self) -> None:
@@ -57,7 +55,8 @@ class StreamingCall:
             self.closed = True
             self._fragments.put_nowait(_END)
 
-    async def _pieces(self) -> AsyncIterator[str]:
+    async def fragments(self) -> AsyncIterator[str]:
+        """The argument fragments as they are fed, until :meth:`close`."""
         while True:
             item = await self._fragments.get()
             if item is _END:
@@ -89,7 +88,7 @@ class StreamingCall:
 
         async def run() -> TurnResult:
             async with scope.lock:  # one execution stream per session: calls run in turn
-                source = adecode_argument(self._pieces(), argument, strict=False)
+                source = adecode_argument(self.fragments(), argument, strict=False)
                 return await arun_turn(
                     source,
                     scope.session(),

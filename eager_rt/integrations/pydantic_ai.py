@@ -79,6 +79,7 @@ from typing_extensions import TypedDict
 from eager_rt.agent import RUN_CODE_INTRO, STREAMABLE_CODE_PROMPT, TurnResult, arun_turn
 from eager_rt.events import Event, Interrupted
 from eager_rt.executor import Backend, Session
+from eager_rt.integrations._eager_calls import Scope, StreamingCall
 from eager_rt.integrations._pydantic_ai_tools import bridge, render
 from eager_rt.integrations._signatures import python_name
 from eager_rt.sources.boundary import is_boundary
@@ -219,7 +220,7 @@ class EagerCodeMode(AbstractCapability[AgentDepsT]):
                 if call is None or call.task is None:
                     continue
                 if not call.cut and not _valid_arguments(part):
-                    call.end()  # the response is over: let the run take what it can
+                    call.close()  # the response is over: let the run take what it can
                     await asyncio.wait([call.task], timeout=self.turn_timeout)
                 elif not call.cut:
                     continue
@@ -228,37 +229,24 @@ class EagerCodeMode(AbstractCapability[AgentDepsT]):
         return replace(response, parts=parts) if changed else response
 
 
-@dataclass
-class _CodeCall:
-    """One streamed ``run_code`` call: its argument fragments and its eager run."""
+class _CodeCall(StreamingCall):
+    """One streamed ``run_code`` call: its argument fragments, its eager run, the code it ran."""
 
-    tool_call_id: str
-    fragments: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
-    code: str = ""  #: the code text handed to the runtime so far
-    cut: bool = False  #: generation was stopped at a failure
-    ended: bool = False  #: no more fragments will come
-    task: asyncio.Task[TurnResult] | None = None
+    def __init__(self, call_id: str) -> None:
+        super().__init__(call_id)
+        self.code = ""  #: the code text handed to the runtime so far
+        self.cut = False  #: generation was stopped at a failure
 
-    def feed(self, args: object) -> None:
-        if self.ended or not isinstance(args, str | dict):
-            return
-        text = json.dumps(args) if isinstance(args, dict) else args
-        if text:
-            self.fragments.put_nowait(text)
-
-    def end(self) -> None:
-        if not self.ended:
-            self.ended = True
-            self.fragments.put_nowait(None)
+    def feed(self, fragment: object) -> None:
+        """A fragment of the arguments: text, or (a call's start) a dict of them."""
+        if isinstance(fragment, dict):
+            fragment = json.dumps(fragment)
+        if isinstance(fragment, str):
+            super().feed(fragment)
 
     async def pieces(self) -> AsyncIterator[str]:
         """The code, decoded from the fragments as they arrive, for the runtime."""
-
-        async def fragments() -> AsyncIterator[str]:
-            while (fragment := await self.fragments.get()) is not None:
-                yield fragment
-
-        decoded = adecode_argument(fragments(), "code")
+        decoded = adecode_argument(self.fragments(), "code")
         try:
             async for piece in decoded:
                 if not is_boundary(piece):
@@ -274,9 +262,7 @@ class _RunState:
     def __init__(self, options: EagerCodeMode[Any]) -> None:
         self.options = options
         self.calls: dict[str, _CodeCall] = {}
-        self.lock = asyncio.Lock()  # one execution at a time on the session
-        self.backend: Backend | None = None
-        self.session_: Session | None = None
+        self.scope = Scope(options.backend, options.backend_options)
         self.wrapped: AbstractToolset[Any] | None = None
         self.code_tools: dict[str, ToolsetTool[Any]] = {}  # by the agent's tool name
         self.live: list[StreamedResponse] = []  # the model streams being read now
@@ -304,15 +290,7 @@ class _RunState:
 
     def session(self) -> Session:
         """The run's session, made on first use (the runtime starts it while the model writes)."""
-        if self.session_ is None:
-            backend = self.options.backend
-            if isinstance(backend, str):
-                from eager_rt.registry import open_backend
-
-                self.backend = open_backend(backend, **self.options.backend_options)
-                backend = self.backend
-            self.session_ = backend.session()
-        return self.session_
+        return self.scope.session()
 
     def start(self, tool_call_id: str, ctx: RunContext[Any]) -> _CodeCall:
         """A call whose fragments will be fed; its run starts now and waits for its code."""
@@ -326,14 +304,14 @@ class _RunState:
         return call
 
     def rename(self, call: _CodeCall, tool_call_id: str) -> None:
-        if call.tool_call_id != tool_call_id:
-            self.calls.pop(call.tool_call_id, None)
-            call.tool_call_id = tool_call_id
+        if call.call_id != tool_call_id:
+            self.calls.pop(call.call_id, None)
+            call.call_id = tool_call_id
             self.calls[tool_call_id] = call
 
     async def _run_call(self, call: _CodeCall, ctx: RunContext[Any]) -> TurnResult:
         opts = self.options
-        tools = self._host_tools(ctx, call.tool_call_id)
+        tools = self._host_tools(ctx, call.call_id)
         speculable = [t.name for t in tools if t.read_only] if opts.speculate else []
         user_on_event = opts.on_eager_event
 
@@ -344,7 +322,7 @@ class _RunState:
             if user_on_event is not None:
                 user_on_event(event)
 
-        async with self.lock:
+        async with self.scope.lock:  # one execution at a time on the session
             if self.starting is not None:
                 await self.starting  # a failed start fails this call, as the runtime's would
             turn = await arun_turn(
@@ -408,8 +386,8 @@ class _RunState:
         if call is None or call.task is None:
             call = self.start(tool_call_id, ctx)
             call.feed(json.dumps({"code": code}))
-            call.end()
-        call.end()  # its stream is over by the time pydantic-ai calls the tool
+            call.close()
+        call.close()  # its stream is over by the time pydantic-ai calls the tool
         assert call.task is not None
         limit = self.options.turn_timeout
         done, _ = await asyncio.wait([call.task], timeout=limit)
@@ -429,7 +407,7 @@ class _RunState:
         # pydantic-ai rejected) is collected here rather than reported as lost
         tasks: list[asyncio.Task[Any]] = [c.task for c in self.calls.values() if c.task]
         for c in self.calls.values():
-            c.end()
+            c.close()
         for task in tasks:
             task.cancel()  # a no-op for a finished one
         tasks.extend(self.cancels)
@@ -438,12 +416,7 @@ class _RunState:
             tasks.append(self.starting)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        try:
-            if self.session_ is not None:
-                await self.session_.close()
-        finally:
-            if self.backend is not None:
-                await self.backend.aclose()
+        await self.scope.aclose()
 
 
 class _StoppableModel(WrapperModel):
@@ -503,12 +476,12 @@ class _StreamWatch:
             ended = self.by_index.get(event.index)
             if ended is not None and isinstance(event.part, ToolCallPart):
                 self.run.rename(ended, event.part.tool_call_id)
-                ended.end()
+                ended.close()
 
     def end(self) -> None:
         """The response is over (or was cut): no call of it gets more fragments."""
         for call in self.by_index.values():
-            call.end()
+            call.close()
 
 
 @dataclass
