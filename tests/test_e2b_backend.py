@@ -31,6 +31,12 @@ from eager_rt.registry import open_backend
 from eager_rt.runtime import arun_stream
 from eager_rt.tools import ToolHost, as_tools, stub_source
 from tests.e2b_server import LocalE2B
+from tests.kernel_bounds import (
+    FLOOD_CAP,
+    TIME_BOUND,
+    check_an_output_flood_is_capped,
+    check_the_default_time_bound,
+)
 from tests.provision import unavailable
 
 pytestmark = pytest.mark.anyio
@@ -543,36 +549,11 @@ def test_sessions_are_bounded_by_default(server: LocalE2B) -> None:
 
 
 async def test_an_output_flood_is_capped_with_a_notice(backend: Any) -> None:
-    from eager_rt.backends._limits import dropped_notice
-
-    session = backend.session(max_output=10_000)
-    await session.start(timeout=120)
-    try:
-        seen: list[Output] = []
-        code = "kept = 1\nfor i in range(2000):\n    print('x' * 999)\n"
-        result = await session.execute(code, timeout=120, on_output=seen.append)
-        assert result.status is Status.OK, result
-        assert result.outputs[-1] == Output("stdout", text=dropped_notice(2_000_000 - 10_000))
-        assert result.stdout == ("x" * 999 + "\n") * 10 + dropped_notice(1_990_000)
-        assert seen == result.outputs  # the notice is streamed too
-        after = await session.execute("print(kept)", timeout=60)
-        assert after.stdout == "1\n"  # a fresh budget, and the state kept
-    finally:
-        await session.close()
+    await check_an_output_flood_is_capped(backend.session(max_output=FLOOD_CAP))
 
 
 async def test_the_default_time_bound_applies_when_execute_has_no_timeout(backend: Any) -> None:
-    session = backend.session(exec_timeout=1.0)
-    await session.start(timeout=120)
-    try:
-        await session.execute("kept = 'yes'", timeout=60)
-        result = await session.execute("import time\ntime.sleep(60)\n")
-        assert result.status is Status.TIMEOUT, result
-        assert "timeout of 1 s" in result.detail
-        assert not result.state_lost
-        assert await _kept(session) == "yes\n"
-    finally:
-        await session.close()
+    await check_the_default_time_bound(backend.session(exec_timeout=TIME_BOUND))
 
 
 # -- a kernel that dies (issue 17, finding 11) -------------------------------------------------

@@ -37,6 +37,12 @@ from eager_rt import arun_stream
 from eager_rt.executor import BackendError, Output, Session, SessionDead, Status
 from eager_rt.testing import paced
 from eager_rt.tools import ToolHost, as_tools, stub_source, tool
+from tests.kernel_bounds import (
+    FLOOD_CAP,
+    TIME_BOUND,
+    check_an_output_flood_is_capped,
+    check_the_default_time_bound,
+)
 from tests.provision import unavailable
 from tests.provision.jupyter import REQUIRE_VAR, Gateway, _missing_jupyter
 
@@ -780,34 +786,11 @@ def test_sessions_are_bounded_by_default() -> None:
 
 @pytest.mark.anyio
 async def test_an_output_flood_is_capped_with_a_notice(options: dict[str, object]) -> None:
-    from eager_rt.backends._limits import dropped_notice
-
-    session = await started(**options, max_output=10_000)
-    try:
-        seen: list[Output] = []
-        code = "kept = 1\nfor i in range(2000):\n    print('x' * 999)\n"
-        result = await session.execute(code, timeout=120, on_output=seen.append)
-        assert result.status is Status.OK, result
-        assert result.outputs[-1] == Output("stdout", text=dropped_notice(2_000_000 - 10_000))
-        assert result.stdout == ("x" * 999 + "\n") * 10 + dropped_notice(1_990_000)
-        assert seen == result.outputs  # the notice is streamed too
-        after = await session.execute("print(kept)", timeout=60)
-        assert after.stdout == "1\n"  # a fresh budget, and the state kept
-    finally:
-        await session.close()
+    await check_an_output_flood_is_capped(JupyterBackend(**options, max_output=FLOOD_CAP).session())
 
 
 @pytest.mark.anyio
 async def test_the_default_time_bound_applies_when_execute_has_no_timeout(
     options: dict[str, object],
 ) -> None:
-    session = await started(**options, exec_timeout=1.0)
-    try:
-        await session.execute("kept = 'yes'", timeout=60)
-        result = await session.execute("import time\ntime.sleep(60)\n")
-        assert result.status is Status.TIMEOUT, result
-        assert "timeout of 1 s" in result.detail
-        assert not result.state_lost
-        assert (await session.execute("print(kept)", timeout=60)).stdout == "yes\n"
-    finally:
-        await session.close()
+    await check_the_default_time_bound(JupyterBackend(**options, exec_timeout=TIME_BOUND).session())
