@@ -1,9 +1,11 @@
-"""What tests ask of processes: whether one still runs, and who is in a process group."""
+"""What tests ask of processes: whether one runs, who is in a group, can the host start one."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -44,3 +46,15 @@ def group_members(group: int) -> list[int]:
         if int(fields[2]) == group and fields[0] != "Z":
             members.append(int(entry.name))
     return members
+
+
+async def host_can_start_a_process() -> bool:
+    """Whether a new Python process of the host runs to its end (a fork bomb must not stop it)."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", "print('host ok')"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.stdout == "host ok\n"

@@ -9,7 +9,6 @@ untouched.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
 import socket
@@ -27,7 +26,16 @@ from hypothesis import strategies as st
 
 from eager_rt.executor import BackendError, Status
 from tests.containers import busy_owner, docker_engine
-from tests.escapes import FORK_BOMB, denied, write_attempts
+from tests.escapes import (
+    FORK_BOMB,
+    connect_attempts,
+    connected,
+    denied,
+    host_ip,
+    host_server,
+    write_attempts,
+)
+from tests.processes import host_can_start_a_process
 from tests.provision.docker import TEST_IMAGE
 
 pytestmark = pytest.mark.anyio
@@ -58,17 +66,6 @@ def owned_by_me(engine: Any) -> list[dict[str, Any]]:
     from eager_rt.backends._docker_engine import LABEL_OWNER_PID
 
     return [c for c in engine.list_owned() if c["Labels"].get(LABEL_OWNER_PID) == str(os.getpid())]
-
-
-def host_ip() -> str | None:
-    """This machine's primary address (a UDP connect sends nothing), or None without a route."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.1", 9))  # TEST-NET-1: only the route lookup happens
-        except OSError:
-            return None
-        address = str(s.getsockname()[0])
-    return None if address.startswith("127.") else address
 
 
 # --------------------------------------------------------------------------- hardening
@@ -119,38 +116,18 @@ async def test_hardening_is_overridable(backend: Any, engine: Any) -> None:
 
 async def test_network_access_fails(backend: Any) -> None:
     address = host_ip()
-    connections: list[object] = []
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
-        server.bind(("0.0.0.0", 0))
-        server.listen()
-        server.settimeout(0.5)
-        port = server.getsockname()[1]
+    with host_server() as server:
         async with backend.session() as session:
-            code = textwrap.dedent(
-                f"""
-                import socket
-                print(sorted(name for _, name in socket.if_nameindex()))
-                for target in [{address!r}, 'example.com']:
-                    if target is None:
-                        continue
-                    try:
-                        socket.create_connection((target, {port}), timeout=5).close()
-                        print('connected', target)
-                    except OSError as exc:
-                        print('refused', target, type(exc).__name__)
-                """
-            )
+            code = connect_attempts([address, "example.com"], server.port)
             result = await session.execute(code, timeout=60)
-        with contextlib.suppress(TimeoutError, OSError):
-            connections.append(server.accept())
+        assert not server.reached()  # the host's server never saw the container
     assert result.status is Status.OK, result
     lines = result.stdout.splitlines()
     assert lines[0] == "['lo']"  # no interface but loopback
-    assert not [line for line in lines if line.startswith("connected")]
+    assert connected(result.stdout) == []
     assert any(line.startswith("refused example.com") for line in lines)  # no DNS either
     if address is not None:
         assert any(line.startswith(f"refused {address}") for line in lines)
-    assert connections == []  # the host's server never saw the container
 
 
 async def test_writing_outside_the_work_dir_fails(backend: Any, tmp_path: Path) -> None:
@@ -175,15 +152,7 @@ async def test_fork_bomb_is_stopped_by_the_pids_limit(backend: Any, engine: Any)
             engine.api.stats, session.container_id, stream=False, one_shot=True
         )
         assert 0 < stats["pids_stats"]["current"] <= limit
-        # the host can still start processes while the bomb's children spin
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-c", "print('host ok')"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.stdout == "host ok\n"
+        assert await host_can_start_a_process()  # while the bomb's children spin
         container = session.container_id
     # closing removes the container and every process in it
     assert engine.inspect(container) is None
