@@ -1,11 +1,18 @@
-"""What the framework examples share: the command line, the model's server, the weather stand-in.
+"""What the framework examples share: the command line, the model's server, the scripted answers.
 
 Each ``*_agent.py`` example keeps, in its own file, the lines a user writes to
 switch that framework to eager execution; the plumbing around them is here.
-Every example asks the same question with the same tool. Without a base URL it
-talks to the repository's loopback fake of the OpenAI API (``tests/fake_llm``),
-scripted with the answers the example writes out, at ~50 tokens/s; with one,
-to any OpenAI-compatible server (vLLM, llama.cpp, Ollama, OpenAI itself).
+Every example asks the same question with the same ``get_weather`` tool.
+
+Without a base URL an example runs offline, from a checkout of this
+repository: the loopback fake of the OpenAI API (``tests/fake_llm``) plays the
+model, through the framework's own OpenAI model class, and streams the
+answers of :func:`scripted` at ~50 tokens/s. The first call's third statement
+fails, generation is stopped there (the twenty statements after it never run),
+and the repair call reuses what the session kept. With a base URL the example
+talks to any OpenAI-compatible server (vLLM, llama.cpp, Ollama, OpenAI itself).
+``--backend docker`` (or podman, jupyter, e2b) runs the code there instead of a
+local worker process.
 """
 
 from __future__ import annotations
@@ -28,9 +35,23 @@ HEADERS = {"Connection": "close"}
 _TEMPERATURES = {"Oslo": 4.0, "Lima": 19.5}
 
 
-def temperature(city: str) -> float:
-    """Today's temperature in ``city``, in degrees Celsius (a stand-in for a real service)."""
-    return _TEMPERATURES.get(city, 12.0)
+def weather(city: str) -> dict[str, float]:
+    """Today's weather in ``city`` (a stand-in for a real service)."""
+    return {"temp_c": _TEMPERATURES.get(city, 12.0)}
+
+
+def scripted(fetch: str = "get_weather(city=c)") -> list[str]:
+    """The code of the offline model's two answers; ``fetch`` calls the tool for city ``c``.
+
+    The first fails at its third statement; the repair uses ``temps`` from the session.
+    """
+    return [
+        f'temps = {{c: {fetch}["temp_c"] for c in ["Oslo", "Lima"]}}\n'
+        "print(temps)\n"
+        "warmest = max(temps, key=temps.get) + 1\n"
+        'print("warmest:", warmest)\n' + "".join(f"print({i})\n" for i in range(20)),
+        'warmest = max(temps, key=temps.get)\nprint("warmest:", warmest)\n',
+    ]
 
 
 def parser(doc: str | None, *, model: str = "gpt-4.1-mini") -> argparse.ArgumentParser:

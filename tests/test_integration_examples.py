@@ -26,7 +26,7 @@ EXAMPLES = [
     ("openai_agents_agent.py", [], "warmest: Lima"),
     ("openai_agents_agent.py", ["--api", "chat"], "warmest: Lima"),
     ("pydantic_ai_agent.py", [], "warmest: Lima"),
-    ("smolagents_agent.py", [], "Last output from code snippet:"),
+    ("smolagents_agent.py", [], "warmest: Lima"),
 ]
 
 
