@@ -29,9 +29,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
+from eager_rt.closing import Closing
 from tests.fake_llm.events import (
     Event,
     Reply,
@@ -98,10 +98,10 @@ class _ClientGone(Exception):
 
 
 class _Stopped(Exception):
-    """The server is shutting down (stop() or its lifetime ran out)."""
+    """The server is shutting down (close() or its lifetime ran out)."""
 
 
-class FakeLLM:
+class FakeLLM(Closing):
     """``with FakeLLM(Reply(text=[...])) as llm: OpenAI(base_url=llm.openai_url, ...)``."""
 
     def __init__(
@@ -142,7 +142,7 @@ class FakeLLM:
     def openai_url(self) -> str:
         return f"{self.url}/v1"
 
-    def start(self) -> FakeLLM:
+    def start(self) -> Self:
         self._thread.start()
         self._timer.start()
         return self
@@ -154,7 +154,8 @@ class FakeLLM:
         self._stopping.set()
         self._server.shutdown()
 
-    def stop(self) -> None:
+    def close(self) -> None:
+        """Stop serving; a handler still streaming ends at its next event."""
         self._timer.cancel()
         self._stopping.set()
         if self._thread.is_alive():
@@ -162,16 +163,9 @@ class FakeLLM:
             self._thread.join(10.0)
         self._server.server_close()  # joins the handler threads
 
-    def __enter__(self) -> FakeLLM:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def wait_done(self, index: int = 0, timeout: float = 30.0) -> RequestLog:
         """The log of request ``index`` once its handler has finished."""
