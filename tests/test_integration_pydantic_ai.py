@@ -38,7 +38,7 @@ from pydantic_ai.providers.openai import OpenAIProvider
 from eager_rt.events import Event, ExecutionFinished, ExecutionStarted
 from eager_rt.executor import Backend
 from eager_rt.integrations.pydantic_ai import EagerCodeMode
-from tests.fake_llm import FakeLLM, Faults, Reply, tool_fragments
+from tests.fake_llm import FakeLLM, Faults, Reply, pieces, tool_fragments
 from tests.processes import wait_until_gone
 
 WAIT = 30.0  # bound on every wait for an expected event (never reached when things work)
@@ -51,7 +51,7 @@ def fragments(code: str, size: int = 9) -> list[str]:
 
 def chop(text: str, size: int = 9) -> list[str]:
     """Already-encoded argument text as fragments."""
-    return [text[i : i + size] for i in range(0, len(text), size)]
+    return pieces(text, size)
 
 
 @asynccontextmanager
