@@ -25,16 +25,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eager_rt.executor import BackendError, Status
+from tests import escapes
 from tests.containers import busy_owner, docker_engine
-from tests.escapes import (
-    FORK_BOMB,
-    connect_attempts,
-    connected,
-    denied,
-    host_ip,
-    host_server,
-    write_attempts,
-)
 from tests.processes import host_can_start_a_process
 from tests.provision.docker import TEST_IMAGE
 
@@ -115,16 +107,16 @@ async def test_hardening_is_overridable(backend: Any, engine: Any) -> None:
 
 
 async def test_network_access_fails(backend: Any) -> None:
-    address = host_ip()
-    with host_server() as server:
+    address = escapes.host_ip()
+    with escapes.host_server() as server:
         async with backend.session() as session:
-            code = connect_attempts([address, "example.com"], server.port)
+            code = escapes.connect_attempts([address, "example.com"], server.port)
             result = await session.execute(code, timeout=60)
         assert not server.reached()  # the host's server never saw the container
     assert result.status is Status.OK, result
     lines = result.stdout.splitlines()
     assert lines[0] == "['lo']"  # no interface but loopback
-    assert connected(result.stdout) == []
+    assert escapes.connected(result.stdout) == []
     assert any(line.startswith("refused example.com") for line in lines)  # no DNS either
     if address is not None:
         assert any(line.startswith(f"refused {address}") for line in lines)
@@ -133,11 +125,11 @@ async def test_network_access_fails(backend: Any) -> None:
 async def test_writing_outside_the_work_dir_fails(backend: Any, tmp_path: Path) -> None:
     marker = tmp_path / "host-marker"
     outside = ["/etc/passwd", "/usr/lib/evil.py", "/evil", "/root/evil", str(marker)]
-    code = write_attempts(outside, ["/work/ok.txt", "/tmp/ok.txt", "relative.txt"])
+    code = escapes.write_attempts(outside, ["/work/ok.txt", "/tmp/ok.txt", "relative.txt"])
     async with backend.session() as session:
         result = await session.execute(code, timeout=60)
         assert result.status is Status.OK, result
-        assert denied(result.stdout) == outside
+        assert escapes.denied(result.stdout) == outside
         assert await session.get_file("relative.txt") == b"fine"
     assert not marker.exists()  # the host's file system is not the container's
 
@@ -145,7 +137,7 @@ async def test_writing_outside_the_work_dir_fails(backend: Any, tmp_path: Path) 
 async def test_fork_bomb_is_stopped_by_the_pids_limit(backend: Any, engine: Any) -> None:
     limit = 64
     async with backend.session(pids_limit=limit) as session:
-        result = await session.execute(FORK_BOMB, timeout=3.0)
+        result = await session.execute(escapes.FORK_BOMB, timeout=3.0)
         assert result.status is Status.TIMEOUT
         assert "bombing" in result.stdout
         stats = await asyncio.to_thread(

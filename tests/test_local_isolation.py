@@ -20,14 +20,7 @@ import pytest
 from eager_rt.backends.local import LocalBackend, LocalSession
 
 from eager_rt.executor import BackendError, Status
-from tests.escapes import (
-    connect_attempts,
-    connected,
-    denied,
-    host_ip,
-    host_server,
-    write_attempts,
-)
+from tests import escapes
 from tests.local_sessions import MakeSession, local_sessions
 from tests.provision.bwrap import require_bwrap
 
@@ -184,14 +177,15 @@ async def test_interrupt_reaches_the_sandboxed_worker(
 
 
 async def test_sandbox_has_no_network(sandboxed: LocalSession) -> None:
-    with host_server() as server:
-        code = connect_attempts([host_ip(), "127.0.0.1", "example.com"], server.port)
+    with escapes.host_server() as server:
+        targets = [escapes.host_ip(), "127.0.0.1", "example.com"]
+        code = escapes.connect_attempts(targets, server.port)
         r = await sandboxed.execute(code, timeout=T)
         assert not server.reached()  # the host's server never saw the sandbox
     assert r.status is Status.OK, r
     lines = r.stdout.splitlines()
     assert lines[0] == "['lo']"
-    assert connected(r.stdout) == []
+    assert escapes.connected(r.stdout) == []
     assert any(line.startswith("refused example.com") for line in lines)  # no DNS either
 
 
@@ -199,13 +193,13 @@ async def test_sandbox_sees_the_host_read_only(make_session: Any, tmp_path: Path
     require_bwrap()
     marker = Path.cwd() / f".eager-rt-marker-{os.getpid()}"
     outside = ["/etc/passwd", "/usr/lib/evil.py", "/evil", "/root/evil", "/run/evil", str(marker)]
-    code = write_attempts(outside, ["/sandbox/ok.txt", "/tmp/ok.txt", "relative.txt"])
+    code = escapes.write_attempts(outside, ["/sandbox/ok.txt", "/tmp/ok.txt", "relative.txt"])
     code += "print(os.getcwd(), os.environ['HOME'], sorted(os.listdir('.')))\n"
     s = await make_session(isolation="bwrap")
     r = await s.execute(code, timeout=T)
     assert r.status is Status.OK, r
     lines = r.stdout.splitlines()
-    assert denied(r.stdout) == outside
+    assert escapes.denied(r.stdout) == outside
     assert lines[-1] == "/sandbox /sandbox ['ok.txt', 'relative.txt']"
     assert not marker.exists()
     # fresh at every start: nothing of the last worker's files

@@ -30,7 +30,7 @@ from eager_rt.backends.local import (
 )
 
 from eager_rt.executor import BackendError, ExecResult, Status
-from tests.escapes import FORK_BOMB
+from tests import escapes
 from tests.local_sessions import MakeSession, local_sessions
 from tests.processes import host_can_start_a_process, wait_until_gone
 from tests.provision.bwrap import require_bwrap
@@ -242,7 +242,7 @@ async def test_fork_bomb_is_stopped_by_the_pids_limit(make_session: Any, mode: s
     s = await make_session(pids_limit=limit, **MODES[mode])
     tree = s.process.tree
     assert tree is not None
-    task = asyncio.ensure_future(s.execute(FORK_BOMB, timeout=4.0))
+    task = asyncio.ensure_future(s.execute(escapes.FORK_BOMB, timeout=4.0))
     assert await wait_for(lambda: len(tree.pids()) > 8)
     counts = []
     for _ in range(10):
