@@ -173,10 +173,12 @@ async def test_interrupt_reaches_the_worker_and_keeps_state(backend: PodmanBacke
         await session.execute(setup, timeout=60)
         container = session.container_name
         task = await sleeping(session)
-        # the signal alone (no interrupt frame): client -> sig-proxy -> init -> worker
+        # the signal alone (no interrupt frame): client -> sig-proxy -> init -> worker;
+        # the host did not ask for it (no interrupt()), so the result is the code's
+        # KeyboardInterrupt, an error: what matters is that the signal got through
         await session.process.send_interrupt(0)
         result = await asyncio.wait_for(task, 60)
-        assert result.status is Status.INTERRUPTED
+        assert result.status is Status.ERROR, result
         assert result.error is not None and result.error.ename == "KeyboardInterrupt"
         assert not result.state_lost
         # state kept, and the worker's own child was not signalled
