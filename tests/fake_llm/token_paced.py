@@ -27,5 +27,4 @@ class TokenPacedLLM(FakeLLM):
         super().__init__(*args, **kwargs)
         if self.faults.interval:
             raise ValueError("pace with token_interval=, not Faults(interval=)")
-        self.token_interval = token_interval
         self.faults = dataclasses.replace(self.faults, token_interval=token_interval)
