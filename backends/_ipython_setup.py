@@ -47,7 +47,7 @@ SEMANTICS: tuple[Semantics, ...] = ("script", "notebook")
 EOF_MESSAGE = "input() is not available: the code runs without a terminal"
 
 #: modules the kernel needs for host tools, shipped as source (standard library only)
-BUNDLED_MODULES = ("_tool_wire", "_kernel_tools")
+BUNDLED_MODULES = ("_tool_wire", "_kernel_tools", "_statements")
 
 _SETUP = """\
 def __eager_rt_setup(script, cwd, env, eof_message, tools, tool_socket, bundled):
@@ -70,6 +70,8 @@ def __eager_rt_setup(script, cwd, env, eof_message, tools, tool_socket, bundled)
     # host tools: installed before semantics replace raw_input, so the transport
     # keeps the kernel's real input request
     load("_kernel_tools").install(ip, load("_tool_wire"), tools, tool_socket)
+    # which statement of a batch wrote what: a mark before each one
+    load("_kernel_tools").mark_statements(ip, load("_statements"))
 
     # ipykernel buffers stdout and stderr separately and flushes each on a timer,
     # so "a" (stdout), "b" (stderr), "c" (stdout) would arrive as "a c", "b".

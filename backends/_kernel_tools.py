@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +56,8 @@ from typing import Any
 #: how often a main thread waiting for a reply lets a pending signal's handler run:
 #: ``_thread.interrupt_main()`` and signals caught by another thread wake no lock wait
 SIGNAL_CHECK_S = 0.05
+#: the MIME type of the mark before each statement of a cell of several (see mark_statements)
+LINE_MIME = "application/vnd.eager-rt.line+json"
 #: the MIME type of a call's announcement (a ``display_data`` bundle with this key alone)
 CALL_MIME = "application/vnd.eager-rt.call+json"
 #: starts the prompt of an input request that collects tool replies
@@ -71,8 +74,10 @@ def _signal_check() -> float | None:
     return SIGNAL_CHECK_S if threading.current_thread() is threading.main_thread() else None
 
 
-def announcer(kernel: Any, topic: Any = None) -> Callable[[dict[str, Any]], None]:
-    """Sends a call's announcement on iopub, from any thread, without waiting.
+def announcer(
+    kernel: Any, topic: Any = None, mime: str = CALL_MIME
+) -> Callable[[dict[str, Any]], None]:
+    """Sends an announcement (a call's, by default) on iopub, from any thread, without waiting.
 
     The parent is the kernel's current shell request (ipykernel falls back to
     the last one in threads the cell started), so the host files it under the
@@ -82,10 +87,70 @@ def announcer(kernel: Any, topic: Any = None) -> Callable[[dict[str, Any]], None
     iopub = kernel.iopub_socket
 
     def announce(request: dict[str, Any]) -> None:
-        content = {"data": {CALL_MIME: request}, "metadata": {}, "transient": {}}
+        content = {"data": {mime: request}, "metadata": {}, "transient": {}}
         session.send(iopub, "display_data", content, parent=kernel.get_parent("shell"), ident=topic)
 
     return announce
+
+
+def mark_statements(ip: Any, statements: Any) -> None:
+    """Before each top-level statement of a cell of several, say its line (:data:`LINE_MIME`).
+
+    IPython runs a cell's statements one by one through ``run_code``; the
+    mark goes out on iopub after the text the previous statement wrote (both
+    streams are flushed first, through the same iopub thread), so the host
+    puts every output that follows under that statement (``Output.line``,
+    the rule of ``_statements``). A cell of one statement pays nothing.
+    """
+    kernel = getattr(ip, "kernel", None)
+    if kernel is None or getattr(ip.run_code, "eager_rt_marks", False):
+        return  # no kernel to send on, or marked already
+    topic = getattr(getattr(ip, "display_pub", None), "topic", None)
+    announce = announcer(kernel, topic, LINE_MIME)
+    cell: dict[str, Any] = {"starts": None}
+
+    def pre_execute() -> None:
+        cell["starts"] = None  # a silent execution (setup, peek) gets no pre_run_cell
+
+    def pre_run_cell(info: Any) -> None:
+        code = getattr(info, "raw_cell", None) or ""
+        cell["starts"] = statements.starts(code) if statements.several(code) else None
+
+    ip.events.register("pre_execute", pre_execute)
+    ip.events.register("pre_run_cell", pre_run_cell)
+    run_code = ip.run_code
+
+    async def marked_run_code(code_obj: Any, result: Any = None, *, async_: bool = False) -> Any:
+        starts = cell["starts"]
+        first = _first_line(code_obj) if starts is not None else None
+        if starts is not None and first is not None:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            announce({"line": statements.statement_at(starts, first)})
+        return await run_code(code_obj, result, async_=async_)
+
+    marked_run_code.eager_rt_marks = True  # type: ignore[attr-defined]
+    ip.run_code = marked_run_code
+
+
+def _first_line(code_obj: Any) -> int | None:
+    lines = getattr(code_obj, "co_lines", None)
+    if lines is not None:
+        found = [line for _, _, line in lines() if line]
+    else:  # Python < 3.10
+        import dis
+
+        found = [line for _, line in dis.findlinestarts(code_obj)]
+    return min(found) if found else None
+
+
+def marked_line(data: Any) -> int | None:
+    """The line a statement mark (a bundle of :data:`LINE_MIME` alone) carries, else None."""
+    if not isinstance(data, dict) or len(data) != 1:
+        return None
+    mark = data.get(LINE_MIME)
+    line = mark.get("line") if isinstance(mark, dict) else None
+    return line if isinstance(line, int) else None
 
 
 def stdin_asker(kernel: Any) -> Callable[[str], str]:

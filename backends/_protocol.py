@@ -218,7 +218,7 @@ BOOTSTRAP = (
 
 #: modules the worker uses besides its own; it runs from source sent over a
 #: pipe, so they travel inside its payload (as ``_BUNDLED``) instead of being imported
-BUNDLED_MODULES = ("_protocol", "_figures", "_tool_wire")
+BUNDLED_MODULES = ("_protocol", "_figures", "_tool_wire", "_statements")
 
 _payload: list[bytes] = []
 

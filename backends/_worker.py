@@ -25,7 +25,6 @@ from __future__ import annotations
 import __future__
 
 import base64
-import bisect
 import builtins
 import codecs
 import collections
@@ -37,7 +36,6 @@ import io
 import json
 import linecache
 import os
-import re
 import resource
 import select
 import signal
@@ -70,8 +68,6 @@ _COALESCE_S = 0.005
 _BURST = 8
 #: the deepest stack searched for the running top-level statement (deeper: output unplaced)
 _STATEMENT_WALK = 64
-#: a line that may start a top-level statement: not indented, not blank, not a comment
-_TOP_LEVEL_LINE = re.compile(r"^[^\s#]", re.MULTILINE)
 
 
 def _bundled(name: str) -> types.ModuleType:
@@ -524,8 +520,9 @@ class Worker:
         self.cell_name = ""  # the running execution's file name (``<cell-N>``)
         #: the stream line of the top-level statement the held text came from (None: unknown)
         self.text_line: int | None = None
-        self._code = ""  # the running execution's code, for _statement_starts
+        self._code = ""  # the running execution's code, for statement_line
         self._starts: list[int] | None = None
+        self._statements = _bundled("_statements")
         self.max_output: int | None = None  #: bytes of output each execution may send
         self.output_left: int | None = None  # what is left of it now
         self.dropped = 0  # bytes past the cap, not sent; said in a "dropped" frame
@@ -868,21 +865,11 @@ class Worker:
             if code.co_name == "<module>" and code.co_filename == name:
                 # the statement's first line, not the line within it (a loop's
                 # body): text of one statement stays in one frame
-                starts = self._statement_starts()
-                return starts[max(0, bisect.bisect_right(starts, frame.f_lineno) - 1)]
+                if self._starts is None:
+                    self._starts = self._statements.starts(self._code)
+                return int(self._statements.statement_at(self._starts, frame.f_lineno))
             frame = frame.f_back
         return None
-
-    def _statement_starts(self) -> list[int]:
-        """The lines (1-based) of the running code that may start a top-level statement."""
-        if self._starts is None:
-            code, line, at = self._code, 1, 0
-            self._starts = []
-            for match in _TOP_LEVEL_LINE.finditer(code):
-                line += code.count("\n", at, match.start())
-                at = match.start()
-                self._starts.append(line)
-        return self._starts
 
     def _send_display(
         self, data: dict[str, Any], metadata: dict[str, Any], line: int | None = None
@@ -966,7 +953,7 @@ class Worker:
         self.output_left = self.max_output
         self.channel.rearm_signals()
         self.cell_name = f"<cell-{exec_id}>"
-        self.statements = _several_statements(code)
+        self.statements = self._statements.several(code)
         self.text_line = None
         self._code, self._starts = code, None
         for fd, keep in self._fd_keep.items():
@@ -1163,16 +1150,6 @@ class Worker:
 
 def _high_fd(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _CHANNEL_FD_MIN)
-
-
-def _several_statements(code: str) -> bool:
-    """Whether ``code`` may hold more than one top-level statement (cheap; may say yes wrongly).
-
-    A second unindented line of code (a continuation line at column 0 counts
-    too: then output is tagged for nothing, which costs a little, no harm).
-    """
-    found = _TOP_LEVEL_LINE.finditer(code)
-    return next(found, None) is not None and next(found, None) is not None
 
 
 def _daemon(name: str, target: Callable[[], None]) -> None:

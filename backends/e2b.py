@@ -90,7 +90,7 @@ import re
 import secrets
 import weakref
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from eager_rt.clock import now
@@ -250,6 +250,7 @@ class _Run:
     fresh_kernel: bool = False  # its execution count went back: the kernel was restarted before
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
     desk: _ToolDesk | None = None  # where the tool calls it announces go
+    line: int | None = None  # the statement running now, as the last mark said
     #: max_output: what comes past it is dropped, then said in one notice
     budget: OutputBudget = field(default_factory=lambda: OutputBudget(None))
 
@@ -667,9 +668,15 @@ class E2BSession(Supervised, Session):
                 if isinstance(request, dict):
                     desk.start(request)
                     return
+                line = kernel_tools.marked_line(extra)
+                if line is not None:  # the statement that writes what follows
+                    run.line = line
+                    return
             emit(Output("display", data=_bundle(result)))
 
         def emit(out: Output) -> None:
+            if run.line is not None:
+                out = replace(out, line=run.line)
             kept = run.budget.admit(out)
             if kept is None:
                 return

@@ -38,6 +38,7 @@ import contextlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Protocol
 
 from eager_rt.clock import now
@@ -581,6 +582,7 @@ class _Run:
         self.execution_count: int | None = None
         self.user_expressions: dict[str, Any] = {}
         self._error_content: dict[str, Any] | None = None
+        self.line: int | None = None  #: the statement running now, as the last mark said
 
     def take(self, msg: KernelMessage) -> None:
         if msg.channel == "shell":
@@ -609,9 +611,14 @@ class _Run:
         if msg.msg_type == "error":
             self._error_content = msg.content
             return
+        if msg.msg_type == "display_data":
+            line = kernel_tools.marked_line(msg.content.get("data"))
+            if line is not None:  # the statement that writes what follows
+                self.line = line
+                return
         output = output_from_iopub(msg)
         if output is not None:
-            self._emit(output)
+            self._emit(output if self.line is None else replace(output, line=self.line))
 
     def _emit(self, output: Output) -> None:
         kept = self.budget.admit(output)

@@ -61,11 +61,11 @@ class Output:
     convention, so bundles pass between backends unchanged); ``clear`` asks a
     front end to clear what was displayed before (Jupyter ``clear_output``).
 
-    ``line``: the line, in the executed code, of the top-level statement that
-    was running when the code wrote this, when the backend can tell (None:
-    unknown, or the code was one statement); a view of a batch of statements
-    shows each output under its own statement. Not compared: it says where,
-    not what.
+    ``line``: the first line, in the executed code, of the top-level
+    statement that was running when the code wrote this, for code of
+    several statements (None: one statement, or not known, like another
+    thread's output on a worker backend); a view of a batch shows each
+    output under its own statement. Not compared: it says where, not what.
     """
 
     kind: OutputKind

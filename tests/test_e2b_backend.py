@@ -94,7 +94,8 @@ async def test_stream_cut_mid_way_is_a_death_not_a_success(server: LocalE2B, ses
     await session.execute("kept = 1", timeout=60)
     server.fault(session.sandbox_id, "cut", after_lines=2)
     seen: list[Output] = []
-    code = "import time\nprint('first', flush=True)\ntime.sleep(0.3)\nprint('second')\n"
+    # one line: no statement marks among the counted lines (see _kernel_tools.mark_statements)
+    code = "import time; print('first', flush=True); time.sleep(0.3); print('second')\n"
     result = await session.execute(code, timeout=60, on_output=seen.append)
     assert result.status is Status.DIED, result
     assert "stream broke" in result.detail
@@ -160,7 +161,7 @@ async def test_clean_end_without_end_of_execution_is_not_success(
     """The SDK drops end_of_execution; without our check this would read as a success."""
     await session.execute("kept = 1", timeout=60)
     server.fault(session.sandbox_id, "drop_end", after_lines=2)
-    code = "import time\nprint('a', flush=True)\ntime.sleep(0.3)\nprint('b')\n"
+    code = "import time; print('a', flush=True); time.sleep(0.3); print('b')\n"  # no marks
     result = await session.execute(code, timeout=60)
     assert result.status is Status.DIED, result
     assert "without end_of_execution" in result.detail

@@ -1,9 +1,11 @@
 """Which statement of an execution wrote each output (``Output.line``), on every backend.
 
-The worker backends (local, Docker, Podman) tag the output of an execution
-that holds several top-level statements with the first line of the one that
-wrote it; the kernels (Jupyter, E2B) cannot tell, and say so with ``None``.
-Either way the outputs themselves are the same.
+When an execution holds several top-level statements, each output carries
+the first line of the statement that wrote it: the worker backends (local,
+Docker, Podman) find it on the stack of the code's main thread, the kernels
+(Jupyter, E2B) are told before each statement IPython runs. A kernel's
+stream joins consecutive writes, so outputs are compared statement by
+statement, their text joined.
 """
 
 from __future__ import annotations
@@ -11,9 +13,23 @@ from __future__ import annotations
 import pytest
 from eager_rt.backends import WorkerSession
 
-from eager_rt.executor import Session, Status
+from eager_rt.executor import Output, Session, Status
 
 pytestmark = pytest.mark.anyio
+
+
+def by_statement(outputs: list[Output]) -> list[tuple[int | None, str]]:
+    """Consecutive stdout outputs of one line, their text joined."""
+    grouped: list[tuple[int | None, str]] = []
+    for o in outputs:
+        if o.kind != "stdout":
+            continue
+        if grouped and grouped[-1][0] == o.line:
+            grouped[-1] = (o.line, grouped[-1][1] + o.text)
+        else:
+            grouped.append((o.line, o.text))
+    return grouped
+
 
 BATCH = (
     "\n\n"  # padded as the runtime pads a batch: lines are the stream's
@@ -32,35 +48,28 @@ BATCH = (
     "    return 1\n"
     "display('shown')\n"
 )
-#: (text, line of its statement) in order; None: no statement can be named
-EXPECTED = [
-    ("one\n", 5),
-    ("loop 0\n", 6),
-    ("loop 1\n", 6),
-    ("thread\n", None),  # another thread's output
-    ("THREE\n", 12),  # printed inside a function: the statement that called it
-]
-
 
 async def test_each_output_names_the_statement_that_wrote_it(session: Session) -> None:
     result = await session.execute(BATCH, timeout=60)
     assert result.status is Status.OK, result
-    got = [(o.text, o.line) for o in result.outputs if o.kind == "stdout"]
+    # the worker names statements for the main thread's output only; a kernel runs
+    # the statements one by one and names the one running when a thread wrote
+    thread = None if isinstance(session, WorkerSession) else 11
+    assert by_statement(result.outputs) == [
+        (5, "one\n"),
+        (6, "loop 0\nloop 1\n"),  # a loop's body: the loop's line
+        (thread, "thread\n"),
+        (12, "THREE\n"),  # printed inside a function: the statement that called it
+    ]
     shown = [o for o in result.outputs if o.kind == "display"]
-    assert result.stdout == "".join(text for text, _ in EXPECTED)  # a kernel joins them
     assert [str((o.data or {}).get("text/plain")).strip("'") for o in shown] == ["shown"]
-    if isinstance(session, WorkerSession):
-        assert got == EXPECTED
-        assert shown[0].line == 16
-    else:
-        assert all(line is None for _, line in got) and shown[0].line is None
+    assert shown[0].line == 16
 
 
 async def test_one_statement_names_none(session: Session) -> None:
     result = await session.execute("\n\nfor i in range(2):\n    print(i)\n", timeout=60)
     assert result.status is Status.OK, result
-    assert result.stdout == "0\n1\n"
-    assert [o.line for o in result.outputs] == [None] * len(result.outputs)
+    assert by_statement(result.outputs) == [(None, "0\n1\n")]
 
 
 async def test_a_failing_batch_names_what_printed_before_the_error(session: Session) -> None:
@@ -68,9 +77,4 @@ async def test_a_failing_batch_names_what_printed_before_the_error(session: Sess
     result = await session.execute(code, timeout=60)
     assert result.status is Status.ERROR and result.error is not None
     assert result.error.lineno == 3
-    assert result.stdout == "first\nsecond\n"
-    got = [(o.text, o.line) for o in result.outputs if o.kind == "stdout"]
-    if isinstance(session, WorkerSession):
-        assert got == [("first\n", 1), ("second\n", 2)]
-    else:
-        assert all(line is None for _, line in got)
+    assert by_statement(result.outputs) == [(1, "first\n"), (2, "second\n")]
