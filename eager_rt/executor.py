@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Literal
 
+from eager_rt.closing import AsyncClosing
+
 __all__ = [
     "Backend",
     "BackendError",
@@ -247,7 +249,7 @@ class Session(ABC):
         await self.close()
 
 
-class Backend(ABC):
+class Backend(AsyncClosing):
     """A named factory of sessions, configured once (image, URL, API key, pool size ...).
 
     Subclasses are registered under the entry-point group ``eager_rt.backends``;
@@ -266,14 +268,3 @@ class Backend(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release shared resources (pools, clients). Sessions are closed by their owners."""
-
-    async def __aenter__(self) -> Backend:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
