@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,7 +24,7 @@ from eager_rt.backends._framed import WorkerSession
 from eager_rt.backends._process import SubprocessWorker
 
 from eager_rt.executor import Status
-from tests.conformance.test_tools import define, stalling_tool
+from tests.conformance.test_tools import interrupt_from_a_thread_while_stalled
 from tests.processes import wait_until_gone
 
 pytestmark = pytest.mark.anyio
@@ -334,18 +333,6 @@ async def test_a_tool_wait_wakes_for_signals_after_the_code_reset_the_wakeup_fd(
     )
     r = await session.execute(reset, timeout=T)
     assert r.status is Status.OK and r.stdout == "-1\n", r
-    release = threading.Event()
-    stall, call = stalling_tool(kind, release, 600)
-    host = await define(session, stall)
-    code = (
-        "import _thread, threading, time\n"
-        "threading.Thread(target=lambda: (time.sleep(0.5), _thread.interrupt_main())).start()\n"
-        f"{call}\n"
-    )
-    try:
-        result = await asyncio.wait_for(session.execute(code, timeout=900, tools=host), 120)
-    finally:
-        release.set()
-        await host.aclose()
+    result, _ = await interrupt_from_a_thread_while_stalled(session, kind)
     assert result.status is Status.ERROR, result
     assert result.error is not None and result.error.ename == "KeyboardInterrupt"

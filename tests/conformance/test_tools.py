@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from eager_rt.executor import Output, Session, Status
+from eager_rt.executor import ExecResult, Output, Session, Status
 from eager_rt.tools import Tool, ToolHost, as_tools, stub_source, tool
 from tests.conformance.test_session import run_until_running
 
@@ -362,15 +362,12 @@ async def test_an_interrupt_ends_a_call_blocked_in_a_tool(session: Session, kind
     assert after.stdout == "yes 2\n"
 
 
-@pytest.mark.parametrize("kind", ["sync", "async"])
-async def test_a_signal_the_waiting_thread_did_not_receive_still_ends_the_wait(
+async def interrupt_from_a_thread_while_stalled(
     session: Session, kind: str
-) -> None:
-    """``_thread.interrupt_main()`` from a watchdog thread, while the code waits for a tool.
+) -> tuple[ExecResult, ToolHost]:
+    """Print ``calling``, wait on a stalled tool, and be interrupted by a watchdog thread.
 
-    The signal is handled by the main thread only when it next runs Python:
-    a wait that does not wake for it would sit until the tool answers. This
-    is also what happens when an interrupt lands just before the wait blocks.
+    (Bounded: a wait that never wakes fails after two minutes, not ten.)
     """
     release = threading.Event()
     stall, call = stalling_tool(kind, release, 600)
@@ -388,6 +385,20 @@ async def test_a_signal_the_waiting_thread_did_not_receive_still_ends_the_wait(
     finally:
         release.set()
         await host.aclose()
+    return result, host
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_signal_the_waiting_thread_did_not_receive_still_ends_the_wait(
+    session: Session, kind: str
+) -> None:
+    """``_thread.interrupt_main()`` from a watchdog thread, while the code waits for a tool.
+
+    The signal is handled by the main thread only when it next runs Python:
+    a wait that does not wake for it would sit until the tool answers. This
+    is also what happens when an interrupt lands just before the wait blocks.
+    """
+    result, host = await interrupt_from_a_thread_while_stalled(session, kind)
     # not the host's interrupt: the code's own error, as ``raise KeyboardInterrupt`` is
     # (an awaiting cell is stopped by cancelling it on a Jupyter kernel)
     assert result.status is Status.ERROR, result

@@ -23,17 +23,18 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
+
+from eager_rt.closing import Closing
 
 __all__ = ["LocalE2B"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class LocalE2B:
+class LocalE2B(Closing):
     """A running local E2B server process; use as a context manager."""
 
     api_key = "e2b_local_test_key"
@@ -146,14 +147,3 @@ class LocalE2B:
         admin = getattr(self, "_admin", None)
         if admin is not None:
             admin.close()
-
-    def __enter__(self) -> LocalE2B:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
