@@ -481,7 +481,9 @@ def _text_stream(worker: Worker, buf: _Buffer) -> io.TextIOBase:
                     with worker.channel.lock:
                         worker.drop(buf.name, protocol.output_size(s))
                 else:
-                    line = worker.statement_line() if worker.statements else None
+                    line = None
+                    if worker.statements:  # asked once a line: the rest of it stays with it
+                        line = worker.statement_line() if buf.at_line_start else worker.text_line
                     worker.guarded(worker.write_text, buf, s, line)
             return len(s)
 
@@ -523,6 +525,9 @@ class Worker:
         self._code = ""  # the running execution's code, for statement_line
         self._starts: list[int] | None = None
         self._statements = _bundled("_statements")
+        self._module_code: types.CodeType | None = None  # the running execution's, once seen
+        self._last_lineno: int | None = None  # the line statement_line looked up last
+        self._last_start: int | None = None  # and the start of its statement
         self.max_output: int | None = None  #: bytes of output each execution may send
         self.output_left: int | None = None  # what is left of it now
         self.dropped = 0  # bytes past the cap, not sent; said in a "dropped" frame
@@ -853,21 +858,31 @@ class Worker:
         Found by walking up the stack to the execution's module frame: only
         asked while an execution with several statements runs, and only in
         the main thread (a thread's or a task's stack does not lead there).
+        Called on every write of such an execution, so it is kept lean: the
+        module's code object is recognised by identity once found, and the
+        last line looked up is remembered.
         """
         if threading.get_ident() != self.main_ident:
             return None
-        frame: types.FrameType | None = sys._getframe(1)
-        name = self.cell_name
+        frame: types.FrameType | None = sys._getframe(2)  # the writer's caller
+        module = self._module_code
         for _ in range(_STATEMENT_WALK):
             if frame is None:
                 return None
             code = frame.f_code
-            if code.co_name == "<module>" and code.co_filename == name:
-                # the statement's first line, not the line within it (a loop's
-                # body): text of one statement stays in one frame
-                if self._starts is None:
-                    self._starts = self._statements.starts(self._code)
-                return int(self._statements.statement_at(self._starts, frame.f_lineno))
+            if code is module or (
+                module is None and code.co_name == "<module>" and code.co_filename == self.cell_name
+            ):
+                self._module_code = code
+                lineno = frame.f_lineno
+                if lineno != self._last_lineno:
+                    # the statement's first line, not the line within it (a loop's
+                    # body): text of one statement stays in one frame
+                    if self._starts is None:
+                        self._starts = self._statements.starts(self._code)
+                    self._last_start = int(self._statements.statement_at(self._starts, lineno))
+                    self._last_lineno = lineno
+                return self._last_start
             frame = frame.f_back
         return None
 
@@ -956,6 +971,7 @@ class Worker:
         self.statements = self._statements.several(code)
         self.text_line = None
         self._code, self._starts = code, None
+        self._module_code, self._last_lineno, self._last_start = None, None, None
         for fd, keep in self._fd_keep.items():
             os.dup2(keep, fd)  # user code may have closed fd 1 or 2
         # Script semantics: figures are displayed by plt.show(), never behind the
