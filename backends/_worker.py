@@ -855,34 +855,41 @@ class Worker:
     def statement_line(self) -> int | None:
         """The line of the code's top-level statement that runs now in this thread.
 
-        Found by walking up the stack to the execution's module frame: only
-        asked while an execution with several statements runs, and only in
-        the main thread (a thread's or a task's stack does not lead there).
-        Called on every write of such an execution, so it is kept lean: the
-        module's code object is recognised by identity once found, and the
+        Found by walking up the stack to the execution's module frame, which
+        only the main thread's stack leads to (not another thread's, not a
+        task's): only asked while an execution with several statements runs,
+        once per line of text, so it is kept lean. The module's code object
+        is recognised by identity once found, a write straight from it (a
+        print at the top level, in a loop) is found without walking, and the
         last line looked up is remembered.
         """
-        if threading.get_ident() != self.main_ident:
-            return None
         frame: types.FrameType | None = sys._getframe(2)  # the writer's caller
         module = self._module_code
+        if frame is None or frame.f_code is not module:
+            frame = self._module_frame(frame)
+            if frame is None:
+                return None
+        lineno = frame.f_lineno
+        if lineno != self._last_lineno:
+            # the statement's first line, not the line within it (a loop's
+            # body): text of one statement stays in one frame
+            if self._starts is None:
+                self._starts = self._statements.starts(self._code)
+            self._last_start = int(self._statements.statement_at(self._starts, lineno))
+            self._last_lineno = lineno
+        return self._last_start
+
+    def _module_frame(self, frame: types.FrameType | None) -> types.FrameType | None:
+        """The execution's module frame on the stack from ``frame`` up, if it is there."""
         for _ in range(_STATEMENT_WALK):
             if frame is None:
                 return None
             code = frame.f_code
-            if code is module or (
-                module is None and code.co_name == "<module>" and code.co_filename == self.cell_name
+            if code is self._module_code or (
+                code.co_name == "<module>" and code.co_filename == self.cell_name
             ):
                 self._module_code = code
-                lineno = frame.f_lineno
-                if lineno != self._last_lineno:
-                    # the statement's first line, not the line within it (a loop's
-                    # body): text of one statement stays in one frame
-                    if self._starts is None:
-                        self._starts = self._statements.starts(self._code)
-                    self._last_start = int(self._statements.statement_at(self._starts, lineno))
-                    self._last_lineno = lineno
-                return self._last_start
+                return frame
             frame = frame.f_back
         return None
 
