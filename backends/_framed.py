@@ -594,7 +594,7 @@ class WorkerSession(Supervised, Session):
         books. If the execution ends first, the call is cancelled and the
         code gets a ``CancelledError``.
         """
-        request = {k: call.get(k) for k in ("tool", "args", "call")}
+        request = {k: call.get(k) for k in wire.REQUEST_FIELDS}
 
         def failed(kind: str, message: str) -> dict[str, Any]:
             error = {"type": kind, "message": message}

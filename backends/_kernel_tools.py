@@ -58,6 +58,8 @@ from typing import Any
 SIGNAL_CHECK_S = 0.05
 #: the MIME type of the mark before each statement of a cell of several (see mark_statements)
 LINE_MIME = "application/vnd.eager-rt.line+json"
+#: the statement the last mark named (None: the cell is one statement); a call carries it
+_marked: dict[str, int | None] = {"line": None}
 #: the MIME type of a call's announcement (a ``display_data`` bundle with this key alone)
 CALL_MIME = "application/vnd.eager-rt.call+json"
 #: starts the prompt of an input request that collects tool replies
@@ -67,6 +69,12 @@ LAST = "="  #: the last piece of an answer
 #: the most characters of one answer piece (a gateway's websocket takes 10 MiB a message,
 #: and JSON escaping inside the message may double a piece)
 PIECE = 2 << 20
+
+
+def _with_line(request: dict[str, Any]) -> dict[str, Any]:
+    """``request`` with the line of the statement that made it, when a mark named one."""
+    line = _marked["line"]
+    return request if line is None else {**request, "line": line}
 
 
 def _signal_check() -> float | None:
@@ -111,6 +119,7 @@ def mark_statements(ip: Any, statements: Any) -> None:
 
     def pre_execute() -> None:
         cell["starts"] = None  # a silent execution (setup, peek) gets no pre_run_cell
+        _marked["line"] = None
 
     def pre_run_cell(info: Any) -> None:
         code = getattr(info, "raw_cell", None) or ""
@@ -126,7 +135,8 @@ def mark_statements(ip: Any, statements: Any) -> None:
         if starts is not None and first is not None:
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()
-            announce({"line": statements.statement_at(starts, first)})
+            _marked["line"] = statements.statement_at(starts, first)
+            announce({"line": _marked["line"]})
         return await run_code(code_obj, result, async_=async_)
 
     marked_run_code.eager_rt_marks = True  # type: ignore[attr-defined]
@@ -134,14 +144,24 @@ def mark_statements(ip: Any, statements: Any) -> None:
 
 
 def _first_line(code_obj: Any) -> int | None:
+    """The first line of the statement a module code object runs.
+
+    Code with a top-level ``await`` starts with instructions on the code's
+    own first line (1), not the statement's: those do not count.
+    """
     lines = getattr(code_obj, "co_lines", None)
     if lines is not None:
-        found = [line for _, _, line in lines() if line]
+        found = {line for _, _, line in lines() if line}
     else:  # Python < 3.10
         import dis
 
-        found = [line for _, line in dis.findlinestarts(code_obj)]
+        found = {line for _, line in dis.findlinestarts(code_obj)}
+    if code_obj.co_flags & _CO_COROUTINE and len(found) > 1:
+        found.discard(code_obj.co_firstlineno)
     return min(found) if found else None
+
+
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect into the kernel
 
 
 def marked_line(data: Any) -> int | None:
@@ -180,6 +200,7 @@ class StdinTransport:
         self._asking = False
 
     def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+        request = _with_line(request)
         call = int(request["call"])
         with self._cond:
             self._waiting.add(call)  # before the announcement: a reply may come back at once
@@ -249,6 +270,7 @@ class SocketTransport:
         self._server: socket.socket | None = None
 
     def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+        request = _with_line(request)
         call = int(request["call"])
         self._listen()
         with self._cond:

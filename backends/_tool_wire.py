@@ -26,6 +26,9 @@ from typing import Any
 BYTES = "$bytes"  #: ``{"$bytes": base64}`` is a bytes value
 ESCAPED = "$dict"  #: ``{"$dict": {...}}`` is a dict whose own keys start with "$"
 DEFAULT = "$default"  #: ``{"$default": true}``: the argument was left to the tool's default
+#: what a call request the host's handler gets holds: the tool, its arguments, the call's
+#: number, and the first line of the statement that made it (code of several statements)
+REQUEST_FIELDS = ("tool", "args", "call", "line")
 
 
 class ToolError(Exception):

@@ -1088,6 +1088,8 @@ class Worker:
         if self.forked:
             raise RuntimeError("host tools cannot be called from a forked child process")
         message = {"type": protocol.Msg.CALL, "id": self.exec_id, **request}
+        if self.statements:
+            message["line"] = self.statement_line()
         reply = self.channel.await_reply(
             request["call"], lambda: self.guarded(self._send_call, message)
         )
@@ -1100,6 +1102,8 @@ class Worker:
         if self.forked:
             raise RuntimeError("host tools cannot be called from a forked child process")
         message = {"type": protocol.Msg.CALL, "id": self.exec_id, **request}
+        if self.statements:
+            message["line"] = self.statement_line()
         reply = await self.channel.await_reply_async(
             request["call"], lambda: self.guarded(self._send_call, message)
         )

@@ -108,6 +108,7 @@ from eager_rt.executor import (
 )
 
 from . import _kernel_tools as kernel_tools
+from . import _tool_wire as wire
 from ._ipython_setup import Semantics, check_semantics, setup_code
 from ._limits import DEFAULT_EXEC_TIMEOUT, DEFAULT_MAX_OUTPUT, Limits, OutputBudget
 from ._recovery import (
@@ -966,7 +967,7 @@ class _ToolDesk:
         if self.handler is None:
             reply = _failure(call, request.get("tool"), "RuntimeError", _NO_TOOLS)
         else:
-            job = {k: request.get(k) for k in ("tool", "args", "call")}
+            job = {k: request.get(k) for k in wire.REQUEST_FIELDS}
             try:
                 reply = dict(await self.handler(job))
             except asyncio.CancelledError:

@@ -733,7 +733,7 @@ class _ToolDesk:
     async def _reply(self, request: Mapping[str, Any]) -> dict[str, Any]:
         if self.handler is None:
             return _failure(request, "RuntimeError", _NO_TOOLS)
-        job = {k: request.get(k) for k in ("tool", "args", "call")}
+        job = {k: request.get(k) for k in wire.REQUEST_FIELDS}
         try:
             return dict(await self.handler(job))
         except asyncio.CancelledError:

@@ -214,12 +214,14 @@ class LiveModel:
         elif isinstance(event, ExecutionFinished):
             self._executed(event)
         elif isinstance(event, ToolCallFinished):
-            line = describe_tool_call(event.call)
+            said = describe_tool_call(event.call)
             block = self.blocks.get(self.running) if self.running is not None else None
             if block is not None:
-                block.pieces.append(("tool", line + "\n"))
+                if event.call.line is not None:  # under the statement that made the call
+                    block = self._placed_block(block, event.call.line)
+                block.pieces.append(("tool", said + "\n"))
             else:
-                self.notes.append(Note("tool", line))
+                self.notes.append(Note("tool", said))
         elif isinstance(event, Interrupted):
             self.generating = False
             self.notes.append(Note("warning", f"generation stopped early: {event.reason}"))

@@ -275,4 +275,5 @@ def _call_dict(call: ToolCall) -> dict[str, Any]:
         "approved": call.approved,
         "origin": call.origin,
         "claimed_at": call.claimed_at,
+        "line": call.line,
     }

@@ -291,6 +291,9 @@ class ToolCall:
     origin: str | None = None
     #: when the code made a speculative call (s from the run's start; None: never)
     claimed_at: float | None = None
+    #: the first line, in the executed code, of the statement that made the call (code of
+    #: several statements, when the backend can tell; None otherwise)
+    line: int | None = None
 
     @property
     def wasted(self) -> bool:
@@ -459,14 +462,17 @@ class ToolHost:
             args, kwargs = self._rebuild(t, named)
         except (TypeError, ValueError) as exc:
             return _ready(loop, _error(name, type(exc).__name__, str(exc)))
+        line = request.get("line")
+        line = line if isinstance(line, int) else None
         spec = self._claim(t, named) if self._speculative else None
         if spec is not None and spec.task is not None and spec.record is not None:
             spec.record.claimed = True
             spec.record.claimed_at = clock.now() - self.t0
+            spec.record.line = line
             return asyncio.shield(spec.task)  # its reply, error included, as made
         respond = request.get("respond")
         return self._start(
-            loop, t, named, args, kwargs, self._record(t, named),
+            loop, t, named, args, kwargs, self._record(t, named, line=line),
             respond=respond if callable(respond) else None,
         )  # fmt: skip
 
@@ -760,7 +766,7 @@ class ToolHost:
 
     def _record(
         self, t: Tool, named: dict[str, Any], *, speculative: bool = False,
-        origin: str | None = None,
+        origin: str | None = None, line: int | None = None,
     ) -> ToolCall:  # fmt: skip
         shown = {k: v for k, v in named.items() if v is not wire.TOOL_DEFAULT}
         record = ToolCall(
@@ -772,6 +778,7 @@ class ToolHost:
             speculative=speculative,
             claimed=not speculative,
             origin=origin,
+            line=line,
         )
         self.calls.append(record)
         if self.on_call is not None:

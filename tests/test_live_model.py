@@ -198,6 +198,23 @@ def test_a_tool_call_goes_under_the_running_statement_or_into_the_notes() -> Non
     assert describe_tool_call(failed, speculation=True).endswith(" (speculative, unclaimed)")
 
 
+def test_a_tool_call_of_a_batch_goes_under_the_statement_that_made_it() -> None:
+    live = model()
+    statements(live, "a = double(1)\n", "b = double(2)\n", "c = 3\n")
+    live.apply(ExecutionStarted(0, (0, 1, 2), "...", 0.0))
+    for number, line in ((1, 1), (2, 2)):
+        call = ToolCall(number, "double", {"x": number}, started=0.0, ended=0.5, ok=True, line=line)
+        live.apply(ToolCallFinished(call, 0.0))
+    live.apply(ExecutionFinished(0, ok(), 0.0))
+    assert [b.pieces for b in live.blocks_under(0)] == [
+        [("tool", "tool double() #1 returned in 0.500s\n")]
+    ]
+    assert [b.pieces for b in live.blocks_under(1)] == [
+        [("tool", "tool double() #2 returned in 0.500s\n")]
+    ]
+    assert [b.pieces for b in live.blocks_under(2) if b.pieces] == []
+
+
 def test_the_status_facts_follow_the_run() -> None:
     clock = Clock()
     live = model(clock)

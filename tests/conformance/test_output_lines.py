@@ -14,6 +14,8 @@ import pytest
 from eager_rt.backends import WorkerSession
 
 from eager_rt.executor import Output, Session, Status
+from eager_rt.tools import tool
+from tests.conformance.test_tools import add, define
 
 pytestmark = pytest.mark.anyio
 
@@ -78,3 +80,21 @@ async def test_a_failing_batch_names_what_printed_before_the_error(session: Sess
     assert result.status is Status.ERROR and result.error is not None
     assert result.error.lineno == 3
     assert by_statement(result.outputs) == [(1, "first\n"), (2, "second\n")]
+
+
+async def test_each_tool_call_names_the_statement_that_made_it(session: Session) -> None:
+    async def twice(x: int) -> int:
+        return 2 * x
+
+    host = await define(session, add, tool(twice))
+    code = "\n\nfirst = add(1, 2)\nsecond = await twice(3)\nfor i in range(2):\n    add(i, 0)\n"
+    try:
+        result = await session.execute(code, timeout=60, tools=host)
+        assert result.status is Status.OK, result
+        single = await session.execute("add(5, 5)", timeout=60, tools=host)
+        assert single.status is Status.OK, single
+    finally:
+        await host.aclose()
+    assert [(c.tool, c.line) for c in host.calls] == [
+        ("add", 3), ("twice", 4), ("add", 5), ("add", 5), ("add", None)
+    ]
