@@ -288,10 +288,12 @@ def test_response_time_counts_the_prose_after_the_code(sync_session: SyncSession
     assert result.status == "ok"
     stats = source.stats
     assert result.response_s is not None and result.response_s == stats.response_s
-    # the code ended before the prose: gen_s stops there, the response goes on
-    assert result.gen_s <= result.response_s
-    assert stats.last_event_at is not None and stats.first_code_at is not None
-    assert stats.last_event_at > stats.first_code_at
+    # the response is timed to its last event: the stream was read through the prose
+    # after the code, to the provider's final event, not only to the end of the code
+    assert stats.last_event_at is not None
+    assert result.response_s == stats.last_event_at - stats.started
+    assert stats.complete and not stats.closed_early
+    assert stats.prose.endswith("Prose after. " * 40)
     assert result.summary()["response_s"] == result.response_s
 
 
