@@ -496,21 +496,19 @@ class WorkerSession(Supervised, Session):
                 answer.set_result(message)
             return
         ours = pending is not None and message.get("id") == pending.id
+        line = message.get("line")  # the statement that wrote it (code of several)
+        if not isinstance(line, int):
+            line = None
         if kind == protocol.Msg.STREAM:
             name: OutputKind = "stderr" if message.get("name") == "stderr" else "stdout"
-            line = message.get("line")
-            output = Output(
-                name,
-                text=str(message.get("text", "")),
-                line=line if isinstance(line, int) else None,
-            )
+            output = Output(name, text=str(message.get("text", "")), line=line)
         elif kind == protocol.Msg.DISPLAY:
-            data, metadata, line = message.get("data"), message.get("metadata"), message.get("line")
+            data, metadata = message.get("data"), message.get("metadata")
             output = Output(
                 "display",
                 data=data if isinstance(data, dict) else {},
                 metadata=metadata if isinstance(metadata, dict) else {},
-                line=line if isinstance(line, int) else None,
+                line=line,
             )
         elif kind == protocol.Msg.DROPPED:
             count = message.get("bytes")

@@ -58,8 +58,9 @@ from typing import Any
 SIGNAL_CHECK_S = 0.05
 #: the MIME type of the mark before each statement of a cell of several (see mark_statements)
 LINE_MIME = "application/vnd.eager-rt.line+json"
-#: the statement the last mark named (None: the cell is one statement); a call carries it
-_marked: dict[str, int | None] = {"line": None}
+#: the running cell's statement starts (None: one statement) and the statement the last
+#: mark named, which a tool call carries too (see mark_statements)
+_cell: dict[str, Any] = {"starts": None, "line": None}
 #: the MIME type of a call's announcement (a ``display_data`` bundle with this key alone)
 CALL_MIME = "application/vnd.eager-rt.call+json"
 #: starts the prompt of an input request that collects tool replies
@@ -73,7 +74,7 @@ PIECE = 2 << 20
 
 def _with_line(request: dict[str, Any]) -> dict[str, Any]:
     """``request`` with the line of the statement that made it, when a mark named one."""
-    line = _marked["line"]
+    line = _cell["line"]
     return request if line is None else {**request, "line": line}
 
 
@@ -115,28 +116,27 @@ def mark_statements(ip: Any, statements: Any) -> None:
         return  # no kernel to send on, or marked already
     topic = getattr(getattr(ip, "display_pub", None), "topic", None)
     announce = announcer(kernel, topic, LINE_MIME)
-    cell: dict[str, Any] = {"starts": None}
 
     def pre_execute() -> None:
-        cell["starts"] = None  # a silent execution (setup, peek) gets no pre_run_cell
-        _marked["line"] = None
+        # a silent execution (setup, peek) gets no pre_run_cell
+        _cell["starts"] = _cell["line"] = None
 
     def pre_run_cell(info: Any) -> None:
         code = getattr(info, "raw_cell", None) or ""
-        cell["starts"] = statements.starts(code) if statements.several(code) else None
+        _cell["starts"] = statements.starts(code) if statements.several(code) else None
 
     ip.events.register("pre_execute", pre_execute)
     ip.events.register("pre_run_cell", pre_run_cell)
     run_code = ip.run_code
 
     async def marked_run_code(code_obj: Any, result: Any = None, *, async_: bool = False) -> Any:
-        starts = cell["starts"]
+        starts = _cell["starts"]
         first = _first_line(code_obj) if starts is not None else None
         if starts is not None and first is not None:
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()
-            _marked["line"] = statements.statement_at(starts, first)
-            announce({"line": _marked["line"]})
+            _cell["line"] = statements.statement_at(starts, first)
+            announce({"line": _cell["line"]})
         return await run_code(code_obj, result, async_=async_)
 
     marked_run_code.eager_rt_marks = True  # type: ignore[attr-defined]

@@ -336,13 +336,11 @@ class LiveModel:
 
     def _placed_block(self, block: Block, line: int) -> Block:
         """The block under the statement of ``block``'s execution that holds ``line``."""
-        starts = [
-            (self.statements[i].chunk.lineno, i) for i in block.chunks if i in self.statements
-        ]
-        owners = [i for lineno, i in starts if lineno <= line]
-        if not owners:
+        starts = [(s.chunk.lineno, i) for i in block.chunks if (s := self.statements.get(i))]
+        owner = max((start for start in starts if start[0] <= line), default=None)
+        if owner is None:
             return block
-        key = (block.batch, max(owners, key=lambda i: self.statements[i].chunk.lineno))
+        key = (block.batch, owner[1])
         placed = self.placed.get(key)
         if placed is None:
             placed = self.placed[key] = Block(block.batch, block.chunks, key[1])

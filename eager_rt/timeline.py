@@ -55,6 +55,12 @@ def _visible_wait(run: RunResult, end: float) -> bool:
     return run.ttft_s > end / 200
 
 
+def _label(ax: Any, text: str, x: float, y: float) -> None:
+    """A small label just right of ``(x, y)``, centred on it."""
+    ax.annotate(text, xy=(x, y), xytext=(4, 0), textcoords="offset points", va="center",
+                fontsize=8)  # fmt: skip
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
@@ -99,23 +105,10 @@ def _figure(runs: Sequence[RunResult], title: str) -> Any:
         ticks = [r.t_detected for r in run.chunks if r.chunk.runnable]
         ax.vlines(ticks, y + 1.05, y + 1.85, colors=_TICK, linewidth=0.6)
         ax.vlines([run.e2el_s], y + 0.02, y + 1.95, colors="black", linestyles=":", linewidth=1)
-        ax.annotate(
-            f"E2EL {run.e2el_s:.2f} s",
-            xy=(run.e2el_s, y + 1.45),
-            xytext=(4, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=8,
-        )
+        _label(ax, f"E2EL {run.e2el_s:.2f} s", run.e2el_s, y + 1.45)
         if run.e2el_s > run.gen_s:
-            ax.annotate(
-                f"NEL {_duration(run.nel_s)} (execution after the last token)",
-                xy=(run.e2el_s, y + 0.5),
-                xytext=(4, 0),
-                textcoords="offset points",
-                va="center",
-                fontsize=8,
-            )
+            _label(ax, f"NEL {_duration(run.nel_s)} (execution after the last token)",
+                   run.e2el_s, y + 0.5)  # fmt: skip
     if len(runs) == 2:
         serial, eager = runs
         words = saving_text(serial, eager)
