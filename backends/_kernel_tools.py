@@ -90,12 +90,15 @@ def announcer(
 
     The parent is the kernel's current shell request (ipykernel falls back to
     the last one in threads the cell started), so the host files it under the
-    running execution.
+    running execution. Both streams are flushed first, through the same iopub
+    thread: what the code wrote before reaches the host before the announcement.
     """
     session = kernel.session
     iopub = kernel.iopub_socket
 
     def announce(request: dict[str, Any]) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
         content = {"data": {mime: request}, "metadata": {}, "transient": {}}
         session.send(iopub, "display_data", content, parent=kernel.get_parent("shell"), ident=topic)
 
@@ -106,8 +109,8 @@ def mark_statements(ip: Any, statements: Any) -> None:
     """Before each top-level statement of a cell of several, say its line (:data:`LINE_MIME`).
 
     IPython runs a cell's statements one by one through ``run_code``; the
-    mark goes out on iopub after the text the previous statement wrote (both
-    streams are flushed first, through the same iopub thread), so the host
+    mark goes out on iopub after the text the previous statement wrote (see
+    :func:`announcer`), so the host
     puts every output that follows under that statement (``Output.line``,
     the rule of ``_statements``). A cell of one statement pays nothing.
     """
@@ -133,8 +136,6 @@ def mark_statements(ip: Any, statements: Any) -> None:
         starts = _cell["starts"]
         first = _first_line(code_obj) if starts is not None else None
         if starts is not None and first is not None:
-            for stream in (sys.stdout, sys.stderr):
-                stream.flush()
             _cell["line"] = statements.statement_at(starts, first)
             announce({"line": _cell["line"]})
         return await run_code(code_obj, result, async_=async_)

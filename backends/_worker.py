@@ -129,6 +129,10 @@ class _Channel:
         self._futures: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
         # loops whose reader of the channel fd stood down while another thread read
         self._parked: set[asyncio.AbstractEventLoop] = set()
+        #: the execution the main thread runs (None while idle) and what to call
+        #: there when an ``interrupt`` frame for it arrives during a tool wait
+        self.running_id: Any = None
+        self.on_interrupt: Callable[[], None] | None = None
 
     def recv(self) -> dict[str, Any] | None:
         """The next host frame that is not a tool reply, or None once the host went away."""
@@ -158,6 +162,8 @@ class _Channel:
         self, ready: Callable[[], dict[str, Any] | None], interruptible: bool
     ) -> dict[str, Any] | None:
         while True:
+            if interruptible:
+                self._interrupt_arrived()
             with self._cond:
                 found = ready()
                 if found is not None or self._eof:
@@ -289,6 +295,7 @@ class _Channel:
             self._stop_reading()
         if not more:
             self._set_eof()
+        self._interrupt_arrived()
 
     def _stop_reading(self) -> None:
         with self._cond:
@@ -304,6 +311,20 @@ class _Channel:
             waiting = any(other is loop for other, _ in self._futures.values())
         if waiting:
             loop.add_reader(self.rfd, self._loop_read, loop)
+            self._interrupt_arrived()  # the thread that read may have filed one
+
+    def _interrupt_arrived(self) -> None:
+        """In a tool wait of the main thread: act on an ``interrupt`` frame for its execution.
+
+        The host sends that frame, then SIGINT. A tool wait reads the channel
+        anyway, so the frame alone ends it: the interrupt holds even if the
+        signal comes late or not at all. ``on_interrupt`` raises, or not when
+        the signal already did (the worker keeps count).
+        """
+        if self.on_interrupt is None or threading.current_thread() is not threading.main_thread():
+            return
+        if self._take_interrupts(lambda exec_id: exec_id == self.running_id, limit=1):
+            self.on_interrupt()
 
     def _set_eof(self) -> None:
         with self._cond:
@@ -364,16 +385,24 @@ class _Channel:
             reading = self._reading
         if not reading and self._poller.poll(0):
             self._fill()
+        return exec_id in self._take_interrupts(lambda _: True)
+
+    def _take_interrupts(self, which: Callable[[Any], bool], limit: int | None = None) -> list[Any]:
+        """Take the ``interrupt`` frames for the executions ``which`` accepts; their ids."""
+        taken: list[Any] = []
         with self._cond:
-            found = False
             kept: collections.deque[dict[str, Any]] = collections.deque()
             for message in self.inbox:
-                if message.get("op") == protocol.Op.INTERRUPT:
-                    found = found or message.get("id") == exec_id
+                if (
+                    message.get("op") == protocol.Op.INTERRUPT
+                    and (limit is None or len(taken) < limit)
+                    and which(message.get("id"))
+                ):
+                    taken.append(message.get("id"))
                 else:
                     kept.append(message)
             self.inbox = kept
-        return found
+        return taken
 
     def send(self, message: dict[str, Any]) -> None:
         data = protocol.encode(message)
@@ -506,6 +535,10 @@ class Worker:
         self.defer = 0  # >0 while the main thread writes a frame: a SIGINT waits for the end
         self.interrupt_pending = False
         self.idle_sigint = False  # a SIGINT came while no code ran
+        # Each interrupt of the host is a frame, then a SIGINT; whichever the
+        # code meets first raises KeyboardInterrupt, the other is then absorbed
+        self.signals_owed = 0  # interrupts raised from their frame: their SIGINT is absorbed
+        self.frames_owed = 0  # SIGINTs that raised: a frame a tool wait reads later is absorbed
         self.main_ident = threading.get_ident()
         self.window_start = 0.0  # time.monotonic() when the current coalescing window began
         self.window_frames = 0  # stream frames sent in that window
@@ -626,9 +659,21 @@ class Worker:
             if worker.defer:
                 worker.interrupt_pending = True  # guarded() re-delivers it once the frame is out
                 return
+            if worker.signals_owed:
+                worker.signals_owed -= 1  # its interrupt was raised when its frame came
+                return
+            worker.frames_owed += 1
+            raise KeyboardInterrupt
+
+        def on_interrupt_frame() -> None:
+            if worker.frames_owed:
+                worker.frames_owed -= 1  # its SIGINT has raised already
+                return
+            worker.signals_owed += 1
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGINT, on_sigint)
+        self.channel.on_interrupt = on_interrupt_frame
         real_exit = os._exit
 
         @functools.wraps(real_exit)
@@ -1026,6 +1071,8 @@ class Worker:
         filename = f"<cell-{exec_id}>"
         lines = code.splitlines(True)
         linecache.cache[filename] = (len(code), None, lines, filename)
+        self.signals_owed = self.frames_owed = 0
+        self.channel.running_id = exec_id
         try:
             self.running = True
             try:
@@ -1041,6 +1088,7 @@ class Worker:
                     exec(compiled, self.namespace)
             finally:
                 self.running = False
+                self.channel.running_id = None
         except KeyboardInterrupt as exc:
             return "interrupted", _error_info(exc, exc.__traceback__, filename)
         except MemoryError as exc:

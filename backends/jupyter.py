@@ -434,7 +434,7 @@ class JupyterSession(Supervised, Session):
                 continue
             request = _announced(msg)
             if request is not None:
-                desk.start(request)
+                desk.start(request, announced=True)
             else:
                 run.take(msg)
 
@@ -679,6 +679,8 @@ def _failure(request: Mapping[str, Any], kind: str, message: str) -> dict[str, A
 #: what a cell the kernel was asked to interrupt raised (a cell that awaits is cancelled)
 _INTERRUPTED = ("KeyboardInterrupt", "CancelledError")
 _NO_TOOLS = "host tools are not available to this execution"
+#: how long a call an input request carried waits for its announcement on iopub
+_ANNOUNCEMENT_WAIT_S = 1.0
 _ENDED = "the execution that made this call ended before the tool returned"
 
 
@@ -712,18 +714,33 @@ class _ToolDesk:
         self._wait: list[int] = []  # the calls it said were waiting
         self._outbox: list[str] = []  # pieces of an answer still to send
         self._sending: set[asyncio.Task[None]] = set()
+        self._heard: dict[int, asyncio.Event] = {}  # set once a call's announcement is in
         self._closed = False
 
-    def start(self, request: Mapping[str, Any]) -> None:
-        """Run a call of the code, unless it runs or ran already."""
+    def start(self, request: Mapping[str, Any], *, announced: bool = False) -> None:
+        """Run a call of the code, unless it runs or ran already.
+
+        ``announced``: heard on iopub, after the output the code wrote before
+        the call. A call an input request carried first (stdin may overtake
+        iopub) waits for its announcement, so the tool runs after that output
+        reached the host, as on every backend; at most :data:`_ANNOUNCEMENT_WAIT_S`,
+        in case the announcement never comes.
+        """
         call = request.get("call")
         if not isinstance(call, int) or self._closed or self.hold is not None:
             return
+        heard = self._heard.setdefault(call, asyncio.Event())
+        if announced:
+            heard.set()
         if call in self._tasks or call in self._ready or call in self._sent:
             return
         self._tasks[call] = asyncio.get_running_loop().create_task(self._run(call, request))
 
     async def _run(self, call: int, request: Mapping[str, Any]) -> None:
+        heard = self._heard[call]
+        if not heard.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(heard.wait(), _ANNOUNCEMENT_WAIT_S)
         reply = await self._reply(request)
         reply["call"] = call
         self._tasks.pop(call, None)

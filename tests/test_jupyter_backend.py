@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from eager_rt.backends import _kernel_tools as kernel_tools
+from eager_rt.backends import jupyter as jupyter_backend
 from eager_rt.backends._ipython_setup import EOF_MESSAGE
 from eager_rt.backends._jupyter_messages import (
     KernelMessage,
@@ -37,6 +38,7 @@ from eager_rt import arun_stream
 from eager_rt.executor import BackendError, Output, Session, SessionDead, Status
 from eager_rt.testing import paced
 from eager_rt.tools import ToolHost, as_tools, stub_source, tool
+from tests.conformance.test_tools import wait_for
 from tests.kernel_bounds import (
     FLOOD_CAP,
     TIME_BOUND,
@@ -572,7 +574,7 @@ async def test_tool_desk_answers_the_kernels_questions() -> None:
     kernel = _FakeKernel()
     desk = _ToolDesk(kernel, handler)
     request = {"tool": "t", "args": {}, "call": 1}
-    desk.start(request)  # announced on iopub
+    desk.start(request, announced=True)  # announced on iopub
     desk.on_input_request(_ask([request], [1]))  # and carried by the prompt: run once
     await _settle()
     assert len(handled) == 1
@@ -596,6 +598,32 @@ async def test_tool_desk_answers_the_kernels_questions() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_call_the_prompt_carried_first_waits_for_its_announcement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """stdin may overtake iopub: the tool runs once the announcement (behind the output
+    the code wrote before the call) is in, or after a bound if it never comes."""
+    monkeypatch.setattr(jupyter_backend, "_ANNOUNCEMENT_WAIT_S", 0.2)
+    handled: list[int] = []
+
+    async def handler(request: Mapping[str, Any]) -> dict[str, Any]:
+        handled.append(request["call"])
+        return {"ok": True, "tool": "t", "value": None}
+
+    kernel = _FakeKernel()
+    desk = _ToolDesk(kernel, handler)
+    first, second = ({"tool": "t", "args": {}, "call": n} for n in (1, 2))
+    desk.on_input_request(_ask([first, second], [1, 2]))
+    await _settle()
+    assert handled == []  # neither announced yet
+    desk.start(first, announced=True)
+    await _settle()
+    assert handled == [1]
+    await wait_for(lambda: handled == [1, 2])  # call 2's announcement never came
+    await desk.close()
+
+
+@pytest.mark.anyio
 async def test_tool_desk_sends_a_large_answer_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kernel_tools, "PIECE", 40)
 
@@ -604,7 +632,9 @@ async def test_tool_desk_sends_a_large_answer_in_pieces(monkeypatch: pytest.Monk
 
     kernel = _FakeKernel()
     desk = _ToolDesk(kernel, handler)
-    desk.on_input_request(_ask([{"tool": "t", "args": {}, "call": 1}], [1]))
+    request = {"tool": "t", "args": {}, "call": 1}
+    desk.on_input_request(_ask([request], [1]))
+    desk.start(request, announced=True)
     await _settle()
     part = 1
     while kernel.sent[-1].startswith(kernel_tools.MORE):

@@ -77,6 +77,32 @@ async def test_sync_and_async_tools_return_their_values(session: Session) -> Non
     ]
 
 
+async def test_a_tool_runs_after_the_output_written_before_its_call(session: Session) -> None:
+    """What the code printed before a call (unflushed, on both streams) is delivered before
+    the tool runs: a tool, an approver or a live view sees the call in its context."""
+    seen: list[Output] = []
+    stderr_seen: list[str] = []
+
+    def printed() -> dict[str, str]:
+        """What the host has received of the code's output so far."""
+        got = {k: "".join(o.text for o in seen if o.kind == k) for k in ("stdout", "stderr")}
+        stderr_seen.append(got["stderr"])
+        return got
+
+    host = await define(session, printed)
+    code = (
+        "import sys\n"
+        "for i in range(3):\n"
+        "    print('out', i)\n"
+        "    print('err', i, file=sys.stderr)\n"
+        "    print('seen', printed()['stdout'].count('out '))\n"
+    )
+    result = await session.execute(code, timeout=60, tools=host, on_output=seen.append)
+    assert result.status is Status.OK, result
+    assert result.stdout == "out 0\nseen 1\nout 1\nseen 2\nout 2\nseen 3\n"
+    assert stderr_seen == ["err 0\n", "err 0\nerr 1\n", "err 0\nerr 1\nerr 2\n"]
+
+
 async def test_gather_runs_async_tools_concurrently(session: Session) -> None:
     async def slow(n: int) -> int:
         await asyncio.sleep(0.3)
