@@ -538,7 +538,7 @@ class Worker:
         # Each interrupt of the host is a frame, then a SIGINT; whichever the
         # code meets first raises KeyboardInterrupt, the other is then absorbed
         self.signals_owed = 0  # interrupts raised from their frame: their SIGINT is absorbed
-        self.frames_owed = 0  # SIGINTs that raised: a frame a tool wait reads later is absorbed
+        self.frames_owed = 0  # SIGINTs that raised in this execution: a frame read later is too
         self.main_ident = threading.get_ident()
         self.window_start = 0.0  # time.monotonic() when the current coalescing window began
         self.window_frames = 0  # stream frames sent in that window
@@ -651,6 +651,11 @@ class Worker:
         sys.meta_path.insert(0, _PyplotHook(lambda caller: worker.send_figures(caller)))
 
         def on_sigint(signum: int, frame: types.FrameType | None) -> None:
+            if worker.signals_owed:
+                # the SIGINT of an interrupt raised when its frame came; it may come
+                # late (Podman's client relays it), even during a later execution
+                worker.signals_owed -= 1
+                return
             if not worker.running:
                 # stale (its execution already ended) or early (the next one has
                 # not started yet): _run() asks the channel which
@@ -658,9 +663,6 @@ class Worker:
                 return
             if worker.defer:
                 worker.interrupt_pending = True  # guarded() re-delivers it once the frame is out
-                return
-            if worker.signals_owed:
-                worker.signals_owed -= 1  # its interrupt was raised when its frame came
                 return
             worker.frames_owed += 1
             raise KeyboardInterrupt
@@ -1071,7 +1073,7 @@ class Worker:
         filename = f"<cell-{exec_id}>"
         lines = code.splitlines(True)
         linecache.cache[filename] = (len(code), None, lines, filename)
-        self.signals_owed = self.frames_owed = 0
+        self.frames_owed = 0  # (a signal owed stays owed: see on_sigint)
         self.channel.running_id = exec_id
         try:
             self.running = True

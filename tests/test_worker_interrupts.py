@@ -20,6 +20,7 @@ from eager_rt.backends._framed import WorkerSession
 
 from eager_rt.executor import Backend, ExecResult, Output, Status
 from eager_rt.tools import ToolHost
+from tests.conformance.test_session import run_until_running
 from tests.conformance.test_tools import add, define, stalling_tool, wait_for
 from tests.conftest import BACKEND_VARIANTS
 
@@ -153,6 +154,46 @@ async def test_a_late_signal_does_not_interrupt_the_code_that_caught_the_interru
     assert result.status is caught_status(kind), result
     assert result.stdout == "calling\ncaught\nsignalled\ncleaned\n"
     assert [c.tool for c in host.calls] == ["stall", "signal_sent"]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_signal_that_comes_during_the_next_execution_is_absorbed(
+    worker: WorkerSession, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The frame ended the wait; the SIGINT, relayed late (as Podman's client does), lands
+    while the next execution runs: that one is not interrupted, and the one after
+    that can still be."""
+    held: list[Callable[[], Awaitable[None]]] = []
+
+    def hold(real: SendInterrupt) -> SendInterrupt:
+        async def send(pid: int) -> None:
+            held.append(lambda: real(pid))
+
+        return send
+
+    replace_signal(monkeypatch, worker, hold)
+    release = threading.Event()
+    try:
+        task, _ = await stalled(worker, kind, release, "{call}\n")
+        await worker.interrupt()
+        result = await asyncio.wait_for(task, 60)
+    finally:
+        release.set()
+    assert result.status is Status.INTERRUPTED, result
+    (late_signal,) = held
+    monkeypatch.undo()  # interrupts signal again from here on
+    nap = "import time\nprint('start', flush=True)\nfor _ in range(30):\n    time.sleep(0.01)\n"
+    running, _ = await run_until_running(worker, nap + "print('end')\n", "start", timeout=60)
+    await late_signal()
+    after = await asyncio.wait_for(running, 60)
+    assert after.status is Status.OK, after
+    assert after.stdout == "start\nend\n"
+    # the debt is paid: a real interrupt of code that reads no channel still works
+    spinning = "print('spin', flush=True)\nwhile True: pass\n"
+    spin, _ = await run_until_running(worker, spinning, "spin")
+    await worker.interrupt()
+    stopped = await asyncio.wait_for(spin, 60)
+    assert stopped.status is Status.INTERRUPTED, stopped
 
 
 def caught_status(kind: str) -> Status:
