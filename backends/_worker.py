@@ -53,6 +53,9 @@ _T = TypeVar("_T")
 #: lets code ``await`` at top level (``ast.PyCF_ALLOW_TOP_LEVEL_AWAIT``, without importing ast)
 _TOP_LEVEL_AWAIT = 0x2000
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE: such code is a coroutine to run
+#: how often the main thread, waiting while another thread reads the channel, lets a
+#: held SIGINT raise
+_HELD_WAIT_S = 0.05
 _CHANNEL_FD_MIN = 200  # keep the channel away from the low fds user code tends to close
 _FLUSH_THRESHOLD = 1 << 16  # a line-buffered stream also flushes when this much is pending
 _READ_SIZE = 1 << 16
@@ -100,6 +103,40 @@ else:
 # --------------------------------------------------------------------------- channel
 
 
+class _SigintHold:
+    """``with hold:`` on the main thread: a SIGINT that comes inside the block raises only
+    once the block is left (other threads run no signal handler: nothing to hold).
+
+    The channel's bookkeeping must never be cut half-way by a KeyboardInterrupt:
+    a lock taken inside ``Condition.__enter__`` and never released, or a reader
+    flag left set, hangs the worker for good. A counter the handler reads, not
+    the signal mask: blocking SIGINT runs pending handlers as the call returns,
+    and one raising there would leave the signal blocked.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending = False  # a SIGINT came inside: re-delivered when the block ends
+        self._main = threading.main_thread().ident
+
+    def __enter__(self) -> None:
+        if threading.get_ident() == self._main:
+            self.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if threading.get_ident() == self._main:
+            self.depth -= 1
+            if not self.depth and self.pending:
+                self.pending = False
+                signal.pthread_kill(self._main, signal.SIGINT)  # its handler runs now
+
+    def defer(self) -> bool:
+        """For the SIGINT handler: True if the signal must wait for the block's end."""
+        if self.depth:
+            self.pending = True
+        return bool(self.depth)
+
+
 class _Channel:
     """The private framed channel. ``lock`` also orders fd output against frames.
 
@@ -112,6 +149,7 @@ class _Channel:
         self.rfd = rfd
         self.wfd = wfd
         self.lock = threading.RLock()
+        self.hold = _SigintHold()
         self._frames = protocol.FrameDecoder()
         self._poller = select.poll()
         self._poller.register(rfd, select.POLLIN)
@@ -146,15 +184,15 @@ class _Channel:
         ends with KeyboardInterrupt on an interrupt, like any blocking call
         of user code; the reply, if it comes later, is dropped.
         """
-        with self._cond:
-            self._awaited.add(call)
         try:
+            with self.hold, self._cond:
+                self._awaited.add(call)
             send()
             # only the main thread gets signals: only there must the wait be interruptible
             main = threading.current_thread() is threading.main_thread()
             return self._pump(lambda: self._replies.pop(call, None), main)
         finally:
-            with self._cond:
+            with self.hold, self._cond:
                 self._awaited.discard(call)
                 self._replies.pop(call, None)
 
@@ -164,23 +202,26 @@ class _Channel:
         while True:
             if interruptible:
                 self._interrupt_arrived()
-            with self._cond:
-                found = ready()
-                if found is not None or self._eof:
-                    return found
-                if self._reading:
-                    self._cond.wait()
-                    continue
-                self._reading = True
+            reader = False
             try:
+                with self.hold, self._cond:
+                    found = ready()
+                    if found is not None or self._eof:
+                        return found
+                    if self._reading:
+                        # another thread reads; a SIGINT held meanwhile is raised
+                        # when the block ends, so the main thread looks up often
+                        self._cond.wait(_HELD_WAIT_S if interruptible else None)
+                        continue
+                    self._reading = reader = True
                 # poll with SIGINT deliverable: an interrupt ends the wait
                 if interruptible and not self._wait_interruptibly():
                     continue  # woken by a signal whose handler did not raise
-                more = self._fill()
+                if not self._fill():
+                    self._set_eof()
             finally:
-                self._stop_reading()
-            if not more:
-                self._set_eof()
+                if reader:
+                    self._stop_reading()
 
     def watch_signals(self) -> None:
         """Make every signal to this process wake the channel's interruptible waits.
@@ -254,63 +295,69 @@ class _Channel:
 
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        with self._cond:
-            if self._eof:
-                return None
-            self._awaited.add(call)
-            self._futures[call] = (loop, future)
-            watching = any(other is loop for other, _ in self._futures.values() if _ is not future)
-        self.wake_loop_on_signals(loop)  # an interrupt must end the wait (see watch_signals)
+        registered = False
         try:
-            if not watching:
-                loop.add_reader(self.rfd, self._loop_read, loop)
+            with self.hold:
+                with self._cond:
+                    if self._eof:
+                        return None
+                    self._awaited.add(call)
+                    self._futures[call] = (loop, future)
+                    registered = True
+                    watching = any(o is loop for o, f in self._futures.values() if f is not future)
+                self.wake_loop_on_signals(loop)  # an interrupt must end the wait (watch_signals)
+                if not watching:
+                    loop.add_reader(self.rfd, self._loop_read, loop)
             send()
             reply: dict[str, Any] | None = await future
             return reply
         finally:
-            with self._cond:
-                self._awaited.discard(call)
-                self._replies.pop(call, None)
-                self._futures.pop(call, None)
-                last = not any(other is loop for other, _ in self._futures.values())
-                if last:
-                    self._parked.discard(loop)
-            if last:
-                loop.remove_reader(self.rfd)
+            if registered:
+                with self.hold:
+                    with self._cond:
+                        self._awaited.discard(call)
+                        self._replies.pop(call, None)
+                        self._futures.pop(call, None)
+                        last = not any(other is loop for other, _ in self._futures.values())
+                        if last:
+                            self._parked.discard(loop)
+                    if last:
+                        loop.remove_reader(self.rfd)
 
     def _loop_read(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop's reader callback: file what arrived, never block the loop."""
-        with self._cond:
-            if self._reading:  # another thread reads: it files our replies, then re-arms us
-                self._parked.add(loop)
-                loop.remove_reader(self.rfd)
-                return
-            self._reading = True
-        try:
-            # a thread may have read the bytes between the wake-up and here
-            if not select.select([self.rfd], [], [], 0)[0]:
-                return
-            more = self._fill()
-        finally:
-            self._stop_reading()
-        if not more:
-            self._set_eof()
+        with self.hold:
+            with self._cond:
+                if self._reading:  # another thread reads: it files our replies, then re-arms us
+                    self._parked.add(loop)
+                    loop.remove_reader(self.rfd)
+                    return
+                self._reading = True
+            try:
+                # a thread may have read the bytes between the wake-up and here
+                if select.select([self.rfd], [], [], 0)[0] and not self._fill():
+                    self._set_eof()
+            finally:
+                self._stop_reading()
         self._interrupt_arrived()
 
     def _stop_reading(self) -> None:
-        with self._cond:
-            self._reading = False
-            self._cond.notify_all()
-            parked, self._parked = self._parked, set()
-        for loop in parked:  # a loop that stood down for us watches the fd again
-            with contextlib.suppress(RuntimeError):  # that loop was closed meanwhile
-                loop.call_soon_threadsafe(self._rearm, loop)
+        with self.hold:
+            with self._cond:
+                self._reading = False
+                self._cond.notify_all()
+                parked, self._parked = self._parked, set()
+            for loop in parked:  # a loop that stood down for us watches the fd again
+                with contextlib.suppress(RuntimeError):  # that loop was closed meanwhile
+                    loop.call_soon_threadsafe(self._rearm, loop)
 
     def _rearm(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._cond:
-            waiting = any(other is loop for other, _ in self._futures.values())
+        with self.hold:
+            with self._cond:
+                waiting = any(other is loop for other, _ in self._futures.values())
+            if waiting:
+                loop.add_reader(self.rfd, self._loop_read, loop)
         if waiting:
-            loop.add_reader(self.rfd, self._loop_read, loop)
             self._interrupt_arrived()  # the thread that read may have filed one
 
     def _interrupt_arrived(self) -> None:
@@ -327,7 +374,7 @@ class _Channel:
             self.on_interrupt()
 
     def _set_eof(self) -> None:
-        with self._cond:
+        with self.hold, self._cond:
             self._eof = True
             self._cond.notify_all()
             for call in list(self._futures):
@@ -349,11 +396,12 @@ class _Channel:
                 loop.call_soon_threadsafe(_settle, future, reply)
 
     def _fill(self) -> bool:
-        # With SIGINT blocked, a handler that raises (user code may install
-        # one) cannot fire between the read and the filing and lose a frame;
-        # a SIGINT that came meanwhile is delivered on unblocking, whole bytes kept.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
-        try:
+        """Read what is there and file every complete frame; False at the end of the channel.
+
+        Held, so no KeyboardInterrupt falls between the read and the filing
+        and loses a frame.
+        """
+        with self.hold:
             chunk = os.read(self.rfd, _READ_SIZE)
             if chunk:
                 self._frames.feed(chunk)
@@ -366,8 +414,6 @@ class _Channel:
                                 self._replies[message["call"]] = message
                         else:
                             self.inbox.append(message)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return bool(chunk)
 
     def input_waiting(self) -> bool:
@@ -381,16 +427,17 @@ class _Channel:
         reached the worker before the execution began finds it here. Interrupt
         frames are taken out of the inbox; any other frame stays queued.
         """
-        with self._cond:
-            reading = self._reading
-        if not reading and self._poller.poll(0):
-            self._fill()
-        return exec_id in self._take_interrupts(lambda _: True)
+        with self.hold:
+            with self._cond:
+                reading = self._reading
+            if not reading and self._poller.poll(0):
+                self._fill()
+            return exec_id in self._take_interrupts(lambda _: True)
 
     def _take_interrupts(self, which: Callable[[Any], bool], limit: int | None = None) -> list[Any]:
         """Take the ``interrupt`` frames for the executions ``which`` accepts; their ids."""
         taken: list[Any] = []
-        with self._cond:
+        with self.hold, self._cond:
             kept: collections.deque[dict[str, Any]] = collections.deque()
             for message in self.inbox:
                 if (
@@ -412,14 +459,11 @@ class _Channel:
                 return
             # Several writes: a KeyboardInterrupt between two of them would
             # leave half a frame, so SIGINT waits until the frame is out
-            mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
-            try:
+            with self.hold:
                 view = memoryview(data)
                 while view:
                     written = os.write(self.wfd, view)
                     view = view[written:]
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _settle(future: asyncio.Future[Any], reply: dict[str, Any] | None) -> None:
@@ -532,14 +576,11 @@ class Worker:
         self.private_stderr = private_stderr
         self.exec_id: Any = None
         self.running = False  # SIGINT raises KeyboardInterrupt only while this is set
-        self.defer = 0  # >0 while the main thread writes a frame: a SIGINT waits for the end
-        self.interrupt_pending = False
         self.idle_sigint = False  # a SIGINT came while no code ran
         # Each interrupt of the host is a frame, then a SIGINT; whichever the
         # code meets first raises KeyboardInterrupt, the other is then absorbed
         self.signals_owed = 0  # interrupts raised from their frame: their SIGINT is absorbed
         self.frames_owed = 0  # SIGINTs that raised in this execution: a frame read later is too
-        self.main_ident = threading.get_ident()
         self.window_start = 0.0  # time.monotonic() when the current coalescing window began
         self.window_frames = 0  # stream frames sent in that window
         self.timer_armed = False  # coalesced text is waiting for the drain thread
@@ -661,9 +702,8 @@ class Worker:
                 # not started yet): _run() asks the channel which
                 worker.idle_sigint = True
                 return
-            if worker.defer:
-                worker.interrupt_pending = True  # guarded() re-delivers it once the frame is out
-                return
+            if worker.channel.hold.defer():
+                return  # re-delivered once the channel's bookkeeping or frame is done
             worker.frames_owed += 1
             raise KeyboardInterrupt
 
@@ -716,23 +756,11 @@ class Worker:
         """Run ``fn`` holding the channel lock, with SIGINT held off until it returns.
 
         A KeyboardInterrupt raised half-way through writing a frame would
-        corrupt the channel, so the handler only notes it while ``defer`` is
-        set; the interrupt is re-delivered to the main thread afterwards.
+        corrupt the channel: one that comes meanwhile is raised once the frame
+        is out (see :class:`_SigintHold`; other threads need no hold).
         """
-        if threading.get_ident() != self.main_ident:
-            # SIGINT is handled in the main thread only, and a KeyboardInterrupt
-            # there cannot cut another thread's frame short: nothing to hold off
-            with self.channel.lock:
-                return fn(*args)
-        with self.channel.lock:
-            self.defer += 1
-            try:
-                return fn(*args)
-            finally:
-                self.defer -= 1
-                if self.interrupt_pending and not self.defer:
-                    self.interrupt_pending = False
-                    signal.pthread_kill(self.main_ident, signal.SIGINT)
+        with self.channel.hold, self.channel.lock:
+            return fn(*args)
 
     def _send_stream(self, name: str, text: str, line: int | None = None) -> None:
         left = self.output_left

@@ -13,40 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from eager_rt.backends._framed import WorkerSession
 
-from eager_rt.executor import Backend, ExecResult, Output, Status
+from eager_rt.executor import ExecResult, Output, Session, Status
 from eager_rt.tools import ToolHost
 from tests.conformance.test_session import run_until_running
 from tests.conformance.test_tools import add, define, stalling_tool, wait_for
-from tests.conftest import BACKEND_VARIANTS
 
-pytestmark = pytest.mark.anyio
-
-WORKER_VARIANTS = ["local", "local-bwrap", "docker", "podman"]
+pytestmark = [
+    pytest.mark.anyio,
+    # conftest's backend fixture, narrowed to the backends that speak the worker protocol
+    pytest.mark.parametrize("backend", ["local", "local-bwrap", "docker", "podman"], indirect=True),
+]
 
 SendInterrupt = Callable[[int], Awaitable[None]]
 
 
-@pytest.fixture(params=WORKER_VARIANTS)
-def worker_backend(request: pytest.FixtureRequest) -> Backend:
-    backend = request.getfixturevalue(BACKEND_VARIANTS[request.param])
-    assert isinstance(backend, Backend)
-    return backend
-
-
 @pytest.fixture
-async def worker(worker_backend: Backend) -> AsyncIterator[WorkerSession]:
-    session = worker_backend.session()
+def worker(session: Session) -> WorkerSession:
+    """The conftest's session, of the worker backends only (see ``pytestmark``)."""
     assert isinstance(session, WorkerSession)
-    await session.start(timeout=120)
-    try:
-        yield session
-    finally:
-        await session.close()
+    return session
 
 
 def replace_signal(
@@ -78,27 +68,41 @@ async def stalled(
     return task, host
 
 
+async def interrupted_with_its_signal_held(
+    session: WorkerSession,
+    kind: str,
+    release: threading.Event,
+    code: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[ExecResult, ToolHost, list[Callable[[], Awaitable[None]]]]:
+    """Interrupt ``code`` stalled in a tool call with the SIGINT held back (the frame goes);
+    the result, and the held signals, each sent when called."""
+    held: list[Callable[[], Awaitable[None]]] = []
+
+    def hold(real: SendInterrupt) -> SendInterrupt:
+        async def send(pid: int) -> None:
+            held.append(lambda: real(pid))
+
+        return send
+
+    replace_signal(monkeypatch, session, hold)
+    task, host = await stalled(session, kind, release, code)
+    await session.interrupt()
+    return await asyncio.wait_for(task, 60), host, held
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
 async def test_an_interrupt_whose_signal_is_lost_still_ends_the_tool_wait(
     worker: WorkerSession, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    signals: list[int] = []
-
-    def lost(_real: SendInterrupt) -> SendInterrupt:
-        async def send(pid: int) -> None:
-            signals.append(pid)  # the host meant to signal; nothing reaches the worker
-
-        return send
-
-    replace_signal(monkeypatch, worker, lost)
     release = threading.Event()
     try:
-        task, host = await stalled(worker, kind, release, "{call}\nprint('never')\n")
-        await worker.interrupt()
-        result = await asyncio.wait_for(task, 60)
+        result, host, held = await interrupted_with_its_signal_held(
+            worker, kind, release, "{call}\nprint('never')\n", monkeypatch
+        )
     finally:
         release.set()
-    assert len(signals) == 1  # the interrupt did try to signal: only the frame got through
+    assert len(held) == 1  # the interrupt did try to signal: only the frame got through
     assert result.status is Status.INTERRUPTED, result
     assert "never" not in result.stdout
     after = await worker.execute("print(kept, add(1, 1))", timeout=60, tools=host)
@@ -163,20 +167,11 @@ async def test_a_signal_that_comes_during_the_next_execution_is_absorbed(
     """The frame ended the wait; the SIGINT, relayed late (as Podman's client does), lands
     while the next execution runs: that one is not interrupted, and the one after
     that can still be."""
-    held: list[Callable[[], Awaitable[None]]] = []
-
-    def hold(real: SendInterrupt) -> SendInterrupt:
-        async def send(pid: int) -> None:
-            held.append(lambda: real(pid))
-
-        return send
-
-    replace_signal(monkeypatch, worker, hold)
     release = threading.Event()
     try:
-        task, _ = await stalled(worker, kind, release, "{call}\n")
-        await worker.interrupt()
-        result = await asyncio.wait_for(task, 60)
+        result, _, held = await interrupted_with_its_signal_held(
+            worker, kind, release, "{call}\n", monkeypatch
+        )
     finally:
         release.set()
     assert result.status is Status.INTERRUPTED, result
@@ -197,9 +192,12 @@ async def test_a_signal_that_comes_during_the_next_execution_is_absorbed(
 
 
 def caught_status(kind: str) -> Status:
-    """A sync wait ends with KeyboardInterrupt, which the code caught: it ran to its end. An
-    async one ends by cancelling the code's task: the code ran its cleanup, and the
-    execution, whose event loop was stopped, is still interrupted."""
+    """How an interrupt the code caught ends, when the interrupt came through the loop.
+
+    A sync wait ends with KeyboardInterrupt, which the code caught: it ran to its
+    end. An async one ends by cancelling the code's task: the code ran its
+    cleanup, and the execution, whose event loop was stopped, is interrupted.
+    """
     return Status.OK if kind == "sync" else Status.INTERRUPTED
 
 
@@ -228,5 +226,7 @@ async def test_a_frame_read_after_the_signal_raised_changes_nothing(
         result = await asyncio.wait_for(task, 60)
     finally:
         release.set()
-    assert result.status is caught_status(kind), result
+    # (a SIGINT that lands while an async call's frame is still being sent is raised
+    # there, inside the code's task, which catches it and runs to its end: ok)
+    assert result.status in {caught_status(kind), Status.OK}, result
     assert result.stdout == "calling\ncaught 3\nafter 5\n"
