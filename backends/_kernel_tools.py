@@ -194,7 +194,11 @@ class StdinTransport:
     ) -> None:
         self._announce = announce
         self._ask = ask
-        self._cond = threading.Condition()
+        # ``with`` on the lock itself: taking it is one C call, so an interrupt cannot
+        # land between the taking and the block (inside Condition.__enter__ it can,
+        # and the lock would stay held)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._waiting: set[int] = set()
         self._replies: dict[int, dict[str, Any]] = {}
         self._unsent: list[dict[str, Any]] = []  # requests no prompt has carried yet
@@ -203,12 +207,12 @@ class StdinTransport:
     def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
         request = _with_line(request)
         call = int(request["call"])
-        with self._cond:
+        with self._lock:
             self._waiting.add(call)  # before the announcement: a reply may come back at once
             self._unsent.append(request)
         try:
             self._announce(request)
-            with self._cond:
+            with self._lock:
                 while call not in self._replies:
                     if self._asking:
                         self._cond.wait(_signal_check())
@@ -216,7 +220,7 @@ class StdinTransport:
                         self._collect()
                 return self._replies.pop(call)
         finally:
-            with self._cond:
+            with self._lock:
                 self._waiting.discard(call)
                 self._replies.pop(call, None)
 
@@ -233,7 +237,7 @@ class StdinTransport:
                     try:
                         answer = self._ask(PROMPT + json.dumps(query))
                     except BaseException:
-                        with self._cond:
+                        with self._lock:
                             self._unsent[:0] = calls  # the host may not have seen them
                         raise
                 finally:
@@ -264,7 +268,11 @@ class SocketTransport:
     def __init__(self, announce: Callable[[dict[str, Any]], None], path: str) -> None:
         self._announce = announce
         self.path = path
-        self._cond = threading.Condition()
+        # ``with`` on the lock itself: taking it is one C call, so an interrupt cannot
+        # land between the taking and the block (inside Condition.__enter__ it can,
+        # and the lock would stay held)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._waiting: set[int] = set()
         self._replies: dict[int, dict[str, Any]] = {}
         self._partial: dict[str, list[bytes]] = {}
@@ -274,21 +282,21 @@ class SocketTransport:
         request = _with_line(request)
         call = int(request["call"])
         self._listen()
-        with self._cond:
+        with self._lock:
             self._waiting.add(call)
         try:
             self._announce(request)
-            with self._cond:
+            with self._lock:
                 while call not in self._replies:
                     self._cond.wait(_signal_check())
                 return self._replies.pop(call)
         finally:
-            with self._cond:
+            with self._lock:
                 self._waiting.discard(call)
                 self._replies.pop(call, None)
 
     def _listen(self) -> None:
-        with self._cond:
+        with self._lock:
             if self._server is not None:
                 return
             if not self.path.startswith("\0"):
@@ -325,7 +333,7 @@ class SocketTransport:
                 continue  # not a delivery of ours
 
     def _take(self, batch: str, last: bool, body: bytes) -> None:
-        with self._cond:
+        with self._lock:
             pieces = self._partial.setdefault(batch, [])
             pieces.append(body)
             if not last:

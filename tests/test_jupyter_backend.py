@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -524,6 +525,62 @@ def test_stdin_transport_hands_every_thread_its_own_reply() -> None:
     # every request rode on some prompt exactly once (a dropped announcement still arrives)
     carried = [r["call"] for q in asked for r in q["calls"]]
     assert sorted(carried) == list(range(1, 7))
+
+
+def test_an_interrupt_anywhere_in_a_tool_wait_leaves_the_kernel_transport_usable() -> None:
+    """KeyboardInterrupt (the kernel's answer to an interrupt) at each point of a call's
+    wait where a signal handler may run: the lock is never left held, and the next
+    call gets its reply. (Raised as ``Condition.__enter__`` returned, it once left the
+    lock taken: the next call in that kernel hung.)"""
+
+    def ask(prompt: str) -> str:
+        query = json.loads(prompt[len(kernel_tools.PROMPT) :])
+        replies = [{"ok": True, "call": c, "tool": "t", "value": c} for c in query["wait"]]
+        return kernel_tools.LAST + json.dumps(replies)
+
+    transport = kernel_tools.StdinTransport(lambda request: None, ask)
+    watched = {transport.__call__.__code__, transport._collect.__code__}
+
+    def run(call: int, at: int | None) -> tuple[int, object]:
+        """Make call ``call`` in a thread, raising KeyboardInterrupt at its ``at``-th point.
+
+        The points are where a signal's handler runs in CPython: as a function of
+        the transport starts, and as each Python function it calls returns.
+        """
+        seen, outcome = [0], []
+
+        def tracer(frame: Any, event: str, arg: Any) -> Any:
+            caller = frame.f_back.f_code if frame.f_back is not None else None
+            if (event == "call" and frame.f_code in watched) or (
+                event == "return" and caller in watched
+            ):
+                seen[0] += 1
+                if seen[0] == at:
+                    raise KeyboardInterrupt
+            return tracer if frame.f_code in watched or caller in watched else None
+
+        def target() -> None:
+            sys.settrace(tracer)
+            try:
+                outcome.append(transport({"tool": "t", "args": {}, "call": call})["value"])
+            except KeyboardInterrupt:
+                outcome.append("interrupted")
+            finally:
+                sys.settrace(None)
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), f"the call hung after an interrupt at point {at}"
+        return seen[0], outcome[0]
+
+    points, value = run(1, None)
+    assert value == 1 and points >= 5
+    for at in range(1, points + 1):
+        run(100 + at, at)
+        assert transport._cond._lock.acquire(blocking=False), f"lock left held at {at}"  # type: ignore[attr-defined]
+        transport._cond._lock.release()  # type: ignore[attr-defined]
+        assert run(1000 + at, None)[1] == 1000 + at
 
 
 def test_stdin_transport_joins_an_answer_sent_in_pieces() -> None:
