@@ -166,6 +166,9 @@ def serve(args: argparse.Namespace) -> None:
         url = f"http://127.0.0.1:{args.port}"
         _wait(url + "/health", server, server_log)
         print(json.dumps({"url": url, "logs": str(work)}), flush=True)
+        # SIGTERM too ends in the clean-up below: the servers run in sessions of
+        # their own and would outlive this process
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
         with contextlib.suppress(KeyboardInterrupt):
             sys.stdin.buffer.read()
     finally:
