@@ -69,11 +69,7 @@ async def stalled(
 
 
 async def interrupted_with_its_signal_held(
-    session: WorkerSession,
-    kind: str,
-    release: threading.Event,
-    code: str,
-    monkeypatch: pytest.MonkeyPatch,
+    session: WorkerSession, kind: str, code: str, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[ExecResult, ToolHost, list[Callable[[], Awaitable[None]]]]:
     """Interrupt ``code`` stalled in a tool call with the SIGINT held back (the frame goes);
     the result, and the held signals, each sent when called."""
@@ -86,22 +82,21 @@ async def interrupted_with_its_signal_held(
         return send
 
     replace_signal(monkeypatch, session, hold)
-    task, host = await stalled(session, kind, release, code)
-    await session.interrupt()
-    return await asyncio.wait_for(task, 60), host, held
+    release = threading.Event()
+    try:
+        task, host = await stalled(session, kind, release, code)
+        await session.interrupt()
+        return await asyncio.wait_for(task, 60), host, held
+    finally:
+        release.set()
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 async def test_an_interrupt_whose_signal_is_lost_still_ends_the_tool_wait(
     worker: WorkerSession, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    release = threading.Event()
-    try:
-        result, host, held = await interrupted_with_its_signal_held(
-            worker, kind, release, "{call}\nprint('never')\n", monkeypatch
-        )
-    finally:
-        release.set()
+    code = "{call}\nprint('never')\n"
+    result, host, held = await interrupted_with_its_signal_held(worker, kind, code, monkeypatch)
     assert len(held) == 1  # the interrupt did try to signal: only the frame got through
     assert result.status is Status.INTERRUPTED, result
     assert "never" not in result.stdout
@@ -167,13 +162,7 @@ async def test_a_signal_that_comes_during_the_next_execution_is_absorbed(
     """The frame ended the wait; the SIGINT, relayed late (as Podman's client does), lands
     while the next execution runs: that one is not interrupted, and the one after
     that can still be."""
-    release = threading.Event()
-    try:
-        result, _, held = await interrupted_with_its_signal_held(
-            worker, kind, release, "{call}\n", monkeypatch
-        )
-    finally:
-        release.set()
+    result, _, held = await interrupted_with_its_signal_held(worker, kind, "{call}\n", monkeypatch)
     assert result.status is Status.INTERRUPTED, result
     (late_signal,) = held
     monkeypatch.undo()  # interrupts signal again from here on
