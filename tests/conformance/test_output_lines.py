@@ -15,6 +15,7 @@ from eager_rt.backends import WorkerSession
 
 from eager_rt.executor import Output, Session, Status
 from eager_rt.tools import tool
+from tests.conformance.test_session import join_runs
 from tests.conformance.test_tools import add, define
 
 pytestmark = pytest.mark.anyio
@@ -22,15 +23,7 @@ pytestmark = pytest.mark.anyio
 
 def by_statement(outputs: list[Output]) -> list[tuple[int | None, str]]:
     """Consecutive stdout outputs of one line, their text joined."""
-    grouped: list[tuple[int | None, str]] = []
-    for o in outputs:
-        if o.kind != "stdout":
-            continue
-        if grouped and grouped[-1][0] == o.line:
-            grouped[-1] = (o.line, grouped[-1][1] + o.text)
-        else:
-            grouped.append((o.line, o.text))
-    return grouped
+    return join_runs((o.line, o.text) for o in outputs if o.kind == "stdout")
 
 
 BATCH = (

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Iterable
+from typing import TypeVar
 
 import pytest
 
@@ -18,17 +20,23 @@ pytestmark = pytest.mark.anyio
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def merged(outputs: list[Output]) -> list[tuple[str, str]]:
-    """Consecutive text outputs of one stream joined: backends may split writes differently."""
-    result: list[tuple[str, str]] = []
-    for o in outputs:
-        if o.kind not in ("stdout", "stderr"):
-            continue
-        if result and result[-1][0] == o.kind:
-            result[-1] = (o.kind, result[-1][1] + o.text)
+_K = TypeVar("_K")
+
+
+def join_runs(pieces: Iterable[tuple[_K, str]]) -> list[tuple[_K, str]]:
+    """Consecutive ``(key, text)`` pieces of one key joined: backends split writes differently."""
+    result: list[tuple[_K, str]] = []
+    for key, text in pieces:
+        if result and result[-1][0] == key:
+            result[-1] = (key, result[-1][1] + text)
         else:
-            result.append((o.kind, o.text))
+            result.append((key, text))
     return result
+
+
+def merged(outputs: list[Output]) -> list[tuple[str, str]]:
+    """Consecutive text outputs of one stream joined."""
+    return join_runs((o.kind, o.text) for o in outputs if o.kind in ("stdout", "stderr"))
 
 
 async def run_until_running(

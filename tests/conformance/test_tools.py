@@ -504,7 +504,7 @@ async def test_a_sync_approval_callback(session: Session) -> None:
         return f"wiped {path}"
 
     def approve(t: Tool, arguments: dict[str, Any]) -> bool:
-        return arguments["path"].startswith("/tmp/")
+        return str(arguments["path"]).startswith("/tmp/")
 
     host = await define(session, tool(wipe, requires_approval=True), approve=approve)
     code = (
