@@ -368,7 +368,11 @@ class _Channel:
         signal comes late or not at all. ``on_interrupt`` raises, or not when
         the signal already did (the worker keeps count).
         """
-        if self.on_interrupt is None or threading.current_thread() is not threading.main_thread():
+        if (
+            not self.inbox  # the common case, on every reply: nothing to look at
+            or self.on_interrupt is None
+            or threading.current_thread() is not threading.main_thread()
+        ):
             return
         if self._take_interrupts(lambda exec_id: exec_id == self.running_id, limit=1):
             self.on_interrupt()
